@@ -1,0 +1,44 @@
+# Build, test and run targets. `make test` is what CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+WASM_TARGET_DIR ?= target-wasm
+WASM_OUT := artifacts/nym_rewards.wasm
+WASM_MAX_BYTES := 819200
+RUST_LLD := $(shell rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Install what a fresh Debian machine lacks (Debian's rustc-web for the wasm build, binaryen)
+	@scripts/install-deps.sh
+
+.PHONY: fmt-check
+fmt-check: ## cargo fmt --check
+	cargo fmt --all -- --check
+
+.PHONY: clippy
+clippy: ## cargo clippy -D warnings on every target
+	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: wasm
+wasm: ## Build artifacts/nym_rewards.wasm (Debian rustc-web + build-std) and check its size
+	@scripts/build-wasm.sh "$(WASM_TARGET_DIR)" "$(WASM_OUT)" "$(WASM_MAX_BYTES)" "$(RUST_LLD)"
+
+.PHONY: schema
+schema: ## Regenerate schema/ from the contract's messages
+	@scripts/schema.sh
+
+.PHONY: schema-check
+schema-check: ## Fail when schema/ is stale
+	@scripts/schema.sh --check
+
+.PHONY: unit
+unit: ## All cargo tests (needs the wasm for the VM test)
+	cargo test --workspace --all-targets
+
+.PHONY: test
+test: fmt-check clippy wasm schema-check unit ## Everything CI checks
+	@echo "make test: all checks passed"

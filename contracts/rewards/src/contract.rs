@@ -1,0 +1,584 @@
+//! Entry points and the `execute_*` / `query_*` handlers they dispatch to.
+
+#[cfg(not(feature = "library"))]
+use cosmwasm_std::entry_point;
+use cosmwasm_std::{
+    Addr, Api, Binary, Deps, DepsMut, Env, HexBinary, MessageInfo, Order, Response, StdResult,
+    to_json_binary,
+};
+use cw_storage_plus::Bound;
+
+use crate::digest::{DigestContext, epoch_digest, hash_records};
+use crate::error::ContractError;
+use crate::msg::{
+    ConfigResponse, EpochRewardsResponse, EpochSummary, EpochUptime, EpochsResponse, ExecuteMsg,
+    InstantiateMsg, LatestEpochResponse, MemberInput, MigrateMsg, MixnodeReward,
+    MixnodeRewardsResponse, QueryMsg, SignerSetResponse, SignerSignature,
+};
+use crate::records::{
+    SIGNATURE_LEN, decode_rewards, decode_signatures, encode_rewards, encode_signatures,
+    find_reward,
+};
+use crate::signer_set::{build_signer_set, load_signer_set, signer_set_for_epoch};
+use crate::state::{
+    CONFIG, Config, EPOCH_REWARDS, EPOCH_SIGNATURES, EPOCH_SUMMARIES, LATEST_SIGNER_SET,
+    SIGNER_SET_BY_START, SIGNER_SETS, SignerSet,
+};
+use crate::{CONTRACT_NAME, CONTRACT_VERSION};
+
+/// Highest `max_mixnodes_per_epoch` accepted, to keep one submission within block gas.
+pub const MAX_MIXNODES_CAP: u32 = 20_000;
+/// Uptime of 100 % in basis points.
+pub const MAX_UPTIME_BP: u16 = 10_000;
+const DEFAULT_EPOCHS_LIMIT: u32 = 10;
+const MAX_EPOCHS_LIMIT: u32 = 30;
+const DEFAULT_MIXNODE_SCAN: u32 = 10;
+const MAX_MIXNODE_SCAN: u32 = 20;
+
+/// Instantiates: admin, clock, signer set version 1 (from epoch 0), limits.
+#[cfg_attr(not(feature = "library"), entry_point)]
+pub fn instantiate(
+    deps: DepsMut,
+    _env: Env,
+    info: MessageInfo,
+    msg: InstantiateMsg,
+) -> Result<Response, ContractError> {
+    cw2::set_contract_version(deps.storage, CONTRACT_NAME, CONTRACT_VERSION)?;
+    msg.clock.validate()?;
+    validate_max_mixnodes(msg.max_mixnodes_per_epoch)?;
+    let admin = match msg.admin {
+        Some(admin) => deps.api.addr_validate(&admin)?,
+        None => info.sender,
+    };
+    let set = build_signer_set(deps.api, 1, 0, msg.members, msg.threshold)?;
+    save_signer_set(deps.storage, &set)?;
+    CONFIG.save(
+        deps.storage,
+        &Config {
+            admin: admin.clone(),
+            clock: msg.clock,
+            max_mixnodes_per_epoch: msg.max_mixnodes_per_epoch,
+        },
+    )?;
+    Ok(Response::new()
+        .add_attribute("action", "instantiate")
+        .add_attribute("admin", admin)
+        .add_attribute("members", set.members.len().to_string())
+        .add_attribute("threshold", set.threshold.to_string()))
+}
+
+fn validate_max_mixnodes(max: u32) -> Result<(), ContractError> {
+    if max == 0 || max > MAX_MIXNODES_CAP {
+        return Err(ContractError::InvalidMaxMixnodes {
+            got: max,
+            cap: MAX_MIXNODES_CAP,
+        });
+    }
+    Ok(())
+}
+
+fn save_signer_set(storage: &mut dyn cosmwasm_std::Storage, set: &SignerSet) -> StdResult<()> {
+    SIGNER_SETS.save(storage, set.version, set)?;
+    SIGNER_SET_BY_START.save(storage, set.effective_from_epoch, &set.version)?;
+    LATEST_SIGNER_SET.save(storage, &set.version)
+}
+
+/// Dispatches execute messages.
+#[cfg_attr(not(feature = "library"), entry_point)]
+pub fn execute(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    msg: ExecuteMsg,
+) -> Result<Response, ContractError> {
+    match msg {
+        ExecuteMsg::SubmitEpoch {
+            epoch,
+            signer_set_version,
+            rewards,
+            signatures,
+        } => execute_submit_epoch(
+            deps,
+            env,
+            info,
+            Submission {
+                epoch,
+                signer_set_version,
+                rewards,
+                signatures,
+            },
+        ),
+        ExecuteMsg::UpdateSignerSet {
+            members,
+            threshold,
+            effective_from_epoch,
+        } => execute_update_signer_set(deps, env, info, members, threshold, effective_from_epoch),
+        ExecuteMsg::UpdateAdmin { admin } => execute_update_admin(deps, info, admin),
+    }
+}
+
+/// The fields of a `SubmitEpoch`.
+struct Submission {
+    epoch: u64,
+    signer_set_version: u32,
+    rewards: Vec<MixnodeReward>,
+    signatures: Vec<SignerSignature>,
+}
+
+fn execute_submit_epoch(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    submission: Submission,
+) -> Result<Response, ContractError> {
+    let epoch = submission.epoch;
+    // First, before any other work: a stored epoch is final.
+    if let Some(existing) = EPOCH_SUMMARIES.may_load(deps.storage, epoch)? {
+        return Err(ContractError::EpochAlreadySubmitted {
+            epoch,
+            submitter: existing.submitter.into_string(),
+        });
+    }
+    let config = CONFIG.load(deps.storage)?;
+    let ends_at = config.clock.epoch_end(epoch)?;
+    let now = env.block.time.seconds();
+    if now < ends_at {
+        return Err(ContractError::EpochNotEnded {
+            epoch,
+            ends_at,
+            now,
+        });
+    }
+    let set = signer_set_for_epoch(deps.storage, epoch)?;
+    if set.version != submission.signer_set_version {
+        return Err(ContractError::WrongSignerSetVersion {
+            epoch,
+            expected: set.version,
+            got: submission.signer_set_version,
+        });
+    }
+    if !set
+        .members
+        .iter()
+        .any(|member| member.address == info.sender)
+    {
+        return Err(ContractError::NotASigner {
+            sender: info.sender.into_string(),
+            version: set.version,
+        });
+    }
+    validate_rewards(&submission.rewards, config.max_mixnodes_per_epoch)?;
+    validate_signature_indices(&submission.signatures, &set)?;
+
+    let records = encode_rewards(&submission.rewards);
+    let data_hash = hash_records(&records);
+    let digest = epoch_digest(
+        &DigestContext {
+            chain_id: &env.block.chain_id,
+            contract_addr: env.contract.address.as_str(),
+            signer_set_version: set.version,
+            epoch,
+        },
+        &data_hash,
+    )?;
+    verify_signatures(deps.api, &digest, &submission.signatures, &set)?;
+
+    let summary = EpochSummary {
+        epoch,
+        signer_set_version: set.version,
+        data_hash: HexBinary::from(data_hash),
+        submitter: info.sender,
+        height: env.block.height,
+        time: env.block.time,
+        mixnodes: submission.rewards.len() as u32,
+        signers: submission.signatures.len() as u32,
+    };
+    EPOCH_SUMMARIES.save(deps.storage, epoch, &summary)?;
+    EPOCH_REWARDS.save(deps.storage, epoch, &records);
+    EPOCH_SIGNATURES.save(
+        deps.storage,
+        epoch,
+        &encode_signatures(&submission.signatures),
+    );
+    Ok(Response::new()
+        .add_attribute("action", "submit_epoch")
+        .add_attribute("epoch", epoch.to_string())
+        .add_attribute("submitter", summary.submitter)
+        .add_attribute("data_hash", summary.data_hash.to_hex())
+        .add_attribute("signer_set_version", set.version.to_string())
+        .add_attribute("signers", summary.signers.to_string()))
+}
+
+fn validate_rewards(rewards: &[MixnodeReward], max: u32) -> Result<(), ContractError> {
+    if rewards.is_empty() {
+        return Err(ContractError::EmptyRewards);
+    }
+    if rewards.len() > max as usize {
+        return Err(ContractError::TooManyMixnodes {
+            count: rewards.len(),
+            max,
+        });
+    }
+    let mut previous: Option<u32> = None;
+    for (position, reward) in rewards.iter().enumerate() {
+        if let Some(previous) = previous.filter(|&previous| reward.mix_id <= previous) {
+            return Err(ContractError::UnsortedMixnodes {
+                position,
+                mix_id: reward.mix_id,
+                previous,
+            });
+        }
+        if reward.uptime_bp > MAX_UPTIME_BP {
+            return Err(ContractError::UptimeOutOfRange {
+                mix_id: reward.mix_id,
+                uptime_bp: reward.uptime_bp,
+            });
+        }
+        previous = Some(reward.mix_id);
+    }
+    Ok(())
+}
+
+fn validate_signature_indices(
+    signatures: &[SignerSignature],
+    set: &SignerSet,
+) -> Result<(), ContractError> {
+    if signatures.len() < set.threshold as usize {
+        return Err(ContractError::BelowThreshold {
+            got: signatures.len(),
+            threshold: set.threshold,
+        });
+    }
+    let mut previous: Option<u16> = None;
+    for (position, signature) in signatures.iter().enumerate() {
+        if let Some(previous) = previous.filter(|&previous| signature.index <= previous) {
+            return Err(ContractError::SignerIndicesNotAscending {
+                position,
+                index: signature.index,
+                previous,
+            });
+        }
+        if usize::from(signature.index) >= set.members.len() {
+            return Err(ContractError::SignerIndexOutOfRange {
+                index: signature.index,
+                members: set.members.len(),
+            });
+        }
+        if signature.signature.len() != SIGNATURE_LEN {
+            return Err(ContractError::InvalidSignatureLength {
+                index: signature.index,
+                len: signature.signature.len(),
+            });
+        }
+        previous = Some(signature.index);
+    }
+    Ok(())
+}
+
+/// One batch verification; when it fails, a per-signature pass names the first bad signer.
+fn verify_signatures(
+    api: &dyn Api,
+    digest: &[u8; 32],
+    signatures: &[SignerSignature],
+    set: &SignerSet,
+) -> Result<(), ContractError> {
+    let pubkeys: Vec<&[u8]> = signatures
+        .iter()
+        .map(|signature| {
+            set.members[usize::from(signature.index)]
+                .ed25519_pubkey
+                .as_slice()
+        })
+        .collect();
+    let sigs: Vec<&[u8]> = signatures
+        .iter()
+        .map(|signature| signature.signature.as_slice())
+        .collect();
+    let messages: [&[u8]; 1] = [digest];
+    if api.ed25519_batch_verify(&messages, &sigs, &pubkeys)? {
+        return Ok(());
+    }
+    for ((signature, sig), pubkey) in signatures.iter().zip(&sigs).zip(&pubkeys) {
+        if !api.ed25519_verify(digest, sig, pubkey)? {
+            return Err(ContractError::InvalidSignature {
+                index: signature.index,
+            });
+        }
+    }
+    // The batch and the single checks disagree only if the API is inconsistent; refuse anyway.
+    Err(ContractError::InvalidSignature {
+        index: signatures.first().map_or(0, |signature| signature.index),
+    })
+}
+
+fn execute_update_signer_set(
+    deps: DepsMut,
+    env: Env,
+    info: MessageInfo,
+    members: Vec<MemberInput>,
+    threshold: Option<u32>,
+    effective_from_epoch: u64,
+) -> Result<Response, ContractError> {
+    let config = load_config_as_admin(deps.as_ref(), &info.sender, "update the signer set")?;
+    let latest = load_signer_set(deps.storage, LATEST_SIGNER_SET.load(deps.storage)?)?;
+    // Epochs up to the running one keep their set; a new set also starts after the latest one.
+    let current = config.clock.epoch_at(env.block.time.seconds());
+    let earliest_excluded = current.map_or(latest.effective_from_epoch, |current| {
+        current.max(latest.effective_from_epoch)
+    });
+    if effective_from_epoch <= earliest_excluded {
+        return Err(ContractError::RotationNotInFuture {
+            effective_from_epoch,
+            earliest_excluded,
+        });
+    }
+    let version = latest.version + 1;
+    let set = build_signer_set(deps.api, version, effective_from_epoch, members, threshold)?;
+    save_signer_set(deps.storage, &set)?;
+    Ok(Response::new()
+        .add_attribute("action", "update_signer_set")
+        .add_attribute("version", version.to_string())
+        .add_attribute("effective_from_epoch", effective_from_epoch.to_string())
+        .add_attribute("members", set.members.len().to_string())
+        .add_attribute("threshold", set.threshold.to_string()))
+}
+
+fn execute_update_admin(
+    deps: DepsMut,
+    info: MessageInfo,
+    admin: String,
+) -> Result<Response, ContractError> {
+    let mut config = load_config_as_admin(deps.as_ref(), &info.sender, "update the admin")?;
+    config.admin = deps.api.addr_validate(&admin)?;
+    CONFIG.save(deps.storage, &config)?;
+    Ok(Response::new()
+        .add_attribute("action", "update_admin")
+        .add_attribute("admin", config.admin))
+}
+
+fn load_config_as_admin(deps: Deps, sender: &Addr, action: &str) -> Result<Config, ContractError> {
+    let config = CONFIG.load(deps.storage)?;
+    if config.admin != *sender {
+        return Err(ContractError::Unauthorized {
+            action: action.to_string(),
+        });
+    }
+    Ok(config)
+}
+
+/// Dispatches queries.
+#[cfg_attr(not(feature = "library"), entry_point)]
+pub fn query(deps: Deps, env: Env, msg: QueryMsg) -> Result<Binary, ContractError> {
+    Ok(match msg {
+        QueryMsg::Config {} => to_json_binary(&query_config(deps)?)?,
+        QueryMsg::SignerSet { version } => to_json_binary(&query_signer_set(deps, version)?)?,
+        QueryMsg::SignerSetForEpoch { epoch } => to_json_binary(&signer_set_response(
+            signer_set_for_epoch(deps.storage, epoch)?,
+        ))?,
+        QueryMsg::EpochRewards { epoch } => to_json_binary(&query_epoch_rewards(deps, epoch)?)?,
+        QueryMsg::MixnodeRewards {
+            mix_id,
+            start_after,
+            limit,
+        } => to_json_binary(&query_mixnode_rewards(deps, mix_id, start_after, limit)?)?,
+        QueryMsg::LatestEpoch {} => to_json_binary(&query_latest_epoch(deps, env)?)?,
+        QueryMsg::Epochs { start_after, limit } => {
+            to_json_binary(&query_epochs(deps, start_after, limit)?)?
+        }
+    })
+}
+
+fn query_config(deps: Deps) -> Result<ConfigResponse, ContractError> {
+    let config = CONFIG.load(deps.storage)?;
+    Ok(ConfigResponse {
+        admin: config.admin,
+        clock: config.clock,
+        max_mixnodes_per_epoch: config.max_mixnodes_per_epoch,
+        latest_signer_set_version: LATEST_SIGNER_SET.load(deps.storage)?,
+    })
+}
+
+fn query_signer_set(deps: Deps, version: Option<u32>) -> Result<SignerSetResponse, ContractError> {
+    let version = match version {
+        Some(version) => version,
+        None => LATEST_SIGNER_SET.load(deps.storage)?,
+    };
+    Ok(signer_set_response(load_signer_set(deps.storage, version)?))
+}
+
+fn signer_set_response(set: SignerSet) -> SignerSetResponse {
+    SignerSetResponse {
+        version: set.version,
+        effective_from_epoch: set.effective_from_epoch,
+        threshold: set.threshold,
+        members: set.members,
+    }
+}
+
+fn query_epoch_rewards(
+    deps: Deps,
+    epoch: u64,
+) -> Result<Option<EpochRewardsResponse>, ContractError> {
+    let Some(summary) = EPOCH_SUMMARIES.may_load(deps.storage, epoch)? else {
+        return Ok(None);
+    };
+    let rewards = EPOCH_REWARDS
+        .may_load(deps.storage, epoch)
+        .unwrap_or_default();
+    let signatures = EPOCH_SIGNATURES
+        .may_load(deps.storage, epoch)
+        .unwrap_or_default();
+    Ok(Some(EpochRewardsResponse {
+        epoch,
+        signer_set_version: summary.signer_set_version,
+        data_hash: summary.data_hash,
+        rewards: decode_rewards(&rewards),
+        signatures: decode_signatures(&signatures),
+        submitter: summary.submitter,
+        height: summary.height,
+        time: summary.time,
+    }))
+}
+
+fn query_mixnode_rewards(
+    deps: Deps,
+    mix_id: u32,
+    start_after: Option<u64>,
+    limit: Option<u32>,
+) -> Result<MixnodeRewardsResponse, ContractError> {
+    let scan = limit
+        .unwrap_or(DEFAULT_MIXNODE_SCAN)
+        .clamp(1, MAX_MIXNODE_SCAN) as usize;
+    let epochs = EPOCH_SUMMARIES
+        .keys(
+            deps.storage,
+            start_after.map(Bound::exclusive),
+            None,
+            Order::Ascending,
+        )
+        .take(scan)
+        .collect::<StdResult<Vec<u64>>>()?;
+    let rewards = epochs
+        .iter()
+        .filter_map(|&epoch| {
+            let records = EPOCH_REWARDS.may_load(deps.storage, epoch)?;
+            find_reward(&records, mix_id).map(|uptime_bp| EpochUptime { epoch, uptime_bp })
+        })
+        .collect();
+    let next_start_after = if epochs.len() == scan {
+        epochs.last().copied()
+    } else {
+        None
+    };
+    Ok(MixnodeRewardsResponse {
+        mix_id,
+        rewards,
+        next_start_after,
+    })
+}
+
+fn query_latest_epoch(deps: Deps, env: Env) -> Result<LatestEpochResponse, ContractError> {
+    let config = CONFIG.load(deps.storage)?;
+    let latest_submitted = EPOCH_SUMMARIES
+        .keys(deps.storage, None, None, Order::Descending)
+        .next()
+        .transpose()?;
+    Ok(LatestEpochResponse {
+        current_epoch: config.clock.epoch_at(env.block.time.seconds()),
+        latest_submitted,
+    })
+}
+
+fn query_epochs(
+    deps: Deps,
+    start_after: Option<u64>,
+    limit: Option<u32>,
+) -> Result<EpochsResponse, ContractError> {
+    let limit = limit
+        .unwrap_or(DEFAULT_EPOCHS_LIMIT)
+        .clamp(1, MAX_EPOCHS_LIMIT) as usize;
+    let epochs = EPOCH_SUMMARIES
+        .range(
+            deps.storage,
+            start_after.map(Bound::exclusive),
+            None,
+            Order::Ascending,
+        )
+        .take(limit)
+        .map(|entry| entry.map(|(_, summary)| summary))
+        .collect::<StdResult<Vec<_>>>()?;
+    Ok(EpochsResponse { epochs })
+}
+
+/// Migrates from an older version of this contract; refuses other contracts and downgrades.
+#[cfg_attr(not(feature = "library"), entry_point)]
+pub fn migrate(deps: DepsMut, _env: Env, _msg: MigrateMsg) -> Result<Response, ContractError> {
+    let stored = cw2::get_contract_version(deps.storage)?;
+    if stored.contract != CONTRACT_NAME {
+        return Err(ContractError::MigrateWrongContract {
+            found: stored.contract,
+        });
+    }
+    if version_tuple(&stored.version) > version_tuple(CONTRACT_VERSION) {
+        return Err(ContractError::MigrateDowngrade {
+            from: stored.version,
+            to: CONTRACT_VERSION.to_string(),
+        });
+    }
+    cw2::set_contract_version(deps.storage, CONTRACT_NAME, CONTRACT_VERSION)?;
+    Ok(Response::new()
+        .add_attribute("action", "migrate")
+        .add_attribute("from_version", stored.version)
+        .add_attribute("to_version", CONTRACT_VERSION))
+}
+
+/// `major.minor.patch` as numbers; pre-release suffixes are ignored, missing parts are 0.
+fn version_tuple(version: &str) -> (u64, u64, u64) {
+    let mut parts = version
+        .split(['-', '+'])
+        .next()
+        .unwrap_or_default()
+        .split('.')
+        .map(|part| part.parse::<u64>().unwrap_or(0));
+    (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cosmwasm_std::testing::{mock_dependencies, mock_env};
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert!(version_tuple("0.10.0") > version_tuple("0.9.9"));
+        assert_eq!(version_tuple("1.2.3-rc.1"), (1, 2, 3));
+        assert_eq!(version_tuple("2"), (2, 0, 0));
+    }
+
+    #[test]
+    fn migrate_refuses_other_contracts_and_downgrades() {
+        let mut deps = mock_dependencies();
+        cw2::set_contract_version(&mut deps.storage, "crates.io:other", "0.1.0").unwrap();
+        let err = migrate(deps.as_mut(), mock_env(), MigrateMsg {}).unwrap_err();
+        assert!(
+            matches!(err, ContractError::MigrateWrongContract { .. }),
+            "{err}"
+        );
+
+        cw2::set_contract_version(&mut deps.storage, CONTRACT_NAME, "999.0.0").unwrap();
+        let err = migrate(deps.as_mut(), mock_env(), MigrateMsg {}).unwrap_err();
+        assert!(
+            matches!(err, ContractError::MigrateDowngrade { .. }),
+            "{err}"
+        );
+
+        cw2::set_contract_version(&mut deps.storage, CONTRACT_NAME, "0.0.1").unwrap();
+        migrate(deps.as_mut(), mock_env(), MigrateMsg {}).unwrap();
+        let stored = cw2::get_contract_version(&deps.storage).unwrap();
+        assert_eq!(stored.version, CONTRACT_VERSION);
+    }
+}

@@ -1,0 +1,222 @@
+//! Every way the contract refuses a message.
+
+use cosmwasm_std::{StdError, VerificationError};
+use thiserror::Error;
+
+use crate::digest::DigestError;
+
+/// The contract's one error type.
+#[derive(Error, Debug)]
+pub enum ContractError {
+    /// Storage or serialization failure.
+    #[error("{0}")]
+    Std(#[from] StdError),
+
+    /// The crypto API failed for a reason other than a bad signature.
+    #[error("signature verification failed: {0}")]
+    Verification(#[from] VerificationError),
+
+    /// A digest field was too long to encode.
+    #[error("{0}")]
+    Digest(#[from] DigestError),
+
+    /// Only the admin may do this.
+    #[error("unauthorized: only the admin may {action}")]
+    Unauthorized {
+        /// What was attempted.
+        action: String,
+    },
+
+    /// The epoch is already stored; checked before any other work.
+    #[error("epoch {epoch} was already submitted by {submitter}")]
+    EpochAlreadySubmitted {
+        /// The epoch.
+        epoch: u64,
+        /// Who submitted it first.
+        submitter: String,
+    },
+
+    /// The epoch has not ended by block time.
+    #[error("epoch {epoch} ends at {ends_at}; block time is {now}")]
+    EpochNotEnded {
+        /// The epoch.
+        epoch: u64,
+        /// Unix second it ends.
+        ends_at: u64,
+        /// Block time, unix seconds.
+        now: u64,
+    },
+
+    /// The epoch number is so large that its time overflows.
+    #[error("epoch {epoch} is out of range")]
+    EpochOutOfRange {
+        /// The epoch.
+        epoch: u64,
+    },
+
+    /// The submission names a signer-set version other than the one in force for the epoch.
+    #[error("epoch {epoch} is governed by signer set version {expected}, not {got}")]
+    WrongSignerSetVersion {
+        /// The epoch.
+        epoch: u64,
+        /// The version in force.
+        expected: u32,
+        /// The version submitted.
+        got: u32,
+    },
+
+    /// The sender is not a member of the signer set in force for the epoch.
+    #[error("{sender} is not a member of signer set version {version}")]
+    NotASigner {
+        /// The sender.
+        sender: String,
+        /// The version in force for the epoch.
+        version: u32,
+    },
+
+    /// No signer set of that version exists.
+    #[error("signer set version {version} does not exist")]
+    UnknownSignerSetVersion {
+        /// The version asked for.
+        version: u32,
+    },
+
+    /// A submission without rewards.
+    #[error("rewards must not be empty")]
+    EmptyRewards,
+
+    /// Mixnode ids not strictly ascending (also catches duplicates).
+    #[error(
+        "mixnode ids must be strictly ascending: {mix_id} at position {position} follows {previous}"
+    )]
+    UnsortedMixnodes {
+        /// Position in the list.
+        position: usize,
+        /// The id there.
+        mix_id: u32,
+        /// The id before it.
+        previous: u32,
+    },
+
+    /// Uptime above 100 %.
+    #[error("uptime of mixnode {mix_id} is {uptime_bp} basis points; at most 10000")]
+    UptimeOutOfRange {
+        /// The mixnode.
+        mix_id: u32,
+        /// The uptime given.
+        uptime_bp: u16,
+    },
+
+    /// More mixnodes than the configured maximum.
+    #[error("{count} mixnodes exceed the maximum of {max} per epoch")]
+    TooManyMixnodes {
+        /// Number given.
+        count: usize,
+        /// Configured maximum.
+        max: u32,
+    },
+
+    /// Fewer signatures than the threshold.
+    #[error("{got} signatures are below the threshold of {threshold}")]
+    BelowThreshold {
+        /// Signatures given.
+        got: usize,
+        /// Threshold of the signer set.
+        threshold: u32,
+    },
+
+    /// Signer indices not strictly ascending (also catches duplicates).
+    #[error(
+        "signer indices must be strictly ascending: {index} at position {position} follows {previous}"
+    )]
+    SignerIndicesNotAscending {
+        /// Position in the list.
+        position: usize,
+        /// The index there.
+        index: u16,
+        /// The index before it.
+        previous: u16,
+    },
+
+    /// A signer index beyond the signer set.
+    #[error("signer index {index} is out of range for {members} members")]
+    SignerIndexOutOfRange {
+        /// The index.
+        index: u16,
+        /// Size of the signer set.
+        members: usize,
+    },
+
+    /// A signature that is not 64 bytes.
+    #[error("signature of signer {index} is {len} bytes; expected 64")]
+    InvalidSignatureLength {
+        /// Signer index.
+        index: u16,
+        /// Its length.
+        len: usize,
+    },
+
+    /// A signature that does not verify over the canonical digest.
+    #[error("signature of signer {index} does not verify")]
+    InvalidSignature {
+        /// Signer index of the first bad signature.
+        index: u16,
+    },
+
+    /// A signer set that breaks the rules.
+    #[error("invalid signer set: {reason}")]
+    InvalidSignerSet {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A threshold that breaks `3t > n` and `t <= n`.
+    #[error("invalid threshold {threshold} for {members} members: need 3t > n and t <= n")]
+    InvalidThreshold {
+        /// Threshold given.
+        threshold: u32,
+        /// Members in the set.
+        members: usize,
+    },
+
+    /// A bad epoch clock.
+    #[error("invalid epoch clock: {reason}")]
+    InvalidEpochClock {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A bad maximum mixnode count.
+    #[error("max_mixnodes_per_epoch must be between 1 and {cap}, got {got}")]
+    InvalidMaxMixnodes {
+        /// Value given.
+        got: u32,
+        /// Hard cap.
+        cap: u32,
+    },
+
+    /// A signer-set rotation that does not start in the future.
+    #[error("effective_from_epoch {effective_from_epoch} must be after epoch {earliest_excluded}")]
+    RotationNotInFuture {
+        /// Epoch requested.
+        effective_from_epoch: u64,
+        /// The current epoch, or the start of the latest scheduled version, whichever is later.
+        earliest_excluded: u64,
+    },
+
+    /// Migration from another contract.
+    #[error("cannot migrate from contract {found}")]
+    MigrateWrongContract {
+        /// Name stored in cw2.
+        found: String,
+    },
+
+    /// Migration to an older version.
+    #[error("cannot migrate from version {from} to older version {to}")]
+    MigrateDowngrade {
+        /// Version stored.
+        from: String,
+        /// Version of this code.
+        to: String,
+    },
+}

@@ -1,0 +1,894 @@
+//! Every execute and query path of the real contract code in cw-multi-test, and one test per
+//! rejection. Signatures are real ed25519 signatures.
+
+mod common;
+
+use common::*;
+use cosmwasm_std::{Addr, HexBinary};
+use cw_multi_test::Executor;
+use nym_rewards::ContractError;
+use nym_rewards::digest::data_hash;
+use nym_rewards::msg::{
+    ConfigResponse, EpochsResponse, ExecuteMsg, LatestEpochResponse, MigrateMsg, MixnodeReward,
+    MixnodeRewardsResponse, QueryMsg, SignerSetResponse, SignerSignature,
+};
+
+// ---------------------------------------------------------------- instantiate and config
+
+#[test]
+fn instantiate_stores_config_and_signer_set_with_default_threshold() {
+    let suite = Suite::new();
+    let config: ConfigResponse = suite.query(&QueryMsg::Config {});
+    assert_eq!(config.admin, suite.admin);
+    assert_eq!(config.clock.genesis_time, GENESIS);
+    assert_eq!(config.clock.epoch_length_secs, EPOCH_SECS);
+    assert_eq!(config.max_mixnodes_per_epoch, MAX_MIXNODES);
+    assert_eq!(config.latest_signer_set_version, 1);
+
+    let set: SignerSetResponse = suite.query(&QueryMsg::SignerSet { version: None });
+    assert_eq!(set.version, 1);
+    assert_eq!(set.effective_from_epoch, 0);
+    assert_eq!(set.threshold, 3, "floor(2*4/3)+1");
+    assert_eq!(set.members.len(), 4);
+    assert_eq!(set.members[2].address, suite.member(1, 2).address);
+    assert_eq!(
+        set.members[2].ed25519_pubkey.as_slice(),
+        suite.member(1, 2).key.verifying_key().as_bytes()
+    );
+    assert_eq!(set.members[1].api_url, "http://127.0.0.1:8001");
+    let same: SignerSetResponse = suite.query(&QueryMsg::SignerSet { version: Some(1) });
+    assert_eq!(same, set);
+    let cw2 = cw2::query_contract_info(&suite.app.wrap(), &suite.contract).unwrap();
+    assert_eq!(cw2.contract, nym_rewards::CONTRACT_NAME);
+}
+
+#[test]
+fn instantiate_accepts_an_explicit_admin_and_threshold() {
+    let mut app = new_app();
+    let set = members(&app, 7, 1);
+    let code_id = app.store_code(contract());
+    let admin = app.api().addr_make("someone-else");
+    let mut msg = instantiate_msg(&set, Some(7));
+    msg.admin = Some(admin.to_string());
+    let creator = app.api().addr_make("creator");
+    let addr = app
+        .instantiate_contract(code_id, creator, &msg, &[], "r", None)
+        .unwrap();
+    let config: ConfigResponse = app
+        .wrap()
+        .query_wasm_smart(&addr, &QueryMsg::Config {})
+        .unwrap();
+    assert_eq!(config.admin, admin);
+    let signers: SignerSetResponse = app
+        .wrap()
+        .query_wasm_smart(&addr, &QueryMsg::SignerSet { version: None })
+        .unwrap();
+    assert_eq!(signers.threshold, 7);
+}
+
+fn instantiate_error(mutate: impl FnOnce(&mut nym_rewards::msg::InstantiateMsg)) -> String {
+    let mut app = new_app();
+    let set = members(&app, 4, 1);
+    let code_id = app.store_code(contract());
+    let mut msg = instantiate_msg(&set, None);
+    mutate(&mut msg);
+    let creator = app.api().addr_make("creator");
+    app.instantiate_contract(code_id, creator, &msg, &[], "r", None)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn instantiate_rejects_thresholds_breaking_the_rule() {
+    for threshold in [0, 1, 5] {
+        let err = instantiate_error(|msg| msg.threshold = Some(threshold));
+        let expected = ContractError::InvalidThreshold {
+            threshold,
+            members: 4,
+        };
+        assert!(err.contains(&expected.to_string()), "{err}");
+    }
+}
+
+#[test]
+fn instantiate_rejects_bad_signer_sets() {
+    type Mutation = Box<dyn FnOnce(&mut nym_rewards::msg::InstantiateMsg)>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        (
+            "needs 1 to 256 members, got 0",
+            Box::new(|m| m.members.clear()),
+        ),
+        (
+            "repeats an ed25519 key",
+            Box::new(|m| m.members[1].ed25519_pubkey = m.members[0].ed25519_pubkey.clone()),
+        ),
+        (
+            "repeats address",
+            Box::new(|m| m.members[3].address = m.members[0].address.clone()),
+        ),
+        (
+            "ed25519 key is 31 bytes",
+            Box::new(|m| m.members[0].ed25519_pubkey = HexBinary::from(vec![1u8; 31])),
+        ),
+        (
+            "address",
+            Box::new(|m| m.members[0].address = "not-bech32".into()),
+        ),
+        (
+            "api_url must be an http(s) URL",
+            Box::new(|m| m.members[0].api_url = "ftp://x".into()),
+        ),
+        (
+            "p2p_multiaddr must be a multiaddress",
+            Box::new(|m| m.members[0].p2p_multiaddr = "127.0.0.1:9000".into()),
+        ),
+        (
+            "epoch_length_secs must be at least 1",
+            Box::new(|m| m.clock.epoch_length_secs = 0),
+        ),
+        (
+            "max_mixnodes_per_epoch must be between 1 and",
+            Box::new(|m| m.max_mixnodes_per_epoch = 0),
+        ),
+    ];
+    for (expected, mutate) in cases {
+        let err = instantiate_error(mutate);
+        assert!(err.contains(expected), "expected `{expected}` in `{err}`");
+    }
+}
+
+#[test]
+fn instantiate_accepts_256_members_and_rejects_257() {
+    let mut app = new_app();
+    let code_id = app.store_code(contract());
+    let creator = app.api().addr_make("creator");
+    let mut inputs = Vec::new();
+    for i in 0..257u32 {
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(&i.to_be_bytes());
+        let key = ed25519_dalek::SigningKey::from_bytes(&key);
+        inputs.push(nym_rewards::msg::MemberInput {
+            ed25519_pubkey: HexBinary::from(key.verifying_key().to_bytes()),
+            address: app.api().addr_make(&format!("m{i}")).to_string(),
+            api_url: "http://127.0.0.1:1".into(),
+            p2p_multiaddr: "/ip4/127.0.0.1/tcp/1".into(),
+        });
+    }
+    let mut msg = instantiate_msg(&[], None);
+    msg.members = inputs[..256].to_vec();
+    app.instantiate_contract(code_id, creator.clone(), &msg, &[], "r", None)
+        .expect("256 members are allowed");
+    msg.members = inputs;
+    let err = app
+        .instantiate_contract(code_id, creator, &msg, &[], "r", None)
+        .unwrap_err();
+    assert!(err.to_string().contains("got 257"), "{err}");
+}
+
+// ---------------------------------------------------------------- submit: success and queries
+
+#[test]
+fn valid_submission_is_stored_with_signatures_and_attributes() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let rewards = rewards(10);
+    let signatures = suite.sign(1, 0, &rewards, &[0, 2, 3]);
+    let submitter = suite.member(1, 1).address.clone();
+    let response = suite
+        .submit(&submitter, 0, 1, rewards.clone(), signatures.clone())
+        .unwrap();
+
+    let wasm = response
+        .events
+        .iter()
+        .find(|event| event.ty == "wasm")
+        .expect("wasm event");
+    let attr = |key: &str| {
+        wasm.attributes
+            .iter()
+            .find(|a| a.key == key)
+            .map(|a| a.value.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(attr("action"), "submit_epoch");
+    assert_eq!(attr("epoch"), "0");
+    assert_eq!(attr("submitter"), submitter.to_string());
+    assert_eq!(attr("data_hash"), hex::encode(data_hash(&rewards)));
+    assert_eq!(attr("signers"), "3");
+
+    let stored = suite.epoch(0).expect("epoch 0 stored");
+    assert_eq!(stored.rewards, rewards);
+    assert_eq!(stored.signatures, signatures);
+    assert_eq!(stored.submitter, submitter);
+    assert_eq!(stored.signer_set_version, 1);
+    assert_eq!(stored.data_hash.as_slice(), data_hash(&rewards));
+    assert_eq!(stored.height, suite.app.block_info().height);
+    assert_eq!(stored.time, suite.app.block_info().time);
+    assert!(suite.epoch(1).is_none());
+}
+
+#[test]
+fn latest_epoch_and_epochs_paginate() {
+    let mut suite = Suite::new();
+    let latest: LatestEpochResponse = suite.query(&QueryMsg::LatestEpoch {});
+    assert_eq!(latest.current_epoch, Some(0));
+    assert_eq!(latest.latest_submitted, None);
+
+    suite.end_epoch(11);
+    for epoch in [0, 2, 3, 5, 8, 11] {
+        suite.submit_valid(epoch, (epoch % 4) as usize).unwrap();
+    }
+    let latest: LatestEpochResponse = suite.query(&QueryMsg::LatestEpoch {});
+    assert_eq!(latest.current_epoch, Some(12));
+    assert_eq!(latest.latest_submitted, Some(11));
+
+    let page: EpochsResponse = suite.query(&QueryMsg::Epochs {
+        start_after: None,
+        limit: Some(4),
+    });
+    let epochs: Vec<u64> = page.epochs.iter().map(|e| e.epoch).collect();
+    assert_eq!(epochs, vec![0, 2, 3, 5]);
+    assert_eq!(page.epochs[0].mixnodes, 10);
+    assert_eq!(page.epochs[0].signers, 3);
+    let page: EpochsResponse = suite.query(&QueryMsg::Epochs {
+        start_after: Some(5),
+        limit: Some(4),
+    });
+    let epochs: Vec<u64> = page.epochs.iter().map(|e| e.epoch).collect();
+    assert_eq!(epochs, vec![8, 11]);
+    let page: EpochsResponse = suite.query(&QueryMsg::Epochs {
+        start_after: None,
+        limit: Some(1_000),
+    });
+    assert_eq!(page.epochs.len(), 6, "limit is capped, not rejected");
+}
+
+#[test]
+fn mixnode_rewards_scan_epochs_with_binary_search_and_paginate() {
+    let mut suite = Suite::new();
+    suite.end_epoch(5);
+    for epoch in 0..5u64 {
+        // Mixnode 7 appears only in even epochs, with uptime 1000 + epoch.
+        let mut rewards = vec![MixnodeReward {
+            mix_id: 1,
+            uptime_bp: 10_000,
+        }];
+        if epoch % 2 == 0 {
+            rewards.push(MixnodeReward {
+                mix_id: 7,
+                uptime_bp: 1_000 + epoch as u16,
+            });
+        }
+        rewards.push(MixnodeReward {
+            mix_id: 9,
+            uptime_bp: 0,
+        });
+        let signatures = suite.sign(1, epoch, &rewards, &[0, 1, 2]);
+        let sender = suite.member(1, 0).address.clone();
+        suite
+            .submit(&sender, epoch, 1, rewards, signatures)
+            .unwrap();
+    }
+    let page: MixnodeRewardsResponse = suite.query(&QueryMsg::MixnodeRewards {
+        mix_id: 7,
+        start_after: None,
+        limit: Some(3),
+    });
+    let got: Vec<(u64, u16)> = page
+        .rewards
+        .iter()
+        .map(|r| (r.epoch, r.uptime_bp))
+        .collect();
+    assert_eq!(got, vec![(0, 1_000), (2, 1_002)]);
+    assert_eq!(page.next_start_after, Some(2));
+    let page: MixnodeRewardsResponse = suite.query(&QueryMsg::MixnodeRewards {
+        mix_id: 7,
+        start_after: Some(2),
+        limit: Some(3),
+    });
+    let got: Vec<(u64, u16)> = page
+        .rewards
+        .iter()
+        .map(|r| (r.epoch, r.uptime_bp))
+        .collect();
+    assert_eq!(got, vec![(4, 1_004)]);
+    assert_eq!(page.next_start_after, None);
+    let absent: MixnodeRewardsResponse = suite.query(&QueryMsg::MixnodeRewards {
+        mix_id: 8,
+        start_after: None,
+        limit: None,
+    });
+    assert!(absent.rewards.is_empty());
+}
+
+// ---------------------------------------------------------------- submit: rejections
+
+#[test]
+fn duplicate_epoch_is_rejected_naming_the_first_submitter() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    suite.submit_valid(0, 1).unwrap();
+    let first = suite.member(1, 1).address.to_string();
+    assert_rejected(
+        suite.submit_valid(0, 2),
+        ContractError::EpochAlreadySubmitted {
+            epoch: 0,
+            submitter: first.clone(),
+        },
+    );
+    assert_eq!(suite.epoch(0).unwrap().submitter.as_str(), first);
+}
+
+#[test]
+fn duplicate_epoch_is_rejected_before_any_signature_work() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    suite.submit_valid(0, 0).unwrap();
+    // Garbage signatures, a wrong version and too few signers: had the contract looked at any of
+    // them it would name that problem; it names the duplicate instead.
+    let garbage = vec![SignerSignature {
+        index: 0,
+        signature: HexBinary::from(vec![0u8; 64]),
+    }];
+    let sender = suite.member(1, 3).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 99, rewards(3), garbage),
+        ContractError::EpochAlreadySubmitted {
+            epoch: 0,
+            submitter: suite.member(1, 0).address.to_string(),
+        },
+    );
+}
+
+#[test]
+fn non_member_cannot_submit() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let rewards = rewards(5);
+    let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+    let outsider = suite.app.api().addr_make("outsider");
+    assert_rejected(
+        suite.submit(&outsider, 0, 1, rewards, signatures),
+        ContractError::NotASigner {
+            sender: outsider.to_string(),
+            version: 1,
+        },
+    );
+    assert!(suite.epoch(0).is_none());
+}
+
+#[test]
+fn epoch_that_has_not_ended_is_rejected() {
+    let mut suite = Suite::new();
+    suite.set_time(GENESIS + EPOCH_SECS - 1);
+    assert_rejected(
+        suite.submit_valid(0, 0),
+        ContractError::EpochNotEnded {
+            epoch: 0,
+            ends_at: GENESIS + EPOCH_SECS,
+            now: GENESIS + EPOCH_SECS - 1,
+        },
+    );
+    suite.set_time(GENESIS + EPOCH_SECS);
+    suite
+        .submit_valid(0, 0)
+        .expect("accepted exactly at the epoch end");
+}
+
+#[test]
+fn absurd_epoch_numbers_are_an_error() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, u64::MAX, 1, rewards(1), vec![]),
+        ContractError::EpochOutOfRange { epoch: u64::MAX },
+    );
+}
+
+#[test]
+fn wrong_signer_set_version_is_rejected() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let rewards = rewards(5);
+    let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 2, rewards, signatures),
+        ContractError::WrongSignerSetVersion {
+            epoch: 0,
+            expected: 1,
+            got: 2,
+        },
+    );
+}
+
+#[test]
+fn fewer_signatures_than_the_threshold_are_rejected() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let rewards = rewards(5);
+    let signatures = suite.sign(1, 0, &rewards, &[0, 3]);
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 1, rewards, signatures),
+        ContractError::BelowThreshold {
+            got: 2,
+            threshold: 3,
+        },
+    );
+}
+
+#[test]
+fn duplicate_signer_index_is_rejected() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let rewards = rewards(5);
+    let signatures = suite.sign(1, 0, &rewards, &[0, 1, 1]);
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 1, rewards, signatures),
+        ContractError::SignerIndicesNotAscending {
+            position: 2,
+            index: 1,
+            previous: 1,
+        },
+    );
+}
+
+#[test]
+fn unsorted_signer_indices_are_rejected() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let rewards = rewards(5);
+    let signatures = suite.sign(1, 0, &rewards, &[2, 0, 1]);
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 1, rewards, signatures),
+        ContractError::SignerIndicesNotAscending {
+            position: 1,
+            index: 0,
+            previous: 2,
+        },
+    );
+}
+
+#[test]
+fn signer_index_out_of_range_is_rejected() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let rewards = rewards(5);
+    let mut signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+    signatures[2].index = 4;
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 1, rewards, signatures),
+        ContractError::SignerIndexOutOfRange {
+            index: 4,
+            members: 4,
+        },
+    );
+}
+
+#[test]
+fn signature_of_wrong_length_is_rejected() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let rewards = rewards(5);
+    let mut signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+    signatures[1].signature = HexBinary::from(vec![1u8; 63]);
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 1, rewards, signatures),
+        ContractError::InvalidSignatureLength { index: 1, len: 63 },
+    );
+}
+
+#[test]
+fn one_bad_signature_is_named() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let rewards = rewards(5);
+    let mut signatures = suite.sign(1, 0, &rewards, &[0, 2, 3]);
+    let mut bytes = signatures[1].signature.to_vec();
+    bytes[10] ^= 0x01;
+    signatures[1].signature = HexBinary::from(bytes);
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 1, rewards, signatures),
+        ContractError::InvalidSignature { index: 2 },
+    );
+    assert!(suite.epoch(0).is_none());
+}
+
+#[test]
+fn a_signature_by_another_member_under_a_claimed_index_is_rejected() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let rewards = rewards(5);
+    let mut signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+    // Member 3's valid signature presented as member 2's.
+    signatures[2].signature = suite.sign(1, 0, &rewards, &[3])[0].signature.clone();
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 1, rewards, signatures),
+        ContractError::InvalidSignature { index: 2 },
+    );
+}
+
+#[test]
+fn signatures_for_another_epoch_are_rejected() {
+    let mut suite = Suite::new();
+    suite.end_epoch(1);
+    let rewards = rewards(5);
+    let signatures = suite.sign(1, 1, &rewards, &[0, 1, 2]);
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 1, rewards, signatures),
+        ContractError::InvalidSignature { index: 0 },
+    );
+}
+
+#[test]
+fn signatures_for_another_chain_are_rejected() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let rewards = rewards(5);
+    let contract = suite.contract.to_string();
+    let signatures = suite.sign_with("other-chain", &contract, 1, 0, &rewards, &[0, 1, 2]);
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 1, rewards, signatures),
+        ContractError::InvalidSignature { index: 0 },
+    );
+}
+
+#[test]
+fn signatures_for_another_contract_are_rejected() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let rewards = rewards(5);
+    let other = suite.app.api().addr_make("other-contract").to_string();
+    let chain_id = suite.chain_id();
+    let signatures = suite.sign_with(&chain_id, &other, 1, 0, &rewards, &[0, 1, 2]);
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 1, rewards, signatures),
+        ContractError::InvalidSignature { index: 0 },
+    );
+}
+
+#[test]
+fn signatures_over_other_data_are_rejected() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    let signed = rewards(5);
+    let signatures = suite.sign(1, 0, &signed, &[0, 1, 2]);
+    let mut tampered = signed.clone();
+    tampered[3].uptime_bp += 1;
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 1, tampered, signatures),
+        ContractError::InvalidSignature { index: 0 },
+    );
+}
+
+fn submit_rewards(
+    suite: &mut Suite,
+    rewards: Vec<MixnodeReward>,
+) -> cosmwasm_std::StdResult<cw_multi_test::AppResponse> {
+    suite.end_epoch(0);
+    let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+    let sender = suite.member(1, 0).address.clone();
+    suite.submit(&sender, 0, 1, rewards, signatures)
+}
+
+#[test]
+fn unsorted_mixnode_ids_are_rejected() {
+    let mut suite = Suite::new();
+    let rewards = vec![
+        MixnodeReward {
+            mix_id: 5,
+            uptime_bp: 1,
+        },
+        MixnodeReward {
+            mix_id: 3,
+            uptime_bp: 1,
+        },
+    ];
+    assert_rejected(
+        submit_rewards(&mut suite, rewards),
+        ContractError::UnsortedMixnodes {
+            position: 1,
+            mix_id: 3,
+            previous: 5,
+        },
+    );
+}
+
+#[test]
+fn duplicate_mixnode_ids_are_rejected() {
+    let mut suite = Suite::new();
+    let rewards = vec![
+        MixnodeReward {
+            mix_id: 3,
+            uptime_bp: 1,
+        },
+        MixnodeReward {
+            mix_id: 3,
+            uptime_bp: 2,
+        },
+    ];
+    assert_rejected(
+        submit_rewards(&mut suite, rewards),
+        ContractError::UnsortedMixnodes {
+            position: 1,
+            mix_id: 3,
+            previous: 3,
+        },
+    );
+}
+
+#[test]
+fn uptime_above_100_percent_is_rejected() {
+    let mut suite = Suite::new();
+    let rewards = vec![
+        MixnodeReward {
+            mix_id: 1,
+            uptime_bp: 10_000,
+        },
+        MixnodeReward {
+            mix_id: 2,
+            uptime_bp: 10_001,
+        },
+    ];
+    assert_rejected(
+        submit_rewards(&mut suite, rewards),
+        ContractError::UptimeOutOfRange {
+            mix_id: 2,
+            uptime_bp: 10_001,
+        },
+    );
+}
+
+#[test]
+fn too_many_mixnodes_are_rejected() {
+    let mut suite = Suite::new();
+    submit_rewards(&mut suite, rewards(MAX_MIXNODES)).expect("exactly the maximum is fine");
+    let mut suite = Suite::new();
+    assert_rejected(
+        submit_rewards(&mut suite, rewards(MAX_MIXNODES + 1)),
+        ContractError::TooManyMixnodes {
+            count: MAX_MIXNODES as usize + 1,
+            max: MAX_MIXNODES,
+        },
+    );
+}
+
+#[test]
+fn empty_rewards_are_rejected() {
+    let mut suite = Suite::new();
+    assert_rejected(
+        submit_rewards(&mut suite, vec![]),
+        ContractError::EmptyRewards,
+    );
+}
+
+// ---------------------------------------------------------------- admin paths
+
+#[test]
+fn only_the_admin_may_update_the_signer_set_or_the_admin() {
+    let mut suite = Suite::new();
+    let intruder = suite.member(1, 0).address.clone();
+    let inputs = member_inputs(&suite.sets[0]);
+    assert_rejected(
+        suite.execute(
+            &intruder,
+            &ExecuteMsg::UpdateSignerSet {
+                members: inputs,
+                threshold: None,
+                effective_from_epoch: 5,
+            },
+        ),
+        ContractError::Unauthorized {
+            action: "update the signer set".into(),
+        },
+    );
+    assert_rejected(
+        suite.execute(
+            &intruder,
+            &ExecuteMsg::UpdateAdmin {
+                admin: intruder.to_string(),
+            },
+        ),
+        ContractError::Unauthorized {
+            action: "update the admin".into(),
+        },
+    );
+}
+
+#[test]
+fn admin_can_hand_over_the_role() {
+    let mut suite = Suite::new();
+    let admin = suite.admin.clone();
+    let next = suite.app.api().addr_make("next-admin");
+    suite
+        .execute(
+            &admin,
+            &ExecuteMsg::UpdateAdmin {
+                admin: next.to_string(),
+            },
+        )
+        .unwrap();
+    let config: ConfigResponse = suite.query(&QueryMsg::Config {});
+    assert_eq!(config.admin, next);
+    assert_rejected(
+        suite.execute(
+            &admin,
+            &ExecuteMsg::UpdateAdmin {
+                admin: admin.to_string(),
+            },
+        ),
+        ContractError::Unauthorized {
+            action: "update the admin".into(),
+        },
+    );
+}
+
+fn rotate(
+    suite: &mut Suite,
+    effective_from_epoch: u64,
+) -> cosmwasm_std::StdResult<cw_multi_test::AppResponse> {
+    let new_members = members(&suite.app, 5, 100);
+    let inputs = member_inputs(&new_members);
+    suite.sets.push(new_members);
+    let admin = suite.admin.clone();
+    suite.execute(
+        &admin,
+        &ExecuteMsg::UpdateSignerSet {
+            members: inputs,
+            threshold: None,
+            effective_from_epoch,
+        },
+    )
+}
+
+#[test]
+fn rotation_must_start_in_the_future() {
+    let mut suite = Suite::new();
+    suite.set_time(GENESIS + 3 * EPOCH_SECS + 1); // epoch 3 is running
+    assert_rejected(
+        rotate(&mut suite, 3),
+        ContractError::RotationNotInFuture {
+            effective_from_epoch: 3,
+            earliest_excluded: 3,
+        },
+    );
+    rotate(&mut suite, 4).expect("the next epoch is in the future");
+    // A later rotation must also start after the scheduled one.
+    assert_rejected(
+        rotate(&mut suite, 4),
+        ContractError::RotationNotInFuture {
+            effective_from_epoch: 4,
+            earliest_excluded: 4,
+        },
+    );
+}
+
+#[test]
+fn rotation_keeps_old_epochs_on_their_version() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    suite.submit_valid(0, 0).unwrap();
+    // Block time is in epoch 1; version 2 governs epochs >= 3.
+    rotate(&mut suite, 3).unwrap();
+    let latest: SignerSetResponse = suite.query(&QueryMsg::SignerSet { version: None });
+    assert_eq!(
+        (
+            latest.version,
+            latest.effective_from_epoch,
+            latest.members.len()
+        ),
+        (2, 3, 5)
+    );
+    let config: ConfigResponse = suite.query(&QueryMsg::Config {});
+    assert_eq!(config.latest_signer_set_version, 2);
+    for (epoch, version) in [(0, 1), (2, 1), (3, 2), (9, 2)] {
+        let set: SignerSetResponse = suite.query(&QueryMsg::SignerSetForEpoch { epoch });
+        assert_eq!(set.version, version, "epoch {epoch}");
+    }
+    assert_eq!(suite.epoch(0).unwrap().signer_set_version, 1);
+
+    // Long after the rotation took effect, epoch 2 (certified by the old set) is still accepted.
+    suite.end_epoch(4);
+    suite
+        .submit_valid(2, 1)
+        .expect("epoch 2 stays on version 1");
+    assert_eq!(suite.epoch(2).unwrap().signer_set_version, 1);
+
+    // Epoch 3 accepts only the new set: the old version is refused...
+    assert_rejected(
+        suite.submit_valid(3, 1),
+        ContractError::WrongSignerSetVersion {
+            epoch: 3,
+            expected: 2,
+            got: 1,
+        },
+    );
+    // ...an old member is not a signer of version 2...
+    let rewards = rewards(4);
+    let signatures = suite.sign(2, 3, &rewards, &[0, 1, 2, 3]);
+    let old_member = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&old_member, 3, 2, rewards.clone(), signatures.clone()),
+        ContractError::NotASigner {
+            sender: old_member.to_string(),
+            version: 2,
+        },
+    );
+    // ...and old keys do not verify under version 2.
+    let new_member = suite.member(2, 4).address.clone();
+    let mut forged = suite.sign(1, 3, &rewards, &[0, 1, 2]);
+    forged.push(signatures[3].clone());
+    assert_rejected(
+        suite.submit(&new_member, 3, 2, rewards.clone(), forged),
+        ContractError::InvalidSignature { index: 0 },
+    );
+    suite
+        .submit(&new_member, 3, 2, rewards, signatures)
+        .expect("the new set signs epoch 3");
+    let stored = suite.epoch(3).unwrap();
+    assert_eq!(
+        (stored.signer_set_version, stored.submitter),
+        (2, new_member)
+    );
+}
+
+#[test]
+fn unknown_signer_set_version_is_a_query_error() {
+    let suite = Suite::new();
+    let err = suite
+        .app
+        .wrap()
+        .query_wasm_smart::<SignerSetResponse>(
+            &suite.contract,
+            &QueryMsg::SignerSet { version: Some(7) },
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&ContractError::UnknownSignerSetVersion { version: 7 }.to_string()),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------- migrate
+
+#[test]
+fn migrate_keeps_state_and_records_the_version() {
+    let mut suite = Suite::new();
+    suite.end_epoch(0);
+    suite.submit_valid(0, 0).unwrap();
+    let new_code = suite.app.store_code(contract());
+    let admin = suite.admin.clone();
+    let contract_addr = suite.contract.clone();
+    suite
+        .app
+        .migrate_contract(admin, contract_addr.clone(), &MigrateMsg {}, new_code)
+        .unwrap();
+    let info = suite
+        .app
+        .wrap()
+        .query_wasm_contract_info(&contract_addr)
+        .unwrap();
+    assert_eq!(info.code_id, new_code);
+    assert!(suite.epoch(0).is_some(), "state survives migration");
+    let stranger = Addr::unchecked(suite.app.api().addr_make("stranger"));
+    assert!(
+        suite
+            .app
+            .migrate_contract(stranger, contract_addr, &MigrateMsg {}, new_code)
+            .is_err(),
+        "only the chain-level admin may migrate"
+    );
+}

@@ -1,0 +1,5 @@
+//! The `relayer` binary (filled in by the relayer work).
+
+fn main() {
+    println!("relayer: not yet implemented");
+}
