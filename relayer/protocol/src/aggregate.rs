@@ -1,0 +1,124 @@
+//! Observation values and their lower-median aggregate.
+
+use thiserror::Error;
+
+use crate::MixnodeReward;
+
+/// Why observation values are unusable.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AggregateError {
+    /// The values do not cover exactly the configured mixnode set, in order.
+    #[error("values do not cover exactly the {expected} configured mixnodes in order")]
+    WrongMixnodeSet {
+        /// Size of the configured set.
+        expected: usize,
+    },
+    /// An uptime above 10000 basis points.
+    #[error("uptime {uptime_bp} of mixnode {mix_id} is above 10000 basis points")]
+    UptimeOutOfRange {
+        /// The mixnode.
+        mix_id: u32,
+        /// The value.
+        uptime_bp: u16,
+    },
+    /// Nothing to aggregate.
+    #[error("no observations to aggregate")]
+    Empty,
+}
+
+/// Checks that `values` cover exactly `mixnodes` (ascending) with uptimes <= 10000.
+pub fn validate_values(values: &[MixnodeReward], mixnodes: &[u32]) -> Result<(), AggregateError> {
+    if values.len() != mixnodes.len()
+        || values
+            .iter()
+            .zip(mixnodes)
+            .any(|(value, &id)| value.mix_id != id)
+    {
+        return Err(AggregateError::WrongMixnodeSet {
+            expected: mixnodes.len(),
+        });
+    }
+    match values.iter().find(|value| value.uptime_bp > 10_000) {
+        Some(value) => Err(AggregateError::UptimeOutOfRange {
+            mix_id: value.mix_id,
+            uptime_bp: value.uptime_bp,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Per-mixnode lower median (index `(k-1)/2` after sorting) of `k` validated observations
+/// over the same mixnode set, so every member computes byte-identical aggregates.
+pub fn lower_median(
+    observations: &[&[MixnodeReward]],
+) -> Result<Vec<MixnodeReward>, AggregateError> {
+    let first = observations.first().ok_or(AggregateError::Empty)?;
+    let mut column = Vec::with_capacity(observations.len());
+    let mut out = Vec::with_capacity(first.len());
+    for (position, reward) in first.iter().enumerate() {
+        column.clear();
+        for observation in observations {
+            let value = observation
+                .get(position)
+                .filter(|value| value.mix_id == reward.mix_id)
+                .ok_or(AggregateError::WrongMixnodeSet {
+                    expected: first.len(),
+                })?;
+            column.push(value.uptime_bp);
+        }
+        column.sort_unstable();
+        out.push(MixnodeReward {
+            mix_id: reward.mix_id,
+            uptime_bp: column[(column.len() - 1) / 2],
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(values: &[u16]) -> Vec<MixnodeReward> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &uptime_bp)| MixnodeReward {
+                mix_id: i as u32 + 1,
+                uptime_bp,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lower_median_takes_index_k_minus_1_over_2() {
+        let a = obs(&[10, 0, 500]);
+        let b = obs(&[30, 10_000, 100]);
+        let c = obs(&[20, 5, 300]);
+        let d = obs(&[40, 7, 200]);
+        let median = lower_median(&[&a, &b, &c, &d]).unwrap();
+        // Sorted columns: [10,20,30,40] -> 20; [0,5,7,10000] -> 5; [100,200,300,500] -> 200.
+        assert_eq!(median, obs(&[20, 5, 200]));
+        let median = lower_median(&[&a, &b, &c]).unwrap();
+        assert_eq!(median, obs(&[20, 5, 300]));
+    }
+
+    #[test]
+    fn median_is_order_independent() {
+        let a = obs(&[1, 9]);
+        let b = obs(&[5, 2]);
+        let c = obs(&[3, 7]);
+        assert_eq!(lower_median(&[&a, &b, &c]), lower_median(&[&c, &a, &b]));
+    }
+
+    #[test]
+    fn mismatched_sets_are_errors() {
+        let a = obs(&[1, 2]);
+        let b = obs(&[1]);
+        assert!(lower_median(&[&a, &b]).is_err());
+        assert_eq!(lower_median(&[]), Err(AggregateError::Empty));
+        assert!(validate_values(&a, &[1, 2]).is_ok());
+        assert!(validate_values(&a, &[1, 3]).is_err());
+        assert!(validate_values(&obs(&[10_001]), &[1]).is_err());
+    }
+}

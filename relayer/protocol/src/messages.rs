@@ -1,0 +1,115 @@
+//! What members send each other. Every message is authenticated twice over: the transport
+//! tells who sent it (a libp2p PeerId is a member's ed25519 key), and observations and echoes
+//! carry signatures under their own domain tags, so they can be relayed and checked by anyone.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Hash, MemberIndex, MixnodeReward};
+
+/// A member's own per-mixnode averages for an epoch, signed under the observation domain tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The epoch.
+    pub epoch: u64,
+    /// Signer-set version.
+    pub signer_set_version: u32,
+    /// Who measured it.
+    pub author: MemberIndex,
+    /// One value per mixnode of the configured set, ascending by id.
+    pub values: Vec<MixnodeReward>,
+    /// ed25519 signature over [`crate::observation_digest`].
+    pub signature: Vec<u8>,
+}
+
+/// Names one observation: its author and its digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObservationRef {
+    /// Author.
+    pub author: MemberIndex,
+    /// [`crate::observation_digest`] of the observation.
+    pub digest: Hash,
+}
+
+/// A proposal: a set of observations and the data hash of their lower-median aggregate.
+/// The aggregate itself is not sent: every member recomputes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// The epoch.
+    pub epoch: u64,
+    /// Signer-set version.
+    pub signer_set_version: u32,
+    /// Proposer (must be the sender).
+    pub proposer: MemberIndex,
+    /// Observations, strictly ascending by author.
+    pub observations: Vec<ObservationRef>,
+    /// Data hash of the aggregate, as the contract computes it.
+    pub data_hash: Hash,
+}
+
+/// A member's signature over the contract's canonical digest of a proposer's block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Echo {
+    /// The epoch.
+    pub epoch: u64,
+    /// Whose block is echoed.
+    pub proposer: MemberIndex,
+    /// Data hash of the block.
+    pub data_hash: Hash,
+    /// ed25519 signature over the epoch digest.
+    pub signature: Vec<u8>,
+}
+
+/// A block with at least a threshold of echoes: what is submitted to the contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// The epoch.
+    pub epoch: u64,
+    /// Signer-set version.
+    pub signer_set_version: u32,
+    /// The aggregate, ascending by mix id.
+    pub rewards: Vec<MixnodeReward>,
+    /// Data hash of `rewards`.
+    pub data_hash: Hash,
+    /// `(signer index, signature)`, strictly ascending by index.
+    pub signatures: Vec<(MemberIndex, Vec<u8>)>,
+}
+
+/// The peer-to-peer messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// An observation (its author's, or relayed by a proposer on request).
+    Observation(Observation),
+    /// A proposer's block (the SEND of the echo broadcast).
+    Send(Block),
+    /// An echo for the receiver's block.
+    Echo(Echo),
+    /// Asks a proposer for an observation its block references.
+    ObservationRequest {
+        /// The epoch.
+        epoch: u64,
+        /// The observation wanted.
+        reference: ObservationRef,
+    },
+}
+
+impl Message {
+    /// The epoch the message is about.
+    pub fn epoch(&self) -> u64 {
+        match self {
+            Message::Observation(observation) => observation.epoch,
+            Message::Send(block) => block.epoch,
+            Message::Echo(echo) => echo.epoch,
+            Message::ObservationRequest { epoch, .. } => *epoch,
+        }
+    }
+
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Observation(_) => "observation",
+            Message::Send(_) => "send",
+            Message::Echo(_) => "echo",
+            Message::ObservationRequest { .. } => "observation_request",
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The staggered submission schedule: each epoch ranks members by `sha256(epoch || key)`, and
+//! the member of rank `r` submits from `epoch_end + r * submit_slot`. Ranks rotate per epoch, so
+//! no member pays every epoch's fee, and only one transaction per epoch is expected.
+
+use sha2::{Digest, Sha256};
+
+/// Rank of `key` among `members` for `epoch` (0 = first to submit).
+pub fn submission_rank(epoch: u64, key: &[u8; 32], members: &[[u8; 32]]) -> usize {
+    let score = |member: &[u8; 32]| -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(epoch.to_be_bytes());
+        hasher.update(member);
+        hasher.finalize().into()
+    };
+    let own = score(key);
+    members
+        .iter()
+        .filter(|member| *member != key)
+        .filter(|member| (score(member), *member) < (own, key))
+        .count()
+}
+
+/// When the member of `rank` may submit: `epoch_end_ms + rank * slot_ms`.
+pub fn submission_slot_ms(epoch_end_ms: u64, rank: usize, slot_ms: u64) -> u64 {
+    epoch_end_ms.saturating_add((rank as u64).saturating_mul(slot_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_are_a_permutation_that_changes_with_the_epoch() {
+        let members: Vec<[u8; 32]> = (0..7u8).map(|i| [i; 32]).collect();
+        let mut seen_first = std::collections::BTreeSet::new();
+        for epoch in 0..40 {
+            let mut ranks: Vec<usize> = members
+                .iter()
+                .map(|key| submission_rank(epoch, key, &members))
+                .collect();
+            let first = ranks.iter().position(|&r| r == 0).unwrap();
+            seen_first.insert(first);
+            ranks.sort_unstable();
+            assert_eq!(ranks, (0..7).collect::<Vec<_>>());
+        }
+        assert!(seen_first.len() > 3, "rank 0 rotates among members");
+    }
+
+    #[test]
+    fn slots_are_spaced() {
+        assert_eq!(submission_slot_ms(1_000, 0, 250), 1_000);
+        assert_eq!(submission_slot_ms(1_000, 3, 250), 1_750);
+        assert_eq!(submission_slot_ms(u64::MAX, 3, 250), u64::MAX);
+    }
+}
