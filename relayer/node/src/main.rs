@@ -1,5 +1,7 @@
-//! The `relayer` binary (filled in by the relayer work).
+//! The `relayer` binary: see `relayer --help`.
 
-fn main() {
-    println!("relayer: not yet implemented");
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

@@ -1,0 +1,165 @@
+//! `relayer init-cluster`: keys, node configs and the signer set of an N-member cluster in one
+//! directory, usable on wasmd (and the embedded chain alike: addresses use the `wasm` prefix).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use cosmwasm_std::HexBinary;
+use nym_rewards::msg::MemberInput;
+use relayer_protocol::Keypair;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ChainSection, MetricsSection, NodeConfig, NodeSection, ProtocolSection};
+use crate::keys::{ChainAccount, random_secret, write_secret};
+
+/// Settings of a new cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Members.
+    pub nodes: usize,
+    /// Output directory (must not exist or be empty).
+    pub out: PathBuf,
+    /// First p2p port; node i listens on `p2p_base_port + i`.
+    pub p2p_base_port: u16,
+    /// First HTTP port; node i serves on `http_base_port + i`.
+    pub http_base_port: u16,
+    /// CometBFT RPC of the chain.
+    pub rpc: String,
+    /// Chain id.
+    pub chain_id: String,
+    /// Mixnodes measured.
+    pub mixnodes: u32,
+}
+
+/// `cluster.json`: what instantiating the contract needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClusterManifest {
+    /// Address of the admin account (key in `keys/admin.secp256k1`).
+    pub admin: String,
+    /// The signer set, in index order.
+    pub members: Vec<MemberInput>,
+    /// Node config files, in index order.
+    pub configs: Vec<PathBuf>,
+}
+
+/// Creates the cluster directory.
+pub fn init_cluster(options: &ClusterOptions) -> anyhow::Result<ClusterManifest> {
+    if options.nodes == 0 || options.nodes > 256 {
+        bail!("a cluster needs 1 to 256 nodes, got {}", options.nodes);
+    }
+    let out = &options.out;
+    if out.exists()
+        && out
+            .read_dir()
+            .with_context(|| format!("reading {}", out.display()))?
+            .next()
+            .is_some()
+    {
+        bail!("{} is not empty; refusing to overwrite keys", out.display());
+    }
+    let keys = out.join("keys");
+    std::fs::create_dir_all(&keys).with_context(|| format!("creating {}", keys.display()))?;
+    let admin = new_account(&keys.join("admin.secp256k1"))?;
+    let mut members = Vec::new();
+    let mut configs = Vec::new();
+    for i in 0..options.nodes {
+        let name = format!("node{i}");
+        let ed25519 = random_secret();
+        write_secret(&keys.join(format!("{name}.ed25519")), &ed25519)?;
+        let account = new_account(&keys.join(format!("{name}.secp256k1")))?;
+        let p2p_port = port(options.p2p_base_port, i)?;
+        let http_port = port(options.http_base_port, i)?;
+        let config = NodeConfig {
+            node: NodeSection {
+                name: name.clone(),
+                data_dir: PathBuf::from(format!("data/{name}")),
+                ed25519_key_file: PathBuf::from(format!("keys/{name}.ed25519")),
+                chain_key_file: PathBuf::from(format!("keys/{name}.secp256k1")),
+                p2p_listen: format!("/ip4/127.0.0.1/tcp/{p2p_port}"),
+                http_listen: ([127, 0, 0, 1], http_port).into(),
+            },
+            chain: ChainSection {
+                rpc: options.rpc.clone(),
+                chain_id: options.chain_id.clone(),
+                contract: String::new(),
+                gas_price: "0stake".into(),
+            },
+            metrics: MetricsSection {
+                mixnodes: options.mixnodes,
+                ..MetricsSection::default()
+            },
+            protocol: ProtocolSection::default(),
+        };
+        let file = PathBuf::from(format!("{name}.toml"));
+        std::fs::write(out.join(&file), config.to_toml())
+            .with_context(|| format!("writing {}", file.display()))?;
+        configs.push(file);
+        members.push(MemberInput {
+            ed25519_pubkey: HexBinary::from(Keypair::from_seed(&ed25519).public()),
+            address: account.address().to_string(),
+            api_url: format!("http://127.0.0.1:{http_port}"),
+            p2p_multiaddr: format!("/ip4/127.0.0.1/tcp/{p2p_port}"),
+        });
+    }
+    let manifest = ClusterManifest {
+        admin: admin.address().to_string(),
+        members,
+        configs,
+    };
+    let text = serde_json::to_string_pretty(&manifest)?;
+    std::fs::write(out.join("cluster.json"), text).context("writing cluster.json")?;
+    Ok(manifest)
+}
+
+fn port(base: u16, i: usize) -> anyhow::Result<u16> {
+    u16::try_from(usize::from(base) + i).context("port out of range; choose a lower base port")
+}
+
+fn new_account(path: &Path) -> anyhow::Result<ChainAccount> {
+    loop {
+        let secret = random_secret();
+        if let Some(account) = ChainAccount::from_secret(&secret) {
+            write_secret(path, &secret)?;
+            return Ok(account);
+        }
+    }
+}
+
+/// Reads `cluster.json` of a cluster directory.
+pub fn read_manifest(dir: &Path) -> anyhow::Result<ClusterManifest> {
+    let path = dir.join("cluster.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_cluster_writes_keys_configs_and_signer_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("cluster");
+        let options = ClusterOptions {
+            nodes: 3,
+            out: out.clone(),
+            p2p_base_port: 27_000,
+            http_base_port: 28_000,
+            rpc: "http://127.0.0.1:26657".into(),
+            chain_id: "testing".into(),
+            mixnodes: 10,
+        };
+        let manifest = init_cluster(&options).unwrap();
+        assert_eq!(manifest.members.len(), 3);
+        assert_eq!(read_manifest(&out).unwrap(), manifest);
+        let config = NodeConfig::load(&out.join("node2.toml")).unwrap();
+        assert_eq!(config.node.p2p_listen, "/ip4/127.0.0.1/tcp/27002");
+        let account = ChainAccount::from_file(&config.node.chain_key_file).unwrap();
+        assert_eq!(account.address(), manifest.members[2].address);
+        assert!(
+            init_cluster(&options).is_err(),
+            "never overwrites an existing cluster"
+        );
+    }
+}

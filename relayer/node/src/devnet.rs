@@ -1,0 +1,368 @@
+//! A whole network in one process: the real contract on the embedded chain and N nodes over
+//! real libp2p on loopback, each with its own SQLite file and HTTP port. Used by `relayer
+//! devnet`, `make demo`, the end-to-end tests and the benchmarks.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cosmwasm_std::HexBinary;
+use nym_rewards::msg::{EpochClock, InstantiateMsg, MemberInput};
+use relayer_protocol::{Keypair, SubmitPolicy};
+use serde::Serialize;
+
+use crate::audit::audit_node;
+use crate::chain::embedded::EmbeddedChain;
+use crate::chain::{self, Chain};
+use crate::config::{MetricsSection, ProtocolSection};
+use crate::keys::{ChainAccount, random_secret};
+use crate::net::BoundNet;
+use crate::node::{NodeSettings, RunningNode, start_node};
+
+/// How to run a devnet.
+#[derive(Debug, Clone)]
+pub struct DevnetOptions {
+    /// Members.
+    pub nodes: usize,
+    /// Mixnodes measured (ids 1..=M).
+    pub mixnodes: u32,
+    /// Epoch length.
+    pub epoch_secs: u64,
+    /// Submission policy.
+    pub policy: SubmitPolicy,
+    /// Sampling interval.
+    pub metrics_interval_ms: u64,
+    /// Grace period for more observations.
+    pub observation_grace_ms: u64,
+    /// Staggered slot spacing.
+    pub submit_slot_ms: u64,
+    /// Re-send interval.
+    pub resend_interval_ms: u64,
+    /// Catch-up window.
+    pub catch_up_epochs: u64,
+    /// Where the nodes keep their databases.
+    pub data_dir: PathBuf,
+    /// Members that never start (crashed from the beginning).
+    pub silent: BTreeSet<usize>,
+    /// Members that run without an HTTP API.
+    pub without_api: BTreeSet<usize>,
+}
+
+impl DevnetOptions {
+    /// Sensible defaults for `nodes` members in `data_dir`.
+    pub fn new(nodes: usize, data_dir: PathBuf) -> Self {
+        Self {
+            nodes,
+            mixnodes: 100,
+            epoch_secs: 3,
+            policy: SubmitPolicy::Staggered,
+            metrics_interval_ms: 200,
+            observation_grace_ms: 200,
+            submit_slot_ms: 300,
+            resend_interval_ms: 1_000,
+            catch_up_epochs: 3,
+            data_dir,
+            silent: BTreeSet::new(),
+            without_api: BTreeSet::new(),
+        }
+    }
+}
+
+struct NodeSpec {
+    name: String,
+    ed25519_secret: [u8; 32],
+    account: ChainAccount,
+    p2p_addr: String,
+    http_addr: SocketAddr,
+    db_path: PathBuf,
+    with_api: bool,
+}
+
+/// One final epoch, as `devnet --summary` reports it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EpochReport {
+    /// The epoch.
+    pub epoch: u64,
+    /// Chain address of the winner.
+    pub submitter: String,
+    /// Name of the winner.
+    pub submitter_name: String,
+    /// Data hash (hex).
+    pub data_hash: String,
+    /// Signer indices of the stored signatures.
+    pub signer_indices: Vec<u16>,
+    /// Submission transactions sent for this epoch by all nodes.
+    pub txs_submitted: u64,
+    /// From the epoch end to the contract accepting, by block time.
+    pub latency_ms: u64,
+    /// Running nodes holding official data for it.
+    pub nodes_with_official_data: usize,
+    /// The auditor check passed against every running node with an API.
+    pub auditor_verified: bool,
+    /// Audit failures, if any.
+    pub audit_failures: Vec<String>,
+}
+
+/// A running devnet.
+pub struct Devnet {
+    /// The embedded chain.
+    pub chain: Arc<EmbeddedChain>,
+    /// Epoch clock of the contract.
+    pub clock: EpochClock,
+    options: DevnetOptions,
+    specs: Vec<NodeSpec>,
+    nodes: Vec<Option<RunningNode>>,
+    http: reqwest::Client,
+}
+
+fn free_local_port() -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")
+}
+
+impl Devnet {
+    /// Binds every node's ports, instantiates the contract with their addresses, and starts
+    /// the nodes that are not silent.
+    pub async fn start(options: DevnetOptions) -> anyhow::Result<Self> {
+        if options.nodes == 0 || options.nodes > 256 {
+            bail!("a devnet needs 1 to 256 nodes, got {}", options.nodes);
+        }
+        std::fs::create_dir_all(&options.data_dir)
+            .with_context(|| format!("creating {}", options.data_dir.display()))?;
+        let mut specs = Vec::new();
+        let mut bound = Vec::new();
+        let mut listeners = Vec::new();
+        for i in 0..options.nodes {
+            let ed25519_secret = random_secret();
+            let account = loop {
+                if let Some(account) = ChainAccount::from_secret(&random_secret()) {
+                    break account;
+                }
+            };
+            let net = BoundNet::bind(ed25519_secret, "/ip4/127.0.0.1/tcp/0").await?;
+            let listener = free_local_port()?;
+            specs.push(NodeSpec {
+                name: format!("node{i}"),
+                ed25519_secret,
+                account,
+                p2p_addr: net.listen_addr.to_string(),
+                http_addr: listener.local_addr()?,
+                db_path: options.data_dir.join(format!("node{i}.sqlite")),
+                with_api: !options.without_api.contains(&i),
+            });
+            bound.push(Some(net));
+            listeners.push(Some(listener));
+        }
+        let genesis_time = crate::now_ms() / 1_000 + 1;
+        let clock = EpochClock {
+            genesis_time,
+            epoch_length_secs: options.epoch_secs,
+        };
+        let members = specs
+            .iter()
+            .map(|spec| MemberInput {
+                ed25519_pubkey: HexBinary::from(Keypair::from_seed(&spec.ed25519_secret).public()),
+                address: spec.account.address().to_string(),
+                api_url: format!("http://{}", spec.http_addr),
+                p2p_multiaddr: spec.p2p_addr.clone(),
+            })
+            .collect();
+        let admin = ChainAccount::from_secret(&[7; 32]).context("admin key")?;
+        let msg = InstantiateMsg {
+            admin: None,
+            clock,
+            members,
+            threshold: None,
+            max_mixnodes_per_epoch: options.mixnodes.max(1),
+        };
+        let chain = Arc::new(EmbeddedChain::start(msg, admin.address())?);
+        let mut devnet = Self {
+            chain,
+            clock,
+            options,
+            specs,
+            nodes: Vec::new(),
+            http: reqwest::Client::new(),
+        };
+        for i in 0..devnet.options.nodes {
+            let net = bound[i].take();
+            let listener = listeners[i].take();
+            if devnet.options.silent.contains(&i) {
+                devnet.nodes.push(None);
+                continue;
+            }
+            let node = devnet.start_one(i, net, listener).await?;
+            devnet.nodes.push(Some(node));
+        }
+        Ok(devnet)
+    }
+
+    async fn start_one(
+        &self,
+        i: usize,
+        net: Option<BoundNet>,
+        listener: Option<std::net::TcpListener>,
+    ) -> anyhow::Result<RunningNode> {
+        let spec = &self.specs[i];
+        let net = match net {
+            Some(net) => net,
+            None => BoundNet::bind(spec.ed25519_secret, &spec.p2p_addr).await?,
+        };
+        let http = if spec.with_api {
+            Some(match listener {
+                Some(listener) => listener,
+                None => std::net::TcpListener::bind(spec.http_addr)
+                    .with_context(|| format!("rebinding {}", spec.http_addr))?,
+            })
+        } else {
+            None
+        };
+        let options = &self.options;
+        let settings = NodeSettings {
+            name: spec.name.clone(),
+            ed25519_secret: spec.ed25519_secret,
+            account: spec.account.clone(),
+            db_path: spec.db_path.clone(),
+            http,
+            net,
+            metrics: MetricsSection {
+                mixnodes: options.mixnodes,
+                interval_ms: options.metrics_interval_ms,
+                seed: 1,
+                retention_epochs: 24,
+            },
+            protocol: ProtocolSection {
+                observation_threshold: None,
+                observation_grace_ms: options.observation_grace_ms,
+                submit_slot_ms: options.submit_slot_ms,
+                resend_interval_ms: options.resend_interval_ms,
+                policy: options.policy,
+                catch_up_epochs: options.catch_up_epochs,
+            },
+            chain: self.chain.clone(),
+        };
+        start_node(settings).await
+    }
+
+    /// The running node `i`, if it runs.
+    pub fn node(&self, i: usize) -> Option<&RunningNode> {
+        self.nodes.get(i).and_then(Option::as_ref)
+    }
+
+    /// Names of members by chain address.
+    fn name_of(&self, address: &str) -> String {
+        self.specs
+            .iter()
+            .find(|spec| spec.account.address() == address)
+            .map_or_else(|| address.to_string(), |spec| spec.name.clone())
+    }
+
+    /// Kills node `i` abruptly, as a crash would.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(node) = self.nodes.get_mut(i).and_then(Option::take) {
+            node.kill();
+        }
+    }
+
+    /// Starts node `i` again on its database, addresses and keys.
+    pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        let node = self.start_one(i, None, None).await?;
+        self.nodes[i] = Some(node);
+        Ok(())
+    }
+
+    /// Waits until every running node holds official data for `epoch`, then reports it.
+    pub async fn wait_for_final(
+        &self,
+        epoch: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<EpochReport> {
+        let running: Vec<&RunningNode> = self.nodes.iter().flatten().collect();
+        let wait_all = async {
+            for node in &running {
+                let mut official = node.official.clone();
+                official
+                    .wait_for(|latest| latest.is_some_and(|latest| latest >= epoch))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("{} stopped", node.name))?;
+            }
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(timeout, wait_all)
+            .await
+            .with_context(|| {
+                format!("epoch {epoch} not final on every node within {timeout:?}")
+            })??;
+        self.report(epoch).await
+    }
+
+    /// Reports an epoch from the contract, the nodes' stores and the auditor check.
+    pub async fn report(&self, epoch: u64) -> anyhow::Result<EpochReport> {
+        let record = chain::epoch_record(self.chain.as_ref(), epoch)
+            .await?
+            .with_context(|| format!("epoch {epoch} is not on chain"))?;
+        let running: Vec<&RunningNode> = self.nodes.iter().flatten().collect();
+        let mut txs_submitted = 0;
+        let mut holding = 0;
+        for node in &running {
+            txs_submitted += node.store.submissions_for(epoch)?;
+            if node.store.official(epoch)?.is_some() {
+                holding += 1;
+            }
+        }
+        let mut audit_failures = Vec::new();
+        for node in &running {
+            if let Some(api_url) = &node.api_url {
+                let report = audit_node(&self.http, self.chain.as_ref(), api_url, epoch).await;
+                audit_failures.extend(
+                    report
+                        .failures
+                        .into_iter()
+                        .map(|failure| format!("{}: {failure}", node.name)),
+                );
+            }
+        }
+        let epoch_end_ms = self
+            .clock
+            .epoch_end(epoch)
+            .map_err(|err| anyhow::anyhow!("{err}"))?
+            * 1_000;
+        let accepted_ms = record.time.nanos() / 1_000_000;
+        Ok(EpochReport {
+            epoch,
+            submitter: record.submitter.to_string(),
+            submitter_name: self.name_of(record.submitter.as_str()),
+            data_hash: record.data_hash.to_hex(),
+            signer_indices: record.signatures.iter().map(|s| s.index).collect(),
+            txs_submitted,
+            latency_ms: accepted_ms.saturating_sub(epoch_end_ms),
+            nodes_with_official_data: holding,
+            auditor_verified: audit_failures.is_empty(),
+            audit_failures,
+        })
+    }
+
+    /// Stops every node gracefully.
+    pub async fn stop(self) {
+        for node in self.nodes.into_iter().flatten() {
+            node.stop().await;
+        }
+    }
+
+    /// Number of members.
+    pub fn size(&self) -> usize {
+        self.options.nodes
+    }
+
+    /// The running epoch now.
+    pub fn current_epoch(&self) -> Option<u64> {
+        self.clock.epoch_at(crate::now_ms() / 1_000)
+    }
+
+    /// Contract address.
+    pub fn contract(&self) -> &str {
+        self.chain.contract()
+    }
+}

@@ -1,0 +1,458 @@
+//! libp2p networking: TCP + noise + yamux, one request-response protocol carrying encoded
+//! [`relayer_protocol::Message`]s. The libp2p identity IS the member's ed25519 key, and only
+//! signer-set members are allowed to connect (allow list), so every message processed comes
+//! from an authenticated member. Message sizes are bounded, each peer is rate-limited, and
+//! disconnected members are redialled with exponential backoff.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::allow_block_list::{self, AllowedPeers};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
+use relayer_protocol::{MemberIndex, Message};
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+use crate::metrics::NodeMetrics;
+use crate::wire::{self, MAX_MESSAGE_BYTES};
+
+const PROTOCOL: StreamProtocol = StreamProtocol::new("/nym-rewards/msg/1");
+/// Messages a peer may burst before rate limiting starts.
+const RATE_BURST: f64 = 4_096.0;
+/// Sustained messages per second per peer.
+const RATE_PER_SEC: f64 = 2_048.0;
+const REDIAL_MIN: Duration = Duration::from_millis(250);
+const REDIAL_MAX: Duration = Duration::from_secs(8);
+
+/// Networking failures at start-up.
+#[derive(Debug, Error)]
+pub enum NetError {
+    /// A bad key or address.
+    #[error("invalid network setting: {0}")]
+    Invalid(String),
+    /// Cannot listen.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A message from an authenticated member.
+#[derive(Debug)]
+pub struct Inbound {
+    /// Sender's member index.
+    pub from: MemberIndex,
+    /// The decoded message.
+    pub message: Message,
+}
+
+enum Command {
+    Send {
+        to: MemberIndex,
+        bytes: Arc<Vec<u8>>,
+    },
+}
+
+/// Sends messages through the swarm task; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct NetHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    metrics: Arc<NodeMetrics>,
+    connected: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl NetHandle {
+    /// Sends `message` to member `to` (dropped silently if the network task has stopped).
+    pub fn send(&self, to: MemberIndex, message: &Message) {
+        if let Ok(bytes) = wire::encode(message) {
+            self.send_bytes(to, Arc::new(bytes));
+        }
+    }
+
+    /// Sends the same message to several members, encoding it once.
+    pub fn send_many(&self, to: impl IntoIterator<Item = MemberIndex>, message: &Message) {
+        if let Ok(bytes) = wire::encode(message) {
+            let bytes = Arc::new(bytes);
+            for member in to {
+                self.send_bytes(member, bytes.clone());
+            }
+        }
+    }
+
+    fn send_bytes(&self, to: MemberIndex, bytes: Arc<Vec<u8>>) {
+        NodeMetrics::inc(&self.metrics.messages_sent);
+        NodeMetrics::add(&self.metrics.bytes_sent, bytes.len() as u64);
+        let _ = self.commands.send(Command::Send { to, bytes });
+    }
+
+    /// Members currently connected.
+    pub fn connected_peers(&self) -> usize {
+        self.connected.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The libp2p PeerId of an ed25519 public key.
+pub fn peer_id_of(public_key: &[u8; 32]) -> Result<PeerId, NetError> {
+    let key = identity::ed25519::PublicKey::try_from_bytes(public_key)
+        .map_err(|err| NetError::Invalid(format!("ed25519 key: {err}")))?;
+    Ok(identity::PublicKey::from(key).to_peer_id())
+}
+
+/// Length-prefixed raw bytes with a size limit; decoding happens in [`wire`].
+#[derive(Debug, Clone, Default)]
+pub struct WireCodec;
+
+async fn read_frame<T: futures::AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_MESSAGE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the limit"),
+        ));
+    }
+    let mut bytes = vec![0u8; len];
+    io.read_exact(&mut bytes).await?;
+    Ok(bytes)
+}
+
+async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    bytes: &[u8],
+) -> io::Result<()> {
+    io.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
+    io.write_all(bytes).await?;
+    io.close().await
+}
+
+#[async_trait]
+impl request_response::Codec for WireCodec {
+    type Protocol = StreamProtocol;
+    type Request = Arc<Vec<u8>>;
+    type Response = ();
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Arc<Vec<u8>>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        read_frame(io).await.map(Arc::new)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<()>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        let mut ack = [0u8; 1];
+        io.read_exact(&mut ack).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        request: Arc<Vec<u8>>,
+    ) -> io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &request).await
+    }
+
+    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, _: ()) -> io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&[1]).await?;
+        io.close().await
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    allow: allow_block_list::Behaviour<AllowedPeers>,
+    messages: request_response::Behaviour<WireCodec>,
+}
+
+/// A swarm listening on its address, not yet told who the members are.
+pub struct BoundNet {
+    swarm: Swarm<Behaviour>,
+    /// The address it listens on (with the real port when 0 was asked for).
+    pub listen_addr: Multiaddr,
+    /// This node's PeerId.
+    pub peer_id: PeerId,
+}
+
+impl BoundNet {
+    /// Builds the swarm from the node's ed25519 secret and starts listening on `listen`.
+    pub async fn bind(secret: [u8; 32], listen: &str) -> Result<Self, NetError> {
+        let mut secret = secret;
+        let keypair = identity::Keypair::ed25519_from_bytes(&mut secret)
+            .map_err(|err| NetError::Invalid(err.to_string()))?;
+        let peer_id = keypair.public().to_peer_id();
+        let addr: Multiaddr = listen
+            .parse()
+            .map_err(|err| NetError::Invalid(format!("{listen}: {err}")))?;
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|err| NetError::Invalid(err.to_string()))?
+            .with_behaviour(|_| Behaviour {
+                allow: allow_block_list::Behaviour::default(),
+                messages: request_response::Behaviour::new(
+                    [(PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10))
+                        .with_max_concurrent_streams(4_096),
+                ),
+            })
+            .map_err(|err| NetError::Invalid(err.to_string()))?
+            .with_swarm_config(|config| {
+                config.with_idle_connection_timeout(Duration::from_secs(3_600))
+            })
+            .build();
+        let listen_error = |reason: String| NetError::Listen {
+            addr: listen.to_string(),
+            reason,
+        };
+        swarm
+            .listen_on(addr)
+            .map_err(|err| listen_error(err.to_string()))?;
+        let listen_addr = loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => break address,
+                SwarmEvent::ListenerError { error, .. } => {
+                    return Err(listen_error(error.to_string()));
+                }
+                SwarmEvent::ListenerClosed {
+                    reason: Err(error), ..
+                } => return Err(listen_error(error.to_string())),
+                _ => {}
+            }
+        };
+        Ok(Self {
+            swarm,
+            listen_addr,
+            peer_id,
+        })
+    }
+
+    /// Starts the swarm task for `members` (ed25519 key and multiaddress, in signer-index order).
+    /// Inbound messages from members arrive on the returned receiver.
+    pub fn run(
+        mut self,
+        members: &[([u8; 32], String)],
+        metrics: Arc<NodeMetrics>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(NetHandle, mpsc::Receiver<Inbound>), NetError> {
+        let mut peers = Vec::with_capacity(members.len());
+        for (key, addr) in members {
+            let peer = peer_id_of(key)?;
+            let addr: Multiaddr = addr
+                .parse()
+                .map_err(|err| NetError::Invalid(format!("{addr}: {err}")))?;
+            self.swarm.behaviour_mut().allow.allow_peer(peer);
+            if peer != self.peer_id {
+                self.swarm.add_peer_address(peer, addr.clone());
+            }
+            peers.push((peer, addr));
+        }
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (inbound_tx, inbound) = mpsc::channel(65_536);
+        let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let task = SwarmTask {
+            swarm: self.swarm,
+            me: self.peer_id,
+            index_of: peers
+                .iter()
+                .enumerate()
+                .map(|(i, (peer, _))| (*peer, i as MemberIndex))
+                .collect(),
+            peers,
+            connected_peers: HashSet::new(),
+            connected: connected.clone(),
+            buckets: HashMap::new(),
+            redial: HashMap::new(),
+            metrics: metrics.clone(),
+            inbound: inbound_tx,
+        };
+        tokio::spawn(task.run(command_rx, shutdown));
+        Ok((
+            NetHandle {
+                commands,
+                metrics,
+                connected,
+            },
+            inbound,
+        ))
+    }
+}
+
+struct TokenBucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * RATE_PER_SEC).min(RATE_BURST);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct SwarmTask {
+    swarm: Swarm<Behaviour>,
+    me: PeerId,
+    peers: Vec<(PeerId, Multiaddr)>,
+    index_of: HashMap<PeerId, MemberIndex>,
+    connected_peers: HashSet<PeerId>,
+    connected: Arc<std::sync::atomic::AtomicUsize>,
+    buckets: HashMap<PeerId, TokenBucket>,
+    redial: HashMap<PeerId, (Instant, Duration)>,
+    metrics: Arc<NodeMetrics>,
+    inbound: mpsc::Sender<Inbound>,
+}
+
+impl SwarmTask {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut redial_tick = tokio::time::interval(REDIAL_MIN);
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Send { to, bytes }) => self.send(to, bytes),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.on_event(event).await,
+                _ = redial_tick.tick() => self.redial(),
+                _ = shutdown.changed() => break,
+            }
+        }
+        tracing::debug!("network task stopped");
+    }
+
+    fn send(&mut self, to: MemberIndex, bytes: Arc<Vec<u8>>) {
+        if let Some((peer, _)) = self
+            .peers
+            .get(usize::from(to))
+            .filter(|(peer, _)| *peer != self.me)
+        {
+            let peer = *peer;
+            self.swarm
+                .behaviour_mut()
+                .messages
+                .send_request(&peer, bytes);
+        }
+    }
+
+    fn redial(&mut self) {
+        let now = Instant::now();
+        for (peer, addr) in &self.peers {
+            if *peer == self.me || self.connected_peers.contains(peer) {
+                continue;
+            }
+            let (next, backoff) = self.redial.entry(*peer).or_insert((now, REDIAL_MIN));
+            if *next <= now {
+                let _ = self.swarm.dial(addr.clone());
+                *next = now + *backoff;
+                *backoff = (*backoff * 2).min(REDIAL_MAX);
+            }
+        }
+    }
+
+    async fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                self.connected_peers.insert(peer_id);
+                self.redial.remove(&peer_id);
+                self.publish_connected();
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.connected_peers.remove(&peer_id);
+                self.publish_connected();
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Messages(request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            })) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .messages
+                    .send_response(channel, ());
+                self.on_request(peer, &request).await;
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Messages(
+                request_response::Event::InboundFailure { .. },
+            )) => {
+                NodeMetrics::inc(&self.metrics.messages_dropped);
+            }
+            _ => {}
+        }
+    }
+
+    fn publish_connected(&self) {
+        self.connected.store(
+            self.connected_peers.len(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    async fn on_request(&mut self, peer: PeerId, bytes: &[u8]) {
+        NodeMetrics::inc(&self.metrics.messages_received);
+        NodeMetrics::add(&self.metrics.bytes_received, bytes.len() as u64);
+        let Some(&from) = self.index_of.get(&peer) else {
+            NodeMetrics::inc(&self.metrics.messages_dropped);
+            return;
+        };
+        let bucket = self.buckets.entry(peer).or_insert(TokenBucket {
+            tokens: RATE_BURST,
+            updated: Instant::now(),
+        });
+        if !bucket.take(Instant::now()) {
+            NodeMetrics::inc(&self.metrics.messages_dropped);
+            tracing::warn!(peer = %peer, "rate limit exceeded; message dropped");
+            return;
+        }
+        match wire::decode(bytes) {
+            Ok(message) => {
+                let _ = self.inbound.send(Inbound { from, message }).await;
+            }
+            Err(err) => {
+                NodeMetrics::inc(&self.metrics.messages_dropped);
+                tracing::warn!(peer = %peer, "dropped message: {err}");
+            }
+        }
+    }
+}
