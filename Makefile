@@ -39,6 +39,15 @@ schema-check: ## Fail when schema/ is stale
 unit: ## All cargo tests (needs the wasm for the VM test)
 	cargo test --workspace --all-targets
 
+.PHONY: devnet-smoke
+devnet-smoke: ## relayer devnet for 3 epochs; fails unless every epoch passes the auditor check
+	cargo run -q -p relayer -- devnet --nodes 4 --epochs 3 --epoch-secs 2 --summary target/devnet-summary.json
+	@python3 -c 'import json,sys; e=json.load(open("target/devnet-summary.json"))["epochs"]; ok=len(e)==3 and all(x["auditor_verified"] for x in e); print("devnet summary:", len(e), "epochs, auditor_verified" , all(x["auditor_verified"] for x in e)); sys.exit(0 if ok else 1)'
+
+.PHONY: demo
+demo: ## A 4-node network with 100 mixnodes on the embedded chain, until Ctrl-C
+	cargo run -q -p relayer -- devnet --nodes 4 --mixnodes 100 --epoch-secs 5
+
 .PHONY: test
-test: fmt-check clippy wasm schema-check unit ## Everything CI checks
+test: fmt-check clippy wasm schema-check unit devnet-smoke ## Everything CI checks
 	@echo "make test: all checks passed"

@@ -229,7 +229,7 @@ async fn run_devnet(
             println!("  node{i}: {url}/v1/status");
         }
     }
-    let first = devnet.current_epoch().unwrap_or(0);
+    let first = devnet.current_epoch();
     let timeout = Duration::from_secs(epoch_secs * 6 + 30);
     let mut reports = Vec::new();
     let mut epoch = first;

@@ -356,9 +356,9 @@ impl Devnet {
         self.options.nodes
     }
 
-    /// The running epoch now.
-    pub fn current_epoch(&self) -> Option<u64> {
-        self.clock.epoch_at(crate::now_ms() / 1_000)
+    /// The running epoch now (epoch 0 until genesis, which is a second after start).
+    pub fn current_epoch(&self) -> u64 {
+        self.clock.epoch_at(crate::now_ms() / 1_000).unwrap_or(0)
     }
 
     /// Contract address.

@@ -1,0 +1,280 @@
+//! End to end on the embedded chain: N nodes in this process over real libp2p on loopback,
+//! real SQLite files in temp dirs, the real contract in cw-multi-test. Tests await epochs
+//! becoming final (events), assert outcomes rather than timings, and run one at a time so two
+//! cores do not flake.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cosmwasm_std::HexBinary;
+use relayer::audit::verify_official;
+use relayer::chain::{self, Chain};
+use relayer::devnet::{Devnet, DevnetOptions};
+use relayer::store::OfficialSource;
+use relayer_protocol::SubmitPolicy;
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+const TIMEOUT: Duration = Duration::from_secs(40);
+
+fn options(dir: &tempfile::TempDir, nodes: usize) -> DevnetOptions {
+    let mut options = DevnetOptions::new(nodes, dir.path().to_path_buf());
+    options.epoch_secs = 2;
+    options.mixnodes = 50;
+    options
+}
+
+/// Every running node holds official data for `epoch` equal to the contract's record.
+async fn assert_identical_official_data(devnet: &Devnet, nodes: &[usize], epoch: u64) {
+    let record = chain::epoch_record(devnet.chain.as_ref(), epoch)
+        .await
+        .unwrap()
+        .expect("on chain");
+    for &i in nodes {
+        let official = devnet
+            .node(i)
+            .unwrap()
+            .store
+            .official(epoch)
+            .unwrap()
+            .expect("official data");
+        assert_eq!(official.rewards, record.rewards, "node{i} epoch {epoch}");
+        assert_eq!(
+            official.data_hash, record.data_hash,
+            "node{i} epoch {epoch}"
+        );
+        assert_eq!(
+            official.signatures, record.signatures,
+            "node{i} epoch {epoch}"
+        );
+        assert_eq!(
+            official.submitter,
+            record.submitter.as_str(),
+            "node{i} epoch {epoch}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staggered_four_nodes_three_epochs() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(options(&dir, 4)).await.unwrap();
+    let first = devnet.current_epoch();
+    let mut txs = 0;
+    for epoch in first..first + 3 {
+        let report = devnet.wait_for_final(epoch, TIMEOUT).await.unwrap();
+        assert!(report.auditor_verified, "{:?}", report.audit_failures);
+        assert_eq!(report.nodes_with_official_data, 4);
+        assert!(report.signer_indices.len() >= 3);
+        txs += report.txs_submitted;
+        assert_identical_official_data(&devnet, &[0, 1, 2, 3], epoch).await;
+    }
+    assert!(
+        txs < 2 * 3,
+        "staggered: fewer than 2 txs per epoch on average, got {txs} for 3 epochs"
+    );
+
+    // A tampered copy fails the auditor check: one uptime changed, or one signature flipped.
+    let record = chain::epoch_record(devnet.chain.as_ref(), first)
+        .await
+        .unwrap()
+        .unwrap();
+    let set = chain::signer_set(devnet.chain.as_ref(), Some(record.signer_set_version))
+        .await
+        .unwrap();
+    let honest = devnet
+        .node(0)
+        .unwrap()
+        .store
+        .official(first)
+        .unwrap()
+        .unwrap();
+    let (chain_id, contract) = (devnet.chain.chain_id(), devnet.chain.contract());
+    assert!(
+        verify_official(&honest, &record, &set, chain_id, contract)
+            .1
+            .is_empty()
+    );
+    let mut changed = honest.clone();
+    changed.rewards[7].uptime_bp = (changed.rewards[7].uptime_bp + 1) % 10_001;
+    assert!(
+        !verify_official(&changed, &record, &set, chain_id, contract)
+            .1
+            .is_empty()
+    );
+    let mut flipped = honest.clone();
+    let mut bytes = flipped.signatures[0].signature.to_vec();
+    bytes[5] ^= 0x10;
+    flipped.signatures[0].signature = HexBinary::from(bytes);
+    let (_, failures) = verify_official(&flipped, &record, &set, chain_id, contract);
+    assert!(
+        failures.iter().any(|f| f.contains("does not verify")),
+        "{failures:?}"
+    );
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn race_every_node_submits_one_wins_losers_fetch_from_the_winner() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(&dir, 4);
+    options.policy = SubmitPolicy::Race;
+    let devnet = Devnet::start(options).await.unwrap();
+    let epoch = devnet.current_epoch();
+    let report = devnet.wait_for_final(epoch, TIMEOUT).await.unwrap();
+    assert!(report.auditor_verified, "{:?}", report.audit_failures);
+    assert_eq!(report.txs_submitted, 4, "race: every node submits");
+    let mut accepted = 0;
+    for i in 0..4 {
+        let node = devnet.node(i).unwrap();
+        let official = node.store.official(epoch).unwrap().unwrap();
+        if official.submitter == report.submitter {
+            // Only the winner's store says Own.
+            if official.source == OfficialSource::Own {
+                accepted += 1;
+            } else {
+                assert_eq!(
+                    official.source,
+                    OfficialSource::Peer,
+                    "node{i} fetched from the winner"
+                );
+            }
+        }
+    }
+    assert_eq!(accepted, 1, "exactly one accepted submission");
+    let stats: Vec<_> = (0..4)
+        .map(|i| devnet.node(i).unwrap().store.submission_stats().unwrap())
+        .collect();
+    assert_eq!(stats.iter().map(|s| s.accepted).sum::<u64>(), 1);
+    assert_eq!(
+        stats.iter().map(|s| s.lost).sum::<u64>(),
+        3,
+        "the others found the epoch taken"
+    );
+    assert_identical_official_data(&devnet, &[0, 1, 2, 3], epoch).await;
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_silent_node_of_four_does_not_stop_epochs() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(&dir, 4);
+    options.silent = BTreeSet::from([2]);
+    let devnet = Devnet::start(options).await.unwrap();
+    let first = devnet.current_epoch();
+    for epoch in first..first + 2 {
+        let report = devnet.wait_for_final(epoch, TIMEOUT).await.unwrap();
+        assert!(report.auditor_verified, "{:?}", report.audit_failures);
+        assert_eq!(report.nodes_with_official_data, 3);
+        assert!(!report.signer_indices.contains(&2));
+        assert_identical_official_data(&devnet, &[0, 1, 3], epoch).await;
+    }
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losers_take_the_contract_data_when_the_winner_api_is_down() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(&dir, 4);
+    options.without_api = BTreeSet::from([0, 1, 2, 3]);
+    let devnet = Devnet::start(options).await.unwrap();
+    let epoch = devnet.current_epoch();
+    let report = devnet.wait_for_final(epoch, TIMEOUT).await.unwrap();
+    for i in 0..4 {
+        let official = devnet
+            .node(i)
+            .unwrap()
+            .store
+            .official(epoch)
+            .unwrap()
+            .unwrap();
+        let expected =
+            if official.submitter == report.submitter && official.source == OfficialSource::Own {
+                OfficialSource::Own
+            } else {
+                OfficialSource::Contract
+            };
+        assert_eq!(official.source, expected, "node{i}");
+    }
+    let sources: Vec<_> = (0..4)
+        .map(|i| {
+            devnet
+                .node(i)
+                .unwrap()
+                .store
+                .official(epoch)
+                .unwrap()
+                .unwrap()
+                .source
+        })
+        .collect();
+    assert_eq!(
+        sources
+            .iter()
+            .filter(|s| **s == OfficialSource::Own)
+            .count(),
+        1
+    );
+    assert_eq!(
+        sources
+            .iter()
+            .filter(|s| **s == OfficialSource::Contract)
+            .count(),
+        3
+    );
+    assert_identical_official_data(&devnet, &[0, 1, 2, 3], epoch).await;
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_restarts_on_its_database_and_catches_up() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut devnet = Devnet::start(options(&dir, 4)).await.unwrap();
+    let first = devnet.current_epoch();
+    devnet.wait_for_final(first, TIMEOUT).await.unwrap();
+    let before = devnet
+        .node(1)
+        .unwrap()
+        .store
+        .echo_decisions_since(0)
+        .unwrap();
+    assert!(!before.is_empty(), "node1 echoed blocks of epoch {first}");
+
+    // Kill node 1 mid-epoch; the others go on without it.
+    devnet.kill(1);
+    let missed = first + 1;
+    devnet.wait_for_final(missed, TIMEOUT).await.unwrap();
+
+    devnet.restart(1).await.unwrap();
+    let report = devnet.wait_for_final(missed + 1, TIMEOUT).await.unwrap();
+    assert_eq!(report.nodes_with_official_data, 4);
+    let node1 = devnet.node(1).unwrap();
+    assert!(
+        node1.store.official(missed).unwrap().is_some(),
+        "caught up the epoch it missed"
+    );
+    assert!(
+        node1.store.official(first).unwrap().is_some(),
+        "nothing stored before the crash is lost"
+    );
+    assert_identical_official_data(&devnet, &[0, 1, 2, 3], missed).await;
+    // Echo decisions made before the crash are unchanged: never a second block per proposer.
+    let after = node1.store.echo_decisions_since(0).unwrap();
+    for decision in &before {
+        assert!(after.contains(decision), "decision {decision:?} kept");
+    }
+    let keys: BTreeSet<(u64, u16)> = after
+        .iter()
+        .map(|(epoch, proposer, _)| (*epoch, *proposer))
+        .collect();
+    assert_eq!(
+        keys.len(),
+        after.len(),
+        "one decision per proposer and epoch"
+    );
+    devnet.stop().await;
+}
