@@ -1,4 +1,4 @@
-//! Command line: `devnet`, `init-cluster`, `keygen`.
+//! Command line: `devnet`, `init-cluster`, `deploy`, `run`, `query`, `verify`, `keygen`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +6,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use nym_rewards::msg::QueryMsg;
+use relayer::chain::Chain;
+use relayer::chain::wasmd::WasmdChain;
 use relayer::cluster::{ClusterOptions, init_cluster};
+use relayer::config::NodeConfig;
+use relayer::deploy::{DeployOptions, deploy};
+use relayer::keys::{ChainAccount, read_secret};
+use relayer::net::BoundNet;
+use relayer::node::{NodeSettings, start_node};
 use relayer::devnet::{Devnet, DevnetOptions};
 use relayer_protocol::SubmitPolicy;
 
@@ -98,11 +106,91 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         mixnodes: u32,
     },
+    /// Run one node against a wasmd chain, until SIGINT or SIGTERM.
+    Run {
+        /// Node config (TOML) from `relayer init-cluster`.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Store the contract on a wasmd chain and instantiate it with a cluster's signer set.
+    Deploy {
+        /// CometBFT RPC URL.
+        #[arg(long)]
+        node: String,
+        /// Expected chain id.
+        #[arg(long)]
+        chain_id: Option<String>,
+        /// The contract's wasm.
+        #[arg(long, default_value = "artifacts/nym_rewards.wasm")]
+        wasm: PathBuf,
+        /// Cluster directory.
+        #[arg(long)]
+        cluster: PathBuf,
+        /// Epoch length in seconds.
+        #[arg(long, default_value_t = 60)]
+        epoch_secs: u64,
+        /// Most mixnodes per epoch.
+        #[arg(long, default_value_t = 5_000)]
+        max_mixnodes: u32,
+        /// Signature threshold (default floor(2n/3)+1).
+        #[arg(long)]
+        threshold: Option<u32>,
+    },
+    /// Query the contract and print JSON.
+    Query {
+        /// CometBFT RPC URL.
+        #[arg(long)]
+        node: String,
+        /// Contract address.
+        #[arg(long)]
+        contract: String,
+        #[command(subcommand)]
+        what: QueryWhat,
+    },
+    /// The auditor check: a node's data for an epoch against the chain (exit 0 when it passes).
+    Verify {
+        /// The epoch.
+        #[arg(long)]
+        epoch: u64,
+        /// The node's API URL.
+        #[arg(long)]
+        api: String,
+        /// CometBFT RPC URL.
+        #[arg(long)]
+        node: String,
+        /// Contract address.
+        #[arg(long)]
+        contract: String,
+    },
     /// Print a fresh ed25519 public key and write its secret to a file (mode 0600).
     Keygen {
         /// Secret key file to create.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueryWhat {
+    /// Admin, clock, limits.
+    Config,
+    /// A signer set (latest when no version is given).
+    Signers {
+        /// Version.
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// The stored data of an epoch.
+    Epoch {
+        /// The epoch.
+        epoch: u64,
+    },
+    /// The running and the latest stored epoch.
+    Latest,
+    /// A mixnode's uptime across stored epochs.
+    Mixnode {
+        /// The mixnode.
+        id: u32,
     },
 }
 
@@ -200,6 +288,43 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Run { config } => run_node(&config).await,
+        Command::Deploy { node, chain_id, wasm, cluster, epoch_secs, max_mixnodes, threshold } => {
+            let options = DeployOptions { node, chain_id, wasm, cluster, epoch_secs, max_mixnodes, threshold };
+            let deployment = deploy(&options).await?;
+            println!("{}", serde_json::to_string_pretty(&deployment)?);
+            Ok(())
+        }
+        Command::Query { node, contract, what } => {
+            let chain = WasmdChain::connect(&node, None, &contract, "0stake").await?;
+            let msg = match what {
+                QueryWhat::Config => QueryMsg::Config {},
+                QueryWhat::Signers { version } => QueryMsg::SignerSet { version },
+                QueryWhat::Epoch { epoch } => QueryMsg::EpochRewards { epoch },
+                QueryWhat::Latest => QueryMsg::LatestEpoch {},
+                QueryWhat::Mixnode { id } => QueryMsg::MixnodeRewards { mix_id: id, start_after: None, limit: None },
+            };
+            let answer: serde_json::Value = serde_json::from_slice(&chain.query_raw(&msg).await?)?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(())
+        }
+        Command::Verify { epoch, api, node, contract } => {
+            let chain = WasmdChain::connect(&node, None, &contract, "0stake").await?;
+            let report = relayer::audit::audit_node(&reqwest::Client::new(), &chain, &api, epoch).await;
+            if report.passed() {
+                println!(
+                    "epoch {epoch} at {api}: OK ({} valid signatures, threshold {})",
+                    report.valid_signatures, report.threshold
+                );
+                Ok(())
+            } else {
+                println!("epoch {epoch} at {api}: FAILED");
+                for failure in &report.failures {
+                    println!("  - {failure}");
+                }
+                anyhow::bail!("the auditor check failed")
+            }
+        }
         Command::Keygen { out } => {
             let secret = relayer::keys::random_secret();
             relayer::keys::write_secret(&out, &secret)?;
@@ -276,6 +401,54 @@ async fn run_devnet(
     if reports.iter().any(|report| !report.auditor_verified) {
         anyhow::bail!("the auditor check failed for some epochs");
     }
+    Ok(())
+}
+
+/// Connects to the chain, retrying with backoff while it is down.
+async fn connect_with_retry(config: &NodeConfig) -> anyhow::Result<WasmdChain> {
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=12 {
+        match WasmdChain::connect(&config.chain.rpc, Some(&config.chain.chain_id), &config.chain.contract, &config.chain.gas_price).await {
+            Ok(chain) => return Ok(chain),
+            Err(err @ relayer::chain::ChainError::Unavailable(_)) => {
+                tracing::warn!("chain not reachable (attempt {attempt}): {err}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    anyhow::bail!("chain {} unreachable; giving up", config.chain.rpc)
+}
+
+async fn run_node(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = NodeConfig::load(path)?;
+    if config.chain.contract.is_empty() {
+        anyhow::bail!("{} names no contract; run `relayer deploy` first", path.display());
+    }
+    let ed25519_secret = read_secret(&config.node.ed25519_key_file)?;
+    let account = ChainAccount::from_file(&config.node.chain_key_file)?;
+    std::fs::create_dir_all(&config.node.data_dir).with_context(|| format!("creating {}", config.node.data_dir.display()))?;
+    let chain = connect_with_retry(&config).await?;
+    let net = BoundNet::bind(ed25519_secret, &config.node.p2p_listen).await?;
+    let http = std::net::TcpListener::bind(config.node.http_listen)
+        .with_context(|| format!("cannot serve the API on {} (port taken?)", config.node.http_listen))?;
+    let node = start_node(NodeSettings {
+        name: config.node.name.clone(),
+        ed25519_secret,
+        account,
+        db_path: config.node.data_dir.join("node.sqlite"),
+        http: Some(http),
+        net,
+        metrics: config.metrics.clone(),
+        protocol: config.protocol.clone(),
+        chain: std::sync::Arc::new(chain),
+    })
+    .await?;
+    println!("{} running: API {}", node.name, node.api_url.clone().unwrap_or_default());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    node.stop().await;
     Ok(())
 }
 

@@ -28,6 +28,9 @@ use crate::now_ms;
 use crate::official::{Finalized, Finalizer};
 use crate::store::{Store, SubmissionOutcome};
 
+/// Pause before a failed submission is retried.
+const SUBMIT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Everything needed to start a node.
 pub struct NodeSettings {
     /// Name for logs.
@@ -596,7 +599,11 @@ impl ChainTaskContext {
                 self.finalize(&record, tx_ref).await;
                 true
             }
-            None => false,
+            None => {
+                // Back off before the protocol retries, so a chain that is down is not hammered.
+                tokio::time::sleep(SUBMIT_RETRY_BACKOFF).await;
+                false
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! contract, never by parsing error strings.
 
 pub mod embedded;
+pub mod wasmd;
 
 use std::time::Duration;
 

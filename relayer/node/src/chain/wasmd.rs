@@ -1,0 +1,270 @@
+//! The wasmd backend: cosmrs over CometBFT RPC (0.38). Smart queries over ABCI, transactions
+//! signed with the node's secp256k1 key with gas from simulation plus a margin, account number
+//! and sequence fetched per transaction (refetched and retried on a mismatch), and inclusion
+//! awaited by polling `tx(hash)`. Callers decide outcomes by re-querying the contract.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cosmrs::cosmwasm::MsgExecuteContract;
+use cosmrs::proto::cosmos::auth::v1beta1::{BaseAccount, QueryAccountRequest, QueryAccountResponse};
+use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
+use cosmrs::proto::cosmwasm::wasm::v1::{QuerySmartContractStateRequest, QuerySmartContractStateResponse};
+use cosmrs::proto::prost::Message;
+use cosmrs::rpc::{Client, HttpClient, HttpClientUrl};
+use cosmrs::tx::{Body, Fee, Msg, SignDoc, SignerInfo};
+use cosmrs::{AccountId, Any, Coin, Denom};
+use nym_rewards::msg::{ExecuteMsg, QueryMsg};
+use tokio::sync::Mutex;
+
+use super::{Chain, ChainError, TxRef};
+use crate::keys::ChainAccount;
+
+/// Extra gas over the simulated amount.
+const GAS_ADJUSTMENT: f64 = 1.3;
+const GAS_EXTRA: u64 = 20_000;
+/// ABCI code of a wrong account sequence.
+const CODE_WRONG_SEQUENCE: u32 = 32;
+const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A transaction's result as included in a block.
+#[derive(Debug, Clone)]
+pub struct TxOutcome {
+    /// Hash (hex).
+    pub hash: String,
+    /// Block height.
+    pub height: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// ABCI code (0 = success).
+    pub code: u32,
+    /// Log (informational only).
+    pub log: String,
+    /// Events as (type, key, value).
+    pub events: Vec<(String, String, String)>,
+}
+
+/// A wasmd node and the rewards contract on it.
+pub struct WasmdChain {
+    rpc: HttpClient,
+    chain_id: String,
+    contract: String,
+    gas_price: (f64, Denom),
+    tx_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for WasmdChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WasmdChain({}, {})", self.chain_id, self.contract)
+    }
+}
+
+fn unavailable(err: impl std::fmt::Display) -> ChainError {
+    ChainError::Unavailable(err.to_string())
+}
+
+fn parse_gas_price(text: &str) -> Result<(f64, Denom), ChainError> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (amount, denom) = text.split_at(split);
+    let amount: f64 = amount.parse().map_err(|_| ChainError::Refused(format!("gas price {text:?}: bad amount")))?;
+    let denom = Denom::from_str(denom).map_err(|_| ChainError::Refused(format!("gas price {text:?}: bad denom")))?;
+    Ok((amount, denom))
+}
+
+impl WasmdChain {
+    /// Connects to `rpc_url`; the chain id is read from the node when `chain_id` is `None`.
+    pub async fn connect(rpc_url: &str, chain_id: Option<&str>, contract: &str, gas_price: &str) -> Result<Self, ChainError> {
+        let url = HttpClientUrl::from_str(rpc_url).map_err(|err| ChainError::Refused(format!("RPC URL {rpc_url}: {err}")))?;
+        let rpc = HttpClient::builder(url)
+            .compat_mode(cosmrs::rpc::client::CompatMode::V0_38)
+            .build()
+            .map_err(unavailable)?;
+        let status = rpc.status().await.map_err(|err| ChainError::Unavailable(format!("{rpc_url}: {err}")))?;
+        let network = status.node_info.network.to_string();
+        if let Some(expected) = chain_id.filter(|expected| *expected != network) {
+            return Err(ChainError::Refused(format!("{rpc_url} serves chain {network}, not {expected}")));
+        }
+        Ok(Self {
+            rpc,
+            chain_id: network,
+            contract: contract.to_string(),
+            gas_price: parse_gas_price(gas_price)?,
+            tx_lock: Mutex::new(()),
+        })
+    }
+
+    async fn abci<Req: Message, Resp: Message + Default>(&self, path: &str, request: &Req) -> Result<Resp, ChainError> {
+        let answer = self
+            .rpc
+            .abci_query(Some(path.to_string()), request.encode_to_vec(), None, false)
+            .await
+            .map_err(unavailable)?;
+        if answer.code.is_err() {
+            return Err(ChainError::Refused(answer.log));
+        }
+        Resp::decode(answer.value.as_slice()).map_err(|err| ChainError::Decode(err.to_string()))
+    }
+
+    async fn account(&self, address: &str) -> Result<(u64, u64), ChainError> {
+        let response: QueryAccountResponse = self
+            .abci("/cosmos.auth.v1beta1.Query/Account", &QueryAccountRequest { address: address.to_string() })
+            .await
+            .map_err(|err| match err {
+                ChainError::Refused(log) => ChainError::Refused(format!("account {address} not found (is it funded?): {log}")),
+                other => other,
+            })?;
+        let any = response.account.ok_or_else(|| ChainError::Refused(format!("account {address} not found")))?;
+        let account = BaseAccount::decode(any.value.as_slice()).map_err(|err| ChainError::Decode(err.to_string()))?;
+        Ok((account.account_number, account.sequence))
+    }
+
+    fn sign(&self, key: &ChainAccount, msgs: &[Any], gas_limit: u64, account_number: u64, sequence: u64) -> Result<Vec<u8>, ChainError> {
+        let signing_key = cosmrs::crypto::secp256k1::SigningKey::from_slice(&key.secret()).map_err(|err| ChainError::Refused(err.to_string()))?;
+        let body = Body::new(msgs.to_vec(), "", 0u32);
+        let fee_amount = (gas_limit as f64 * self.gas_price.0).ceil() as u128;
+        let fee = Fee::from_amount_and_gas(Coin { denom: self.gas_price.1.clone(), amount: fee_amount }, gas_limit);
+        let auth_info = SignerInfo::single_direct(Some(signing_key.public_key()), sequence).auth_info(fee);
+        let chain_id = cosmrs::tendermint::chain::Id::try_from(self.chain_id.clone()).map_err(|err| ChainError::Refused(err.to_string()))?;
+        let sign_doc = SignDoc::new(&body, &auth_info, &chain_id, account_number).map_err(|err| ChainError::Refused(err.to_string()))?;
+        let raw = sign_doc.sign(&signing_key).map_err(|err| ChainError::Refused(err.to_string()))?;
+        raw.to_bytes().map_err(|err| ChainError::Refused(err.to_string()))
+    }
+
+    async fn simulate(&self, tx_bytes: Vec<u8>) -> Result<u64, ChainError> {
+        #[allow(deprecated)]
+        let request = SimulateRequest { tx: None, tx_bytes };
+        let response: SimulateResponse = self.abci("/cosmos.tx.v1beta1.Service/Simulate", &request).await?;
+        Ok(response.gas_info.map_or(0, |info| info.gas_used))
+    }
+
+    /// Signs `msgs` with `key`, with gas from simulation, broadcasts and waits for inclusion.
+    /// A wrong sequence is refetched and retried.
+    pub async fn sign_and_broadcast(&self, key: &ChainAccount, msgs: Vec<Any>) -> Result<TxOutcome, ChainError> {
+        let _serial = self.tx_lock.lock().await;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (account_number, sequence) = self.account(key.address()).await?;
+            let probe = self.sign(key, &msgs, 10_000_000, account_number, sequence)?;
+            let simulated = self.simulate(probe).await?;
+            let gas_limit = (simulated as f64 * GAS_ADJUSTMENT) as u64 + GAS_EXTRA;
+            let tx = self.sign(key, &msgs, gas_limit, account_number, sequence)?;
+            let sent = self.rpc.broadcast_tx_sync(tx).await.map_err(unavailable)?;
+            if sent.code.is_err() {
+                if sent.code.value() == CODE_WRONG_SEQUENCE && attempt < 4 {
+                    tracing::debug!("wrong sequence; refetching the account");
+                    continue;
+                }
+                return Err(ChainError::Refused(format!("check_tx code {}: {}", sent.code.value(), sent.log)));
+            }
+            return self.wait_for_inclusion(sent.hash).await;
+        }
+    }
+
+    async fn wait_for_inclusion(&self, hash: cosmrs::tendermint::Hash) -> Result<TxOutcome, ChainError> {
+        let deadline = tokio::time::Instant::now() + INCLUSION_TIMEOUT;
+        loop {
+            if let Ok(found) = self.rpc.tx(hash, false).await {
+                let result = found.tx_result;
+                let events = result
+                    .events
+                    .iter()
+                    .flat_map(|event| {
+                        event.attributes.iter().map(move |attribute| {
+                            (
+                                event.kind.clone(),
+                                attribute.key_str().unwrap_or_default().to_string(),
+                                attribute.value_str().unwrap_or_default().to_string(),
+                            )
+                        })
+                    })
+                    .collect();
+                return Ok(TxOutcome {
+                    hash: hash.to_string(),
+                    height: found.height.value(),
+                    gas_used: result.gas_used.max(0) as u64,
+                    code: result.code.value(),
+                    log: result.log,
+                    events,
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ChainError::Unavailable(format!("transaction {hash} not included within {INCLUSION_TIMEOUT:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Parses a bech32 account id.
+    pub fn account_id(address: &str) -> Result<AccountId, ChainError> {
+        AccountId::from_str(address).map_err(|err| ChainError::Refused(format!("address {address}: {err}")))
+    }
+
+    /// The RPC client.
+    pub fn rpc(&self) -> &HttpClient {
+        &self.rpc
+    }
+
+    /// Points the handle at a contract (after instantiation).
+    pub fn with_contract(mut self, contract: &str) -> Self {
+        self.contract = contract.to_string();
+        self
+    }
+}
+
+#[async_trait]
+impl Chain for WasmdChain {
+    fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    fn contract(&self) -> &str {
+        &self.contract
+    }
+
+    async fn query_raw(&self, msg: &QueryMsg) -> Result<Vec<u8>, ChainError> {
+        let request = QuerySmartContractStateRequest {
+            address: self.contract.clone(),
+            query_data: serde_json::to_vec(msg).map_err(|err| ChainError::Decode(err.to_string()))?,
+        };
+        let response: QuerySmartContractStateResponse = self.abci("/cosmwasm.wasm.v1.Query/SmartContractState", &request).await?;
+        Ok(response.data)
+    }
+
+    async fn latest_block_time(&self) -> Result<u64, ChainError> {
+        let status = self.rpc.status().await.map_err(unavailable)?;
+        let time = status.sync_info.latest_block_time;
+        Ok(time.unix_timestamp().max(0) as u64)
+    }
+
+    async fn execute(&self, account: &ChainAccount, msg: &ExecuteMsg) -> Result<TxRef, ChainError> {
+        let execute = MsgExecuteContract {
+            sender: Self::account_id(account.address())?,
+            contract: Self::account_id(&self.contract)?,
+            msg: serde_json::to_vec(msg).map_err(|err| ChainError::Decode(err.to_string()))?,
+            funds: vec![],
+        };
+        let any = execute.to_any().map_err(|err| ChainError::Refused(err.to_string()))?;
+        let outcome = self.sign_and_broadcast(account, vec![any]).await?;
+        if outcome.code != 0 {
+            return Err(ChainError::Refused(format!("tx {} failed (code {}): {}", outcome.hash, outcome.code, outcome.log)));
+        }
+        tracing::info!(tx = %outcome.hash, height = outcome.height, gas_used = outcome.gas_used, "transaction included");
+        Ok(TxRef { tx_hash: outcome.hash, height: outcome.height })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gas_prices_parse() {
+        let (amount, denom) = parse_gas_price("0.025stake").unwrap();
+        assert_eq!((amount, denom.to_string()), (0.025, "stake".to_string()));
+        assert_eq!(parse_gas_price("0stake").unwrap().0, 0.0);
+        assert!(parse_gas_price("stake").is_err());
+        assert!(parse_gas_price("1.5").is_err());
+    }
+}

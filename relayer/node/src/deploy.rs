@@ -1,0 +1,154 @@
+//! `relayer deploy`: stores the wasm on a wasmd chain and instantiates it with a cluster's
+//! signer set (cosmrs `MsgStoreCode` and `MsgInstantiateContract`, gas from simulation), then
+//! writes the contract address into the cluster's node configs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use cosmrs::cosmwasm::{MsgInstantiateContract, MsgStoreCode};
+use cosmrs::tx::Msg;
+use nym_rewards::msg::{EpochClock, InstantiateMsg};
+use serde::Serialize;
+
+use crate::chain::wasmd::{TxOutcome, WasmdChain};
+use crate::chain::{Chain, ChainError};
+use crate::cluster::read_manifest;
+use crate::config::NodeConfig;
+use crate::keys::ChainAccount;
+
+/// What to deploy where.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// CometBFT RPC URL.
+    pub node: String,
+    /// Expected chain id.
+    pub chain_id: Option<String>,
+    /// The contract's wasm.
+    pub wasm: PathBuf,
+    /// Cluster directory from `relayer init-cluster`.
+    pub cluster: PathBuf,
+    /// Epoch length.
+    pub epoch_secs: u64,
+    /// Most mixnodes per epoch.
+    pub max_mixnodes: u32,
+    /// Threshold (default floor(2n/3)+1).
+    pub threshold: Option<u32>,
+}
+
+/// The result, also written to `deployment.json` in the cluster directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployment {
+    /// Chain id.
+    pub chain_id: String,
+    /// Code id of the stored wasm.
+    pub code_id: u64,
+    /// Contract address.
+    pub contract: String,
+    /// Gas used by the store transaction.
+    pub store_gas_used: u64,
+    /// Gas used by the instantiate transaction.
+    pub instantiate_gas_used: u64,
+    /// Genesis time of the epoch clock.
+    pub genesis_time: u64,
+}
+
+/// Names the cause of a failed transaction from its ABCI code (informational).
+fn explain(outcome: &TxOutcome, what: &str) -> anyhow::Error {
+    let cause = match outcome.code {
+        5 => "insufficient funds",
+        11 => "out of gas",
+        13 => "insufficient fee",
+        _ if outcome.log.contains("wasm") => "wasm rejected",
+        _ => "refused",
+    };
+    anyhow::anyhow!("{what} failed: {cause} (code {}): {}", outcome.code, outcome.log)
+}
+
+fn event(outcome: &TxOutcome, kind: &str, key: &str) -> Option<String> {
+    outcome.events.iter().find(|(k, attr, _)| k == kind && attr == key).map(|(_, _, value)| value.clone())
+}
+
+fn chain_context(err: ChainError, node: &str) -> anyhow::Error {
+    match err {
+        ChainError::Unavailable(why) => anyhow::anyhow!("chain node {node} is down or unreachable: {why}"),
+        other => anyhow::anyhow!(other),
+    }
+}
+
+/// Stores and instantiates the contract; updates the cluster's configs.
+pub async fn deploy(options: &DeployOptions) -> anyhow::Result<Deployment> {
+    let manifest = read_manifest(&options.cluster)?;
+    let admin = ChainAccount::from_file(&options.cluster.join("keys/admin.secp256k1"))?;
+    let wasm = std::fs::read(&options.wasm).with_context(|| format!("reading {}", options.wasm.display()))?;
+    let chain = WasmdChain::connect(&options.node, options.chain_id.as_deref(), "", "0stake")
+        .await
+        .map_err(|err| chain_context(err, &options.node))?;
+    let sender = WasmdChain::account_id(admin.address())?;
+
+    eprintln!("deploy: storing {} ({} bytes)...", options.wasm.display(), wasm.len());
+    let store = MsgStoreCode { sender: sender.clone(), wasm_byte_code: wasm, instantiate_permission: None };
+    let outcome = chain
+        .sign_and_broadcast(&admin, vec![store.to_any().map_err(|err| anyhow::anyhow!("{err}"))?])
+        .await
+        .map_err(|err| chain_context(err, &options.node))?;
+    if outcome.code != 0 {
+        return Err(explain(&outcome, "storing the code"));
+    }
+    let code_id: u64 = event(&outcome, "store_code", "code_id")
+        .context("no code_id in the store_code events")?
+        .parse()
+        .context("code_id is not a number")?;
+    let store_gas_used = outcome.gas_used;
+    eprintln!("deploy: code id {code_id} (gas {store_gas_used})");
+
+    let genesis_time = chain.latest_block_time().await.map_err(|err| chain_context(err, &options.node))?;
+    let msg = InstantiateMsg {
+        admin: Some(admin.address().to_string()),
+        clock: EpochClock { genesis_time, epoch_length_secs: options.epoch_secs },
+        members: manifest.members.clone(),
+        threshold: options.threshold,
+        max_mixnodes_per_epoch: options.max_mixnodes,
+    };
+    let instantiate = MsgInstantiateContract {
+        sender: sender.clone(),
+        admin: Some(sender),
+        code_id,
+        label: Some("nym-rewards".into()),
+        msg: serde_json::to_vec(&msg)?,
+        funds: vec![],
+    };
+    let outcome = chain
+        .sign_and_broadcast(&admin, vec![instantiate.to_any().map_err(|err| anyhow::anyhow!("{err}"))?])
+        .await
+        .map_err(|err| chain_context(err, &options.node))?;
+    if outcome.code != 0 {
+        return Err(explain(&outcome, "instantiating the contract"));
+    }
+    let contract = event(&outcome, "instantiate", "_contract_address").context("no contract address in the instantiate events")?;
+    eprintln!("deploy: contract {contract} (gas {})", outcome.gas_used);
+    let deployment = Deployment {
+        chain_id: chain.chain_id().to_string(),
+        code_id,
+        contract: contract.clone(),
+        store_gas_used,
+        instantiate_gas_used: outcome.gas_used,
+        genesis_time,
+    };
+    for config in &manifest.configs {
+        set_contract(&options.cluster.join(config), &contract, chain.chain_id(), &options.node)?;
+    }
+    std::fs::write(options.cluster.join("deployment.json"), serde_json::to_string_pretty(&deployment)?)
+        .context("writing deployment.json")?;
+    Ok(deployment)
+}
+
+fn set_contract(path: &Path, contract: &str, chain_id: &str, rpc: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut config = NodeConfig::parse(&text).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+    if config.chain.chain_id != chain_id {
+        bail!("{} is for chain {}, not {chain_id}", path.display(), config.chain.chain_id);
+    }
+    config.chain.contract = contract.to_string();
+    config.chain.rpc = rpc.to_string();
+    std::fs::write(path, config.to_toml()).with_context(|| format!("writing {}", path.display()))
+}

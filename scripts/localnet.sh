@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# A single-node local wasmd chain in a data dir of its own.
+#   localnet.sh start [CLUSTER_DIR]   init (test keyring, fast blocks, free ports), fund the admin
+#                                     and members of CLUSTER_DIR/cluster.json, start, wait for blocks
+#   localnet.sh stop                  stop it cleanly
+#   localnet.sh status                running or not, and the latest height
+# Settings: LOCALNET_HOME (default target/localnet), CHAIN_ID (default testing), WASMD (binary).
+# After start, $LOCALNET_HOME/env holds RPC=... and CHAIN_ID=... for other scripts.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+home=${LOCALNET_HOME:-$top/target/localnet}
+chain_id=${CHAIN_ID:-testing}
+pidfile=$home/wasmd.pid
+log=$home/wasmd.log
+
+wasmd_bin() {
+  local bin=${WASMD:-}
+  if [[ -z $bin ]]; then
+    local version
+    version=$(sed -n 's/.*github.com\/CosmWasm\/wasmd \(v[0-9.]*\).*/\1/p' "$top/wasmd/go.mod" | head -1)
+    bin=${WASMD_CACHE:-$HOME/.cache/nym-rewards}/wasmd-$version/wasmd
+  fi
+  if [[ ! -x $bin ]]; then
+    echo "localnet: wasmd not found at $bin; run 'make wasmd' first" >&2
+    exit 1
+  fi
+  export LD_LIBRARY_PATH="$(dirname "$bin")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  echo "$bin"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+running() {
+  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+height() {
+  # shellcheck disable=SC1091
+  source "$home/env"
+  curl -sf "$RPC/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["sync_info"]["latest_block_height"])'
+}
+
+start() {
+  local cluster=${1:-}
+  if running; then
+    echo "localnet: already running (pid $(cat "$pidfile")); 'localnet.sh stop' first" >&2
+    exit 1
+  fi
+  local wasmd
+  wasmd=$(wasmd_bin)
+  rm -rf "$home"
+  mkdir -p "$home"
+  local rpc_port p2p_port grpc_port
+  rpc_port=${RPC_PORT:-$(free_port)}
+  p2p_port=$(free_port)
+  grpc_port=$(free_port)
+  if ! python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', $rpc_port))" 2>/dev/null; then
+    echo "localnet: RPC port $rpc_port is taken" >&2
+    exit 1
+  fi
+  local h=$home/node
+  echo "localnet: initialising chain $chain_id in $home"
+  "$wasmd" init node0 --chain-id "$chain_id" --home "$h" >/dev/null 2>&1
+  "$wasmd" keys add validator --keyring-backend test --home "$h" >/dev/null 2>&1
+  "$wasmd" genesis add-genesis-account validator 1000000000000stake --keyring-backend test --home "$h"
+  if [[ -n $cluster ]]; then
+    local addresses
+    addresses=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(" ".join([m["admin"]] + [x["address"] for x in m["members"]]))' "$cluster/cluster.json")
+    for address in $addresses; do
+      "$wasmd" genesis add-genesis-account "$address" 100000000000stake --home "$h"
+    done
+    echo "localnet: funded $(wc -w <<<"$addresses") cluster accounts"
+  fi
+  "$wasmd" genesis gentx validator 250000000stake --chain-id "$chain_id" --keyring-backend test --home "$h" >/dev/null 2>&1
+  "$wasmd" genesis collect-gentxs --home "$h" >/dev/null 2>&1
+  # Fast blocks, local ports only, free gas.
+  sed -i -e 's/^timeout_commit = .*/timeout_commit = "300ms"/' -e 's/^timeout_propose = .*/timeout_propose = "300ms"/' \
+    -e "s#^laddr = \"tcp://127.0.0.1:26657\"#laddr = \"tcp://127.0.0.1:$rpc_port\"#" \
+    -e "s#^laddr = \"tcp://0.0.0.0:26656\"#laddr = \"tcp://127.0.0.1:$p2p_port\"#" "$h/config/config.toml"
+  sed -i -e 's/^minimum-gas-prices = .*/minimum-gas-prices = "0stake"/' \
+    -e "s#^address = \"localhost:9090\"#address = \"127.0.0.1:$grpc_port\"#" \
+    -e "s#^address = \"0.0.0.0:9090\"#address = \"127.0.0.1:$grpc_port\"#" "$h/config/app.toml"
+  printf 'RPC=http://127.0.0.1:%s\nCHAIN_ID=%s\n' "$rpc_port" "$chain_id" >"$home/env"
+  nohup "$wasmd" start --home "$h" --rpc.laddr "tcp://127.0.0.1:$rpc_port" --p2p.laddr "tcp://127.0.0.1:$p2p_port" \
+    --grpc.address "127.0.0.1:$grpc_port" --api.enable=false >"$log" 2>&1 &
+  echo $! >"$pidfile"
+  echo "localnet: started wasmd (pid $!), RPC http://127.0.0.1:$rpc_port, log $log"
+  for _ in $(seq 1 120); do
+    if ! running; then
+      echo "localnet: wasmd exited; last log lines:" >&2
+      tail -20 "$log" >&2
+      exit 1
+    fi
+    local current
+    current=$(height 2>/dev/null || echo 0)
+    if [[ ${current:-0} -ge 2 ]]; then
+      echo "localnet: producing blocks (height $current)"
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "localnet: no blocks after 60 s; see $log" >&2
+  exit 1
+}
+
+stop() {
+  if ! running; then
+    echo "localnet: not running"
+    rm -f "$pidfile"
+    return 0
+  fi
+  local pid
+  pid=$(cat "$pidfile")
+  kill "$pid"
+  for _ in $(seq 1 40); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.25
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+  echo "localnet: stopped"
+}
+
+status() {
+  if running; then
+    echo "localnet: running (pid $(cat "$pidfile")), height $(height 2>/dev/null || echo '?')"
+  else
+    echo "localnet: not running"
+    return 1
+  fi
+}
+
+case ${1:-} in
+  start) start "${2:-}" ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: localnet.sh start [CLUSTER_DIR] | stop | status" >&2; exit 2 ;;
+esac
