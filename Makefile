@@ -44,6 +44,22 @@ devnet-smoke: ## relayer devnet for 3 epochs; fails unless every epoch passes th
 	cargo run -q -p relayer -- devnet --nodes 4 --epochs 3 --epoch-secs 2 --summary target/devnet-summary.json
 	@python3 -c 'import json,sys; e=json.load(open("target/devnet-summary.json"))["epochs"]; ok=len(e)==3 and all(x["auditor_verified"] for x in e); print("devnet summary:", len(e), "epochs, auditor_verified" , all(x["auditor_verified"] for x in e)); sys.exit(0 if ok else 1)'
 
+.PHONY: wasmd
+wasmd: ## Build wasmd v0.61.14 from the Go module proxy (cached by version)
+	@scripts/build-wasmd.sh >/dev/null
+
+.PHONY: localnet-start
+localnet-start: wasmd ## Start a local single-node wasmd (CLUSTER=dir funds a cluster's accounts)
+	@scripts/localnet.sh start $(CLUSTER)
+
+.PHONY: localnet-stop
+localnet-stop: ## Stop the local wasmd
+	@scripts/localnet.sh stop
+
+.PHONY: e2e-wasmd
+e2e-wasmd: ## Real wasmd: deploy, 4 relayer processes, 2 final epochs, queries and audits
+	@scripts/e2e-wasmd.sh
+
 .PHONY: demo
 demo: ## A 4-node network with 100 mixnodes on the embedded chain, until Ctrl-C
 	cargo run -q -p relayer -- devnet --nodes 4 --mixnodes 100 --epoch-secs 5

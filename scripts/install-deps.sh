@@ -6,6 +6,7 @@ set -euo pipefail
 need=()
 [[ -x /usr/bin/rustc && -d /usr/lib/rustlib/src/rust/library ]] || need+=(rustc-web cargo-web rust-web-src)
 command -v wasm-opt >/dev/null || need+=(binaryen)
+command -v curl >/dev/null || need+=(curl)
 if ((${#need[@]} == 0)); then
   echo "install-deps: nothing to install"
   exit 0

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# End to end against a real local wasmd: build the wasm and wasmd (cached), start the chain,
+# deploy, run 4 `relayer run` processes, wait for 2 final epochs, query the contract, run the
+# auditor check against every node, check one accepted submission per epoch and identical
+# official data everywhere, print the gas of each SubmitEpoch, and stop everything (also on
+# failure).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+work=$(mktemp -d "${TMPDIR:-/tmp}/e2e-wasmd.XXXXXX")
+export LOCALNET_HOME=$work/chain
+pids=()
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  scripts/localnet.sh stop >/dev/null 2>&1 || true
+  if [[ $status -ne 0 ]]; then
+    echo "e2e-wasmd: FAILED; logs in $work" >&2
+    tail -n 15 "$work"/node*.log "$LOCALNET_HOME/wasmd.log" 2>/dev/null >&2 || true
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+
+free_port_block() {
+  # A base port with $1 free consecutive ports after it.
+  python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    base = random.randint(20000, 60000 - n)
+    socks = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+PY
+}
+
+wasmd=$(scripts/build-wasmd.sh | tail -1)
+export WASMD=$wasmd
+make -s wasm
+cargo build -q -p relayer
+relayer=$top/target/debug/relayer
+
+rpc_port=$(free_port_block 1)
+rpc=http://127.0.0.1:$rpc_port
+"$relayer" init-cluster --nodes 4 --out "$work/cluster" --rpc "$rpc" --chain-id testing \
+  --p2p-base-port "$(free_port_block 4)" --http-base-port "$(free_port_block 4)" --mixnodes 100 >/dev/null
+RPC_PORT=$rpc_port scripts/localnet.sh start "$work/cluster"
+
+echo "e2e-wasmd: deploying"
+"$relayer" deploy --node "$rpc" --chain-id testing --wasm artifacts/nym_rewards.wasm \
+  --cluster "$work/cluster" --epoch-secs 8 >"$work/deployment.json"
+contract=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["contract"])' "$work/deployment.json")
+echo "e2e-wasmd: contract $contract"
+
+for i in 0 1 2 3; do
+  "$relayer" run --config "$work/cluster/node$i.toml" >"$work/node$i.log" 2>&1 &
+  pids+=($!)
+done
+
+query() { "$relayer" query --node "$rpc" --contract "$contract" "$@"; }
+first=$(query latest | python3 -c 'import json,sys; print(json.load(sys.stdin)["current_epoch"])')
+want=$((first + 1))
+echo "e2e-wasmd: waiting for epochs $first and $want to be final on all nodes"
+apis=$(python3 -c 'import json,sys; print(" ".join(m["api_url"] for m in json.load(open(sys.argv[1]))["members"]))' "$work/cluster/cluster.json")
+deadline=$((SECONDS + 120))
+for epoch in $first $want; do
+  for api in $apis; do
+    until curl -sf "$api/v1/epochs/$epoch/rewards" >/dev/null; do
+      if ((SECONDS > deadline)); then
+        echo "e2e-wasmd: epoch $epoch not final at $api in time" >&2
+        exit 1
+      fi
+      for pid in "${pids[@]}"; do kill -0 "$pid" || { echo "e2e-wasmd: a relayer exited" >&2; exit 1; }; done
+      sleep 0.5
+    done
+  done
+  echo "e2e-wasmd: epoch $epoch final on all nodes"
+done
+
+echo "e2e-wasmd: the signer set from the contract:"
+query signers | python3 -c 'import json,sys; s=json.load(sys.stdin); print("  version", s["version"], "threshold", s["threshold"], "members", len(s["members"]))'
+for epoch in $first $want; do
+  query epoch "$epoch" >"$work/epoch$epoch.json"
+  python3 - "$work/epoch$epoch.json" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))
+assert e is not None, "epoch missing on chain"
+print(f"  epoch {e['epoch']}: {len(e['rewards'])} mixnodes, {len(e['signatures'])} signatures, submitter {e['submitter']}, height {e['height']}")
+PY
+  for api in $apis; do
+    "$relayer" verify --epoch "$epoch" --api "$api" --node "$rpc" --contract "$contract"
+  done
+  # Identical official data on every node, equal to the contract's hash.
+  hashes=$(for api in $apis; do curl -sf "$api/v1/epochs/$epoch/rewards" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data_hash"])'; done | sort -u)
+  chain_hash=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["data_hash"])' "$work/epoch$epoch.json")
+  [[ $hashes == "$chain_hash" ]] || { echo "e2e-wasmd: nodes disagree on epoch $epoch: $hashes vs $chain_hash" >&2; exit 1; }
+  # One accepted submission, and the real gas of the winner's SubmitEpoch from its tx result.
+  accepted=0
+  for api in $apis; do
+    tx=$(curl -sf "$api/v1/epochs/$epoch/rewards" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["tx_ref"] or "" if d["source"]=="own" else "")')
+    if [[ -n $tx ]]; then
+      accepted=$((accepted + 1))
+      gas=$(LD_LIBRARY_PATH=$(dirname "$wasmd") "$wasmd" query tx "$tx" --node "tcp://127.0.0.1:$rpc_port" -o json | python3 -c 'import json,sys; t=json.load(sys.stdin); print(t["gas_used"], "of", t["gas_wanted"], "wanted")')
+      echo "  epoch $epoch SubmitEpoch gas used: $gas (tx $tx)"
+    fi
+  done
+  [[ $accepted -eq 1 ]] || { echo "e2e-wasmd: expected one accepted submission for epoch $epoch, found $accepted" >&2; exit 1; }
+done
+echo "e2e-wasmd: passed"
