@@ -115,4 +115,25 @@ PY
   done
   [[ $accepted -eq 1 ]] || { echo "e2e-wasmd: expected one accepted submission for epoch $epoch, found $accepted" >&2; exit 1; }
 done
+# The chain goes away for longer than an epoch and comes back: no epoch is lost.
+chain_pid=$(cat "$LOCALNET_HOME/wasmd.pid")
+echo "e2e-wasmd: freezing the chain for 12 s (SIGSTOP), then resuming it"
+kill -STOP "$chain_pid"
+sleep 12 # the length of the outage, not a synchronisation
+kill -CONT "$chain_pid"
+resumed=$(query latest | python3 -c 'import json,sys; print(json.load(sys.stdin)["current_epoch"])')
+deadline=$((SECONDS + 120))
+for ((epoch = want + 1; epoch < resumed; epoch++)); do
+  for api in $apis; do
+    until curl -sf "$api/v1/epochs/$epoch/rewards" >/dev/null; do
+      if ((SECONDS > deadline)); then
+        echo "e2e-wasmd: epoch $epoch (ended while the chain was down) never became final at $api" >&2
+        exit 1
+      fi
+      sleep 0.5
+    done
+  done
+  "$relayer" verify --epoch "$epoch" --api "${apis%% *}" --node "$rpc" --contract "$contract"
+  echo "e2e-wasmd: epoch $epoch, which ended while the chain was down, is final on all nodes"
+done
 echo "e2e-wasmd: passed"

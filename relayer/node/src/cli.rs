@@ -12,10 +12,10 @@ use relayer::chain::wasmd::WasmdChain;
 use relayer::cluster::{ClusterOptions, init_cluster};
 use relayer::config::NodeConfig;
 use relayer::deploy::{DeployOptions, deploy};
+use relayer::devnet::{Devnet, DevnetOptions};
 use relayer::keys::{ChainAccount, read_secret};
 use relayer::net::BoundNet;
 use relayer::node::{NodeSettings, start_node};
-use relayer::devnet::{Devnet, DevnetOptions};
 use relayer_protocol::SubmitPolicy;
 
 #[derive(Parser)]
@@ -289,28 +289,58 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run { config } => run_node(&config).await,
-        Command::Deploy { node, chain_id, wasm, cluster, epoch_secs, max_mixnodes, threshold } => {
-            let options = DeployOptions { node, chain_id, wasm, cluster, epoch_secs, max_mixnodes, threshold };
+        Command::Deploy {
+            node,
+            chain_id,
+            wasm,
+            cluster,
+            epoch_secs,
+            max_mixnodes,
+            threshold,
+        } => {
+            let options = DeployOptions {
+                node,
+                chain_id,
+                wasm,
+                cluster,
+                epoch_secs,
+                max_mixnodes,
+                threshold,
+            };
             let deployment = deploy(&options).await?;
             println!("{}", serde_json::to_string_pretty(&deployment)?);
             Ok(())
         }
-        Command::Query { node, contract, what } => {
+        Command::Query {
+            node,
+            contract,
+            what,
+        } => {
             let chain = WasmdChain::connect(&node, None, &contract, "0stake").await?;
             let msg = match what {
                 QueryWhat::Config => QueryMsg::Config {},
                 QueryWhat::Signers { version } => QueryMsg::SignerSet { version },
                 QueryWhat::Epoch { epoch } => QueryMsg::EpochRewards { epoch },
                 QueryWhat::Latest => QueryMsg::LatestEpoch {},
-                QueryWhat::Mixnode { id } => QueryMsg::MixnodeRewards { mix_id: id, start_after: None, limit: None },
+                QueryWhat::Mixnode { id } => QueryMsg::MixnodeRewards {
+                    mix_id: id,
+                    start_after: None,
+                    limit: None,
+                },
             };
             let answer: serde_json::Value = serde_json::from_slice(&chain.query_raw(&msg).await?)?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(())
         }
-        Command::Verify { epoch, api, node, contract } => {
+        Command::Verify {
+            epoch,
+            api,
+            node,
+            contract,
+        } => {
             let chain = WasmdChain::connect(&node, None, &contract, "0stake").await?;
-            let report = relayer::audit::audit_node(&reqwest::Client::new(), &chain, &api, epoch).await;
+            let report =
+                relayer::audit::audit_node(&reqwest::Client::new(), &chain, &api, epoch).await;
             if report.passed() {
                 println!(
                     "epoch {epoch} at {api}: OK ({} valid signatures, threshold {})",
@@ -408,10 +438,19 @@ async fn run_devnet(
 async fn connect_with_retry(config: &NodeConfig) -> anyhow::Result<WasmdChain> {
     let mut delay = Duration::from_millis(500);
     for attempt in 1..=12 {
-        match WasmdChain::connect(&config.chain.rpc, Some(&config.chain.chain_id), &config.chain.contract, &config.chain.gas_price).await {
+        match WasmdChain::connect(
+            &config.chain.rpc,
+            Some(&config.chain.chain_id),
+            &config.chain.contract,
+            &config.chain.gas_price,
+        )
+        .await
+        {
             Ok(chain) => return Ok(chain),
             Err(err @ relayer::chain::ChainError::Unavailable(_)) => {
-                tracing::warn!("chain not reachable (attempt {attempt}): {err}; retrying in {delay:?}");
+                tracing::warn!(
+                    "chain not reachable (attempt {attempt}): {err}; retrying in {delay:?}"
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
@@ -424,15 +463,23 @@ async fn connect_with_retry(config: &NodeConfig) -> anyhow::Result<WasmdChain> {
 async fn run_node(path: &std::path::Path) -> anyhow::Result<()> {
     let config = NodeConfig::load(path)?;
     if config.chain.contract.is_empty() {
-        anyhow::bail!("{} names no contract; run `relayer deploy` first", path.display());
+        anyhow::bail!(
+            "{} names no contract; run `relayer deploy` first",
+            path.display()
+        );
     }
     let ed25519_secret = read_secret(&config.node.ed25519_key_file)?;
     let account = ChainAccount::from_file(&config.node.chain_key_file)?;
-    std::fs::create_dir_all(&config.node.data_dir).with_context(|| format!("creating {}", config.node.data_dir.display()))?;
+    std::fs::create_dir_all(&config.node.data_dir)
+        .with_context(|| format!("creating {}", config.node.data_dir.display()))?;
     let chain = connect_with_retry(&config).await?;
     let net = BoundNet::bind(ed25519_secret, &config.node.p2p_listen).await?;
-    let http = std::net::TcpListener::bind(config.node.http_listen)
-        .with_context(|| format!("cannot serve the API on {} (port taken?)", config.node.http_listen))?;
+    let http = std::net::TcpListener::bind(config.node.http_listen).with_context(|| {
+        format!(
+            "cannot serve the API on {} (port taken?)",
+            config.node.http_listen
+        )
+    })?;
     let node = start_node(NodeSettings {
         name: config.node.name.clone(),
         ed25519_secret,
@@ -445,7 +492,11 @@ async fn run_node(path: &std::path::Path) -> anyhow::Result<()> {
         chain: std::sync::Arc::new(chain),
     })
     .await?;
-    println!("{} running: API {}", node.name, node.api_url.clone().unwrap_or_default());
+    println!(
+        "{} running: API {}",
+        node.name,
+        node.api_url.clone().unwrap_or_default()
+    );
     shutdown_signal().await;
     tracing::info!("shutting down");
     node.stop().await;

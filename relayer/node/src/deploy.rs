@@ -61,16 +61,26 @@ fn explain(outcome: &TxOutcome, what: &str) -> anyhow::Error {
         _ if outcome.log.contains("wasm") => "wasm rejected",
         _ => "refused",
     };
-    anyhow::anyhow!("{what} failed: {cause} (code {}): {}", outcome.code, outcome.log)
+    anyhow::anyhow!(
+        "{what} failed: {cause} (code {}): {}",
+        outcome.code,
+        outcome.log
+    )
 }
 
 fn event(outcome: &TxOutcome, kind: &str, key: &str) -> Option<String> {
-    outcome.events.iter().find(|(k, attr, _)| k == kind && attr == key).map(|(_, _, value)| value.clone())
+    outcome
+        .events
+        .iter()
+        .find(|(k, attr, _)| k == kind && attr == key)
+        .map(|(_, _, value)| value.clone())
 }
 
 fn chain_context(err: ChainError, node: &str) -> anyhow::Error {
     match err {
-        ChainError::Unavailable(why) => anyhow::anyhow!("chain node {node} is down or unreachable: {why}"),
+        ChainError::Unavailable(why) => {
+            anyhow::anyhow!("chain node {node} is down or unreachable: {why}")
+        }
         other => anyhow::anyhow!(other),
     }
 }
@@ -79,16 +89,28 @@ fn chain_context(err: ChainError, node: &str) -> anyhow::Error {
 pub async fn deploy(options: &DeployOptions) -> anyhow::Result<Deployment> {
     let manifest = read_manifest(&options.cluster)?;
     let admin = ChainAccount::from_file(&options.cluster.join("keys/admin.secp256k1"))?;
-    let wasm = std::fs::read(&options.wasm).with_context(|| format!("reading {}", options.wasm.display()))?;
+    let wasm = std::fs::read(&options.wasm)
+        .with_context(|| format!("reading {}", options.wasm.display()))?;
     let chain = WasmdChain::connect(&options.node, options.chain_id.as_deref(), "", "0stake")
         .await
         .map_err(|err| chain_context(err, &options.node))?;
     let sender = WasmdChain::account_id(admin.address())?;
 
-    eprintln!("deploy: storing {} ({} bytes)...", options.wasm.display(), wasm.len());
-    let store = MsgStoreCode { sender: sender.clone(), wasm_byte_code: wasm, instantiate_permission: None };
+    eprintln!(
+        "deploy: storing {} ({} bytes)...",
+        options.wasm.display(),
+        wasm.len()
+    );
+    let store = MsgStoreCode {
+        sender: sender.clone(),
+        wasm_byte_code: wasm,
+        instantiate_permission: None,
+    };
     let outcome = chain
-        .sign_and_broadcast(&admin, vec![store.to_any().map_err(|err| anyhow::anyhow!("{err}"))?])
+        .sign_and_broadcast(
+            &admin,
+            vec![store.to_any().map_err(|err| anyhow::anyhow!("{err}"))?],
+        )
         .await
         .map_err(|err| chain_context(err, &options.node))?;
     if outcome.code != 0 {
@@ -101,10 +123,16 @@ pub async fn deploy(options: &DeployOptions) -> anyhow::Result<Deployment> {
     let store_gas_used = outcome.gas_used;
     eprintln!("deploy: code id {code_id} (gas {store_gas_used})");
 
-    let genesis_time = chain.latest_block_time().await.map_err(|err| chain_context(err, &options.node))?;
+    let genesis_time = chain
+        .latest_block_time()
+        .await
+        .map_err(|err| chain_context(err, &options.node))?;
     let msg = InstantiateMsg {
         admin: Some(admin.address().to_string()),
-        clock: EpochClock { genesis_time, epoch_length_secs: options.epoch_secs },
+        clock: EpochClock {
+            genesis_time,
+            epoch_length_secs: options.epoch_secs,
+        },
         members: manifest.members.clone(),
         threshold: options.threshold,
         max_mixnodes_per_epoch: options.max_mixnodes,
@@ -118,13 +146,21 @@ pub async fn deploy(options: &DeployOptions) -> anyhow::Result<Deployment> {
         funds: vec![],
     };
     let outcome = chain
-        .sign_and_broadcast(&admin, vec![instantiate.to_any().map_err(|err| anyhow::anyhow!("{err}"))?])
+        .sign_and_broadcast(
+            &admin,
+            vec![
+                instantiate
+                    .to_any()
+                    .map_err(|err| anyhow::anyhow!("{err}"))?,
+            ],
+        )
         .await
         .map_err(|err| chain_context(err, &options.node))?;
     if outcome.code != 0 {
         return Err(explain(&outcome, "instantiating the contract"));
     }
-    let contract = event(&outcome, "instantiate", "_contract_address").context("no contract address in the instantiate events")?;
+    let contract = event(&outcome, "instantiate", "_contract_address")
+        .context("no contract address in the instantiate events")?;
     eprintln!("deploy: contract {contract} (gas {})", outcome.gas_used);
     let deployment = Deployment {
         chain_id: chain.chain_id().to_string(),
@@ -135,18 +171,32 @@ pub async fn deploy(options: &DeployOptions) -> anyhow::Result<Deployment> {
         genesis_time,
     };
     for config in &manifest.configs {
-        set_contract(&options.cluster.join(config), &contract, chain.chain_id(), &options.node)?;
+        set_contract(
+            &options.cluster.join(config),
+            &contract,
+            chain.chain_id(),
+            &options.node,
+        )?;
     }
-    std::fs::write(options.cluster.join("deployment.json"), serde_json::to_string_pretty(&deployment)?)
-        .context("writing deployment.json")?;
+    std::fs::write(
+        options.cluster.join("deployment.json"),
+        serde_json::to_string_pretty(&deployment)?,
+    )
+    .context("writing deployment.json")?;
     Ok(deployment)
 }
 
 fn set_contract(path: &Path, contract: &str, chain_id: &str, rpc: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut config = NodeConfig::parse(&text).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut config =
+        NodeConfig::parse(&text).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
     if config.chain.chain_id != chain_id {
-        bail!("{} is for chain {}, not {chain_id}", path.display(), config.chain.chain_id);
+        bail!(
+            "{} is for chain {}, not {chain_id}",
+            path.display(),
+            config.chain.chain_id
+        );
     }
     config.chain.contract = contract.to_string();
     config.chain.rpc = rpc.to_string();

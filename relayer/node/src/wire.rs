@@ -93,4 +93,29 @@ mod tests {
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode(&bytes).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn observations_round_trip(
+            epoch in proptest::prelude::any::<u64>(),
+            author in proptest::prelude::any::<u16>(),
+            values in proptest::collection::vec((proptest::prelude::any::<u32>(), 0u16..=10_000), 0..64),
+        ) {
+            let message = Message::Observation(Observation {
+                epoch,
+                signer_set_version: 1,
+                author,
+                values: values.into_iter().map(|(mix_id, uptime_bp)| MixnodeReward { mix_id, uptime_bp }).collect(),
+                signature: vec![1; 64],
+            });
+            proptest::prop_assert_eq!(decode(&encode(&message).unwrap()).unwrap(), message);
+        }
+    }
 }

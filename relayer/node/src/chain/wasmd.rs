@@ -8,9 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cosmrs::cosmwasm::MsgExecuteContract;
-use cosmrs::proto::cosmos::auth::v1beta1::{BaseAccount, QueryAccountRequest, QueryAccountResponse};
+use cosmrs::proto::cosmos::auth::v1beta1::{
+    BaseAccount, QueryAccountRequest, QueryAccountResponse,
+};
 use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
-use cosmrs::proto::cosmwasm::wasm::v1::{QuerySmartContractStateRequest, QuerySmartContractStateResponse};
+use cosmrs::proto::cosmwasm::wasm::v1::{
+    QuerySmartContractStateRequest, QuerySmartContractStateResponse,
+};
 use cosmrs::proto::prost::Message;
 use cosmrs::rpc::{Client, HttpClient, HttpClientUrl};
 use cosmrs::tx::{Body, Fee, Msg, SignDoc, SignerInfo};
@@ -65,25 +69,41 @@ fn unavailable(err: impl std::fmt::Display) -> ChainError {
 }
 
 fn parse_gas_price(text: &str) -> Result<(f64, Denom), ChainError> {
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (amount, denom) = text.split_at(split);
-    let amount: f64 = amount.parse().map_err(|_| ChainError::Refused(format!("gas price {text:?}: bad amount")))?;
-    let denom = Denom::from_str(denom).map_err(|_| ChainError::Refused(format!("gas price {text:?}: bad denom")))?;
+    let amount: f64 = amount
+        .parse()
+        .map_err(|_| ChainError::Refused(format!("gas price {text:?}: bad amount")))?;
+    let denom = Denom::from_str(denom)
+        .map_err(|_| ChainError::Refused(format!("gas price {text:?}: bad denom")))?;
     Ok((amount, denom))
 }
 
 impl WasmdChain {
     /// Connects to `rpc_url`; the chain id is read from the node when `chain_id` is `None`.
-    pub async fn connect(rpc_url: &str, chain_id: Option<&str>, contract: &str, gas_price: &str) -> Result<Self, ChainError> {
-        let url = HttpClientUrl::from_str(rpc_url).map_err(|err| ChainError::Refused(format!("RPC URL {rpc_url}: {err}")))?;
+    pub async fn connect(
+        rpc_url: &str,
+        chain_id: Option<&str>,
+        contract: &str,
+        gas_price: &str,
+    ) -> Result<Self, ChainError> {
+        let url = HttpClientUrl::from_str(rpc_url)
+            .map_err(|err| ChainError::Refused(format!("RPC URL {rpc_url}: {err}")))?;
         let rpc = HttpClient::builder(url)
             .compat_mode(cosmrs::rpc::client::CompatMode::V0_38)
             .build()
             .map_err(unavailable)?;
-        let status = rpc.status().await.map_err(|err| ChainError::Unavailable(format!("{rpc_url}: {err}")))?;
+        let status = rpc
+            .status()
+            .await
+            .map_err(|err| ChainError::Unavailable(format!("{rpc_url}: {err}")))?;
         let network = status.node_info.network.to_string();
         if let Some(expected) = chain_id.filter(|expected| *expected != network) {
-            return Err(ChainError::Refused(format!("{rpc_url} serves chain {network}, not {expected}")));
+            return Err(ChainError::Refused(format!(
+                "{rpc_url} serves chain {network}, not {expected}"
+            )));
         }
         Ok(Self {
             rpc,
@@ -94,7 +114,11 @@ impl WasmdChain {
         })
     }
 
-    async fn abci<Req: Message, Resp: Message + Default>(&self, path: &str, request: &Req) -> Result<Resp, ChainError> {
+    async fn abci<Req: Message, Resp: Message + Default>(
+        &self,
+        path: &str,
+        request: &Req,
+    ) -> Result<Resp, ChainError> {
         let answer = self
             .rpc
             .abci_query(Some(path.to_string()), request.encode_to_vec(), None, false)
@@ -108,39 +132,75 @@ impl WasmdChain {
 
     async fn account(&self, address: &str) -> Result<(u64, u64), ChainError> {
         let response: QueryAccountResponse = self
-            .abci("/cosmos.auth.v1beta1.Query/Account", &QueryAccountRequest { address: address.to_string() })
+            .abci(
+                "/cosmos.auth.v1beta1.Query/Account",
+                &QueryAccountRequest {
+                    address: address.to_string(),
+                },
+            )
             .await
             .map_err(|err| match err {
-                ChainError::Refused(log) => ChainError::Refused(format!("account {address} not found (is it funded?): {log}")),
+                ChainError::Refused(log) => ChainError::Refused(format!(
+                    "account {address} not found (is it funded?): {log}"
+                )),
                 other => other,
             })?;
-        let any = response.account.ok_or_else(|| ChainError::Refused(format!("account {address} not found")))?;
-        let account = BaseAccount::decode(any.value.as_slice()).map_err(|err| ChainError::Decode(err.to_string()))?;
+        let any = response
+            .account
+            .ok_or_else(|| ChainError::Refused(format!("account {address} not found")))?;
+        let account = BaseAccount::decode(any.value.as_slice())
+            .map_err(|err| ChainError::Decode(err.to_string()))?;
         Ok((account.account_number, account.sequence))
     }
 
-    fn sign(&self, key: &ChainAccount, msgs: &[Any], gas_limit: u64, account_number: u64, sequence: u64) -> Result<Vec<u8>, ChainError> {
-        let signing_key = cosmrs::crypto::secp256k1::SigningKey::from_slice(&key.secret()).map_err(|err| ChainError::Refused(err.to_string()))?;
+    fn sign(
+        &self,
+        key: &ChainAccount,
+        msgs: &[Any],
+        gas_limit: u64,
+        account_number: u64,
+        sequence: u64,
+    ) -> Result<Vec<u8>, ChainError> {
+        let signing_key = cosmrs::crypto::secp256k1::SigningKey::from_slice(&key.secret())
+            .map_err(|err| ChainError::Refused(err.to_string()))?;
         let body = Body::new(msgs.to_vec(), "", 0u32);
         let fee_amount = (gas_limit as f64 * self.gas_price.0).ceil() as u128;
-        let fee = Fee::from_amount_and_gas(Coin { denom: self.gas_price.1.clone(), amount: fee_amount }, gas_limit);
-        let auth_info = SignerInfo::single_direct(Some(signing_key.public_key()), sequence).auth_info(fee);
-        let chain_id = cosmrs::tendermint::chain::Id::try_from(self.chain_id.clone()).map_err(|err| ChainError::Refused(err.to_string()))?;
-        let sign_doc = SignDoc::new(&body, &auth_info, &chain_id, account_number).map_err(|err| ChainError::Refused(err.to_string()))?;
-        let raw = sign_doc.sign(&signing_key).map_err(|err| ChainError::Refused(err.to_string()))?;
-        raw.to_bytes().map_err(|err| ChainError::Refused(err.to_string()))
+        let fee = Fee::from_amount_and_gas(
+            Coin {
+                denom: self.gas_price.1.clone(),
+                amount: fee_amount,
+            },
+            gas_limit,
+        );
+        let auth_info =
+            SignerInfo::single_direct(Some(signing_key.public_key()), sequence).auth_info(fee);
+        let chain_id = cosmrs::tendermint::chain::Id::try_from(self.chain_id.clone())
+            .map_err(|err| ChainError::Refused(err.to_string()))?;
+        let sign_doc = SignDoc::new(&body, &auth_info, &chain_id, account_number)
+            .map_err(|err| ChainError::Refused(err.to_string()))?;
+        let raw = sign_doc
+            .sign(&signing_key)
+            .map_err(|err| ChainError::Refused(err.to_string()))?;
+        raw.to_bytes()
+            .map_err(|err| ChainError::Refused(err.to_string()))
     }
 
     async fn simulate(&self, tx_bytes: Vec<u8>) -> Result<u64, ChainError> {
         #[allow(deprecated)]
         let request = SimulateRequest { tx: None, tx_bytes };
-        let response: SimulateResponse = self.abci("/cosmos.tx.v1beta1.Service/Simulate", &request).await?;
+        let response: SimulateResponse = self
+            .abci("/cosmos.tx.v1beta1.Service/Simulate", &request)
+            .await?;
         Ok(response.gas_info.map_or(0, |info| info.gas_used))
     }
 
     /// Signs `msgs` with `key`, with gas from simulation, broadcasts and waits for inclusion.
     /// A wrong sequence is refetched and retried.
-    pub async fn sign_and_broadcast(&self, key: &ChainAccount, msgs: Vec<Any>) -> Result<TxOutcome, ChainError> {
+    pub async fn sign_and_broadcast(
+        &self,
+        key: &ChainAccount,
+        msgs: Vec<Any>,
+    ) -> Result<TxOutcome, ChainError> {
         let _serial = self.tx_lock.lock().await;
         let mut attempt = 0;
         loop {
@@ -156,13 +216,20 @@ impl WasmdChain {
                     tracing::debug!("wrong sequence; refetching the account");
                     continue;
                 }
-                return Err(ChainError::Refused(format!("check_tx code {}: {}", sent.code.value(), sent.log)));
+                return Err(ChainError::Refused(format!(
+                    "check_tx code {}: {}",
+                    sent.code.value(),
+                    sent.log
+                )));
             }
             return self.wait_for_inclusion(sent.hash).await;
         }
     }
 
-    async fn wait_for_inclusion(&self, hash: cosmrs::tendermint::Hash) -> Result<TxOutcome, ChainError> {
+    async fn wait_for_inclusion(
+        &self,
+        hash: cosmrs::tendermint::Hash,
+    ) -> Result<TxOutcome, ChainError> {
         let deadline = tokio::time::Instant::now() + INCLUSION_TIMEOUT;
         loop {
             if let Ok(found) = self.rpc.tx(hash, false).await {
@@ -190,7 +257,9 @@ impl WasmdChain {
                 });
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ChainError::Unavailable(format!("transaction {hash} not included within {INCLUSION_TIMEOUT:?}")));
+                return Err(ChainError::Unavailable(format!(
+                    "transaction {hash} not included within {INCLUSION_TIMEOUT:?}"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -198,7 +267,8 @@ impl WasmdChain {
 
     /// Parses a bech32 account id.
     pub fn account_id(address: &str) -> Result<AccountId, ChainError> {
-        AccountId::from_str(address).map_err(|err| ChainError::Refused(format!("address {address}: {err}")))
+        AccountId::from_str(address)
+            .map_err(|err| ChainError::Refused(format!("address {address}: {err}")))
     }
 
     /// The RPC client.
@@ -226,9 +296,12 @@ impl Chain for WasmdChain {
     async fn query_raw(&self, msg: &QueryMsg) -> Result<Vec<u8>, ChainError> {
         let request = QuerySmartContractStateRequest {
             address: self.contract.clone(),
-            query_data: serde_json::to_vec(msg).map_err(|err| ChainError::Decode(err.to_string()))?,
+            query_data: serde_json::to_vec(msg)
+                .map_err(|err| ChainError::Decode(err.to_string()))?,
         };
-        let response: QuerySmartContractStateResponse = self.abci("/cosmwasm.wasm.v1.Query/SmartContractState", &request).await?;
+        let response: QuerySmartContractStateResponse = self
+            .abci("/cosmwasm.wasm.v1.Query/SmartContractState", &request)
+            .await?;
         Ok(response.data)
     }
 
@@ -245,13 +318,21 @@ impl Chain for WasmdChain {
             msg: serde_json::to_vec(msg).map_err(|err| ChainError::Decode(err.to_string()))?,
             funds: vec![],
         };
-        let any = execute.to_any().map_err(|err| ChainError::Refused(err.to_string()))?;
+        let any = execute
+            .to_any()
+            .map_err(|err| ChainError::Refused(err.to_string()))?;
         let outcome = self.sign_and_broadcast(account, vec![any]).await?;
         if outcome.code != 0 {
-            return Err(ChainError::Refused(format!("tx {} failed (code {}): {}", outcome.hash, outcome.code, outcome.log)));
+            return Err(ChainError::Refused(format!(
+                "tx {} failed (code {}): {}",
+                outcome.hash, outcome.code, outcome.log
+            )));
         }
         tracing::info!(tx = %outcome.hash, height = outcome.height, gas_used = outcome.gas_used, "transaction included");
-        Ok(TxRef { tx_hash: outcome.hash, height: outcome.height })
+        Ok(TxRef {
+            tx_hash: outcome.hash,
+            height: outcome.height,
+        })
     }
 }
 

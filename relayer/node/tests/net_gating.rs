@@ -1,0 +1,81 @@
+//! Over real libp2p on loopback: only signer-set members can connect and get messages
+//! processed; a peer whose key is not in the set is refused.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use relayer::metrics::NodeMetrics;
+use relayer::net::BoundNet;
+use relayer_protocol::{Echo, Keypair, Message};
+
+fn echo(epoch: u64) -> Message {
+    Message::Echo(Echo {
+        epoch,
+        proposer: 0,
+        data_hash: [1; 32],
+        signature: vec![2; 64],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_members_get_messages_processed() {
+    let secrets = [[1u8; 32], [2u8; 32], [3u8; 32]];
+    let keys: Vec<[u8; 32]> = secrets
+        .iter()
+        .map(|s| Keypair::from_seed(s).public())
+        .collect();
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let a = BoundNet::bind(secrets[0], "/ip4/127.0.0.1/tcp/0")
+        .await
+        .unwrap();
+    let b = BoundNet::bind(secrets[1], "/ip4/127.0.0.1/tcp/0")
+        .await
+        .unwrap();
+    let outsider = BoundNet::bind(secrets[2], "/ip4/127.0.0.1/tcp/0")
+        .await
+        .unwrap();
+    let (a_addr, b_addr, c_addr) = (
+        a.listen_addr.to_string(),
+        b.listen_addr.to_string(),
+        outsider.listen_addr.to_string(),
+    );
+
+    // The signer set is {A, B}. The outsider believes it is {A, C} and tries to talk to A.
+    let members = vec![(keys[0], a_addr.clone()), (keys[1], b_addr)];
+    let a_metrics = Arc::new(NodeMetrics::default());
+    let (_a_net, mut a_inbound) = a
+        .run(&members, a_metrics.clone(), shutdown.clone())
+        .unwrap();
+    let (b_net, _b_inbound) = b
+        .run(&members, Arc::new(NodeMetrics::default()), shutdown.clone())
+        .unwrap();
+    let (c_net, _c_inbound) = outsider
+        .run(
+            &[(keys[0], a_addr), (keys[2], c_addr)],
+            Arc::new(NodeMetrics::default()),
+            shutdown.clone(),
+        )
+        .unwrap();
+
+    c_net.send(0, &echo(7));
+    b_net.send(0, &echo(9));
+    let first = tokio::time::timeout(Duration::from_secs(20), a_inbound.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.from, 1,
+        "the member's message arrives, attributed to member 1"
+    );
+    assert_eq!(first.message, echo(9));
+    // Keep the outsider trying; nothing it sends is ever delivered.
+    for _ in 0..5 {
+        c_net.send(0, &echo(7));
+    }
+    let nothing = tokio::time::timeout(Duration::from_secs(2), a_inbound.recv()).await;
+    assert!(
+        nothing.is_err(),
+        "an outsider's message was processed: {nothing:?}"
+    );
+    assert_eq!(_a_net.connected_peers(), 1, "only the member is connected");
+}
