@@ -440,15 +440,18 @@ fn query_epoch_rewards(
     }))
 }
 
+/// A requested page size, defaulted and capped (never rejected).
+fn page_size(limit: Option<u32>, default: u32, max: u32) -> usize {
+    limit.unwrap_or(default).clamp(1, max) as usize
+}
+
 fn query_mixnode_rewards(
     deps: Deps,
     mix_id: u32,
     start_after: Option<u64>,
     limit: Option<u32>,
 ) -> Result<MixnodeRewardsResponse, ContractError> {
-    let scan = limit
-        .unwrap_or(DEFAULT_MIXNODE_SCAN)
-        .clamp(1, MAX_MIXNODE_SCAN) as usize;
+    let scan = page_size(limit, DEFAULT_MIXNODE_SCAN, MAX_MIXNODE_SCAN);
     let epochs = EPOCH_SUMMARIES
         .keys(
             deps.storage,
@@ -494,9 +497,7 @@ fn query_epochs(
     start_after: Option<u64>,
     limit: Option<u32>,
 ) -> Result<EpochsResponse, ContractError> {
-    let limit = limit
-        .unwrap_or(DEFAULT_EPOCHS_LIMIT)
-        .clamp(1, MAX_EPOCHS_LIMIT) as usize;
+    let limit = page_size(limit, DEFAULT_EPOCHS_LIMIT, MAX_EPOCHS_LIMIT);
     let epochs = EPOCH_SUMMARIES
         .range(
             deps.storage,

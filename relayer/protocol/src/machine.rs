@@ -230,8 +230,8 @@ struct Proposal {
 
 #[derive(Debug, Default)]
 struct EpochState {
-    /// First valid observation per author.
-    observations: BTreeMap<MemberIndex, Observation>,
+    /// First valid observation per author, with its digest (computed once).
+    observations: BTreeMap<MemberIndex, (Hash, Observation)>,
     /// Other valid observations (equivocations), by reference.
     alternates: BTreeMap<ObservationRef, Observation>,
     equivocators: BTreeSet<MemberIndex>,
@@ -415,7 +415,7 @@ impl Protocol {
         let state = self.epochs.entry(epoch).or_default();
         state.own = Some(observation.clone());
         if let std::collections::btree_map::Entry::Vacant(slot) = state.observations.entry(me) {
-            slot.insert(observation);
+            slot.insert((digest, observation));
             self.metrics.observations_accepted += 1;
         }
         if self.config.policy == SubmitPolicy::Staggered {
@@ -505,10 +505,7 @@ impl Protocol {
         let digest = observation_digest(&self.config, epoch, &observation.values);
         let reference = ObservationRef { author, digest };
         let state = self.epochs.entry(epoch).or_default();
-        let first = state
-            .observations
-            .get(&author)
-            .map(|held| observation_digest(&self.config, epoch, &held.values));
+        let first = state.observations.get(&author).map(|(held, _)| *held);
         if first == Some(digest) || state.alternates.contains_key(&reference) {
             return; // already verified and held
         }
@@ -526,7 +523,7 @@ impl Protocol {
             }
             Self::reject(out, from, Rejection::Equivocation { author });
         } else {
-            state.observations.insert(author, observation);
+            state.observations.insert(author, (digest, observation));
             self.metrics.observations_accepted += 1;
         }
         self.retry_parked(epoch, out);
@@ -573,9 +570,9 @@ impl Protocol {
             .observations
             .iter()
             .filter(|(author, _)| !state.equivocators.contains(author))
-            .map(|(&author, observation)| ObservationRef {
+            .map(|(&author, (digest, _))| ObservationRef {
                 author,
-                digest: observation_digest(&self.config, epoch, &observation.values),
+                digest: *digest,
             })
             .collect();
         let Some((rewards, data_hash)) = self.aggregate(epoch, &refs) else {
@@ -630,18 +627,13 @@ impl Protocol {
             hasher.update(reference.digest);
         }
         let set_hash: Hash = hasher.finalize().into();
-        let config = &self.config;
         let state = self.epochs.get_mut(&epoch)?;
         if let Some(cached) = state.aggregates.get(&set_hash) {
             return Some(cached.clone());
         }
         let mut columns: Vec<&[MixnodeReward]> = Vec::with_capacity(refs.len());
         for reference in refs {
-            columns.push(
-                find_observation(state, config, epoch, reference)?
-                    .values
-                    .as_slice(),
-            );
+            columns.push(find_observation(state, reference)?.values.as_slice());
         }
         let rewards = lower_median(&columns).ok()?;
         let data_hash = nym_rewards::digest::data_hash(&rewards);
@@ -715,7 +707,7 @@ impl Protocol {
         let missing: Vec<ObservationRef> = block
             .observations
             .iter()
-            .filter(|reference| find_observation(state, &self.config, epoch, reference).is_none())
+            .filter(|reference| find_observation(state, reference).is_none())
             .copied()
             .collect();
         if !missing.is_empty() {
@@ -758,9 +750,10 @@ impl Protocol {
             .parked
             .values()
             .filter(|block| {
-                block.observations.iter().all(|reference| {
-                    find_observation(state, &self.config, epoch, reference).is_some()
-                })
+                block
+                    .observations
+                    .iter()
+                    .all(|reference| find_observation(state, reference).is_some())
             })
             .cloned()
             .collect();
@@ -912,7 +905,7 @@ impl Protocol {
         let Some(state) = self.epochs.get(&epoch) else {
             return;
         };
-        if let Some(observation) = find_observation(state, &self.config, epoch, &reference) {
+        if let Some(observation) = find_observation(state, &reference) {
             out.push(Action::Send {
                 to: from,
                 message: Message::Observation(observation.clone()),
@@ -992,7 +985,7 @@ impl Protocol {
             }
             for (&proposer, block) in &state.parked {
                 for reference in &block.observations {
-                    if find_observation(state, &self.config, epoch, reference).is_none() {
+                    if find_observation(state, reference).is_none() {
                         out.push(Action::Send {
                             to: proposer,
                             message: Message::ObservationRequest {
@@ -1014,13 +1007,12 @@ impl Protocol {
 
 fn find_observation<'a>(
     state: &'a EpochState,
-    config: &ProtocolConfig,
-    epoch: u64,
     reference: &ObservationRef,
 ) -> Option<&'a Observation> {
     state
         .observations
         .get(&reference.author)
-        .filter(|held| observation_digest(config, epoch, &held.values) == reference.digest)
+        .filter(|(digest, _)| *digest == reference.digest)
+        .map(|(_, observation)| observation)
         .or_else(|| state.alternates.get(reference))
 }
