@@ -60,6 +60,10 @@ localnet-stop: ## Stop the local wasmd
 e2e-wasmd: ## Real wasmd: deploy, 4 relayer processes, 2 final epochs, queries and audits
 	@scripts/e2e-wasmd.sh
 
+.PHONY: bench-gas
+bench-gas: wasm ## Contract gas for n in {4,16,64} and M in {100,1000,5000} -> bench/results/contract_gas.json
+	cargo bench -q --bench contract_gas --profile dev # gas is deterministic: no release build needed
+
 .PHONY: demo
 demo: ## A 4-node network with 100 mixnodes on the embedded chain, until Ctrl-C
 	cargo run -q -p relayer -- devnet --nodes 4 --mixnodes 100 --epoch-secs 5
