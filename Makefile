@@ -37,7 +37,7 @@ schema-check: ## Fail when schema/ is stale
 
 .PHONY: unit
 unit: ## All cargo tests (needs the wasm for the VM test)
-	cargo test --workspace --all-targets
+	cargo test --workspace --all-targets --no-fail-fast
 
 .PHONY: devnet-smoke
 devnet-smoke: ## relayer devnet for 3 epochs; fails unless every epoch passes the auditor check

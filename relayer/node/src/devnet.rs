@@ -282,9 +282,11 @@ impl Devnet {
         let running: Vec<&RunningNode> = self.nodes.iter().flatten().collect();
         let wait_all = async {
             for node in &running {
+                // Every stored epoch notifies the watch; epochs may finish out of order, so the
+                // store itself is asked whether this one is there.
                 let mut official = node.official.clone();
                 official
-                    .wait_for(|latest| latest.is_some_and(|latest| latest >= epoch))
+                    .wait_for(|_| node.store.official(epoch).ok().flatten().is_some())
                     .await
                     .map_err(|_| anyhow::anyhow!("{} stopped", node.name))?;
             }

@@ -65,7 +65,8 @@ pub struct RunningNode {
     pub metrics: Arc<NodeMetrics>,
     /// Its index in the signer set.
     pub member_index: MemberIndex,
-    /// Newest epoch this node stored official data for (changes as epochs finalize).
+    /// Newest epoch this node stored official data for; notified on every epoch stored, in
+    /// whatever order epochs finish.
     pub official: watch::Receiver<Option<u64>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
