@@ -7,11 +7,10 @@
 
 use std::path::PathBuf;
 
-use cosmwasm_std::HexBinary;
 use ed25519_dalek::SigningKey;
 use nym_rewards::digest::DigestContext;
-use nym_rewards::msg::{EpochClock, ExecuteMsg, InstantiateMsg, MemberInput, MixnodeReward};
-use nym_rewards_e2e::vm::{CallCost, VmContract, sign_epoch, wasm_bytes};
+use nym_rewards::msg::{ExecuteMsg, MixnodeReward};
+use nym_rewards_e2e::vm::{CallCost, VmContract, instantiate_msg, sign_epoch, wasm_bytes};
 use serde::Serialize;
 
 const GENESIS: u64 = 1_700_000_000;
@@ -43,26 +42,7 @@ fn measure(wasm: &[u8], n: usize, mixnodes: u32) -> Result<Row, String> {
     let addresses: Vec<String> = (0..n)
         .map(|i| api.addr_make(&format!("member-{i}")))
         .collect();
-    let msg = InstantiateMsg {
-        admin: None,
-        clock: EpochClock {
-            genesis_time: GENESIS,
-            epoch_length_secs: 60,
-        },
-        members: keys
-            .iter()
-            .zip(&addresses)
-            .enumerate()
-            .map(|(i, (key, address))| MemberInput {
-                ed25519_pubkey: HexBinary::from(key.verifying_key().to_bytes()),
-                address: address.clone(),
-                api_url: format!("http://127.0.0.1:{}", 8000 + i),
-                p2p_multiaddr: format!("/ip4/127.0.0.1/tcp/{}", 9000 + i),
-            })
-            .collect(),
-        threshold: None,
-        max_mixnodes_per_epoch: 5_000,
-    };
+    let msg = instantiate_msg(&keys, &addresses, GENESIS, 60, 5_000);
     contract.instantiate(&msg, &addresses[0], GENESIS).0?;
     let now = GENESIS + 60;
     let env = contract.env_at(now);

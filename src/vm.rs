@@ -17,7 +17,9 @@ use cosmwasm_vm::{
 };
 use ed25519_dalek::{Signer, SigningKey};
 use nym_rewards::digest::{DigestContext, data_hash, epoch_digest};
-use nym_rewards::msg::{ExecuteMsg, InstantiateMsg, MixnodeReward, QueryMsg, SignerSignature};
+use nym_rewards::msg::{
+    EpochClock, ExecuteMsg, InstantiateMsg, MemberInput, MixnodeReward, QueryMsg, SignerSignature,
+};
 
 /// What wasmd v0.61 (wasmvm 3.0) offers contracts; the contract must need nothing beyond it.
 pub const WASMD_CAPABILITIES: &str = "iterator,staking,stargate,cosmwasm_1_1,cosmwasm_1_2,cosmwasm_1_3,cosmwasm_1_4,cosmwasm_2_0,cosmwasm_2_1,cosmwasm_2_2";
@@ -238,6 +240,37 @@ fn info(sender: &str) -> MessageInfo {
     MessageInfo {
         sender: Addr::unchecked(sender),
         funds: vec![],
+    }
+}
+
+/// An instantiate message for `keys` (member i at `addresses[i]`, local endpoints), the default
+/// threshold, and epochs of `epoch_secs` from `genesis_time`.
+pub fn instantiate_msg(
+    keys: &[SigningKey],
+    addresses: &[String],
+    genesis_time: u64,
+    epoch_secs: u64,
+    max_mixnodes_per_epoch: u32,
+) -> InstantiateMsg {
+    InstantiateMsg {
+        admin: None,
+        clock: EpochClock {
+            genesis_time,
+            epoch_length_secs: epoch_secs,
+        },
+        members: keys
+            .iter()
+            .zip(addresses)
+            .enumerate()
+            .map(|(i, (key, address))| MemberInput {
+                ed25519_pubkey: HexBinary::from(key.verifying_key().to_bytes()),
+                address: address.clone(),
+                api_url: format!("http://127.0.0.1:{}", 8000 + i),
+                p2p_multiaddr: format!("/ip4/127.0.0.1/tcp/{}", 9000 + i),
+            })
+            .collect(),
+        threshold: None,
+        max_mixnodes_per_epoch,
     }
 }
 

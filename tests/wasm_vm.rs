@@ -2,16 +2,14 @@
 //! of `cosmwasm-check` with the capabilities wasmd v0.61 offers, then instantiate, a valid
 //! SubmitEpoch, a rejected duplicate and queries, printing the VM gas of each.
 
-use cosmwasm_std::HexBinary;
 use cosmwasm_vm::WasmLimits;
 use cosmwasm_vm::internals::{Logger, check_wasm};
 use ed25519_dalek::SigningKey;
 use nym_rewards::digest::DigestContext;
-use nym_rewards::msg::{
-    EpochClock, EpochRewardsResponse, ExecuteMsg, InstantiateMsg, MemberInput, MixnodeReward,
-    QueryMsg,
+use nym_rewards::msg::{EpochRewardsResponse, ExecuteMsg, MixnodeReward, QueryMsg};
+use nym_rewards_e2e::vm::{
+    VmContract, instantiate_msg, sign_epoch, wasm_bytes, wasmd_capabilities,
 };
-use nym_rewards_e2e::vm::{VmContract, sign_epoch, wasm_bytes, wasmd_capabilities};
 
 const GENESIS: u64 = 1_700_000_000;
 const EPOCH_SECS: u64 = 60;
@@ -54,26 +52,7 @@ fn wasm_runs_instantiate_submit_duplicate_and_query() {
         .collect();
     let admin = api.addr_make("admin");
 
-    let msg = InstantiateMsg {
-        admin: None,
-        clock: EpochClock {
-            genesis_time: GENESIS,
-            epoch_length_secs: EPOCH_SECS,
-        },
-        members: keys
-            .iter()
-            .zip(&addresses)
-            .enumerate()
-            .map(|(i, (key, address))| MemberInput {
-                ed25519_pubkey: HexBinary::from(key.verifying_key().to_bytes()),
-                address: address.clone(),
-                api_url: format!("http://127.0.0.1:{}", 8000 + i),
-                p2p_multiaddr: format!("/ip4/127.0.0.1/tcp/{}", 9000 + i),
-            })
-            .collect(),
-        threshold: None,
-        max_mixnodes_per_epoch: 1_000,
-    };
+    let msg = instantiate_msg(&keys, &addresses, GENESIS, EPOCH_SECS, 1_000);
     let (result, cost) = contract.instantiate(&msg, &admin, GENESIS);
     result.expect("instantiate");
     println!("VM gas instantiate: {}", cost.vm_gas);

@@ -459,6 +459,12 @@ impl Protocol {
         if self.is_final(epoch) {
             return;
         }
+        if let Some(version) = message
+            .signer_set_version()
+            .filter(|&version| version != self.config.signer_set_version)
+        {
+            return Self::reject(out, from, Rejection::WrongVersion { version });
+        }
         match message {
             Message::Observation(observation) => {
                 self.on_observation(now_ms, from, observation, out)
@@ -485,15 +491,6 @@ impl Protocol {
         observation: Observation,
         out: &mut Out,
     ) {
-        if observation.signer_set_version != self.config.signer_set_version {
-            return Self::reject(
-                out,
-                from,
-                Rejection::WrongVersion {
-                    version: observation.signer_set_version,
-                },
-            );
-        }
         let author = observation.author;
         let Some(author_key) = self.config.members.get(usize::from(author)).copied() else {
             return Self::reject(out, from, Rejection::UnknownAuthor { author });
@@ -647,15 +644,6 @@ impl Protocol {
     fn on_send(&mut self, from: MemberIndex, block: Block, out: &mut Out) {
         if block.proposer != from {
             return Self::reject(out, from, Rejection::WrongSender);
-        }
-        if block.signer_set_version != self.config.signer_set_version {
-            return Self::reject(
-                out,
-                from,
-                Rejection::WrongVersion {
-                    version: block.signer_set_version,
-                },
-            );
         }
         let epoch = block.epoch;
         if let Some(decided) = self.echo_decision(epoch, from) {

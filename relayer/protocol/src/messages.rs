@@ -103,6 +103,15 @@ impl Message {
         }
     }
 
+    /// The signer-set version the message claims, for the kinds that carry one.
+    pub fn signer_set_version(&self) -> Option<u32> {
+        match self {
+            Message::Observation(observation) => Some(observation.signer_set_version),
+            Message::Send(block) => Some(block.signer_set_version),
+            Message::Echo(_) | Message::ObservationRequest { .. } => None,
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
