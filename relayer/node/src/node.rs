@@ -286,11 +286,6 @@ async fn run_generator(
     }
 }
 
-/// Results of background chain work, fed back to the protocol.
-enum Feedback {
-    Input(Input),
-}
-
 struct Driver {
     name: String,
     protocol: Protocol,
@@ -317,7 +312,8 @@ impl Driver {
         mut inbound: mpsc::Receiver<crate::net::Inbound>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let (feedback_tx, mut feedback) = mpsc::unbounded_channel::<Feedback>();
+        // Results of background chain work, fed back to the protocol.
+        let (feedback_tx, mut feedback) = mpsc::unbounded_channel::<Input>();
         let mut next_epoch = self.catch_up(&feedback_tx);
         loop {
             let next_timer = self
@@ -329,7 +325,7 @@ impl Driver {
                 Some(message) = inbound.recv() => {
                     self.feed(Input::Message { from: message.from, message: message.message }, &feedback_tx);
                 }
-                Some(Feedback::Input(input)) = feedback.recv() => self.feed(input, &feedback_tx),
+                Some(input) = feedback.recv() => self.feed(input, &feedback_tx),
                 _ = sleep_until_ms(next_timer), if next_timer != u64::MAX => {
                     while let Some(Reverse((at, _, timer))) = self.timers.peek().copied() {
                         if at > now_ms() {
@@ -351,7 +347,7 @@ impl Driver {
 
     /// Works on the recent epochs that are not final (after a restart or a partition) and
     /// returns the first epoch whose end is still ahead.
-    fn catch_up(&mut self, feedback: &mpsc::UnboundedSender<Feedback>) -> u64 {
+    fn catch_up(&mut self, feedback: &mpsc::UnboundedSender<Input>) -> u64 {
         let now = now_ms();
         let current = self.config.epoch_at_ms(now).unwrap_or(0);
         let first = current.saturating_sub(self.config.catch_up_epochs);
@@ -368,7 +364,7 @@ impl Driver {
         }
     }
 
-    fn epoch_ended(&mut self, epoch: u64, feedback: &mpsc::UnboundedSender<Feedback>) {
+    fn epoch_ended(&mut self, epoch: u64, feedback: &mpsc::UnboundedSender<Input>) {
         match self.store.epoch_averages(epoch, &self.config.mixnodes) {
             Ok(Some(values)) => self.feed(Input::EpochEnded { epoch, values }, feedback),
             Ok(None) => {
@@ -378,7 +374,7 @@ impl Driver {
         }
     }
 
-    fn feed(&mut self, input: Input, feedback: &mpsc::UnboundedSender<Feedback>) {
+    fn feed(&mut self, input: Input, feedback: &mpsc::UnboundedSender<Input>) {
         let mut queue = vec![input];
         while let Some(input) = queue.pop() {
             let actions = self.protocol.handle(now_ms(), input);
@@ -395,7 +391,7 @@ impl Driver {
     fn perform(
         &mut self,
         action: Action,
-        feedback: &mpsc::UnboundedSender<Feedback>,
+        feedback: &mpsc::UnboundedSender<Input>,
     ) -> Option<Input> {
         match action {
             Action::Send { to, message } => self.net.send(to, &message),
@@ -454,22 +450,22 @@ impl Driver {
         }
     }
 
-    fn check_chain(&self, epoch: u64, feedback: mpsc::UnboundedSender<Feedback>) {
+    fn check_chain(&self, epoch: u64, feedback: mpsc::UnboundedSender<Input>) {
         let context = self.context();
         tokio::spawn(async move {
             let on_chain = context.check_and_finalize(epoch, None).await;
             if let Some(on_chain) = on_chain {
-                let _ = feedback.send(Feedback::Input(Input::ChainStatus { epoch, on_chain }));
+                let _ = feedback.send(Input::ChainStatus { epoch, on_chain });
             }
         });
     }
 
-    fn submit(&self, certificate: Certificate, feedback: mpsc::UnboundedSender<Feedback>) {
+    fn submit(&self, certificate: Certificate, feedback: mpsc::UnboundedSender<Input>) {
         let context = self.context();
         tokio::spawn(async move {
             let epoch = certificate.epoch;
             let on_chain = context.submit(certificate).await;
-            let _ = feedback.send(Feedback::Input(Input::SubmitOutcome { epoch, on_chain }));
+            let _ = feedback.send(Input::SubmitOutcome { epoch, on_chain });
         });
     }
 }

@@ -87,6 +87,14 @@ fn reference(n: usize, observation: &Observation) -> ObservationRef {
     }
 }
 
+/// The id of the first persist action, if any.
+fn persist_id(actions: &[Action]) -> Option<u64> {
+    actions.iter().find_map(|action| match action {
+        Action::Persist { id, .. } => Some(*id),
+        _ => None,
+    })
+}
+
 fn rejections(actions: &[Action]) -> Vec<Rejection> {
     actions
         .iter()
@@ -359,13 +367,7 @@ fn echo_is_sent_only_after_the_decision_is_persisted() {
             ..
         }
     )));
-    let id = actions
-        .iter()
-        .find_map(|a| match a {
-            Action::Persist { id, .. } => Some(*id),
-            _ => None,
-        })
-        .expect("persist first");
+    let id = persist_id(&actions).expect("persist first");
     let actions = node1.handle(T0, Input::Persisted { id });
     let echo = actions
         .iter()
@@ -560,13 +562,7 @@ fn two_observations_from_one_author_are_detected_and_excluded() {
         );
     }
     let actions = node0.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
-    let id = actions
-        .iter()
-        .find_map(|a| match a {
-            Action::Persist { id, .. } => Some(*id),
-            _ => None,
-        })
-        .expect("proposes");
+    let id = persist_id(&actions).expect("proposes");
     let actions = node0.handle(T0 + 200, Input::Persisted { id });
     let block = actions
         .iter()
@@ -754,13 +750,7 @@ fn a_second_block_of_the_same_proposer_gets_no_echo_even_after_a_restart() {
             message: Message::Send(block.clone()),
         },
     );
-    let id = actions
-        .iter()
-        .find_map(|a| match a {
-            Action::Persist { id, .. } => Some(*id),
-            _ => None,
-        })
-        .unwrap();
+    let id = persist_id(&actions).unwrap();
     node1.handle(T0, Input::Persisted { id });
     let decided = node1.echo_decision(0, 0).expect("decided");
 
@@ -836,7 +826,7 @@ fn proposer() -> Protocol {
             values: values(0),
         },
     );
-    let mut persist_id = None;
+    let mut proposed = None;
     for author in 1..4 {
         let observation = signed_observation(4, author, 0, values(author as u16));
         let actions = node0.handle(
@@ -846,15 +836,12 @@ fn proposer() -> Protocol {
                 message: Message::Observation(observation),
             },
         );
-        persist_id = persist_id.or(actions.iter().find_map(|a| match a {
-            Action::Persist { id, .. } => Some(*id),
-            _ => None,
-        }));
+        proposed = proposed.or(persist_id(&actions));
     }
     node0.handle(
         T0,
         Input::Persisted {
-            id: persist_id.expect("proposes with all observations"),
+            id: proposed.expect("proposes with all observations"),
         },
     );
     node0
