@@ -274,4 +274,26 @@ policy = "race"
         );
         assert!(NodeConfig::parse(&bad_addr).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,400}") {
+            if let Ok(config) = NodeConfig::parse(&text) {
+                let _ = config.validate();
+            }
+        }
+
+        #[test]
+        fn corrupted_configs_get_errors_not_panics(position in 0usize..GOOD.len(), byte in proptest::prelude::any::<u8>()) {
+            let mut bytes = GOOD.as_bytes().to_vec();
+            bytes[position] = byte;
+            if let Ok(text) = String::from_utf8(bytes)
+                && let Ok(config) = NodeConfig::parse(&text)
+            {
+                let _ = config.validate();
+            }
+        }
+    }
 }
