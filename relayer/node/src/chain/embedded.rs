@@ -82,10 +82,18 @@ impl EmbeddedChain {
         Ok(Self { requests, contract })
     }
 
-    fn send(&self, request: Request) -> Result<(), ChainError> {
+    /// Sends the request `make` builds around a reply channel and awaits the answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, ChainError> {
+        let (reply, answer) = oneshot::channel();
         self.requests
-            .send(request)
-            .map_err(|_| ChainError::Unavailable("the embedded chain thread stopped".into()))
+            .send(make(reply))
+            .map_err(|_| ChainError::Unavailable("the embedded chain thread stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| ChainError::Unavailable("no answer from the embedded chain".into()))
     }
 }
 
@@ -158,33 +166,17 @@ impl Chain for EmbeddedChain {
     }
 
     async fn query_raw(&self, msg: &QueryMsg) -> Result<Vec<u8>, ChainError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::Query {
-            msg: msg.clone(),
-            reply,
-        })?;
-        answer
-            .await
-            .map_err(|_| ChainError::Unavailable("no answer from the embedded chain".into()))?
+        let msg = msg.clone();
+        self.ask(|reply| Request::Query { msg, reply }).await?
     }
 
     async fn latest_block_time(&self) -> Result<u64, ChainError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::BlockTime { reply })?;
-        answer
-            .await
-            .map_err(|_| ChainError::Unavailable("no answer from the embedded chain".into()))
+        self.ask(|reply| Request::BlockTime { reply }).await
     }
 
     async fn execute(&self, account: &ChainAccount, msg: &ExecuteMsg) -> Result<TxRef, ChainError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::Execute {
-            sender: account.address().to_string(),
-            msg: msg.clone(),
-            reply,
-        })?;
-        answer
-            .await
-            .map_err(|_| ChainError::Unavailable("no answer from the embedded chain".into()))?
+        let (sender, msg) = (account.address().to_string(), msg.clone());
+        self.ask(|reply| Request::Execute { sender, msg, reply })
+            .await?
     }
 }
