@@ -87,6 +87,11 @@ fn reference(n: usize, observation: &Observation) -> ObservationRef {
     }
 }
 
+/// Delivers `message` from member `from` to `node` at `now`.
+fn receive(node: &mut Protocol, now: u64, from: u16, message: Message) -> Vec<Action> {
+    node.handle(now, Input::Message { from, message })
+}
+
 /// The id of the first persist action, if any.
 fn persist_id(actions: &[Action]) -> Option<u64> {
     actions.iter().find_map(|action| match action {
@@ -315,12 +320,11 @@ fn proposer_waits_the_grace_period_for_the_last_observation() {
     );
     for author in [1, 2] {
         let observation = signed_observation(4, author, 0, values(author as u16));
-        let actions = node0.handle(
+        let actions = receive(
+            &mut node0,
             T0,
-            Input::Message {
-                from: author as u16,
-                message: Message::Observation(observation),
-            },
+            author as u16,
+            Message::Observation(observation),
         );
         if author == 2 {
             assert!(actions.iter().any(|a| matches!(a, Action::SetTimer { at_ms, timer: Timer::Grace { epoch: 0 } } if *at_ms == T0 + 200)), "{actions:?}");
@@ -344,22 +348,15 @@ fn echo_is_sent_only_after_the_decision_is_persisted() {
         .map(|a| signed_observation(4, a, 0, values(a as u16)))
         .collect();
     for observation in &observations {
-        node1.handle(
+        receive(
+            &mut node1,
             T0,
-            Input::Message {
-                from: observation.author,
-                message: Message::Observation(observation.clone()),
-            },
+            observation.author,
+            Message::Observation(observation.clone()),
         );
     }
     let block = honest_block(&observations);
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Send(block.clone()),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Send(block.clone()));
     assert!(!actions.iter().any(|a| matches!(
         a,
         Action::Send {
@@ -401,12 +398,11 @@ fn validator() -> (Protocol, Vec<Observation>) {
         .map(|a| signed_observation(4, a, 0, values(a as u16)))
         .collect();
     for observation in &observations {
-        let actions = node1.handle(
+        let actions = receive(
+            &mut node1,
             T0,
-            Input::Message {
-                from: observation.author,
-                message: Message::Observation(observation.clone()),
-            },
+            observation.author,
+            Message::Observation(observation.clone()),
         );
         assert!(rejections(&actions).is_empty());
     }
@@ -418,13 +414,7 @@ fn observation_with_a_bad_signature_is_rejected() {
     let mut node1 = node(4, 1, SubmitPolicy::Race);
     let mut observation = signed_observation(4, 0, 0, values(0));
     observation.signature[3] ^= 1;
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Observation(observation),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Observation(observation));
     assert_eq!(
         rejections(&actions),
         vec![Rejection::BadSignature { signer: 0 }]
@@ -443,13 +433,7 @@ fn signature_under_another_domain_tag_is_rejected() {
         &nym_rewards::digest::data_hash(&observation.values),
     ));
     observation.signature = echo_sig;
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Observation(observation),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Observation(observation));
     assert_eq!(
         rejections(&actions),
         vec![Rejection::BadSignature { signer: 0 }]
@@ -460,23 +444,11 @@ fn signature_under_another_domain_tag_is_rejected() {
 fn non_members_are_rejected() {
     let mut node1 = node(4, 1, SubmitPolicy::Race);
     let observation = signed_observation(4, 0, 0, values(0));
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 9,
-            message: Message::Observation(observation.clone()),
-        },
-    );
+    let actions = receive(&mut node1, T0, 9, Message::Observation(observation.clone()));
     assert_eq!(rejections(&actions), vec![Rejection::NotAMember]);
     let mut foreign = observation;
     foreign.author = 7;
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Observation(foreign),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Observation(foreign));
     assert_eq!(
         rejections(&actions),
         vec![Rejection::UnknownAuthor { author: 7 }]
@@ -491,12 +463,11 @@ fn oversized_or_wrong_mixnode_sets_are_rejected() {
         mix_id: 5,
         uptime_bp: 1,
     });
-    let actions = node1.handle(
+    let actions = receive(
+        &mut node1,
         T0,
-        Input::Message {
-            from: 0,
-            message: Message::Observation(signed_observation(4, 0, 0, big)),
-        },
+        0,
+        Message::Observation(signed_observation(4, 0, 0, big)),
     );
     assert!(matches!(
         rejections(&actions)[..],
@@ -504,12 +475,11 @@ fn oversized_or_wrong_mixnode_sets_are_rejected() {
     ));
     let mut over = values(0);
     over[0].uptime_bp = 10_001;
-    let actions = node1.handle(
+    let actions = receive(
+        &mut node1,
         T0,
-        Input::Message {
-            from: 0,
-            message: Message::Observation(signed_observation(4, 0, 0, over)),
-        },
+        0,
+        Message::Observation(signed_observation(4, 0, 0, over)),
     );
     assert!(matches!(
         rejections(&actions)[..],
@@ -529,20 +499,8 @@ fn two_observations_from_one_author_are_detected_and_excluded() {
     );
     let first = signed_observation(4, 1, 0, values(1));
     let second = signed_observation(4, 1, 0, values(9));
-    node0.handle(
-        T0,
-        Input::Message {
-            from: 1,
-            message: Message::Observation(first),
-        },
-    );
-    let actions = node0.handle(
-        T0,
-        Input::Message {
-            from: 1,
-            message: Message::Observation(second),
-        },
-    );
+    receive(&mut node0, T0, 1, Message::Observation(first));
+    let actions = receive(&mut node0, T0, 1, Message::Observation(second));
     assert_eq!(
         rejections(&actions),
         vec![Rejection::Equivocation { author: 1 }]
@@ -585,13 +543,7 @@ fn two_observations_from_one_author_are_detected_and_excluded() {
 fn block_with_too_few_authors_is_rejected() {
     let (mut node1, observations) = validator();
     let block = honest_block(&observations[..2]);
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Send(block),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Send(block));
     assert_eq!(
         rejections(&actions),
         vec![Rejection::TooFewAuthors { got: 2, need: 3 }]
@@ -603,13 +555,7 @@ fn block_with_a_repeated_author_is_rejected() {
     let (mut node1, observations) = validator();
     let mut block = honest_block(&observations);
     block.observations[1] = block.observations[0];
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Send(block),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Send(block));
     assert_eq!(rejections(&actions), vec![Rejection::UnsortedAuthors]);
 }
 
@@ -618,13 +564,7 @@ fn block_whose_aggregate_does_not_match_is_rejected() {
     let (mut node1, observations) = validator();
     let mut block = honest_block(&observations);
     block.data_hash[0] ^= 1;
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Send(block),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Send(block));
     assert_eq!(rejections(&actions), vec![Rejection::AggregateMismatch]);
 }
 
@@ -632,13 +572,7 @@ fn block_whose_aggregate_does_not_match_is_rejected() {
 fn block_from_someone_other_than_its_proposer_is_rejected() {
     let (mut node1, observations) = validator();
     let block = honest_block(&observations);
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 2,
-            message: Message::Send(block),
-        },
-    );
+    let actions = receive(&mut node1, T0, 2, Message::Send(block));
     assert_eq!(rejections(&actions), vec![Rejection::WrongSender]);
 }
 
@@ -647,25 +581,18 @@ fn wrong_version_and_old_epochs_are_rejected() {
     let (mut node1, observations) = validator();
     let mut block = honest_block(&observations);
     block.signer_set_version = 2;
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Send(block),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Send(block));
     assert_eq!(
         rejections(&actions),
         vec![Rejection::WrongVersion { version: 2 }]
     );
     // Replayed epoch-0 messages long after the catch-up window.
     let late = T0 + 10 * EPOCH_SECS * 1_000;
-    let actions = node1.handle(
+    let actions = receive(
+        &mut node1,
         late,
-        Input::Message {
-            from: 0,
-            message: Message::Observation(observations[0].clone()),
-        },
+        0,
+        Message::Observation(observations[0].clone()),
     );
     assert_eq!(
         rejections(&actions),
@@ -673,13 +600,7 @@ fn wrong_version_and_old_epochs_are_rejected() {
     );
     // Messages for an epoch that has not started are refused too.
     let future = signed_observation(4, 0, 50, values(0));
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Observation(future),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Observation(future));
     assert_eq!(
         rejections(&actions),
         vec![Rejection::EpochOutOfWindow { epoch: 50 }]
@@ -692,21 +613,14 @@ fn missing_observation_is_fetched_from_the_proposer() {
     let observations: Vec<Observation> = (0..3)
         .map(|a| signed_observation(4, a, 0, values(a as u16)))
         .collect();
-    node1.handle(
+    receive(
+        &mut node1,
         T0,
-        Input::Message {
-            from: 0,
-            message: Message::Observation(observations[0].clone()),
-        },
+        0,
+        Message::Observation(observations[0].clone()),
     );
     let block = honest_block(&observations);
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Send(block),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Send(block));
     let requested: Vec<u16> = actions
         .iter()
         .filter_map(|a| match a {
@@ -718,20 +632,18 @@ fn missing_observation_is_fetched_from_the_proposer() {
         })
         .collect();
     assert_eq!(requested, vec![1, 2]);
-    node1.handle(
+    receive(
+        &mut node1,
         T0,
-        Input::Message {
-            from: 0,
-            message: Message::Observation(observations[2].clone()),
-        },
+        0,
+        Message::Observation(observations[2].clone()),
     );
     // The proposer relays author 1's observation: signed by its author, so accepted.
-    let actions = node1.handle(
+    let actions = receive(
+        &mut node1,
         T0,
-        Input::Message {
-            from: 0,
-            message: Message::Observation(observations[1].clone()),
-        },
+        0,
+        Message::Observation(observations[1].clone()),
     );
     assert!(
         actions.iter().any(|a| matches!(a, Action::Persist { .. })),
@@ -743,13 +655,7 @@ fn missing_observation_is_fetched_from_the_proposer() {
 fn a_second_block_of_the_same_proposer_gets_no_echo_even_after_a_restart() {
     let (mut node1, observations) = validator();
     let block = honest_block(&observations);
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Send(block.clone()),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Send(block.clone()));
     let id = persist_id(&actions).unwrap();
     node1.handle(T0, Input::Persisted { id });
     let decided = node1.echo_decision(0, 0).expect("decided");
@@ -765,12 +671,11 @@ fn a_second_block_of_the_same_proposer_gets_no_echo_even_after_a_restart() {
         .map(|a| signed_observation(4, a, 0, values(a as u16 + 20)))
         .collect();
     for observation in &observations {
-        node1.handle(
+        receive(
+            &mut node1,
             T0,
-            Input::Message {
-                from: observation.author,
-                message: Message::Observation(observation.clone()),
-            },
+            observation.author,
+            Message::Observation(observation.clone()),
         );
     }
     let other = honest_block(&observations[1..]);
@@ -786,13 +691,7 @@ fn a_second_block_of_the_same_proposer_gets_no_echo_even_after_a_restart() {
     other.data_hash =
         nym_rewards::digest::data_hash(&relayer_protocol::lower_median(&columns).unwrap());
     assert_ne!(other.data_hash, decided);
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Send(other),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Send(other));
     assert_eq!(
         rejections(&actions),
         vec![Rejection::ConflictingBlock { proposer: 0 }]
@@ -806,13 +705,7 @@ fn a_second_block_of_the_same_proposer_gets_no_echo_even_after_a_restart() {
             }
     )));
     // The block it did echo gets the same echo again (idempotent resend).
-    let actions = node1.handle(
-        T0,
-        Input::Message {
-            from: 0,
-            message: Message::Send(block),
-        },
-    );
+    let actions = receive(&mut node1, T0, 0, Message::Send(block));
     assert!(actions.iter().any(|a| matches!(a, Action::Send { message: Message::Echo(echo), .. } if echo.data_hash == decided)));
 }
 
@@ -829,12 +722,11 @@ fn proposer() -> Protocol {
     let mut proposed = None;
     for author in 1..4 {
         let observation = signed_observation(4, author, 0, values(author as u16));
-        let actions = node0.handle(
+        let actions = receive(
+            &mut node0,
             T0,
-            Input::Message {
-                from: author as u16,
-                message: Message::Observation(observation),
-            },
+            author as u16,
+            Message::Observation(observation),
         );
         proposed = proposed.or(persist_id(&actions));
     }
@@ -856,13 +748,7 @@ fn echo_for_an_unknown_block_is_rejected() {
         data_hash: [7; 32],
         signature: vec![0; 64],
     };
-    let actions = node0.handle(
-        T0,
-        Input::Message {
-            from: 1,
-            message: Message::Echo(forged),
-        },
-    );
+    let actions = receive(&mut node0, T0, 1, Message::Echo(forged));
     assert_eq!(rejections(&actions), vec![Rejection::UnknownBlock]);
 }
 
@@ -880,13 +766,7 @@ fn echo_with_a_bad_signature_is_rejected() {
             data_hash,
             signature,
         };
-        let actions = node0.handle(
-            T0,
-            Input::Message {
-                from: 3,
-                message: Message::Echo(bad),
-            },
-        );
+        let actions = receive(&mut node0, T0, 3, Message::Echo(bad));
         assert_eq!(
             rejections(&actions),
             vec![Rejection::BadSignature { signer: 3 }]
