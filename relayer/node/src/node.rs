@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use nym_rewards::msg::{ExecuteMsg, SignerSignature};
 use relayer_protocol::{
     Action, Certificate, Input, Keypair, MemberIndex, PersistRecord, Protocol, ProtocolConfig,
     RestoredState, Timer, default_observation_threshold,
@@ -549,19 +548,7 @@ impl ChainTaskContext {
             tracing::warn!(node = %self.name, epoch, "waiting for block time: {err}");
             return false;
         }
-        let msg = ExecuteMsg::SubmitEpoch {
-            epoch,
-            signer_set_version: certificate.signer_set_version,
-            rewards: certificate.rewards.clone(),
-            signatures: certificate
-                .signatures
-                .iter()
-                .map(|(index, signature)| SignerSignature {
-                    index: *index,
-                    signature: signature.clone().into(),
-                })
-                .collect(),
-        };
+        let msg = certificate.submit_msg();
         NodeMetrics::inc(&self.metrics.submissions_attempted);
         NodeMetrics::inc(&self.metrics.chain_txs);
         let tx = self.chain.execute(&self.account, &msg).await;

@@ -2,6 +2,7 @@
 //! tells who sent it (a libp2p PeerId is a member's ed25519 key), and observations and echoes
 //! carry signatures under their own domain tags, so they can be relayed and checked by anyone.
 
+use nym_rewards::msg::{ExecuteMsg, SignerSignature};
 use serde::{Deserialize, Serialize};
 
 use crate::{Hash, MemberIndex, MixnodeReward};
@@ -72,6 +73,25 @@ pub struct Certificate {
     pub data_hash: Hash,
     /// `(signer index, signature)`, strictly ascending by index.
     pub signatures: Vec<(MemberIndex, Vec<u8>)>,
+}
+
+impl Certificate {
+    /// The contract message that submits this certificate.
+    pub fn submit_msg(&self) -> ExecuteMsg {
+        ExecuteMsg::SubmitEpoch {
+            epoch: self.epoch,
+            signer_set_version: self.signer_set_version,
+            rewards: self.rewards.clone(),
+            signatures: self
+                .signatures
+                .iter()
+                .map(|(index, signature)| SignerSignature {
+                    index: *index,
+                    signature: signature.clone().into(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The peer-to-peer messages.
