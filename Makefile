@@ -64,6 +64,18 @@ e2e-wasmd: ## Real wasmd: deploy, 4 relayer processes, 2 final epochs, queries a
 bench-gas: wasm ## Contract gas for n in {4,16,64} and M in {100,1000,5000} -> bench/results/contract_gas.json
 	cargo bench -q --bench contract_gas --profile dev # gas is deterministic: no release build needed
 
+SOAK_SECS ?= 600
+
+.PHONY: sim
+sim: ## The CI simulation budget: seeded faulty runs, n in {4,7,10}, zero violations (SIM_BUDGET_SECS)
+	cargo test -p relayer-sim --test simulation -- --nocapture
+
+.PHONY: sim-soak
+sim-soak: ## Long simulation soak (SOAK_SECS, default 600) -> bench/results/sim_soak.json
+	cargo run -q -p relayer -- sim --seed 1000000 --seeds 100000000 --nodes 4,7,10,16 --epochs 10 \
+		--faults none,network,crash,byzantine,all --policy staggered,race \
+		--budget-secs $(SOAK_SECS) --quiet --report bench/results/sim_soak.json
+
 .PHONY: demo
 demo: ## A 4-node network with 100 mixnodes on the embedded chain, until Ctrl-C
 	cargo run -q -p relayer -- devnet --nodes 4 --mixnodes 100 --epoch-secs 5

@@ -1,4 +1,4 @@
-//! Command line: `devnet`, `init-cluster`, `deploy`, `run`, `query`, `verify`, `keygen`.
+//! Command line: `devnet`, `init-cluster`, `deploy`, `run`, `query`, `verify`, `sim`, `keygen`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -162,6 +162,8 @@ enum Command {
         #[arg(long)]
         contract: String,
     },
+    /// Run the deterministic simulator (virtual clock, seeded faults, invariants).
+    Sim(crate::sim_cli::SimArgs),
     /// Print a fresh ed25519 public key and write its secret to a file (mode 0600).
     Keygen {
         /// Secret key file to create.
@@ -355,6 +357,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("the auditor check failed")
             }
         }
+        Command::Sim(args) => crate::sim_cli::run_sim(args),
         Command::Keygen { out } => {
             let secret = relayer::keys::random_secret();
             relayer::keys::write_secret(&out, &secret)?;

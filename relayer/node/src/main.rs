@@ -1,6 +1,7 @@
 //! The `relayer` binary: see `relayer --help`.
 
 mod cli;
+mod sim_cli;
 
 fn main() -> std::process::ExitCode {
     cli::main()

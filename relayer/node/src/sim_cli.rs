@@ -1,0 +1,167 @@
+//! `relayer sim`: runs the deterministic simulator for one seed or a batch of seeds, prints
+//! one line per run and the seed of every failing run, and writes the JSON report.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use relayer_protocol::SubmitPolicy;
+use relayer_sim::{BatchConfig, FaultProfile, PlantedBug, SimReport, run_batch};
+
+/// Arguments of `relayer sim`.
+#[derive(Args)]
+pub struct SimArgs {
+    /// Seed of the (first) run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runs, with consecutive seeds.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    /// Members; a comma-separated list cycles through sizes.
+    #[arg(long, value_delimiter = ',', default_value = "4")]
+    nodes: Vec<usize>,
+    /// Epochs per run.
+    #[arg(long, default_value_t = 10)]
+    epochs: u64,
+    /// Mixnodes per epoch.
+    #[arg(long, default_value_t = 8)]
+    mixnodes: usize,
+    /// Fault profiles (none, network, crash, byzantine, all); a list cycles.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    faults: Vec<String>,
+    /// Submission policies (staggered, race); a list cycles.
+    #[arg(long, value_delimiter = ',', default_value = "staggered")]
+    policy: Vec<String>,
+    /// Plant a bug to see the simulator catch it (forget-echo-decisions, trust-winner-copy).
+    #[arg(long)]
+    planted_bug: Option<String>,
+    /// Stop starting new runs after this many seconds.
+    #[arg(long)]
+    budget_secs: Option<u64>,
+    /// Print only failing runs (and the totals).
+    #[arg(long)]
+    quiet: bool,
+    /// Write the JSON report here instead of stdout.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+fn parse_policy(text: &str) -> anyhow::Result<SubmitPolicy> {
+    match text {
+        "staggered" => Ok(SubmitPolicy::Staggered),
+        "race" => Ok(SubmitPolicy::Race),
+        other => anyhow::bail!("unknown policy {other:?}: expected staggered or race"),
+    }
+}
+
+/// The name a value has on the command line (its serde name).
+fn cli_name(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn summary_line(run: &SimReport) -> String {
+    let config = &run.config;
+    let head = format!(
+        "seed {} n={} {} {}",
+        config.seed,
+        config.nodes,
+        cli_name(config.faults),
+        cli_name(config.policy)
+    );
+    if run.passed() {
+        format!(
+            "{head}: ok, {}/{} epochs final, {} txs, {} checks, {} faults",
+            run.epochs_final,
+            run.epochs_simulated,
+            run.chain_txs,
+            run.invariant_checks,
+            run.faults.values().sum::<u64>()
+        )
+    } else {
+        let kinds: Vec<String> = run
+            .violations
+            .iter()
+            .map(|violation| format!("{:?}", violation.kind))
+            .collect();
+        format!("{head}: FAILED {}", kinds.join(", "))
+    }
+}
+
+/// Runs `relayer sim`; fails when any run breaks an invariant.
+pub fn run_sim(args: SimArgs) -> anyhow::Result<()> {
+    let profiles = args
+        .faults
+        .iter()
+        .map(|name| name.parse::<FaultProfile>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let policies = args
+        .policy
+        .iter()
+        .map(|name| parse_policy(name))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let planted_bug = args
+        .planted_bug
+        .as_deref()
+        .map(str::parse::<PlantedBug>)
+        .transpose()?;
+    let batch = BatchConfig {
+        first_seed: args.seed,
+        max_runs: args.seeds.max(1),
+        budget: args.budget_secs.map_or(Duration::MAX, Duration::from_secs),
+        nodes: args.nodes,
+        epochs: args.epochs,
+        mixnodes: args.mixnodes,
+        profiles,
+        policies,
+        planted_bug,
+    };
+    let mut single = None;
+    let report = run_batch(&batch, |run| {
+        if !args.quiet || !run.passed() {
+            eprintln!("{}", summary_line(run));
+        }
+        single = Some(run.clone());
+    })?;
+    let json = match (args.seeds, single) {
+        (1, Some(run)) => serde_json::to_string_pretty(&run)?,
+        _ => serde_json::to_string_pretty(&report)?,
+    };
+    match &args.report {
+        Some(path) => std::fs::write(path, json + "\n")
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => println!("{json}"),
+    }
+    eprintln!(
+        "{} runs, {} epochs, {} invariant checks, {} faults injected, {} failed, {:.1} s",
+        report.runs,
+        report.epochs_simulated,
+        report.invariant_checks,
+        report.faults_injected,
+        report.failed.len(),
+        report.wall_secs
+    );
+    if report.failed.is_empty() {
+        return Ok(());
+    }
+    for failed in &report.failed {
+        let config = &failed.config;
+        eprintln!(
+            "reproduce: relayer sim --seed {} --nodes {} --epochs {} --mixnodes {} --faults {} --policy {}{}",
+            config.seed,
+            config.nodes,
+            config.epochs,
+            config.mixnodes,
+            cli_name(config.faults),
+            cli_name(config.policy),
+            config
+                .planted_bug
+                .map(|bug| format!(" --planted-bug {}", cli_name(bug)))
+                .unwrap_or_default()
+        );
+    }
+    anyhow::bail!("{} run(s) broke an invariant", report.failed.len())
+}

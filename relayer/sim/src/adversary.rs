@@ -1,0 +1,275 @@
+//! Byzantine members. A byzantine member runs a real protocol instance (so it takes part and
+//! can win submissions) but rewrites what it sends, lies about its measurements, replays old
+//! messages or floods garbage, according to its [`Behaviour`]. When it wins an epoch it
+//! serves tampered official data to the losers that fetch from it.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use relayer_protocol::{
+    Block, Echo, MemberIndex, Message, MixnodeReward, Observation, ObservationRef, ProtocolConfig,
+    lower_median, observation_digest,
+};
+use serde::{Deserialize, Serialize};
+
+/// What a byzantine member does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Behaviour {
+    /// Proposes two different valid blocks to two halves of the members, swapping on resend.
+    Equivocate,
+    /// Proposes blocks whose data hash does not match their aggregate.
+    WrongAggregate,
+    /// Proposes blocks with fewer than k observations.
+    TooFewAuthors,
+    /// Signs its observations and echoes with broken signatures.
+    BadSignatures,
+    /// Reports 0 or 100 % for every mixnode (validly signed).
+    ExtremeValues,
+    /// Re-sends old messages, from epochs long past too.
+    Replay,
+    /// Never sends observations or echoes.
+    Withhold,
+    /// Sends garbage and oversized messages.
+    Flood,
+}
+
+impl Behaviour {
+    /// Every behaviour.
+    pub const ALL: [Behaviour; 8] = [
+        Behaviour::Equivocate,
+        Behaviour::WrongAggregate,
+        Behaviour::TooFewAuthors,
+        Behaviour::BadSignatures,
+        Behaviour::ExtremeValues,
+        Behaviour::Replay,
+        Behaviour::Withhold,
+        Behaviour::Flood,
+    ];
+
+    /// Whether the behaviour acts on a periodic tick (not only on what the protocol sends).
+    pub(crate) fn ticks(self) -> bool {
+        matches!(self, Behaviour::Replay | Behaviour::Flood)
+    }
+}
+
+/// Where a rewritten message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// Every other member.
+    All,
+    /// One member.
+    One(MemberIndex),
+}
+
+const HISTORY_LIMIT: usize = 512;
+
+/// A byzantine member's state beside its protocol instance.
+pub(crate) struct Adversary {
+    pub(crate) behaviour: Behaviour,
+    me: MemberIndex,
+    config: ProtocolConfig,
+    /// Observations seen, per epoch and author.
+    seen: BTreeMap<u64, BTreeMap<MemberIndex, Observation>>,
+    history: Vec<Message>,
+    swap: bool,
+}
+
+impl Adversary {
+    pub(crate) fn new(behaviour: Behaviour, me: MemberIndex, config: ProtocolConfig) -> Self {
+        Self {
+            behaviour,
+            me,
+            config,
+            seen: BTreeMap::new(),
+            history: Vec::new(),
+            swap: false,
+        }
+    }
+
+    /// Remembers what arrives (observations for equivocation, anything for replay).
+    pub(crate) fn observe(&mut self, message: &Message) {
+        if let Message::Observation(observation) = message {
+            self.seen
+                .entry(observation.epoch)
+                .or_default()
+                .entry(observation.author)
+                .or_insert_with(|| observation.clone());
+        }
+        if self.behaviour == Behaviour::Replay && self.history.len() < HISTORY_LIMIT {
+            self.history.push(message.clone());
+        }
+    }
+
+    /// The values this member claims for an epoch.
+    pub(crate) fn values(&self, epoch: u64, honest: Vec<MixnodeReward>) -> Vec<MixnodeReward> {
+        if self.behaviour != Behaviour::ExtremeValues {
+            return honest;
+        }
+        let extreme = if epoch.is_multiple_of(2) { 0 } else { 10_000 };
+        honest
+            .into_iter()
+            .map(|value| MixnodeReward {
+                uptime_bp: extreme,
+                ..value
+            })
+            .collect()
+    }
+
+    /// Rewrites one message the protocol wants sent to `target`.
+    pub(crate) fn rewrite(&mut self, target: Target, message: Message) -> Vec<(Target, Message)> {
+        self.observe(&message);
+        match (self.behaviour, message) {
+            (Behaviour::Equivocate, Message::Send(block)) if target == Target::All => {
+                self.equivocate(block)
+            }
+            (Behaviour::WrongAggregate, Message::Send(mut block)) => {
+                block.data_hash[0] ^= 0x01;
+                vec![(target, Message::Send(block))]
+            }
+            (Behaviour::TooFewAuthors, Message::Send(mut block)) => {
+                block
+                    .observations
+                    .truncate(self.config.observation_threshold.saturating_sub(1));
+                vec![(target, Message::Send(block))]
+            }
+            (Behaviour::BadSignatures, Message::Observation(mut observation)) => {
+                flip_first(&mut observation.signature);
+                vec![(target, Message::Observation(observation))]
+            }
+            (Behaviour::BadSignatures, Message::Echo(mut echo)) => {
+                flip_first(&mut echo.signature);
+                vec![(target, Message::Echo(echo))]
+            }
+            (Behaviour::Withhold, Message::Observation(_) | Message::Echo(_)) => vec![],
+            (_, message) => vec![(target, message)],
+        }
+    }
+
+    /// Sends one block to half the members and a different valid block to the other half.
+    fn equivocate(&mut self, block: Block) -> Vec<(Target, Message)> {
+        let Some(alternate) = self.alternate_block(&block) else {
+            return vec![(Target::All, Message::Send(block))];
+        };
+        self.swap = !self.swap;
+        let (first, second) = if self.swap {
+            (block, alternate)
+        } else {
+            (alternate, block)
+        };
+        (0..self.config.n() as MemberIndex)
+            .filter(|&member| member != self.me)
+            .map(|member| {
+                let chosen = if member % 2 == 0 { &first } else { &second };
+                (Target::One(member), Message::Send(chosen.clone()))
+            })
+            .collect()
+    }
+
+    /// A block over a different set of k observations, with its correct data hash.
+    fn alternate_block(&self, block: &Block) -> Option<Block> {
+        let held = self.seen.get(&block.epoch)?;
+        let k = self.config.observation_threshold;
+        let current: Vec<MemberIndex> = block.observations.iter().map(|r| r.author).collect();
+        let authors: Vec<MemberIndex> = held.keys().copied().collect();
+        // Drop a different author than the block does: rotate which k are taken.
+        let choice = (0..authors.len()).find_map(|skip| {
+            let chosen: Vec<MemberIndex> = authors
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != skip)
+                .map(|(_, author)| *author)
+                .take(k)
+                .collect();
+            (chosen.len() >= k && chosen != current).then_some(chosen)
+        })?;
+        let observations: Vec<&Observation> = choice.iter().map(|a| &held[a]).collect();
+        let columns: Vec<&[MixnodeReward]> =
+            observations.iter().map(|o| o.values.as_slice()).collect();
+        let rewards = lower_median(&columns).ok()?;
+        Some(Block {
+            observations: observations
+                .iter()
+                .map(|o| ObservationRef {
+                    author: o.author,
+                    digest: observation_digest(&self.config, o.epoch, &o.values),
+                })
+                .collect(),
+            data_hash: nym_rewards::digest::data_hash(&rewards),
+            ..block.clone()
+        })
+    }
+
+    /// Periodic mischief: replays or garbage, for the epoch running at the time.
+    pub(crate) fn tick(&mut self, rng: &mut ChaCha8Rng, epoch: u64) -> Vec<(Target, Message)> {
+        match self.behaviour {
+            Behaviour::Replay => self
+                .history
+                .choose_multiple(rng, 4)
+                .cloned()
+                .map(|message| (Target::All, message))
+                .collect(),
+            Behaviour::Flood => (0..8)
+                .map(|_| (Target::All, self.garbage(rng, epoch)))
+                .collect(),
+            _ => vec![],
+        }
+    }
+
+    /// A well-formed message with nonsense content: random epochs, authors, hashes,
+    /// signatures, and observations up to four times the allowed size.
+    fn garbage(&self, rng: &mut ChaCha8Rng, epoch: u64) -> Message {
+        let epoch = epoch.saturating_add_signed(rng.gen_range(-6..=2));
+        let n = self.config.n() as MemberIndex;
+        let author = rng.gen_range(0..n + 3);
+        let digest: [u8; 32] = rng.r#gen();
+        let signature: Vec<u8> = (0..rng.gen_range(0..80)).map(|_| rng.r#gen()).collect();
+        match rng.gen_range(0..4) {
+            0 => {
+                let len = rng.gen_range(0..=self.config.mixnodes.len() * 4 + 1);
+                Message::Observation(Observation {
+                    epoch,
+                    signer_set_version: self.config.signer_set_version,
+                    author,
+                    values: (0..len)
+                        .map(|_| MixnodeReward {
+                            mix_id: rng.gen_range(0..20),
+                            uptime_bp: rng.gen_range(0..=12_000),
+                        })
+                        .collect(),
+                    signature,
+                })
+            }
+            1 => Message::Send(Block {
+                epoch,
+                signer_set_version: self.config.signer_set_version,
+                proposer: self.me,
+                observations: (0..rng.gen_range(0..n + 2))
+                    .map(|author| ObservationRef {
+                        author,
+                        digest: rng.r#gen(),
+                    })
+                    .collect(),
+                data_hash: digest,
+            }),
+            2 => Message::Echo(Echo {
+                epoch,
+                proposer: author,
+                data_hash: digest,
+                signature,
+            }),
+            _ => Message::ObservationRequest {
+                epoch,
+                reference: ObservationRef { author, digest },
+            },
+        }
+    }
+}
+
+fn flip_first(bytes: &mut [u8]) {
+    if let Some(first) = bytes.first_mut() {
+        *first ^= 0x01;
+    }
+}

@@ -1,0 +1,91 @@
+//! The JSON report of a run: what was simulated, which faults were injected, how many
+//! invariant checks ran, and every violation with the virtual time it happened at.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::adversary::Behaviour;
+use crate::config::SimConfig;
+
+/// Which invariant broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// An honest node stores official data that differs from the contract's.
+    Agreement,
+    /// An accepted value lies outside the range of honest observations.
+    Validity,
+    /// The contract accepted two submissions for one epoch.
+    DoubleAcceptance,
+    /// An honest node signed two different blocks of one proposer for one epoch.
+    ConflictingEcho,
+    /// An epoch was not final within its bound although at most f nodes were faulty.
+    Liveness,
+    /// A restarted node lost a record its store had acknowledged.
+    LostAcknowledged,
+    /// A protocol instance panicked.
+    Panic,
+}
+
+/// One broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// Which invariant.
+    pub kind: ViolationKind,
+    /// Virtual time, ms since the unix epoch.
+    pub at_ms: u64,
+    /// The epoch concerned.
+    pub epoch: Option<u64>,
+    /// The node concerned.
+    pub node: Option<usize>,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// Message counts of the simulated network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageStats {
+    /// Messages handed to the network.
+    pub sent: u64,
+    /// Messages a running node received.
+    pub delivered: u64,
+    /// Lost to drops, partitions or a crashed receiver.
+    pub lost: u64,
+    /// Inputs the protocol refused (all causes, byzantine ones included).
+    pub rejected: u64,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimReport {
+    /// The run.
+    pub config: SimConfig,
+    /// Byzantine members and their behaviour.
+    pub byzantine: BTreeMap<usize, Behaviour>,
+    /// Epochs simulated.
+    pub epochs_simulated: u64,
+    /// Epochs stored on chain by the end.
+    pub epochs_final: u64,
+    /// Submission transactions sent to the contract.
+    pub chain_txs: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Network counts.
+    pub messages: MessageStats,
+    /// Invariant checks performed.
+    pub invariant_checks: u64,
+    /// Broken invariants (empty on a good run).
+    pub violations: Vec<Violation>,
+    /// Virtual time simulated, ms.
+    pub virtual_ms: u64,
+    /// sha256 over every processed event: equal for equal seeds.
+    pub trace_hash: String,
+}
+
+impl SimReport {
+    /// Whether every invariant held.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}

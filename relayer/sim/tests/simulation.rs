@@ -1,0 +1,145 @@
+//! The simulator on whole networks: reproducibility, a clean fault-free run, the CI budget
+//! of seeded faulty runs (zero violations), and planted bugs it must find by seed.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use relayer_protocol::SubmitPolicy;
+use relayer_sim::{
+    BatchConfig, Behaviour, FaultProfile, PlantedBug, SimConfig, ViolationKind, run, run_batch,
+};
+
+#[test]
+fn a_seed_reproduces_its_run_exactly() {
+    let config = SimConfig::new(7, 4, 3, FaultProfile::All);
+    let first = run(&config).unwrap();
+    let second = run(&config).unwrap();
+    assert_eq!(first, second);
+    let other = run(&SimConfig::new(8, 4, 3, FaultProfile::All)).unwrap();
+    assert_ne!(first.trace_hash, other.trace_hash);
+}
+
+#[test]
+fn a_fault_free_network_finalises_every_epoch_with_one_tx_each() {
+    for nodes in [4, 7, 10] {
+        let report = run(&SimConfig::new(1, nodes, 4, FaultProfile::None)).unwrap();
+        assert!(report.passed(), "{:#?}", report.violations);
+        assert_eq!(report.epochs_final, 4, "n = {nodes}");
+        assert_eq!(
+            report.chain_txs, 4,
+            "staggered: one tx per epoch, n = {nodes}"
+        );
+        assert!(report.invariant_checks > 0);
+    }
+}
+
+/// Wall-time budget of the CI batch, from `SIM_BUDGET_SECS` (default 150 s).
+fn budget() -> Duration {
+    let secs = std::env::var("SIM_BUDGET_SECS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(150);
+    Duration::from_secs(secs)
+}
+
+#[test]
+fn ci_budget_of_seeded_faulty_runs_has_no_violations() {
+    let batch = BatchConfig {
+        first_seed: 1,
+        max_runs: 100_000,
+        budget: budget(),
+        nodes: vec![4, 7, 10],
+        epochs: 4,
+        mixnodes: 8,
+        profiles: FaultProfile::ALL.to_vec(),
+        policies: vec![SubmitPolicy::Staggered, SubmitPolicy::Race],
+        planted_bug: None,
+    };
+    let mut behaviours = BTreeSet::new();
+    let mut fault_kinds = BTreeSet::new();
+    let report = run_batch(&batch, |run| {
+        behaviours.extend(run.byzantine.values().copied());
+        fault_kinds.extend(run.faults.keys().cloned());
+    })
+    .unwrap();
+    eprintln!(
+        "simulated {} runs, {} epochs, {} invariant checks, {} faults in {:.1} s",
+        report.runs,
+        report.epochs_simulated,
+        report.invariant_checks,
+        report.faults_injected,
+        report.wall_secs
+    );
+    assert!(
+        report.failed.is_empty(),
+        "failing runs (reproduce with `relayer sim`):\n{}",
+        serde_json::to_string_pretty(&report.failed).unwrap()
+    );
+    assert!(
+        report.runs >= 30,
+        "only {} runs fit the budget",
+        report.runs
+    );
+    assert_eq!(report.epochs_final, report.epochs_simulated);
+    for kind in ["drop", "duplicate", "partition", "crash"] {
+        assert!(fault_kinds.contains(kind), "no {kind} injected");
+    }
+    assert_eq!(
+        behaviours,
+        Behaviour::ALL.into_iter().collect(),
+        "every byzantine behaviour ran"
+    );
+}
+
+/// Searches seeds for the first run of `config` with `bug` planted that breaks `expected`,
+/// then checks the seed reproduces it exactly and that the same run without the bug is clean.
+fn planted_bug_is_found_by_seed(base: SimConfig, bug: PlantedBug, expected: ViolationKind) {
+    let found = (0..100).find_map(|seed| {
+        let config = SimConfig {
+            seed,
+            planted_bug: Some(bug),
+            ..base.clone()
+        };
+        let report = run(&config).unwrap();
+        report
+            .violations
+            .iter()
+            .any(|violation| violation.kind == expected)
+            .then_some((config, report))
+    });
+    let (config, report) = found.unwrap_or_else(|| panic!("{bug:?} went unnoticed"));
+    eprintln!(
+        "{bug:?} found by seed {}: {:?}",
+        config.seed, report.violations[0]
+    );
+    let replay = run(&config).unwrap();
+    assert_eq!(
+        replay.violations, report.violations,
+        "the seed reproduces it"
+    );
+    assert_eq!(replay.trace_hash, report.trace_hash);
+    let clean = run(&SimConfig {
+        planted_bug: None,
+        ..config
+    })
+    .unwrap();
+    assert!(clean.passed(), "{:#?}", clean.violations);
+}
+
+#[test]
+fn a_store_that_forgets_echo_decisions_is_caught() {
+    planted_bug_is_found_by_seed(
+        SimConfig::new(0, 7, 4, FaultProfile::Crash),
+        PlantedBug::ForgetEchoDecisions,
+        ViolationKind::LostAcknowledged,
+    );
+}
+
+#[test]
+fn a_loser_trusting_the_winners_copy_is_caught() {
+    planted_bug_is_found_by_seed(
+        SimConfig::new(0, 4, 4, FaultProfile::Byzantine),
+        PlantedBug::TrustWinnerCopy,
+        ViolationKind::Agreement,
+    );
+}
