@@ -64,6 +64,23 @@ e2e-wasmd: ## Real wasmd: deploy, 4 relayer processes, 2 final epochs, queries a
 bench-gas: wasm ## Contract gas for n in {4,16,64} and M in {100,1000,5000} -> bench/results/contract_gas.json
 	cargo bench -q --bench contract_gas --profile dev # gas is deterministic: no release build needed
 
+.PHONY: bench
+bench: bench-gas bench-network bench-micro ## Every benchmark: contract gas, network (n = 4, 16, 64), micro
+
+.PHONY: bench-network
+bench-network: ## relayer bench: n in {4,16,64} x both policies, M = 1000 -> bench/results/network.json + SVG plots
+	cargo run -q -p relayer -- bench --sizes 4,16,64 --policies staggered,race --mixnodes 1000 --epochs 5 --out bench/results
+
+.PHONY: bench-micro
+bench-micro: ## criterion: SQLite ingestion, averaging, median, digest, verification -> bench/results/micro.json
+	cargo bench -p relayer --bench micro
+	scripts/collect-criterion.py target/criterion bench/results/micro.json
+
+.PHONY: bench-smoke
+bench-smoke: ## CI smoke run of the network benchmark (n = 4, one epoch) so the harness keeps working
+	cargo run -q -p relayer -- bench --sizes 4 --policies staggered --mixnodes 100 --epochs 1 --out target/bench-smoke
+	test -s target/bench-smoke/network.json && test -s target/bench-smoke/latency.svg
+
 SOAK_SECS ?= 600
 
 .PHONY: sim
@@ -81,5 +98,5 @@ demo: ## A 4-node network with 100 mixnodes on the embedded chain, until Ctrl-C
 	cargo run -q -p relayer -- devnet --nodes 4 --mixnodes 100 --epoch-secs 5
 
 .PHONY: test
-test: fmt-check clippy wasm schema-check unit devnet-smoke ## Everything CI checks
+test: fmt-check clippy wasm schema-check unit devnet-smoke bench-smoke ## Everything CI checks
 	@echo "make test: all checks passed"

@@ -1,4 +1,4 @@
-//! Command line: `devnet`, `init-cluster`, `deploy`, `run`, `query`, `verify`, `sim`, `keygen`.
+//! Command line: `devnet`, `init-cluster`, `deploy`, `run`, `query`, `verify`, `bench`, `sim`, `keygen`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -162,6 +162,8 @@ enum Command {
         #[arg(long)]
         contract: String,
     },
+    /// Benchmark epochs on headless loopback devnets (latency, txs, messages, CPU).
+    Bench(crate::bench_cli::BenchArgs),
     /// Run the deterministic simulator (virtual clock, seeded faults, invariants).
     Sim(crate::sim_cli::SimArgs),
     /// Print a fresh ed25519 public key and write its secret to a file (mode 0600).
@@ -358,6 +360,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Sim(args) => crate::sim_cli::run_sim(args),
+        Command::Bench(args) => crate::bench_cli::run_bench_command(args).await,
         Command::Keygen { out } => {
             let secret = relayer::keys::random_secret();
             relayer::keys::write_secret(&out, &secret)?;

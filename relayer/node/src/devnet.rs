@@ -279,6 +279,12 @@ impl Devnet {
         epoch: u64,
         timeout: Duration,
     ) -> anyhow::Result<EpochReport> {
+        self.wait_until_stored(epoch, timeout).await?;
+        self.report(epoch).await
+    }
+
+    /// Waits until every running node holds official data for `epoch`.
+    pub async fn wait_until_stored(&self, epoch: u64, timeout: Duration) -> anyhow::Result<()> {
         let running: Vec<&RunningNode> = self.nodes.iter().flatten().collect();
         let wait_all = async {
             for node in &running {
@@ -294,10 +300,12 @@ impl Devnet {
         };
         tokio::time::timeout(timeout, wait_all)
             .await
-            .with_context(|| {
-                format!("epoch {epoch} not final on every node within {timeout:?}")
-            })??;
-        self.report(epoch).await
+            .with_context(|| format!("epoch {epoch} not final on every node within {timeout:?}"))?
+    }
+
+    /// The running nodes.
+    pub fn running(&self) -> impl Iterator<Item = &RunningNode> {
+        self.nodes.iter().flatten()
     }
 
     /// Reports an epoch from the contract, the nodes' stores and the auditor check.

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod bench;
 pub mod chain;
 pub mod cluster;
 pub mod config;

@@ -1,5 +1,6 @@
 //! The `relayer` binary: see `relayer --help`.
 
+mod bench_cli;
 mod cli;
 mod sim_cli;
 

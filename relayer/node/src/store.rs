@@ -375,6 +375,19 @@ impl Store {
         .transpose()
     }
 
+    /// When (wall clock, ms) this node stored the official data of an epoch.
+    pub fn official_stored_at(&self, epoch: u64) -> Result<Option<u64>, StoreError> {
+        let stored_at: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT stored_at_ms FROM official WHERE epoch = ?1",
+                params![epoch as i64],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(stored_at.map(|ms| ms.max(0) as u64))
+    }
+
     /// The newest epoch with official data.
     pub fn latest_official_epoch(&self) -> Result<Option<u64>, StoreError> {
         let epoch: Option<i64> =
@@ -561,6 +574,12 @@ mod tests {
         };
         assert!(!store.save_official(&other, 2).unwrap());
         assert_eq!(store.official(3).unwrap().unwrap(), official);
+        assert_eq!(
+            store.official_stored_at(3).unwrap(),
+            Some(1),
+            "the first copy's time"
+        );
+        assert_eq!(store.official_stored_at(4).unwrap(), None);
         assert_eq!(store.latest_official_epoch().unwrap(), Some(3));
         assert_eq!(store.mixnode_history(5, 10).unwrap(), vec![(3, 9_000)]);
     }

@@ -1,0 +1,357 @@
+//! `relayer bench`: headless devnets on loopback for several network sizes and both submission
+//! policies. Per epoch it measures the latency from the epoch end to the contract accepting
+//! (block time) and to every node holding official data, and from the nodes' own counters the
+//! chain transactions, messages and bytes sent, signature verifications, median computations
+//! and the process CPU time. Results go to JSON and SVG plots.
+
+mod plot;
+mod system;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use relayer_protocol::SubmitPolicy;
+use serde::{Deserialize, Serialize};
+
+use crate::chain;
+use crate::devnet::{Devnet, DevnetOptions};
+use crate::metrics::NodeMetrics;
+
+pub use system::{cpu_seconds, raise_open_files_limit};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Network sizes.
+    pub sizes: Vec<usize>,
+    /// Policies.
+    pub policies: Vec<SubmitPolicy>,
+    /// Mixnodes per epoch.
+    pub mixnodes: u32,
+    /// Measured epochs per case (after one warm-up epoch).
+    pub epochs: u64,
+    /// Sampling interval of the generator, fixed so it does not compete with the protocol.
+    pub metrics_interval_ms: u64,
+    /// Where `network.json` and the plots go.
+    pub out_dir: PathBuf,
+}
+
+/// Nearest-rank percentiles of a sample, ms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: u64,
+    /// 95th percentile.
+    pub p95: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// Of `samples` (empty: zeros).
+    pub fn of(samples: &[u64]) -> Self {
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        let rank = |p: f64| -> u64 {
+            if sorted.is_empty() {
+                return 0;
+            }
+            let index = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+            sorted[index]
+        };
+        Self {
+            p50: rank(0.50),
+            p95: rank(0.95),
+            max: sorted.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// One target of the issue, checked against a measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetCheck {
+    /// What is measured.
+    pub name: String,
+    /// The bound.
+    pub target: f64,
+    /// The measurement.
+    pub measured: f64,
+    /// Whether the measurement is within the bound.
+    pub met: bool,
+}
+
+/// Network-wide counts per epoch, averaged over the measured epochs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerEpoch {
+    /// Submission transactions.
+    pub chain_txs: f64,
+    /// Messages sent by all nodes.
+    pub messages: f64,
+    /// Bytes sent by all nodes.
+    pub bytes: f64,
+    /// ed25519 verifications by all nodes.
+    pub signature_verifications: f64,
+    /// Lower-median aggregates computed by all nodes.
+    pub aggregates: f64,
+    /// CPU seconds of the whole process (all nodes, chain, generators).
+    pub cpu_secs: f64,
+}
+
+/// The result of one (size, policy) case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    /// Members.
+    pub nodes: usize,
+    /// Policy.
+    pub policy: SubmitPolicy,
+    /// Mixnodes.
+    pub mixnodes: u32,
+    /// Epoch length used.
+    pub epoch_secs: u64,
+    /// Measured epochs.
+    pub epochs: u64,
+    /// Epoch end -> contract accepts (block time).
+    pub accepted_ms: Percentiles,
+    /// Epoch end -> every node holds official data.
+    pub all_official_ms: Percentiles,
+    /// Counts per epoch.
+    pub per_epoch: PerEpoch,
+    /// n^2, for reference beside the message counts.
+    pub n_squared: u64,
+    /// The issue's targets for this case.
+    pub targets: Vec<TargetCheck>,
+}
+
+/// Everything one `relayer bench` run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// Unix seconds.
+    pub generated_at: u64,
+    /// Logical CPUs of the machine.
+    pub cpus: usize,
+    /// One entry per (size, policy).
+    pub cases: Vec<CaseResult>,
+}
+
+/// Sum of the counters of every running node.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    messages: u64,
+    bytes: u64,
+    chain_txs: u64,
+    verifications: u64,
+    aggregates: u64,
+    cpu_secs: f64,
+}
+
+impl Totals {
+    fn read(devnet: &Devnet) -> Self {
+        let mut totals = Totals {
+            cpu_secs: cpu_seconds(),
+            ..Totals::default()
+        };
+        for node in devnet.running() {
+            let protocol = node.metrics.protocol();
+            totals.messages += NodeMetrics::get(&node.metrics.messages_sent);
+            totals.bytes += NodeMetrics::get(&node.metrics.bytes_sent);
+            totals.chain_txs += NodeMetrics::get(&node.metrics.chain_txs);
+            totals.verifications += protocol.signature_verifications;
+            totals.aggregates += protocol.aggregates_computed;
+        }
+        totals
+    }
+
+    fn per_epoch(self, before: Totals, epochs: u64) -> PerEpoch {
+        let per = |after: u64, before: u64| after.saturating_sub(before) as f64 / epochs as f64;
+        PerEpoch {
+            chain_txs: per(self.chain_txs, before.chain_txs),
+            messages: per(self.messages, before.messages),
+            bytes: per(self.bytes, before.bytes),
+            signature_verifications: per(self.verifications, before.verifications),
+            aggregates: per(self.aggregates, before.aggregates),
+            cpu_secs: (self.cpu_secs - before.cpu_secs) / epochs as f64,
+        }
+    }
+}
+
+/// Epoch length for `n` members: long enough that an epoch's work ends before the next.
+pub fn epoch_secs_for(nodes: usize) -> u64 {
+    (nodes as u64 / 8).max(3)
+}
+
+fn target(name: &str, bound: f64, measured: f64) -> TargetCheck {
+    TargetCheck {
+        name: name.to_string(),
+        target: bound,
+        measured,
+        met: measured <= bound,
+    }
+}
+
+fn targets_for(result: &CaseResult) -> Vec<TargetCheck> {
+    let mut targets = Vec::new();
+    let latency_bound = match result.nodes {
+        0..=4 => Some(50.0),
+        5..=16 => Some(150.0),
+        17..=64 => Some(1_500.0),
+        _ => None,
+    };
+    if let Some(bound) = latency_bound {
+        targets.push(target(
+            "p50 epoch end -> accepted, ms",
+            bound,
+            result.accepted_ms.p50 as f64,
+        ));
+    }
+    if result.policy == SubmitPolicy::Staggered {
+        targets.push(target(
+            "chain txs per epoch (staggered)",
+            1.1,
+            result.per_epoch.chain_txs,
+        ));
+    }
+    targets
+}
+
+/// Runs one case: a devnet of `nodes`, one warm-up epoch, then `epochs` measured ones.
+pub async fn run_case(
+    options: &BenchOptions,
+    nodes: usize,
+    policy: SubmitPolicy,
+) -> anyhow::Result<CaseResult> {
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let epoch_secs = epoch_secs_for(nodes);
+    let mut devnet_options = DevnetOptions::new(nodes, dir.path().to_path_buf());
+    devnet_options.mixnodes = options.mixnodes;
+    devnet_options.epoch_secs = epoch_secs;
+    devnet_options.policy = policy;
+    devnet_options.metrics_interval_ms = options.metrics_interval_ms;
+    let devnet = Devnet::start(devnet_options).await?;
+    let timeout = Duration::from_secs(epoch_secs * 4 + 10);
+    let warm_up = devnet.current_epoch() + 1;
+    tracing::info!(nodes, ?policy, "warming up until epoch {warm_up} is final");
+    devnet.wait_until_stored(warm_up, timeout).await?;
+    let before = Totals::read(&devnet);
+    let mut accepted = Vec::new();
+    let mut all_official = Vec::new();
+    for epoch in warm_up + 1..=warm_up + options.epochs {
+        devnet.wait_until_stored(epoch, timeout).await?;
+        let (accepted_ms, all_ms) = epoch_latency(&devnet, epoch).await?;
+        tracing::info!(nodes, ?policy, epoch, accepted_ms, all_ms, "epoch final");
+        accepted.push(accepted_ms);
+        all_official.push(all_ms);
+    }
+    let per_epoch = Totals::read(&devnet).per_epoch(before, options.epochs);
+    devnet.stop().await;
+    let mut result = CaseResult {
+        nodes,
+        policy,
+        mixnodes: options.mixnodes,
+        epoch_secs,
+        epochs: options.epochs,
+        accepted_ms: Percentiles::of(&accepted),
+        all_official_ms: Percentiles::of(&all_official),
+        per_epoch,
+        n_squared: (nodes * nodes) as u64,
+        targets: Vec::new(),
+    };
+    result.targets = targets_for(&result);
+    Ok(result)
+}
+
+/// (epoch end -> accepted by block time, epoch end -> last node stored), ms.
+async fn epoch_latency(devnet: &Devnet, epoch: u64) -> anyhow::Result<(u64, u64)> {
+    let record = chain::epoch_record(devnet.chain.as_ref(), epoch)
+        .await?
+        .with_context(|| format!("epoch {epoch} is not on chain"))?;
+    let end_ms = devnet
+        .clock
+        .epoch_end(epoch)
+        .map_err(|err| anyhow::anyhow!("{err}"))?
+        * 1_000;
+    let accepted_ms = (record.time.nanos() / 1_000_000).saturating_sub(end_ms);
+    let mut last_stored = 0;
+    for node in devnet.running() {
+        let stored = node
+            .store
+            .official_stored_at(epoch)?
+            .with_context(|| format!("{} has no official data for epoch {epoch}", node.name))?;
+        last_stored = last_stored.max(stored);
+    }
+    Ok((accepted_ms, last_stored.saturating_sub(end_ms)))
+}
+
+/// Runs every case, writes `network.json` and the plots into `out_dir`.
+pub async fn run_bench(options: &BenchOptions) -> anyhow::Result<BenchReport> {
+    let largest = options.sizes.iter().copied().max().unwrap_or(0);
+    raise_open_files_limit(open_files_needed(largest))?;
+    let mut cases = Vec::new();
+    for &nodes in &options.sizes {
+        for &policy in &options.policies {
+            cases.push(run_case(options, nodes, policy).await?);
+        }
+    }
+    let report = BenchReport {
+        generated_at: crate::now_ms() / 1_000,
+        cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        cases,
+    };
+    std::fs::create_dir_all(&options.out_dir)
+        .with_context(|| format!("creating {}", options.out_dir.display()))?;
+    let json_path = options.out_dir.join("network.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    plot::latency(&report, &options.out_dir.join("latency.svg"))?;
+    plot::work(&report, &options.out_dir.join("messages.svg"))?;
+    Ok(report)
+}
+
+/// File descriptors `nodes` members in one process need: a connection per ordered pair
+/// (two ends each, both in this process), databases, listeners and HTTP, with headroom.
+pub fn open_files_needed(nodes: usize) -> u64 {
+    let nodes = nodes as u64;
+    2 * nodes * nodes + 16 * nodes + 256
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        assert_eq!(Percentiles::of(&[]), Percentiles::default());
+        let p = Percentiles::of(&[5, 1, 4, 2, 3]);
+        assert_eq!((p.p50, p.p95, p.max), (3, 5, 5));
+        let samples: Vec<u64> = (1..=100).collect();
+        let p = Percentiles::of(&samples);
+        assert_eq!((p.p50, p.p95, p.max), (50, 95, 100));
+    }
+
+    #[test]
+    fn targets_follow_the_issue() {
+        let mut result = CaseResult {
+            nodes: 16,
+            policy: SubmitPolicy::Staggered,
+            mixnodes: 1_000,
+            epoch_secs: 3,
+            epochs: 5,
+            accepted_ms: Percentiles {
+                p50: 151,
+                p95: 200,
+                max: 210,
+            },
+            all_official_ms: Percentiles::default(),
+            per_epoch: PerEpoch {
+                chain_txs: 1.0,
+                ..PerEpoch::default()
+            },
+            n_squared: 256,
+            targets: vec![],
+        };
+        let met: Vec<bool> = targets_for(&result).iter().map(|t| t.met).collect();
+        assert_eq!(met, [false, true]);
+        result.policy = SubmitPolicy::Race;
+        assert_eq!(targets_for(&result).len(), 1, "no tx target for the race");
+    }
+}

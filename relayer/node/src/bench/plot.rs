@@ -1,0 +1,150 @@
+//! SVG plots of a [`BenchReport`]: latency vs n, and messages and verifications per epoch vs n
+//! beside n^2.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use plotters::prelude::*;
+use relayer_protocol::SubmitPolicy;
+
+use super::{BenchReport, CaseResult};
+
+fn cases(report: &BenchReport, policy: SubmitPolicy) -> Vec<&CaseResult> {
+    report
+        .cases
+        .iter()
+        .filter(|case| case.policy == policy)
+        .collect()
+}
+
+fn policy_name(policy: SubmitPolicy) -> &'static str {
+    match policy {
+        SubmitPolicy::Staggered => "staggered",
+        SubmitPolicy::Race => "race",
+    }
+}
+
+type Series = (String, RGBColor, Vec<(f64, f64)>);
+
+/// Draws `series` on log-log axes into `path`.
+fn draw(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> anyhow::Result<()> {
+    let points = series.iter().flat_map(|(_, _, points)| points.iter());
+    let (mut x_max, mut y_min, mut y_max) = (4.0f64, f64::MAX, 1.0f64);
+    for &(x, y) in points {
+        x_max = x_max.max(x);
+        y_min = y_min.min(y);
+        y_max = y_max.max(y);
+    }
+    let y_min = (y_min.min(y_max) / 2.0).max(0.1);
+    let root = SVGBackend::new(path, (820, 520)).into_drawing_area();
+    let error = |err: &dyn std::fmt::Display| anyhow!("plotting {}: {err}", path.display());
+    root.fill(&WHITE).map_err(|e| error(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(
+            (3.0f64..x_max * 1.3).log_scale(),
+            (y_min..y_max * 2.0).log_scale(),
+        )
+        .map_err(|e| error(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("nodes (n)")
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| error(&e))?;
+    for (label, color, points) in series {
+        let color = *color;
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(|e| error(&e))?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&point| Circle::new(point, 3, color.filled())),
+            )
+            .map_err(|e| error(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| error(&e))?;
+    root.present().map_err(|e| error(&e))?;
+    Ok(())
+}
+
+const COLORS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+];
+
+/// Latency from epoch end to acceptance (p50, p95) vs n, per policy.
+pub fn latency(report: &BenchReport, path: &Path) -> anyhow::Result<()> {
+    let mut series = Vec::new();
+    for (i, policy) in [SubmitPolicy::Staggered, SubmitPolicy::Race]
+        .into_iter()
+        .enumerate()
+    {
+        let cases = cases(report, policy);
+        if cases.is_empty() {
+            continue;
+        }
+        let name = policy_name(policy);
+        let p50 = cases
+            .iter()
+            .map(|c| (c.nodes as f64, c.accepted_ms.p50.max(1) as f64));
+        let p95 = cases
+            .iter()
+            .map(|c| (c.nodes as f64, c.accepted_ms.p95.max(1) as f64));
+        series.push((format!("{name} p50"), COLORS[2 * i], p50.collect()));
+        series.push((format!("{name} p95"), COLORS[2 * i + 1], p95.collect()));
+    }
+    draw(path, "Epoch end -> contract accepts", "ms", &series)
+}
+
+/// Messages and signature verifications per epoch (network-wide) vs n, with n^2.
+pub fn work(report: &BenchReport, path: &Path) -> anyhow::Result<()> {
+    let cases = cases(report, SubmitPolicy::Staggered);
+    let cases = if cases.is_empty() {
+        report.cases.iter().collect()
+    } else {
+        cases
+    };
+    let series = vec![
+        (
+            "messages / epoch".to_string(),
+            COLORS[0],
+            cases
+                .iter()
+                .map(|c| (c.nodes as f64, c.per_epoch.messages.max(1.0)))
+                .collect(),
+        ),
+        (
+            "signature verifications / epoch".to_string(),
+            COLORS[1],
+            cases
+                .iter()
+                .map(|c| (c.nodes as f64, c.per_epoch.signature_verifications.max(1.0)))
+                .collect(),
+        ),
+        (
+            "n^2".to_string(),
+            COLORS[3],
+            cases
+                .iter()
+                .map(|c| (c.nodes as f64, c.n_squared as f64))
+                .collect(),
+        ),
+    ];
+    draw(path, "Network-wide work per epoch", "count", &series)
+}

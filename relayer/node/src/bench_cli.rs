@@ -1,0 +1,83 @@
+//! `relayer bench`: runs the network benchmark and prints one line per case.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use relayer::bench::{BenchOptions, run_bench};
+use relayer_protocol::SubmitPolicy;
+
+/// Arguments of `relayer bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Network sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "4,16,64")]
+    sizes: Vec<usize>,
+    /// Policies, comma-separated (staggered, race).
+    #[arg(long, value_delimiter = ',', default_value = "staggered,race")]
+    policies: Vec<String>,
+    /// Mixnodes per epoch.
+    #[arg(long, default_value_t = 1_000)]
+    mixnodes: u32,
+    /// Measured epochs per case (after one warm-up epoch).
+    #[arg(long, default_value_t = 5)]
+    epochs: u64,
+    /// Sampling interval of the metrics generator.
+    #[arg(long, default_value_t = 1_000)]
+    metrics_interval_ms: u64,
+    /// Output directory for network.json, latency.svg and messages.svg.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+}
+
+/// Runs `relayer bench`.
+pub async fn run_bench_command(args: BenchArgs) -> anyhow::Result<()> {
+    let policies = args
+        .policies
+        .iter()
+        .map(|name| match name.as_str() {
+            "staggered" => Ok(SubmitPolicy::Staggered),
+            "race" => Ok(SubmitPolicy::Race),
+            other => anyhow::bail!("unknown policy {other:?}: expected staggered or race"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.epochs == 0 {
+        anyhow::bail!("--epochs must be at least 1");
+    }
+    let options = BenchOptions {
+        sizes: args.sizes,
+        policies,
+        mixnodes: args.mixnodes,
+        epochs: args.epochs,
+        metrics_interval_ms: args.metrics_interval_ms,
+        out_dir: args.out,
+    };
+    let report = run_bench(&options).await?;
+    for case in &report.cases {
+        let missed: Vec<&str> = case
+            .targets
+            .iter()
+            .filter(|target| !target.met)
+            .map(|target| target.name.as_str())
+            .collect();
+        println!(
+            "n={:<3} {:<9} accepted p50 {:>5} ms p95 {:>5} ms | all nodes p50 {:>5} ms | {:.2} txs, {:.0} msgs, {:.0} KiB, {:.0} verifications, {:.2} CPU s per epoch{}",
+            case.nodes,
+            format!("{:?}", case.policy).to_lowercase(),
+            case.accepted_ms.p50,
+            case.accepted_ms.p95,
+            case.all_official_ms.p50,
+            case.per_epoch.chain_txs,
+            case.per_epoch.messages,
+            case.per_epoch.bytes / 1024.0,
+            case.per_epoch.signature_verifications,
+            case.per_epoch.cpu_secs,
+            if missed.is_empty() {
+                String::new()
+            } else {
+                format!(" | MISSED: {}", missed.join(", "))
+            }
+        );
+    }
+    println!("wrote {}", options.out_dir.join("network.json").display());
+    Ok(())
+}
