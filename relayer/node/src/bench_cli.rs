@@ -53,6 +53,10 @@ pub async fn run_bench_command(args: BenchArgs) -> anyhow::Result<()> {
     };
     let report = run_bench(&options).await?;
     for case in &report.cases {
+        if let Some(error) = &case.error {
+            println!("n={:<3} {:?}: FAILED: {error}", case.nodes, case.policy);
+            continue;
+        }
         let missed: Vec<&str> = case
             .targets
             .iter()

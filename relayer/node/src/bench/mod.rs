@@ -121,6 +121,28 @@ pub struct CaseResult {
     pub n_squared: u64,
     /// The targets for this case.
     pub targets: Vec<TargetCheck>,
+    /// Why the case produced no measurement, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl CaseResult {
+    /// A case that could not be measured, and why.
+    fn failed(options: &BenchOptions, nodes: usize, policy: SubmitPolicy, error: String) -> Self {
+        Self {
+            nodes,
+            policy,
+            mixnodes: options.mixnodes,
+            epoch_secs: epoch_secs_for(nodes),
+            epochs: 0,
+            accepted_ms: Percentiles::default(),
+            all_official_ms: Percentiles::default(),
+            per_epoch: PerEpoch::default(),
+            n_squared: (nodes * nodes) as u64,
+            targets: Vec::new(),
+            error: Some(error),
+        }
+    }
 }
 
 /// Everything one `relayer bench` run measured.
@@ -255,6 +277,7 @@ pub async fn run_case(
         per_epoch,
         n_squared: (nodes * nodes) as u64,
         targets: Vec::new(),
+        error: None,
     };
     result.targets = targets_for(&result);
     Ok(result)
@@ -289,7 +312,14 @@ pub async fn run_bench(options: &BenchOptions) -> anyhow::Result<BenchReport> {
     let mut cases = Vec::new();
     for &nodes in &options.sizes {
         for &policy in &options.policies {
-            cases.push(run_case(options, nodes, policy).await?);
+            let case = match run_case(options, nodes, policy).await {
+                Ok(case) => case,
+                Err(err) => {
+                    tracing::error!(nodes, ?policy, "case failed: {err:#}");
+                    CaseResult::failed(options, nodes, policy, format!("{err:#}"))
+                }
+            };
+            cases.push(case);
         }
     }
     let report = BenchReport {
@@ -348,6 +378,7 @@ mod tests {
             },
             n_squared: 256,
             targets: vec![],
+            error: None,
         };
         let met: Vec<bool> = targets_for(&result).iter().map(|t| t.met).collect();
         assert_eq!(met, [false, true]);

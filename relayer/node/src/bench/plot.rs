@@ -13,7 +13,15 @@ fn cases(report: &BenchReport, policy: SubmitPolicy) -> Vec<&CaseResult> {
     report
         .cases
         .iter()
-        .filter(|case| case.policy == policy)
+        .filter(|case| case.policy == policy && case.error.is_none())
+        .collect()
+}
+
+fn cases_of_any_policy(report: &BenchReport) -> Vec<&CaseResult> {
+    report
+        .cases
+        .iter()
+        .filter(|case| case.error.is_none())
         .collect()
 }
 
@@ -116,7 +124,7 @@ pub fn latency(report: &BenchReport, path: &Path) -> anyhow::Result<()> {
 pub fn work(report: &BenchReport, path: &Path) -> anyhow::Result<()> {
     let cases = cases(report, SubmitPolicy::Staggered);
     let cases = if cases.is_empty() {
-        report.cases.iter().collect()
+        cases_of_any_policy(report)
     } else {
         cases
     };
