@@ -10,6 +10,7 @@ use cosmwasm_std::HexBinary;
 use relayer::audit::verify_official;
 use relayer::chain::{self, Chain};
 use relayer::devnet::{Devnet, DevnetOptions};
+use relayer::proof::{TrustAnchor, chain_anchor, export_bundle, signer_set_hash, verify_bundle};
 use relayer::store::OfficialSource;
 use relayer_protocol::SubmitPolicy;
 
@@ -111,6 +112,22 @@ async fn staggered_four_nodes_three_epochs() {
         failures.iter().any(|f| f.contains("does not verify")),
         "{failures:?}"
     );
+
+    // A proof bundle exported from a node's API verifies against the chain and against a
+    // pinned signer-set hash, and fails once one byte of its data changes.
+    let http = reqwest::Client::new();
+    let api = devnet.node(1).unwrap().api_url.clone().unwrap();
+    let bundle = export_bundle(&http, &api, first).await.unwrap();
+    let anchor = chain_anchor(devnet.chain.as_ref(), bundle.signer_set.version)
+        .await
+        .unwrap();
+    let verdict = verify_bundle(&bundle, &anchor);
+    assert!(verdict.passed(), "{:?}", verdict.failures);
+    let pinned = TrustAnchor::SignerSetHash(signer_set_hash(chain_id, contract, &set));
+    assert!(verify_bundle(&bundle, &pinned).passed());
+    let mut tampered = bundle.clone();
+    tampered.rewards[3].uptime_bp ^= 1;
+    assert!(!verify_bundle(&tampered, &anchor).passed());
     devnet.stop().await;
 }
 

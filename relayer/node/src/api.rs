@@ -1,5 +1,5 @@
-//! The HTTP API (axum): health, status, official epoch data with signatures, a mixnode's
-//! history and Prometheus metrics. Bad paths and parameters get a 4xx with a JSON error.
+//! The HTTP API (axum): health, status, the signer set, official epoch data with signatures,
+//! a mixnode's history and Prometheus metrics. Bad paths and parameters get a 4xx with a JSON error.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +10,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+use nym_rewards::msg::SignerSetResponse;
 
 use crate::metrics::NodeMetrics;
 use crate::store::{Store, SubmissionStats};
@@ -81,6 +83,8 @@ pub struct ApiState {
     pub metrics: Arc<NodeMetrics>,
     /// Static part of the status plus what the node updates.
     pub status: Mutex<NodeStatus>,
+    /// The signer set the node works with (`/v1/signer-set`).
+    pub signer_set: SignerSetResponse,
     /// Live count of connected peers.
     pub connected_peers: Box<dyn Fn() -> usize + Send + Sync>,
     /// The running epoch now.
@@ -114,6 +118,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/status", get(status))
+        .route("/v1/signer-set", get(signer_set))
         .route("/v1/epochs/latest", get(latest_epoch))
         .route("/v1/epochs/{epoch}/rewards", get(epoch_rewards))
         .route("/v1/mixnodes/{id}/rewards", get(mixnode_rewards))
@@ -129,6 +134,10 @@ async fn health(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
         .map(|s| s.name.clone())
         .unwrap_or_default();
     Json(json!({ "status": "ok", "name": name }))
+}
+
+async fn signer_set(State(state): State<Arc<ApiState>>) -> Json<SignerSetResponse> {
+    Json(state.signer_set.clone())
 }
 
 async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<NodeStatus>, ApiError> {

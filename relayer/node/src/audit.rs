@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use nym_rewards::digest::{DigestContext, data_hash, epoch_digest};
-use nym_rewards::msg::{EpochRewardsResponse, SignerSetResponse};
+use nym_rewards::msg::{EpochRewardsResponse, SignerSetResponse, SignerSignature};
 use serde::Serialize;
 
 use crate::chain::{self, Chain};
@@ -97,9 +97,23 @@ pub fn verify_official(
             return (0, failures);
         }
     };
+    let (valid, signature_failures) = check_signatures(&digest, &data.signatures, set);
+    failures.extend(signature_failures);
+    (valid, failures)
+}
+
+/// Checks `signatures` over `digest` against `set`: indices strictly ascending and in the
+/// set, each signature valid, at least the set's threshold of them. Returns the number of
+/// valid signatures and the failures.
+pub fn check_signatures(
+    digest: &[u8; 32],
+    signatures: &[SignerSignature],
+    set: &SignerSetResponse,
+) -> (usize, Vec<String>) {
+    let mut failures = Vec::new();
     let mut valid = 0;
     let mut previous: Option<u16> = None;
-    for signature in &data.signatures {
+    for signature in signatures {
         if previous.is_some_and(|previous| signature.index <= previous) {
             failures.push(format!(
                 "signer index {} is not strictly ascending",
@@ -115,7 +129,7 @@ pub fn verify_official(
             continue;
         };
         match cosmwasm_crypto::ed25519_verify(
-            &digest,
+            digest,
             signature.signature.as_slice(),
             member.ed25519_pubkey.as_slice(),
         ) {
@@ -145,8 +159,17 @@ pub async fn fetch_epoch(
         "{}/v1/epochs/{epoch}/rewards",
         api_url.trim_end_matches('/')
     );
+    fetch_json(http, &url).await
+}
+
+/// GETs `url` and decodes its JSON body, bounded in size ([`MAX_EPOCH_RESPONSE_BYTES`]) and
+/// time (5 s). Errors name the URL and the cause.
+pub async fn fetch_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<T, String> {
     let mut response = http
-        .get(&url)
+        .get(url)
         .timeout(Duration::from_secs(5))
         .send()
         .await
@@ -154,13 +177,12 @@ pub async fn fetch_epoch(
     if !response.status().is_success() {
         return Err(format!("GET {url}: HTTP {}", response.status()));
     }
+    let too_large = || format!("GET {url}: response larger than {MAX_EPOCH_RESPONSE_BYTES} bytes");
     if response
         .content_length()
         .is_some_and(|len| len as usize > MAX_EPOCH_RESPONSE_BYTES)
     {
-        return Err(format!(
-            "GET {url}: response larger than {MAX_EPOCH_RESPONSE_BYTES} bytes"
-        ));
+        return Err(too_large());
     }
     let mut body = Vec::new();
     while let Some(chunk) = response
@@ -170,9 +192,7 @@ pub async fn fetch_epoch(
     {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_EPOCH_RESPONSE_BYTES {
-            return Err(format!(
-                "GET {url}: response larger than {MAX_EPOCH_RESPONSE_BYTES} bytes"
-            ));
+            return Err(too_large());
         }
     }
     serde_json::from_slice(&body).map_err(|err| format!("GET {url}: undecodable answer: {err}"))

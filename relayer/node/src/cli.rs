@@ -1,4 +1,5 @@
-//! Command line: `devnet`, `init-cluster`, `deploy`, `run`, `query`, `verify`, `bench`, `sim`, `keygen`.
+//! Command line: `devnet`, `init-cluster`, `deploy`, `run`, `query`, `verify`, `export-proof`,
+//! `verify-proof`, `status`, `bench`, `sim`, `keygen`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -162,6 +163,12 @@ enum Command {
         #[arg(long)]
         contract: String,
     },
+    /// Write a self-contained proof bundle of an epoch, fetched from a node.
+    ExportProof(crate::proof_cli::ExportProofArgs),
+    /// Verify a proof bundle against a pinned signer-set hash or the chain.
+    VerifyProof(crate::proof_cli::VerifyProofArgs),
+    /// A readable summary of a node: peers, epochs, submissions.
+    Status(crate::proof_cli::StatusArgs),
     /// Benchmark epochs on headless loopback devnets (latency, txs, messages, CPU).
     Bench(crate::bench_cli::BenchArgs),
     /// Run the deterministic simulator (virtual clock, seeded faults, invariants).
@@ -359,6 +366,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("the auditor check failed")
             }
         }
+        Command::ExportProof(args) => crate::proof_cli::export_proof(args).await,
+        Command::VerifyProof(args) => crate::proof_cli::verify_proof(args).await,
+        Command::Status(args) => crate::proof_cli::status(args).await,
         Command::Sim(args) => crate::sim_cli::run_sim(args),
         Command::Bench(args) => crate::bench_cli::run_bench_command(args).await,
         Command::Keygen { out } => {

@@ -16,6 +16,7 @@ pub mod metrics_gen;
 pub mod net;
 pub mod node;
 pub mod official;
+pub mod proof;
 pub mod store;
 pub mod wire;
 

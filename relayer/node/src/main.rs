@@ -2,6 +2,7 @@
 
 mod bench_cli;
 mod cli;
+mod proof_cli;
 mod sim_cli;
 
 fn main() -> std::process::ExitCode {

@@ -192,6 +192,7 @@ pub async fn start_node(settings: NodeSettings) -> anyhow::Result<RunningNode> {
                 policy: format!("{:?}", protocol_config.policy).to_lowercase(),
                 ..NodeStatus::default()
             }),
+            signer_set: set.clone(),
             connected_peers: Box::new(move || net_for_api.connected_peers()),
             current_epoch: Box::new(move || clock.epoch_at(now_ms() / 1_000)),
         });

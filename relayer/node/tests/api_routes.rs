@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use cosmwasm_std::HexBinary;
-use nym_rewards::msg::MixnodeReward;
+use nym_rewards::msg::{MixnodeReward, SignerSetResponse};
 use relayer::api::{ApiState, NodeStatus, router};
 use relayer::metrics::NodeMetrics;
 use relayer::store::{OfficialEpoch, OfficialSource, Store};
@@ -38,6 +38,12 @@ async fn serve() -> (tempfile::TempDir, String) {
             name: "n0".into(),
             ..NodeStatus::default()
         }),
+        signer_set: SignerSetResponse {
+            version: 1,
+            effective_from_epoch: 0,
+            threshold: 1,
+            members: vec![],
+        },
         connected_peers: Box::new(|| 3),
         current_epoch: Box::new(|| Some(5)),
     });
@@ -58,6 +64,7 @@ async fn routes_answer_and_bad_input_gets_json_4xx() {
     for (path, status) in [
         ("/v1/health", 200),
         ("/v1/status", 200),
+        ("/v1/signer-set", 200),
         ("/v1/epochs/latest", 200),
         ("/v1/epochs/4/rewards", 200),
         ("/v1/mixnodes/2/rewards", 200),
