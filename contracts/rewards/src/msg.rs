@@ -7,6 +7,7 @@ pub use crate::clock::EpochClock;
 
 /// One mixnode's reward datum for an epoch.
 #[cw_serde]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Copy, Eq, PartialOrd, Ord, Hash)]
 pub struct MixnodeReward {
     /// Mixnode id.
@@ -30,10 +31,13 @@ pub struct MemberInput {
 
 /// A validated signer-set member.
 #[cw_serde]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     /// ed25519 public key, 32 bytes.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub ed25519_pubkey: HexBinary,
     /// Chain account that submits for this member.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub address: Addr,
     /// Base URL of the member's HTTP API.
     pub api_url: String,
@@ -43,10 +47,12 @@ pub struct Member {
 
 /// One member's signature over the epoch digest.
 #[cw_serde]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignerSignature {
     /// Position of the member in the signer set.
     pub index: u16,
     /// ed25519 signature, 64 bytes.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub signature: HexBinary,
 }
 
@@ -162,6 +168,7 @@ pub struct ConfigResponse {
 
 /// A signer set.
 #[cw_serde]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignerSetResponse {
     /// Version, from 1.
     pub version: u32,

@@ -1,5 +1,7 @@
 //! The HTTP API (axum): health, status, the signer set, official epoch data with signatures,
-//! a mixnode's history and Prometheus metrics. Bad paths and parameters get a 4xx with a JSON error.
+//! a mixnode's history, Prometheus metrics and the dashboard. Bad paths and parameters get a
+//! 4xx with a JSON error. The OpenAPI document is generated from these handlers ([`ApiDoc`],
+//! served at `/v1/openapi.json`, interactive at `/docs` with embedded Swagger UI assets).
 
 use std::sync::{Arc, Mutex};
 
@@ -8,16 +10,19 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use nym_rewards::msg::EpochClock;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_swagger_ui::SwaggerUi;
 
 use nym_rewards::msg::SignerSetResponse;
 
+use crate::dashboard::{self, DashboardData};
 use crate::metrics::NodeMetrics;
-use crate::store::{Store, SubmissionStats};
+use crate::store::{OfficialEpoch, Store, SubmissionStats};
 
 /// What a node reports about itself at `/v1/status`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct NodeStatus {
     /// Node name.
     pub name: String,
@@ -52,7 +57,7 @@ pub struct NodeStatus {
 }
 
 /// Serializable submission counts.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct SubmissionStatsView {
     /// Attempts.
     pub attempted: u64,
@@ -85,6 +90,8 @@ pub struct ApiState {
     pub status: Mutex<NodeStatus>,
     /// The signer set the node works with (`/v1/signer-set`).
     pub signer_set: SignerSetResponse,
+    /// The contract's epoch clock (for the time left in an epoch).
+    pub epoch_clock: EpochClock,
     /// Live count of connected peers.
     pub connected_peers: Box<dyn Fn() -> usize + Send + Sync>,
     /// The running epoch now.
@@ -94,11 +101,66 @@ pub struct ApiState {
 /// A JSON error with a status code.
 struct ApiError(StatusCode, String);
 
+/// The body of every 4xx/5xx answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
 }
+
+/// Answer of `/v1/health`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+    /// The node's name.
+    pub name: String,
+}
+
+/// One epoch of a mixnode's history.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct EpochUptimeView {
+    /// The epoch.
+    pub epoch: u64,
+    /// Official uptime, basis points.
+    pub uptime_bp: u16,
+}
+
+/// Answer of `/v1/mixnodes/{id}/rewards`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MixnodeHistory {
+    /// The mixnode.
+    pub mix_id: u32,
+    /// Newest first.
+    pub rewards: Vec<EpochUptimeView>,
+}
+
+/// The OpenAPI document of the node API, generated from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Nym rewards relayer node",
+        description = "Official epoch reward data with threshold signatures, node status, metrics."
+    ),
+    paths(
+        dashboard_page,
+        dashboard_json,
+        health,
+        status,
+        signer_set,
+        latest_epoch,
+        epoch_rewards,
+        mixnode_rewards,
+        metrics
+    )
+)]
+pub struct ApiDoc;
 
 fn internal(err: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
@@ -116,6 +178,8 @@ fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, ApiError> {
 /// The router of a node's API.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
+        .route("/", get(dashboard_page))
+        .route("/v1/dashboard", get(dashboard_json))
         .route("/v1/health", get(health))
         .route("/v1/status", get(status))
         .route("/v1/signer-set", get(signer_set))
@@ -123,23 +187,49 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/epochs/{epoch}/rewards", get(epoch_rewards))
         .route("/v1/mixnodes/{id}/rewards", get(mixnode_rewards))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
         .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/v1/openapi.json", ApiDoc::openapi()))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })
 }
 
-async fn health(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+/// The live dashboard (HTML with embedded script and styles).
+#[utoipa::path(get, path = "/", responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String)))]
+async fn dashboard_page() -> impl IntoResponse {
+    dashboard::page().await
+}
+
+/// What the dashboard draws.
+#[utoipa::path(get, path = "/v1/dashboard", responses((status = 200, body = DashboardData), (status = 500, body = ErrorBody)))]
+async fn dashboard_json(
+    State(state): State<Arc<ApiState>>,
+) -> Result<Json<DashboardData>, ApiError> {
+    dashboard::dashboard_data(&state, crate::now_ms())
+        .map(Json)
+        .map_err(internal)
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health)))]
+async fn health(State(state): State<Arc<ApiState>>) -> Json<Health> {
     let name = state
         .status
         .lock()
         .map(|s| s.name.clone())
         .unwrap_or_default();
-    Json(json!({ "status": "ok", "name": name }))
+    Json(Health {
+        status: "ok".into(),
+        name,
+    })
 }
 
+/// The signer set the node works with.
+#[utoipa::path(get, path = "/v1/signer-set", responses((status = 200, body = SignerSetResponse)))]
 async fn signer_set(State(state): State<Arc<ApiState>>) -> Json<SignerSetResponse> {
     Json(state.signer_set.clone())
 }
 
+/// Member index, peer id, thresholds, peers, epochs and submission counts.
+#[utoipa::path(get, path = "/v1/status", responses((status = 200, body = NodeStatus), (status = 500, body = ErrorBody)))]
 async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<NodeStatus>, ApiError> {
     let mut status = state.status.lock().map_err(internal)?.clone();
     status.connected_peers = (state.connected_peers)();
@@ -149,6 +239,8 @@ async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<NodeStatus>, 
     Ok(Json(status))
 }
 
+/// The newest official epoch.
+#[utoipa::path(get, path = "/v1/epochs/latest", responses((status = 200, body = OfficialEpoch), (status = 404, body = ErrorBody)))]
 async fn latest_epoch(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
     let Some(epoch) = state.store.latest_official_epoch().map_err(internal)? else {
         return Err(ApiError(
@@ -159,6 +251,13 @@ async fn latest_epoch(State(state): State<Arc<ApiState>>) -> Result<Response, Ap
     official(&state, epoch)
 }
 
+/// An epoch's official data: rewards, data hash, signatures with signer indices.
+#[utoipa::path(
+    get,
+    path = "/v1/epochs/{epoch}/rewards",
+    params(("epoch" = u64, Path, description = "The epoch")),
+    responses((status = 200, body = OfficialEpoch), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
 async fn epoch_rewards(
     State(state): State<Arc<ApiState>>,
     Path(epoch): Path<String>,
@@ -182,11 +281,21 @@ struct HistoryParams {
     limit: Option<String>,
 }
 
+/// A mixnode's official uptime in recent epochs, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/mixnodes/{id}/rewards",
+    params(
+        ("id" = u32, Path, description = "The mixnode"),
+        ("limit" = Option<u32>, Query, description = "Epochs, 1..=1000, default 20")
+    ),
+    responses((status = 200, body = MixnodeHistory), (status = 400, body = ErrorBody))
+)]
 async fn mixnode_rewards(
     State(state): State<Arc<ApiState>>,
     Path(id): Path<String>,
     Query(params): Query<HistoryParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<MixnodeHistory>, ApiError> {
     let mix_id: u32 = parse("mixnode id", &id)?;
     let limit: usize = match params.limit {
         Some(limit) => parse("limit", &limit)?,
@@ -202,13 +311,15 @@ async fn mixnode_rewards(
         .store
         .mixnode_history(mix_id, limit)
         .map_err(internal)?;
-    let rewards: Vec<_> = history
+    let rewards = history
         .into_iter()
-        .map(|(epoch, uptime_bp)| json!({ "epoch": epoch, "uptime_bp": uptime_bp }))
+        .map(|(epoch, uptime_bp)| EpochUptimeView { epoch, uptime_bp })
         .collect();
-    Ok(Json(json!({ "mix_id": mix_id, "rewards": rewards })))
+    Ok(Json(MixnodeHistory { mix_id, rewards }))
 }
 
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod chain;
 pub mod cluster;
 pub mod config;
+pub mod dashboard;
 pub mod deploy;
 pub mod devnet;
 pub mod keys;

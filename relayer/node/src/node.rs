@@ -193,6 +193,7 @@ pub async fn start_node(settings: NodeSettings) -> anyhow::Result<RunningNode> {
                 ..NodeStatus::default()
             }),
             signer_set: set.clone(),
+            epoch_clock: clock,
             connected_peers: Box::new(move || net_for_api.connected_peers()),
             current_epoch: Box::new(move || clock.epoch_at(now_ms() / 1_000)),
         });

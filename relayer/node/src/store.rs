@@ -47,7 +47,7 @@ pub struct Sample {
 }
 
 /// Where a node's official copy of an epoch came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OfficialSource {
     /// This node's own submission won.
@@ -77,13 +77,14 @@ impl OfficialSource {
 }
 
 /// The official data of an epoch as a node serves it: data plus signatures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OfficialEpoch {
     /// The epoch.
     pub epoch: u64,
     /// Signer-set version that certified it.
     pub signer_set_version: u32,
     /// sha256 of the reward records (hex).
+    #[schema(value_type = String)]
     pub data_hash: HexBinary,
     /// Rewards, ascending by mix id.
     pub rewards: Vec<MixnodeReward>,

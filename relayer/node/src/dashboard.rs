@@ -1,0 +1,143 @@
+//! The live dashboard at `/`: one embedded HTML page (no external assets) that polls
+//! `/v1/dashboard` and draws the running epoch and time left, the last epochs (winner, how this
+//! node got the data, latency, signer participation as a members x epochs grid) and a mixnode
+//! uptime chart.
+
+use axum::response::Html;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::ApiState;
+use crate::store::{OfficialSource, StoreError};
+
+/// Epochs shown.
+pub const DASHBOARD_EPOCHS: u64 = 12;
+/// Mixnodes charted.
+pub const DASHBOARD_MIXNODES: usize = 4;
+
+const PAGE: &str = include_str!("dashboard.html");
+
+/// The page itself.
+pub async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+/// One final epoch as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DashboardEpoch {
+    /// The epoch.
+    pub epoch: u64,
+    /// Chain address of the winner.
+    pub submitter: String,
+    /// Where this node got the data.
+    pub source: OfficialSource,
+    /// Signer indices of the stored signatures.
+    pub signers: Vec<u16>,
+    /// From the epoch end to this node storing the data, ms.
+    pub latency_ms: Option<u64>,
+}
+
+/// One point of a mixnode's uptime chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UptimePoint {
+    /// The epoch.
+    pub epoch: u64,
+    /// Official uptime, basis points.
+    pub uptime_bp: u16,
+}
+
+/// A mixnode's official uptime over the shown epochs, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UptimeSeries {
+    /// The mixnode.
+    pub mix_id: u32,
+    /// Points, oldest first.
+    pub points: Vec<UptimePoint>,
+}
+
+/// Everything the dashboard draws.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DashboardData {
+    /// Node name.
+    pub name: String,
+    /// Its signer index.
+    pub member_index: u16,
+    /// Members of the signer set.
+    pub members: usize,
+    /// Signatures needed.
+    pub threshold: usize,
+    /// The running epoch.
+    pub current_epoch: Option<u64>,
+    /// Time left in the running epoch, ms.
+    pub ms_left_in_epoch: Option<u64>,
+    /// Final epochs, newest first.
+    pub epochs: Vec<DashboardEpoch>,
+    /// Uptime of the first mixnodes over those epochs.
+    pub uptime: Vec<UptimeSeries>,
+}
+
+/// Builds the dashboard data from the node's store at `now_ms`.
+pub fn dashboard_data(state: &ApiState, now_ms: u64) -> Result<DashboardData, StoreError> {
+    let status = state
+        .status
+        .lock()
+        .map(|status| status.clone())
+        .unwrap_or_default();
+    let current_epoch = (state.current_epoch)();
+    let ms_left_in_epoch = current_epoch
+        .and_then(|epoch| state.epoch_clock.epoch_end(epoch).ok())
+        .map(|end_secs| (end_secs * 1_000).saturating_sub(now_ms));
+    let latest = state.store.latest_official_epoch()?;
+    let from = latest.map_or(0, |latest| latest.saturating_sub(DASHBOARD_EPOCHS - 1));
+    let mut epochs = Vec::new();
+    let mut uptime: Vec<UptimeSeries> = Vec::new();
+    for epoch in state.store.official_epochs_since(from)? {
+        let Some(official) = state.store.official(epoch)? else {
+            continue;
+        };
+        let end_ms = state.epoch_clock.epoch_end(epoch).ok().map(|s| s * 1_000);
+        let stored_ms = state.store.official_stored_at(epoch)?;
+        if uptime.is_empty() {
+            uptime = official
+                .rewards
+                .iter()
+                .take(DASHBOARD_MIXNODES)
+                .map(|reward| UptimeSeries {
+                    mix_id: reward.mix_id,
+                    points: Vec::new(),
+                })
+                .collect();
+        }
+        for series in &mut uptime {
+            if let Ok(i) = official
+                .rewards
+                .binary_search_by_key(&series.mix_id, |reward| reward.mix_id)
+            {
+                series.points.push(UptimePoint {
+                    epoch,
+                    uptime_bp: official.rewards[i].uptime_bp,
+                });
+            }
+        }
+        epochs.push(DashboardEpoch {
+            epoch,
+            submitter: official.submitter.clone(),
+            source: official.source,
+            signers: official.signatures.iter().map(|s| s.index).collect(),
+            latency_ms: end_ms
+                .zip(stored_ms)
+                .map(|(end, stored)| stored.saturating_sub(end)),
+        });
+    }
+    epochs.reverse();
+    Ok(DashboardData {
+        name: status.name,
+        member_index: status.member_index,
+        members: status.members,
+        threshold: status.threshold,
+        current_epoch,
+        ms_left_in_epoch,
+        epochs,
+        uptime,
+    })
+}
