@@ -12,7 +12,7 @@ help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## Install what a fresh Debian machine lacks (Debian's rustc-web for the wasm build, binaryen)
+deps: ## Install what a fresh Debian machine lacks (rustc-web for the wasm build, binaryen, chromium)
 	@scripts/install-deps.sh
 
 .PHONY: fmt-check
