@@ -397,7 +397,7 @@ async fn run_devnet(
     );
     for i in 0..devnet.size() {
         if let Some(url) = devnet.node(i).and_then(|node| node.api_url.clone()) {
-            println!("  node{i}: {url}/v1/status");
+            println!("  node{i}: dashboard {url}/  status {url}/v1/status  API docs {url}/docs/");
         }
     }
     let first = devnet.current_epoch();
@@ -408,6 +408,15 @@ async fn run_devnet(
         if epochs.is_some_and(|wanted| reports.len() as u64 >= wanted) {
             break Ok(());
         }
+        let ends_in = devnet
+            .clock
+            .epoch_end(epoch)
+            .map(|end| (end * 1_000).saturating_sub(relayer::now_ms()))
+            .unwrap_or(0);
+        eprintln!(
+            "waiting for epoch {epoch} (ends in {:.1} s, then signing and submission)...",
+            ends_in as f64 / 1_000.0
+        );
         let report = tokio::select! {
             report = devnet.wait_for_final(epoch, timeout) => report,
             _ = shutdown_signal() => break Ok(()),
