@@ -68,8 +68,8 @@ bench-gas: wasm ## Contract gas for n in {4,16,64} and M in {100,1000,5000} -> b
 bench: bench-gas bench-network bench-micro ## Every benchmark: contract gas, network (n = 4, 16, 64), micro
 
 .PHONY: bench-network
-bench-network: ## relayer bench: n in {4,16,64} x both policies, M = 1000 -> bench/results/network.json + SVG plots
-	cargo run -q -p relayer -- bench --sizes 4,16,64 --policies staggered,race --mixnodes 1000 --epochs 5 --out bench/results
+bench-network: ## relayer bench (release build): n in {4,16,64} x both policies, M = 1000 -> bench/results/ JSON + SVG
+	cargo run --release -q -p relayer -- bench --sizes 4,16,64 --policies staggered,race --mixnodes 1000 --epochs 5 --out bench/results
 
 .PHONY: bench-micro
 bench-micro: ## criterion: SQLite ingestion, averaging, median, digest, verification -> bench/results/micro.json
