@@ -34,12 +34,8 @@ pub async fn run_bench_command(args: BenchArgs) -> anyhow::Result<()> {
     let policies = args
         .policies
         .iter()
-        .map(|name| match name.as_str() {
-            "staggered" => Ok(SubmitPolicy::Staggered),
-            "race" => Ok(SubmitPolicy::Race),
-            other => anyhow::bail!("unknown policy {other:?}: expected staggered or race"),
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|name| name.parse::<SubmitPolicy>())
+        .collect::<Result<Vec<_>, _>>()?;
     if args.epochs == 0 {
         anyhow::bail!("--epochs must be at least 1");
     }
@@ -54,7 +50,11 @@ pub async fn run_bench_command(args: BenchArgs) -> anyhow::Result<()> {
     let report = run_bench(&options).await?;
     for case in &report.cases {
         if let Some(error) = &case.error {
-            println!("n={:<3} {:?}: FAILED: {error}", case.nodes, case.policy);
+            println!(
+                "n={:<3} {}: FAILED: {error}",
+                case.nodes,
+                case.policy.name()
+            );
             continue;
         }
         let missed: Vec<&str> = case
@@ -66,7 +66,7 @@ pub async fn run_bench_command(args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "n={:<3} {:<9} accepted p50 {:>5} ms p95 {:>5} ms | all nodes p50 {:>5} ms | {:.2} txs, {:.0} msgs, {:.0} KiB, {:.0} verifications, {:.2} CPU s per epoch{}",
             case.nodes,
-            format!("{:?}", case.policy).to_lowercase(),
+            case.policy.name(),
             case.accepted_ms.p50,
             case.accepted_ms.p95,
             case.all_official_ms.p50,

@@ -189,7 +189,7 @@ pub async fn start_node(settings: NodeSettings) -> anyhow::Result<RunningNode> {
                 signer_set_version: set.version,
                 threshold: protocol_config.threshold,
                 observation_threshold: protocol_config.observation_threshold,
-                policy: format!("{:?}", protocol_config.policy).to_lowercase(),
+                policy: protocol_config.policy.name().to_string(),
                 ..NodeStatus::default()
             }),
             signer_set: set.clone(),

@@ -47,14 +47,6 @@ pub struct SimArgs {
     report: Option<PathBuf>,
 }
 
-fn parse_policy(text: &str) -> anyhow::Result<SubmitPolicy> {
-    match text {
-        "staggered" => Ok(SubmitPolicy::Staggered),
-        "race" => Ok(SubmitPolicy::Race),
-        other => anyhow::bail!("unknown policy {other:?}: expected staggered or race"),
-    }
-}
-
 /// The name a value has on the command line (its serde name).
 fn cli_name(value: impl serde::Serialize) -> String {
     serde_json::to_value(value)
@@ -101,8 +93,8 @@ pub fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     let policies = args
         .policy
         .iter()
-        .map(|name| parse_policy(name))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|name| name.parse::<SubmitPolicy>())
+        .collect::<Result<Vec<_>, _>>()?;
     let planted_bug = args
         .planted_bug
         .as_deref()

@@ -16,6 +16,32 @@ pub enum SubmitPolicy {
     Race,
 }
 
+impl SubmitPolicy {
+    /// The lowercase name used in configs, on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            SubmitPolicy::Staggered => "staggered",
+            SubmitPolicy::Race => "race",
+        }
+    }
+}
+
+/// A policy name that is neither `staggered` nor `race`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown policy {0:?}: expected staggered or race")]
+pub struct UnknownPolicy(pub String);
+
+impl std::str::FromStr for SubmitPolicy {
+    type Err = UnknownPolicy;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [SubmitPolicy::Staggered, SubmitPolicy::Race]
+            .into_iter()
+            .find(|policy| policy.name() == text)
+            .ok_or_else(|| UnknownPolicy(text.to_string()))
+    }
+}
+
 /// Configuration of one protocol instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtocolConfig {
@@ -188,6 +214,17 @@ mod tests {
             policy: SubmitPolicy::Staggered,
             catch_up_epochs: 3,
         }
+    }
+
+    #[test]
+    fn policy_names_round_trip_and_match_serde() {
+        for policy in [SubmitPolicy::Staggered, SubmitPolicy::Race] {
+            assert_eq!(policy.name().parse::<SubmitPolicy>(), Ok(policy));
+        }
+        assert_eq!(
+            "fast".parse::<SubmitPolicy>(),
+            Err(UnknownPolicy("fast".into()))
+        );
     }
 
     #[test]

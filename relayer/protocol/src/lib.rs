@@ -27,7 +27,8 @@ mod schedule;
 
 pub use aggregate::{AggregateError, lower_median, validate_values};
 pub use config::{
-    ConfigError, ProtocolConfig, SubmitPolicy, default_observation_threshold, faulty_tolerated,
+    ConfigError, ProtocolConfig, SubmitPolicy, UnknownPolicy, default_observation_threshold,
+    faulty_tolerated,
 };
 pub use crypto::{Keypair, SignatureCheck, echo_digest, observation_digest, verify_signature};
 pub use machine::{

@@ -25,13 +25,6 @@ fn cases_of_any_policy(report: &BenchReport) -> Vec<&CaseResult> {
         .collect()
 }
 
-fn policy_name(policy: SubmitPolicy) -> &'static str {
-    match policy {
-        SubmitPolicy::Staggered => "staggered",
-        SubmitPolicy::Race => "race",
-    }
-}
-
 type Series = (String, RGBColor, Vec<(f64, f64)>);
 
 /// Draws `series` on log-log axes into `path`.
@@ -107,7 +100,7 @@ pub fn latency(report: &BenchReport, path: &Path) -> anyhow::Result<()> {
         if cases.is_empty() {
             continue;
         }
-        let name = policy_name(policy);
+        let name = policy.name();
         let p50 = cases
             .iter()
             .map(|c| (c.nodes as f64, c.accepted_ms.p50.max(1) as f64));
