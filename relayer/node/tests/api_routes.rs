@@ -119,18 +119,23 @@ const DOCUMENTED: [(&str, &str); 9] = [
     ("/metrics", "/metrics"),
 ];
 
+async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// A validator for `schema` of the OpenAPI `doc`, with the document's components in reach of
+/// its `$ref`s.
+fn validator(doc: &serde_json::Value, schema: &serde_json::Value) -> jsonschema::Validator {
+    let mut root = schema.clone();
+    root["components"] = doc["components"].clone();
+    jsonschema::validator_for(&root).unwrap()
+}
+
 #[tokio::test]
 async fn the_openapi_document_covers_every_route_and_answers_match_its_schemas() {
     let (_dir, url) = serve().await;
     let http = reqwest::Client::new();
-    let doc: serde_json::Value = http
-        .get(format!("{url}/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(&http, &format!("{url}/v1/openapi.json")).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths: std::collections::BTreeSet<&str> = doc["paths"]
         .as_object()
@@ -162,10 +167,7 @@ async fn the_openapi_document_covers_every_route_and_answers_match_its_schemas()
             continue;
         };
         let body: serde_json::Value = response.json().await.unwrap();
-        let mut root = schema;
-        root["components"] = doc["components"].clone();
-        let validator = jsonschema::validator_for(&root).unwrap();
-        let errors: Vec<String> = validator
+        let errors: Vec<String> = validator(&doc, &schema)
             .iter_errors(&body)
             .map(|e| e.to_string())
             .collect();
@@ -174,17 +176,8 @@ async fn the_openapi_document_covers_every_route_and_answers_match_its_schemas()
     // The error answers match the documented error body too.
     let error_schema = &doc["paths"]["/v1/epochs/{epoch}/rewards"]["get"]["responses"]["400"]["content"]
         ["application/json"]["schema"];
-    let mut root = error_schema.clone();
-    root["components"] = doc["components"].clone();
-    let body: serde_json::Value = http
-        .get(format!("{url}/v1/epochs/abc/rewards"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(jsonschema::validator_for(&root).unwrap().is_valid(&body));
+    let body = get_json(&http, &format!("{url}/v1/epochs/abc/rewards")).await;
+    assert!(validator(&doc, error_schema).is_valid(&body));
     // The interactive page is served from embedded assets.
     let page = http.get(format!("{url}/docs/")).send().await.unwrap();
     assert!(page.text().await.unwrap().contains("swagger"));
