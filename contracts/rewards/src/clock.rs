@@ -19,9 +19,7 @@ impl EpochClock {
     /// Checks that the clock can express epochs at all.
     pub fn validate(&self) -> Result<(), ContractError> {
         if self.epoch_length_secs == 0 {
-            return Err(ContractError::InvalidEpochClock {
-                reason: "epoch_length_secs must be at least 1".into(),
-            });
+            return Err(ContractError::ZeroEpochLength);
         }
         Ok(())
     }
@@ -46,6 +44,17 @@ impl EpochClock {
     pub fn epoch_at(&self, now: u64) -> Option<u64> {
         now.checked_sub(self.genesis_time)
             .map(|elapsed| elapsed / self.epoch_length_secs.max(1))
+    }
+
+    /// End of `epoch` in unix milliseconds, saturating at `u64::MAX` (for off-chain timers).
+    pub fn epoch_end_ms(&self, epoch: u64) -> u64 {
+        self.epoch_end(epoch)
+            .map_or(u64::MAX, |secs| secs.saturating_mul(1_000))
+    }
+
+    /// The epoch running at unix millisecond `now_ms`, `None` before genesis.
+    pub fn epoch_at_ms(&self, now_ms: u64) -> Option<u64> {
+        self.epoch_at(now_ms / 1_000)
     }
 }
 
@@ -75,6 +84,15 @@ mod tests {
             Err(ContractError::EpochOutOfRange { epoch: u64::MAX })
         ));
         assert!(CLOCK.epoch_start(u64::MAX / 2).is_err());
+        assert_eq!(CLOCK.epoch_end_ms(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn millisecond_forms_agree_with_seconds() {
+        assert_eq!(CLOCK.epoch_end_ms(0), 1_060_000);
+        assert_eq!(CLOCK.epoch_at_ms(1_059_999), Some(0));
+        assert_eq!(CLOCK.epoch_at_ms(1_060_000), Some(1));
+        assert_eq!(CLOCK.epoch_at_ms(999_999), None);
     }
 
     #[test]
@@ -83,6 +101,6 @@ mod tests {
             genesis_time: 0,
             epoch_length_secs: 0,
         };
-        assert!(clock.validate().is_err());
+        assert_eq!(clock.validate(), Err(ContractError::ZeroEpochLength));
     }
 }

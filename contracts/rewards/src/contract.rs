@@ -19,6 +19,7 @@ use crate::records::{
     SIGNATURE_LEN, decode_rewards, decode_signatures, encode_rewards, encode_signatures,
     find_reward,
 };
+use crate::rules::{MAX_MIXNODES_CAP, MAX_UPTIME_BP};
 use crate::signer_set::{build_signer_set, load_signer_set, signer_set_for_epoch};
 use crate::state::{
     CONFIG, Config, EPOCH_REWARDS, EPOCH_SIGNATURES, EPOCH_SUMMARIES, LATEST_SIGNER_SET,
@@ -26,10 +27,6 @@ use crate::state::{
 };
 use crate::{CONTRACT_NAME, CONTRACT_VERSION};
 
-/// Highest `max_mixnodes_per_epoch` accepted, to keep one submission within block gas.
-pub const MAX_MIXNODES_CAP: u32 = 20_000;
-/// Uptime of 100 % in basis points.
-pub const MAX_UPTIME_BP: u16 = 10_000;
 const DEFAULT_EPOCHS_LIMIT: u32 = 10;
 const MAX_EPOCHS_LIMIT: u32 = 30;
 const DEFAULT_MIXNODE_SCAN: u32 = 10;

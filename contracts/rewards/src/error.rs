@@ -5,12 +5,13 @@ use thiserror::Error;
 
 use crate::digest::DigestError;
 
-/// The contract's one error type.
-#[derive(Error, Debug)]
+/// The contract's one error type. It derives `PartialEq`, so tests compare variants.
+#[derive(Error, Debug, PartialEq)]
 pub enum ContractError {
-    /// Storage or serialization failure.
+    /// Storage or serialization failure, as its text (cosmwasm-std 3's `StdError` is not
+    /// comparable).
     #[error("{0}")]
-    Std(#[from] StdError),
+    Std(String),
 
     /// The crypto API failed for a reason other than a bad signature.
     #[error("signature verification failed: {0}")]
@@ -163,11 +164,69 @@ pub enum ContractError {
         index: u16,
     },
 
-    /// A signer set that breaks the rules.
-    #[error("invalid signer set: {reason}")]
-    InvalidSignerSet {
-        /// What is wrong.
-        reason: String,
+    /// A signer set with no members or more than [`crate::rules::MAX_MEMBERS`].
+    #[error("invalid signer set: needs 1 to {max} members, got {got}")]
+    SignerSetSize {
+        /// Members given.
+        got: usize,
+        /// The cap.
+        max: usize,
+    },
+
+    /// A member key that is not 32 bytes.
+    #[error("invalid signer set: member {index}: ed25519 key is {len} bytes, expected 32")]
+    MemberKeyLength {
+        /// The member's position.
+        index: usize,
+        /// Its length.
+        len: usize,
+    },
+
+    /// Two members with one ed25519 key.
+    #[error("invalid signer set: member {index} repeats an ed25519 key")]
+    DuplicateMemberKey {
+        /// The later member's position.
+        index: usize,
+    },
+
+    /// A member address the chain's API refuses.
+    #[error("invalid signer set: member {index}: address {address:?} is invalid")]
+    InvalidMemberAddress {
+        /// The member's position.
+        index: usize,
+        /// The address given.
+        address: String,
+    },
+
+    /// Two members with one chain address.
+    #[error("invalid signer set: member {index} repeats address {address}")]
+    DuplicateMemberAddress {
+        /// The later member's position.
+        index: usize,
+        /// The address.
+        address: String,
+    },
+
+    /// An `api_url` that is not an http(s) URL of bounded length.
+    #[error(
+        "invalid signer set: member {index}: api_url must be an http(s) URL of at most {max_len} bytes"
+    )]
+    InvalidApiUrl {
+        /// The member's position.
+        index: usize,
+        /// Longest accepted.
+        max_len: usize,
+    },
+
+    /// A `p2p_multiaddr` that is not a multiaddress of bounded length.
+    #[error(
+        "invalid signer set: member {index}: p2p_multiaddr must be a multiaddress (starting with '/') of at most {max_len} bytes"
+    )]
+    InvalidMultiaddr {
+        /// The member's position.
+        index: usize,
+        /// Longest accepted.
+        max_len: usize,
     },
 
     /// A threshold that breaks `3t > n` and `t <= n`.
@@ -179,12 +238,9 @@ pub enum ContractError {
         members: usize,
     },
 
-    /// A bad epoch clock.
-    #[error("invalid epoch clock: {reason}")]
-    InvalidEpochClock {
-        /// What is wrong.
-        reason: String,
-    },
+    /// An epoch clock whose epochs last zero seconds.
+    #[error("invalid epoch clock: epoch_length_secs must be at least 1")]
+    ZeroEpochLength,
 
     /// A bad maximum mixnode count.
     #[error("max_mixnodes_per_epoch must be between 1 and {cap}, got {got}")]
@@ -219,4 +275,10 @@ pub enum ContractError {
         /// Version of this code.
         to: String,
     },
+}
+
+impl From<StdError> for ContractError {
+    fn from(err: StdError) -> Self {
+        Self::Std(err.to_string())
+    }
 }

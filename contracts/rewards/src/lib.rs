@@ -12,6 +12,7 @@ pub mod digest;
 pub mod error;
 pub mod msg;
 pub mod records;
+pub mod rules;
 pub mod signer_set;
 pub mod state;
 

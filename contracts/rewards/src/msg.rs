@@ -32,6 +32,7 @@ pub struct MemberInput {
 /// A validated signer-set member.
 #[cw_serde]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Eq)]
 pub struct Member {
     /// ed25519 public key, 32 bytes.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
@@ -48,6 +49,7 @@ pub struct Member {
 /// One member's signature over the epoch digest.
 #[cw_serde]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Eq)]
 pub struct SignerSignature {
     /// Position of the member in the signer set.
     pub index: u16,
@@ -169,6 +171,7 @@ pub struct ConfigResponse {
 /// A signer set.
 #[cw_serde]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Eq)]
 pub struct SignerSetResponse {
     /// Version, from 1.
     pub version: u32,
@@ -182,6 +185,7 @@ pub struct SignerSetResponse {
 
 /// The stored data of one epoch.
 #[cw_serde]
+#[derive(Eq)]
 pub struct EpochRewardsResponse {
     /// The epoch.
     pub epoch: u64,

@@ -8,25 +8,15 @@ use cw_storage_plus::Bound;
 use crate::error::ContractError;
 use crate::msg::{Member, MemberInput};
 use crate::records::PUBKEY_LEN;
+use crate::rules::{self, MAX_MEMBERS};
 use crate::state::{SIGNER_SET_BY_START, SIGNER_SETS, SignerSet};
 
-/// Most members a signer set may have (signer indices fit in a u16, and gas stays bounded).
-pub const MAX_MEMBERS: usize = 256;
 /// Longest api_url or p2p_multiaddr accepted.
 pub const MAX_ENDPOINT_LEN: usize = 256;
 
-/// The default threshold `floor(2n/3) + 1`: the smallest t with 3t > n. It tolerates
-/// f = floor((n-1)/3) faulty members both ways: t > f means every certified block was checked by
-/// an honest member, and t <= n - f keeps epochs live with f members down. A higher t buys
-/// nothing in safety and costs liveness.
-pub fn default_threshold(members: usize) -> u32 {
-    (2 * members / 3 + 1) as u32
-}
-
-/// Checks `3t > n` and `1 <= t <= n`.
+/// Checks `3t > n` and `1 <= t <= n` ([`rules::threshold_is_valid`]).
 pub fn validate_threshold(threshold: u32, members: usize) -> Result<(), ContractError> {
-    let t = threshold as usize;
-    if t == 0 || t > members || 3 * t <= members {
+    if !rules::threshold_is_valid(threshold as usize, members) {
         return Err(ContractError::InvalidThreshold { threshold, members });
     }
     Ok(())
@@ -40,13 +30,14 @@ pub fn build_signer_set(
     members: Vec<MemberInput>,
     threshold: Option<u32>,
 ) -> Result<SignerSet, ContractError> {
-    if members.is_empty() || members.len() > MAX_MEMBERS {
-        return Err(invalid(format!(
-            "needs 1 to {MAX_MEMBERS} members, got {}",
-            members.len()
-        )));
+    if !rules::member_count_is_valid(members.len()) {
+        return Err(ContractError::SignerSetSize {
+            got: members.len(),
+            max: MAX_MEMBERS,
+        });
     }
-    let threshold = threshold.unwrap_or_else(|| default_threshold(members.len()));
+    // At most MAX_MEMBERS, so the default threshold fits a u32.
+    let threshold = threshold.unwrap_or(rules::default_threshold(members.len()) as u32);
     validate_threshold(threshold, members.len())?;
 
     let mut keys = BTreeSet::new();
@@ -55,13 +46,13 @@ pub fn build_signer_set(
     for (index, member) in members.into_iter().enumerate() {
         let member = validate_member(api, index, member)?;
         if !keys.insert(member.ed25519_pubkey.to_vec()) {
-            return Err(invalid(format!("member {index} repeats an ed25519 key")));
+            return Err(ContractError::DuplicateMemberKey { index });
         }
         if !addresses.insert(member.address.clone()) {
-            return Err(invalid(format!(
-                "member {index} repeats address {}",
-                member.address
-            )));
+            return Err(ContractError::DuplicateMemberAddress {
+                index,
+                address: member.address.to_string(),
+            });
         }
         validated.push(member);
     }
@@ -79,25 +70,30 @@ fn validate_member(
     member: MemberInput,
 ) -> Result<Member, ContractError> {
     if member.ed25519_pubkey.len() != PUBKEY_LEN {
-        return Err(invalid(format!(
-            "member {index}: ed25519 key is {} bytes, expected {PUBKEY_LEN}",
-            member.ed25519_pubkey.len()
-        )));
+        return Err(ContractError::MemberKeyLength {
+            index,
+            len: member.ed25519_pubkey.len(),
+        });
     }
-    let address = api
-        .addr_validate(&member.address)
-        .map_err(|err| invalid(format!("member {index}: address: {err}")))?;
+    let address =
+        api.addr_validate(&member.address)
+            .map_err(|_| ContractError::InvalidMemberAddress {
+                index,
+                address: member.address.clone(),
+            })?;
     let api_url_ok =
         member.api_url.starts_with("http://") || member.api_url.starts_with("https://");
     if !api_url_ok || member.api_url.len() > MAX_ENDPOINT_LEN {
-        return Err(invalid(format!(
-            "member {index}: api_url must be an http(s) URL of at most {MAX_ENDPOINT_LEN} bytes"
-        )));
+        return Err(ContractError::InvalidApiUrl {
+            index,
+            max_len: MAX_ENDPOINT_LEN,
+        });
     }
     if !member.p2p_multiaddr.starts_with('/') || member.p2p_multiaddr.len() > MAX_ENDPOINT_LEN {
-        return Err(invalid(format!(
-            "member {index}: p2p_multiaddr must be a multiaddress (starting with '/') of at most {MAX_ENDPOINT_LEN} bytes"
-        )));
+        return Err(ContractError::InvalidMultiaddr {
+            index,
+            max_len: MAX_ENDPOINT_LEN,
+        });
     }
     Ok(Member {
         ed25519_pubkey: member.ed25519_pubkey,
@@ -105,10 +101,6 @@ fn validate_member(
         api_url: member.api_url,
         p2p_multiaddr: member.p2p_multiaddr,
     })
-}
-
-fn invalid(reason: String) -> ContractError {
-    ContractError::InvalidSignerSet { reason }
 }
 
 /// The signer set in force for `epoch`: the newest version whose first epoch is <= `epoch`.
@@ -140,32 +132,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_threshold_is_two_thirds_plus_one() {
-        let expected = [
-            (1, 1),
-            (2, 2),
-            (3, 3),
-            (4, 3),
-            (7, 5),
-            (10, 7),
-            (100, 67),
-            (256, 171),
-        ];
-        for (members, threshold) in expected {
-            assert_eq!(default_threshold(members), threshold, "n = {members}");
-            validate_threshold(threshold, members).unwrap();
-        }
-    }
-
-    #[test]
-    fn thresholds_outside_the_rule_are_rejected() {
+    fn thresholds_outside_the_rule_are_rejected_with_their_values() {
         for (threshold, members) in [(0, 4), (1, 4), (5, 4), (2, 6), (1, 3)] {
-            let err = validate_threshold(threshold, members).unwrap_err();
-            assert!(
-                matches!(err, ContractError::InvalidThreshold { threshold: t, members: n } if t == threshold && n == members),
-                "{err}"
+            assert_eq!(
+                validate_threshold(threshold, members),
+                Err(ContractError::InvalidThreshold { threshold, members })
             );
         }
-        validate_threshold(4, 4).unwrap();
+        assert_eq!(validate_threshold(4, 4), Ok(()));
     }
 }

@@ -66,7 +66,9 @@ fn instantiate_accepts_an_explicit_admin_and_threshold() {
     assert_eq!(signers.threshold, 7);
 }
 
-fn instantiate_error(mutate: impl FnOnce(&mut nym_rewards::msg::InstantiateMsg)) -> String {
+fn instantiate_with(
+    mutate: impl FnOnce(&mut nym_rewards::msg::InstantiateMsg),
+) -> cosmwasm_std::StdResult<Addr> {
     let mut app = new_app();
     let set = members(&app, 4, 1);
     let code_id = app.store_code(contract());
@@ -74,67 +76,89 @@ fn instantiate_error(mutate: impl FnOnce(&mut nym_rewards::msg::InstantiateMsg))
     mutate(&mut msg);
     let creator = app.api().addr_make("creator");
     app.instantiate_contract(code_id, creator, &msg, &[], "r", None)
-        .unwrap_err()
-        .to_string()
 }
 
 #[test]
 fn instantiate_rejects_thresholds_breaking_the_rule() {
     for threshold in [0, 1, 5] {
-        let err = instantiate_error(|msg| msg.threshold = Some(threshold));
-        let expected = ContractError::InvalidThreshold {
-            threshold,
-            members: 4,
-        };
-        assert!(err.contains(&expected.to_string()), "{err}");
+        assert_rejected(
+            instantiate_with(|msg| msg.threshold = Some(threshold)),
+            ContractError::InvalidThreshold {
+                threshold,
+                members: 4,
+            },
+        );
     }
 }
 
 #[test]
-fn instantiate_rejects_bad_signer_sets() {
+fn instantiate_rejects_bad_signer_sets_one_variant_per_cause() {
     type Mutation = Box<dyn FnOnce(&mut nym_rewards::msg::InstantiateMsg)>;
-    let cases: Vec<(&str, Mutation)> = vec![
+    let cases: Vec<(ContractError, Mutation)> = vec![
         (
-            "needs 1 to 256 members, got 0",
+            ContractError::SignerSetSize { got: 0, max: 256 },
             Box::new(|m| m.members.clear()),
         ),
         (
-            "repeats an ed25519 key",
+            ContractError::DuplicateMemberKey { index: 1 },
             Box::new(|m| m.members[1].ed25519_pubkey = m.members[0].ed25519_pubkey.clone()),
         ),
         (
-            "repeats address",
-            Box::new(|m| m.members[3].address = m.members[0].address.clone()),
-        ),
-        (
-            "ed25519 key is 31 bytes",
+            ContractError::MemberKeyLength { index: 0, len: 31 },
             Box::new(|m| m.members[0].ed25519_pubkey = HexBinary::from(vec![1u8; 31])),
         ),
         (
-            "address",
+            ContractError::InvalidMemberAddress {
+                index: 0,
+                address: "not-bech32".into(),
+            },
             Box::new(|m| m.members[0].address = "not-bech32".into()),
         ),
         (
-            "api_url must be an http(s) URL",
+            ContractError::InvalidApiUrl {
+                index: 0,
+                max_len: 256,
+            },
             Box::new(|m| m.members[0].api_url = "ftp://x".into()),
         ),
         (
-            "p2p_multiaddr must be a multiaddress",
-            Box::new(|m| m.members[0].p2p_multiaddr = "127.0.0.1:9000".into()),
+            ContractError::InvalidMultiaddr {
+                index: 2,
+                max_len: 256,
+            },
+            Box::new(|m| m.members[2].p2p_multiaddr = "127.0.0.1:9000".into()),
         ),
         (
-            "epoch_length_secs must be at least 1",
+            ContractError::ZeroEpochLength,
             Box::new(|m| m.clock.epoch_length_secs = 0),
         ),
         (
-            "max_mixnodes_per_epoch must be between 1 and",
+            ContractError::InvalidMaxMixnodes {
+                got: 0,
+                cap: 20_000,
+            },
             Box::new(|m| m.max_mixnodes_per_epoch = 0),
         ),
     ];
     for (expected, mutate) in cases {
-        let err = instantiate_error(mutate);
-        assert!(err.contains(expected), "expected `{expected}` in `{err}`");
+        assert_rejected(instantiate_with(mutate), expected);
     }
+}
+
+#[test]
+fn a_repeated_address_names_the_member_and_the_address() {
+    let mut repeated = String::new();
+    let result = instantiate_with(|m| {
+        m.members[3].address = m.members[0].address.clone();
+        repeated = m.members[0].address.clone();
+    });
+    assert_rejected(
+        result,
+        ContractError::DuplicateMemberAddress {
+            index: 3,
+            address: repeated,
+        },
+    );
 }
 
 #[test]
@@ -159,10 +183,10 @@ fn instantiate_accepts_256_members_and_rejects_257() {
     app.instantiate_contract(code_id, creator.clone(), &msg, &[], "r", None)
         .expect("256 members are allowed");
     msg.members = inputs;
-    let err = app
-        .instantiate_contract(code_id, creator, &msg, &[], "r", None)
-        .unwrap_err();
-    assert!(err.to_string().contains("got 257"), "{err}");
+    assert_rejected(
+        app.instantiate_contract(code_id, creator, &msg, &[], "r", None),
+        ContractError::SignerSetSize { got: 257, max: 256 },
+    );
 }
 
 // ---------------------------------------------------------------- submit: success and queries

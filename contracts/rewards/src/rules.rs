@@ -1,0 +1,75 @@
+//! The rules every party applies, written once: the contract enforces them, the relayer's
+//! protocol, simulator and auditor call these same functions and constants.
+
+/// Most members a signer set may have (signer indices fit in a u16, and gas stays bounded).
+pub const MAX_MEMBERS: usize = 256;
+/// Uptime of 100 % in basis points: the largest value a reward may carry.
+pub const MAX_UPTIME_BP: u16 = 10_000;
+/// Highest `max_mixnodes_per_epoch` accepted, to keep one submission within block gas.
+pub const MAX_MIXNODES_CAP: u32 = 20_000;
+
+/// The default threshold `floor(2n/3) + 1`: the smallest t with 3t > n. It tolerates
+/// f = floor((n-1)/3) faulty members both ways: t > f means every certified block was checked
+/// by an honest member, and t <= n - f keeps epochs live with f members down. A higher t buys
+/// nothing in safety and costs liveness.
+pub fn default_threshold(members: usize) -> usize {
+    2 * members / 3 + 1
+}
+
+/// Whether `threshold` satisfies `3t > n` and `1 <= t <= n` for `members` = n.
+pub fn threshold_is_valid(threshold: usize, members: usize) -> bool {
+    threshold >= 1 && threshold <= members && 3 * threshold > members
+}
+
+/// f = floor((n-1)/3): the faulty members a set of n tolerates.
+pub fn faulty_tolerated(members: usize) -> usize {
+    members.saturating_sub(1) / 3
+}
+
+/// Whether a signer set of `members` is within `1..=MAX_MEMBERS`.
+pub fn member_count_is_valid(members: usize) -> bool {
+    (1..=MAX_MEMBERS).contains(&members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_threshold_is_two_thirds_plus_one_and_valid() {
+        let expected = [
+            (1, 1),
+            (2, 2),
+            (3, 3),
+            (4, 3),
+            (7, 5),
+            (10, 7),
+            (100, 67),
+            (256, 171),
+        ];
+        for (members, threshold) in expected {
+            assert_eq!(default_threshold(members), threshold, "n = {members}");
+            assert!(threshold_is_valid(threshold, members), "n = {members}");
+        }
+    }
+
+    #[test]
+    fn thresholds_outside_the_rule_are_invalid() {
+        for (threshold, members) in [(0, 4), (1, 4), (5, 4), (2, 6), (1, 3)] {
+            assert!(
+                !threshold_is_valid(threshold, members),
+                "t={threshold} n={members}"
+            );
+        }
+        assert!(threshold_is_valid(4, 4));
+    }
+
+    #[test]
+    fn f_is_the_largest_with_3f_below_n() {
+        for n in 1..=MAX_MEMBERS {
+            let f = faulty_tolerated(n);
+            assert!(3 * f < n && 3 * (f + 1) >= n, "n = {n}");
+        }
+        assert!(!member_count_is_valid(0) && !member_count_is_valid(MAX_MEMBERS + 1));
+    }
+}
