@@ -2,6 +2,12 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# Tests, clippy and the tooling runs of `make test` share one build: the planted bugs are
+# compiled into that (debug) build so the simulator can switch them on. The operator's binary
+# never has them (`make tree-check`).
+FEATURES := --features relayer-sim/planted-bugs
+DEV := cargo run -q -p relayer-devtools --features planted-bugs --
+
 WASM_TARGET_DIR ?= target-wasm
 WASM_OUT := artifacts/nym_rewards.wasm
 WASM_MAX_BYTES := 819200
@@ -21,7 +27,11 @@ fmt-check: ## cargo fmt --check
 
 .PHONY: clippy
 clippy: ## cargo clippy -D warnings on every target
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets $(FEATURES) -- -D warnings
+
+.PHONY: tree-check
+tree-check: ## The operator binary links no tooling or planted bugs; the auditor no runtime
+	@scripts/check-tree.sh
 
 .PHONY: wasm
 wasm: ## Build artifacts/nym_rewards.wasm (Debian rustc-web + build-std) and check its size
@@ -36,12 +46,12 @@ schema-check: ## Fail when schema/ is stale
 	@scripts/schema.sh --check
 
 .PHONY: unit
-unit: ## All cargo tests (needs the wasm for the VM test)
-	cargo test --workspace --all-targets --no-fail-fast
+unit: ## All cargo tests, the simulation budget and the planted bugs included (needs the wasm)
+	cargo test --workspace --all-targets --no-fail-fast $(FEATURES)
 
 .PHONY: devnet-smoke
-devnet-smoke: ## relayer devnet for 3 epochs; fails unless every epoch passes the auditor check
-	cargo run -q -p relayer -- devnet --nodes 4 --epochs 3 --epoch-secs 2 --summary target/devnet-summary.json
+devnet-smoke: ## relayer-dev devnet for 3 epochs; fails unless every epoch passes the auditor check
+	$(DEV) devnet --nodes 4 --epochs 3 --epoch-secs 2 --summary target/devnet-summary.json
 	@python3 -c 'import json,sys; e=json.load(open("target/devnet-summary.json"))["epochs"]; ok=len(e)==3 and all(x["auditor_verified"] for x in e); print("devnet summary:", len(e), "epochs, auditor_verified" , all(x["auditor_verified"] for x in e)); sys.exit(0 if ok else 1)'
 
 .PHONY: wasmd
@@ -62,41 +72,48 @@ e2e-wasmd: ## Real wasmd: deploy, 4 relayer processes, 2 final epochs, queries a
 
 .PHONY: bench-gas
 bench-gas: wasm ## Contract gas for n in {4,16,64} and M in {100,1000,5000} -> bench/results/contract_gas.json
-	cargo bench -q --bench contract_gas --profile dev # gas is deterministic: no release build needed
+	cargo bench -q -p nym-rewards-vm --bench contract_gas --profile dev # gas is deterministic: no release build needed
 
 .PHONY: bench
 bench: bench-gas bench-network bench-micro ## Every benchmark: contract gas, network (n = 4, 16, 64), micro
 
 .PHONY: bench-network
-bench-network: ## relayer bench (release build): n in {4,16,64} x both policies, M = 1000 -> bench/results/ JSON + SVG
-	cargo run --release -q -p relayer -- bench --sizes 4,16,64 --policies staggered,race --mixnodes 1000 --epochs 5 --out bench/results
+bench-network: ## relayer-dev bench (release build): n in {4,16,64} x both policies, M = 1000 -> bench/results/ JSON + SVG
+	cargo run --release -q -p relayer-devtools -- bench --sizes 4,16,64 --policies staggered,race --mixnodes 1000 --epochs 5 --out bench/results
+
+.PHONY: bench-flood
+bench-flood: ## relayer-dev bench (release) with 16 clients flooding one node's API, beside a run without -> target/bench-flood/
+	cargo run --release -q -p relayer-devtools -- bench --sizes 4,16 --policies staggered --mixnodes 1000 --epochs 5 --out target/bench-flood/quiet
+	cargo run --release -q -p relayer-devtools -- bench --sizes 4,16 --policies staggered --mixnodes 1000 --epochs 5 --api-flood 16 --out target/bench-flood/flood
 
 .PHONY: bench-micro
 bench-micro: ## criterion: SQLite ingestion, averaging, median, digest, verification -> bench/results/micro.json
-	cargo bench -p relayer --bench micro
+	cargo bench -p relayer-devtools --bench micro
 	scripts/collect-criterion.py target/criterion bench/results/micro.json
 
 .PHONY: bench-smoke
-bench-smoke: ## CI smoke run of the network benchmark (n = 4, one epoch) so the harness keeps working
-	cargo run -q -p relayer -- bench --sizes 4 --policies staggered --mixnodes 100 --epochs 1 --out target/bench-smoke
+bench-smoke: ## CI smoke run of the network benchmark (n = 4, one epoch, an API flood) so the harness keeps working
+	$(DEV) bench --sizes 4 --policies staggered --mixnodes 100 --epochs 1 --api-flood 4 --out target/bench-smoke
 	test -s target/bench-smoke/network.json && test -s target/bench-smoke/latency.svg
+	@python3 -c 'import json,sys; f=json.load(open("target/bench-smoke/network.json"))["cases"][0].get("api_flood") or {}; print("api flood:", f); sys.exit(0 if f.get("served",0)+f.get("limited",0) > 0 else 1)'
 
 SOAK_SECS ?= 600
 
 .PHONY: sim
-sim: ## The CI simulation budget: seeded faulty runs, n in {4,7,10}, zero violations (SIM_BUDGET_SECS)
-	cargo test -p relayer-sim --test simulation -- --nocapture
+sim: ## The CI simulation budget: seeded faulty runs, n in {4,7,10}, zero violations, planted bugs found (SIM_BUDGET_SECS)
+	cargo test -p relayer-sim --features planted-bugs --test simulation -- --nocapture
 
 .PHONY: sim-soak
 sim-soak: ## Long simulation soak (SOAK_SECS, default 600) -> bench/results/sim_soak.json
-	cargo run -q -p relayer -- sim --seed 1000000 --seeds 100000000 --nodes 4,7,10,16 --epochs 10 \
-		--faults none,network,crash,byzantine,all --policy staggered,race \
+	cargo run --release -q -p relayer-devtools -- sim --seed 1000000 --seeds 100000000 --nodes 4,7,10,16 --epochs 10 \
+		--faults none,network,crash,byzantine,equivocation,all --policy staggered,race \
 		--budget-secs $(SOAK_SECS) --quiet --report bench/results/sim_soak.json
 
 .PHONY: demo
 demo: ## A 4-node network with 100 mixnodes on the embedded chain, until Ctrl-C
-	cargo run -q -p relayer -- devnet --nodes 4 --mixnodes 100 --epoch-secs 5
+	cargo run -q -p relayer-devtools -- devnet --nodes 4 --mixnodes 100 --epoch-secs 5
 
 .PHONY: test
-test: fmt-check clippy wasm schema-check unit devnet-smoke bench-smoke ## Everything CI checks
+test: ## Everything CI checks (each phase timed)
+	@scripts/timed.sh fmt-check tree-check clippy wasm schema-check unit devnet-smoke bench-smoke
 	@echo "make test: all checks passed"

@@ -46,12 +46,16 @@ PY
 wasmd=$(scripts/build-wasmd.sh | tail -1)
 export WASMD=$wasmd
 make -s wasm
+# The operator's binary as shipped (its own feature set, so no planted bugs compiled in), and
+# the developer tool that writes a cluster's keys and configs (sharing the test build).
 cargo build -q -p relayer
+cargo build -q -p relayer-devtools --features planted-bugs
 relayer=$top/target/debug/relayer
+relayer_dev=$top/target/debug/relayer-dev
 
 rpc_port=$(free_port_block 1)
 rpc=http://127.0.0.1:$rpc_port
-"$relayer" init-cluster --nodes 4 --out "$work/cluster" --rpc "$rpc" --chain-id testing \
+"$relayer_dev" init-cluster --nodes 4 --out "$work/cluster" --rpc "$rpc" --chain-id testing \
   --p2p-base-port "$(free_port_block 4)" --http-base-port "$(free_port_block 4)" --mixnodes 100 >/dev/null
 RPC_PORT=$rpc_port scripts/localnet.sh start "$work/cluster"
 

@@ -1,4 +1,4 @@
-//! The real `artifacts/nym_rewards.wasm` in cosmwasm-vm, with a storage backend that counts
+//! The real `artifacts/nym_rewards.wasm` (at the repository root) in cosmwasm-vm, with a storage backend that counts
 //! reads and writes so that the Cosmos SDK's storage gas can be added to the VM gas.
 
 use std::collections::HashSet;
@@ -36,7 +36,7 @@ pub fn wasmd_capabilities() -> HashSet<String> {
 
 /// Reads the wasm built by `make wasm`.
 pub fn wasm_bytes() -> Result<Vec<u8>, String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("artifacts/nym_rewards.wasm");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../artifacts/nym_rewards.wasm");
     std::fs::read(&path).map_err(|err| {
         format!(
             "{} is missing ({err}): run `make wasm` first",

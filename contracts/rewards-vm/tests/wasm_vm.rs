@@ -7,9 +7,7 @@ use cosmwasm_vm::internals::{Logger, check_wasm};
 use ed25519_dalek::SigningKey;
 use nym_rewards::digest::DigestContext;
 use nym_rewards::msg::{EpochRewardsResponse, ExecuteMsg, MixnodeReward, QueryMsg};
-use nym_rewards_e2e::vm::{
-    VmContract, instantiate_msg, sign_epoch, wasm_bytes, wasmd_capabilities,
-};
+use nym_rewards_vm::{VmContract, instantiate_msg, sign_epoch, wasm_bytes, wasmd_capabilities};
 
 const GENESIS: u64 = 1_700_000_000;
 const EPOCH_SECS: u64 = 60;

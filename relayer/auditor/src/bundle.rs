@@ -1,18 +1,19 @@
-//! Proof bundles for auditors: one self-contained JSON file with an epoch's rewards, data
-//! hash, signatures, the signer set and the chain context the digest binds (chain id and
-//! contract address). A bundle never vouches for itself: [`verify_bundle`] checks it against
-//! a trust anchor the auditor supplies, either a pinned [`signer_set_hash`] or the signer set
-//! the contract reports. Format and digests: `docs/proof-bundle.md`.
+//! Proof bundles: one self-contained JSON file with an epoch's rewards, data hash,
+//! signatures, the signer set and the chain context the digest binds (chain id and contract
+//! address). A bundle never vouches for itself: [`verify_bundle`] checks it against a trust
+//! anchor the auditor supplies, either a pinned [`signer_set_hash`] (verdict: certified, not
+//! proven accepted) or what the chain says, the contract's signer set and its record of the
+//! epoch (verdict: accepted). Format and digests: `docs/proof-bundle.md`.
 
-use nym_rewards::digest::{DigestContext, data_hash, epoch_digest};
-use nym_rewards::msg::{MixnodeReward, SignerSetResponse, SignerSignature};
+use cosmwasm_std::HexBinary;
+use nym_rewards::msg::{EpochRewardsResponse, MixnodeReward, SignerSetResponse, SignerSignature};
+use relayer_protocol::{
+    ChainContext, OfficialEpoch, SignedData, SignerSet, SignerSetError, Verdict, VerifyError,
+    check_accepted, check_certified,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-use crate::api::NodeStatus;
-use crate::audit::{check_signatures, fetch_epoch, fetch_json};
-use crate::chain::{self, Chain, ChainError};
-use crate::store::OfficialEpoch;
+use thiserror::Error;
 
 /// The `format` field of bundles this code writes and reads.
 pub const PROOF_FORMAT: &str = "nym-rewards-proof/v1";
@@ -32,7 +33,7 @@ pub struct ProofBundle {
     /// The epoch.
     pub epoch: u64,
     /// sha256 of the reward records (hex).
-    pub data_hash: String,
+    pub data_hash: HexBinary,
     /// Rewards, ascending by mix id.
     pub rewards: Vec<MixnodeReward>,
     /// Signatures with their signer indices, ascending.
@@ -44,36 +45,57 @@ pub struct ProofBundle {
 /// What an auditor trusts.
 #[derive(Debug, Clone)]
 pub enum TrustAnchor {
-    /// A pinned [`signer_set_hash`], obtained out of band.
+    /// A pinned [`signer_set_hash`], obtained out of band. Proves certification only.
     SignerSetHash([u8; 32]),
-    /// What the chain says: its id, the contract address and the signer set of the bundle's
-    /// version as the contract reports it.
+    /// What the chain says: its id, the contract, the contract's signer set of the bundle's
+    /// version and its record of the bundle's epoch. Proves acceptance.
     Chain {
-        /// The chain's id.
-        chain_id: String,
-        /// The contract queried.
-        contract: String,
+        /// The chain's id and the contract queried.
+        chain: ChainContext,
         /// The contract's signer set of the bundle's version.
         signer_set: SignerSetResponse,
+        /// The contract's record of the bundle's epoch.
+        record: Box<EpochRewardsResponse>,
     },
 }
 
-/// Outcome of [`verify_bundle`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProofVerdict {
-    /// Valid signatures of distinct signer-set members.
-    pub valid_signatures: usize,
-    /// Threshold of the signer set.
-    pub threshold: u32,
-    /// Everything wrong; empty when the bundle verifies.
-    pub failures: Vec<String>,
-}
-
-impl ProofVerdict {
-    /// Whether the bundle verified.
-    pub fn passed(&self) -> bool {
-        self.failures.is_empty()
-    }
+/// Why a bundle does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BundleError {
+    /// Not a bundle of this format.
+    #[error("format {got:?} is not {PROOF_FORMAT:?}")]
+    Format {
+        /// The format field.
+        got: String,
+    },
+    /// The bundle's signer set is malformed.
+    #[error("the bundle's signer set: {0}")]
+    SignerSet(#[from] SignerSetError),
+    /// The bundle's signer set is not the pinned one.
+    #[error("signer-set hash {computed} is not the pinned {pinned}")]
+    NotPinned {
+        /// Of the bundle (hex).
+        computed: String,
+        /// Pinned (hex).
+        pinned: String,
+    },
+    /// The bundle is for another chain or contract than the anchor.
+    #[error("the bundle is for {bundle}, the anchor is {anchor}")]
+    OtherChain {
+        /// `chain_id / contract` of the bundle.
+        bundle: String,
+        /// `chain_id / contract` of the anchor.
+        anchor: String,
+    },
+    /// The bundle's signer set differs from the contract's of that version.
+    #[error("signer set version {version} differs from the contract's")]
+    OtherSignerSet {
+        /// The version.
+        version: u32,
+    },
+    /// The data is not certified, or not what the contract accepted.
+    #[error("{0}")]
+    Verify(#[from] VerifyError),
 }
 
 fn length_prefixed(hasher: &mut Sha256, field: &str) {
@@ -105,56 +127,37 @@ impl ProofBundle {
     pub fn new(
         official: &OfficialEpoch,
         signer_set: SignerSetResponse,
-        chain_id: &str,
-        contract: &str,
+        chain: &ChainContext,
     ) -> Self {
         Self {
             format: PROOF_FORMAT.to_string(),
-            chain_id: chain_id.to_string(),
-            contract: contract.to_string(),
+            chain_id: chain.chain_id.clone(),
+            contract: chain.contract.clone(),
             epoch: official.epoch,
-            data_hash: official.data_hash.to_hex(),
+            data_hash: official.data_hash.clone(),
             rewards: official.rewards.clone(),
             signatures: official.signatures.clone(),
             signer_set,
         }
     }
-}
 
-/// Builds the bundle of `epoch` from a node's API: its status (chain id, contract), its
-/// official data and its signer set, which must be the version that certified the epoch.
-pub async fn export_bundle(
-    http: &reqwest::Client,
-    api_url: &str,
-    epoch: u64,
-) -> Result<ProofBundle, String> {
-    let base = api_url.trim_end_matches('/');
-    let status: NodeStatus = fetch_json(http, &format!("{base}/v1/status")).await?;
-    let official = fetch_epoch(http, base, epoch).await?;
-    let set: SignerSetResponse = fetch_json(http, &format!("{base}/v1/signer-set")).await?;
-    if set.version != official.signer_set_version {
-        return Err(format!(
-            "epoch {epoch} was certified by signer set version {}, the node serves version {}",
-            official.signer_set_version, set.version
-        ));
+    /// The chain and contract the bundle's signatures are bound to.
+    pub fn chain(&self) -> ChainContext {
+        ChainContext {
+            chain_id: self.chain_id.clone(),
+            contract: self.contract.clone(),
+        }
     }
-    Ok(ProofBundle::new(
-        &official,
-        set,
-        &status.chain_id,
-        &status.contract,
-    ))
-}
 
-/// The chain as a trust anchor for a bundle: the contract's signer set of the bundle's
-/// version, with the chain's id and the contract's address.
-pub async fn chain_anchor(chain: &dyn Chain, version: u32) -> Result<TrustAnchor, ChainError> {
-    let signer_set = chain::signer_set(chain, Some(version)).await?;
-    Ok(TrustAnchor::Chain {
-        chain_id: chain.chain_id().to_string(),
-        contract: chain.contract().to_string(),
-        signer_set,
-    })
+    fn signed(&self) -> SignedData<'_> {
+        SignedData {
+            epoch: self.epoch,
+            signer_set_version: self.signer_set.version,
+            data_hash: self.data_hash.as_slice(),
+            rewards: &self.rewards,
+            signatures: &self.signatures,
+        }
+    }
 }
 
 fn same_keys(a: &SignerSetResponse, b: &SignerSetResponse) -> bool {
@@ -167,92 +170,62 @@ fn same_keys(a: &SignerSetResponse, b: &SignerSetResponse) -> bool {
             .all(|(x, y)| x.ed25519_pubkey == y.ed25519_pubkey)
 }
 
-/// Checks the bundle's signer set and context against `anchor`, then its data hash and
-/// signatures. Every failure is reported.
-pub fn verify_bundle(bundle: &ProofBundle, anchor: &TrustAnchor) -> ProofVerdict {
-    let mut failures = Vec::new();
+/// Checks the bundle's signer set and context against `anchor`, then that its data is
+/// certified and, with a chain anchor, that it is what the contract accepted.
+pub fn verify_bundle(bundle: &ProofBundle, anchor: &TrustAnchor) -> Result<Verdict, BundleError> {
     if bundle.format != PROOF_FORMAT {
-        failures.push(format!(
-            "format {:?} is not {PROOF_FORMAT:?}",
-            bundle.format
-        ));
+        return Err(BundleError::Format {
+            got: bundle.format.clone(),
+        });
     }
-    let set = &bundle.signer_set;
+    let chain = bundle.chain();
     match anchor {
         TrustAnchor::SignerSetHash(pinned) => {
-            let hash = signer_set_hash(&bundle.chain_id, &bundle.contract, set);
-            if &hash != pinned {
-                failures.push(format!(
-                    "signer-set hash {} is not the pinned {}",
-                    hex::encode(hash),
-                    hex::encode(pinned)
-                ));
+            let computed = signer_set_hash(&chain.chain_id, &chain.contract, &bundle.signer_set);
+            if &computed != pinned {
+                return Err(BundleError::NotPinned {
+                    computed: hex::encode(computed),
+                    pinned: hex::encode(pinned),
+                });
             }
         }
         TrustAnchor::Chain {
-            chain_id,
-            contract,
+            chain: anchor_chain,
             signer_set,
+            ..
         } => {
-            if &bundle.chain_id != chain_id || &bundle.contract != contract {
-                failures.push(format!(
-                    "bundle is for {} / {}, the anchor is {chain_id} / {contract}",
-                    bundle.chain_id, bundle.contract
-                ));
+            if &chain != anchor_chain {
+                return Err(BundleError::OtherChain {
+                    bundle: format!("{} / {}", chain.chain_id, chain.contract),
+                    anchor: format!("{} / {}", anchor_chain.chain_id, anchor_chain.contract),
+                });
             }
-            if !same_keys(set, signer_set) {
-                failures.push(format!(
-                    "signer set version {} differs from the contract's",
-                    set.version
-                ));
+            if !same_keys(&bundle.signer_set, signer_set) {
+                return Err(BundleError::OtherSignerSet {
+                    version: bundle.signer_set.version,
+                });
             }
         }
     }
-    if bundle
-        .rewards
-        .windows(2)
-        .any(|pair| pair[0].mix_id >= pair[1].mix_id)
-    {
-        failures.push("rewards are not strictly ascending by mix id".into());
-    }
-    let computed = data_hash(&bundle.rewards);
-    if hex::encode(computed) != bundle.data_hash.to_lowercase() {
-        failures.push(format!(
-            "data_hash {} does not match the rewards ({})",
-            bundle.data_hash,
-            hex::encode(computed)
-        ));
-    }
-    let context = DigestContext {
-        chain_id: &bundle.chain_id,
-        contract_addr: &bundle.contract,
-        signer_set_version: set.version,
-        epoch: bundle.epoch,
-    };
-    let valid_signatures = match epoch_digest(&context, &computed) {
-        Ok(digest) => {
-            let (valid, signature_failures) = check_signatures(&digest, &bundle.signatures, set);
-            failures.extend(signature_failures);
-            valid
+    let set = SignerSet::try_from(&bundle.signer_set)?;
+    let certified = check_certified(&chain, &set, bundle.signed()).map_err(VerifyError::from)?;
+    match anchor {
+        TrustAnchor::SignerSetHash(_) => Ok(Verdict::CertifiedNotProvenAccepted(certified)),
+        TrustAnchor::Chain { record, .. } => {
+            check_accepted(bundle.signed(), record).map_err(VerifyError::from)?;
+            Ok(Verdict::Accepted(certified))
         }
-        Err(err) => {
-            failures.push(err.to_string());
-            0
-        }
-    };
-    ProofVerdict {
-        valid_signatures,
-        threshold: set.threshold,
-        failures,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cosmwasm_std::{Addr, HexBinary};
-    use ed25519_dalek::{Signer, SigningKey};
+    use cosmwasm_std::{Addr, Timestamp};
+    use ed25519_dalek::{Signer as _, SigningKey};
+    use nym_rewards::digest::{DigestContext, data_hash, epoch_digest};
     use nym_rewards::msg::Member;
+    use relayer_protocol::{Certified, NotAccepted, NotCertified};
 
     const CHAIN: &str = "testing";
     const CONTRACT: &str = "wasm1contract";
@@ -281,11 +254,12 @@ mod tests {
         }
     }
 
-    fn bundle() -> ProofBundle {
+    /// A bundle of epoch 12 over rewards shifted by `bump`, signed by `signers`.
+    fn bundle_of(bump: u16, signers: &[usize]) -> ProofBundle {
         let rewards: Vec<MixnodeReward> = (1..=5)
             .map(|mix_id| MixnodeReward {
                 mix_id,
-                uptime_bp: 9_000 + mix_id as u16,
+                uptime_bp: 9_000 + mix_id as u16 + bump,
             })
             .collect();
         let hash = data_hash(&rewards);
@@ -301,18 +275,33 @@ mod tests {
             chain_id: CHAIN.into(),
             contract: CONTRACT.into(),
             epoch: 12,
-            data_hash: hex::encode(hash),
+            data_hash: HexBinary::from(hash),
             rewards,
-            signatures: keys()
+            signatures: signers
                 .iter()
-                .enumerate()
-                .take(3)
-                .map(|(i, key)| SignerSignature {
+                .map(|&i| SignerSignature {
                     index: i as u16,
-                    signature: HexBinary::from(key.sign(&digest).to_bytes().as_slice()),
+                    signature: HexBinary::from(keys()[i].sign(&digest).to_bytes().as_slice()),
                 })
                 .collect(),
             signer_set: signer_set(),
+        }
+    }
+
+    fn bundle() -> ProofBundle {
+        bundle_of(0, &[0, 1, 2])
+    }
+
+    fn record_of(bundle: &ProofBundle) -> EpochRewardsResponse {
+        EpochRewardsResponse {
+            epoch: bundle.epoch,
+            signer_set_version: bundle.signer_set.version,
+            data_hash: bundle.data_hash.clone(),
+            rewards: bundle.rewards.clone(),
+            signatures: bundle.signatures.clone(),
+            submitter: Addr::unchecked("wasm1member0"),
+            height: 40,
+            time: Timestamp::from_seconds(100),
         }
     }
 
@@ -320,17 +309,47 @@ mod tests {
         TrustAnchor::SignerSetHash(signer_set_hash(CHAIN, CONTRACT, &signer_set()))
     }
 
-    #[test]
-    fn a_good_bundle_verifies_against_either_anchor() {
-        let verdict = verify_bundle(&bundle(), &pinned());
-        assert!(verdict.passed(), "{:?}", verdict.failures);
-        assert_eq!(verdict.valid_signatures, 3);
-        let chain = TrustAnchor::Chain {
-            chain_id: CHAIN.into(),
-            contract: CONTRACT.into(),
+    fn chain_anchor(record: EpochRewardsResponse) -> TrustAnchor {
+        TrustAnchor::Chain {
+            chain: ChainContext {
+                chain_id: CHAIN.into(),
+                contract: CONTRACT.into(),
+            },
             signer_set: signer_set(),
+            record: Box::new(record),
+        }
+    }
+
+    #[test]
+    fn a_good_bundle_is_accepted_by_the_chain_and_only_certified_by_a_pin() {
+        let certified = Certified {
+            valid_signatures: 3,
+            threshold: 3,
         };
-        assert!(verify_bundle(&bundle(), &chain).passed());
+        assert_eq!(
+            verify_bundle(&bundle(), &pinned()),
+            Ok(Verdict::CertifiedNotProvenAccepted(certified))
+        );
+        assert_eq!(
+            verify_bundle(&bundle(), &chain_anchor(record_of(&bundle()))),
+            Ok(Verdict::Accepted(certified))
+        );
+    }
+
+    #[test]
+    fn a_certified_block_that_the_contract_did_not_accept_is_refused_by_the_chain_anchor() {
+        // Members 1, 2, 3 signed other data for the same epoch: certified, but not official.
+        let other = bundle_of(5, &[1, 2, 3]);
+        assert!(matches!(
+            verify_bundle(&other, &pinned()),
+            Ok(Verdict::CertifiedNotProvenAccepted(_))
+        ));
+        assert!(matches!(
+            verify_bundle(&other, &chain_anchor(record_of(&bundle()))),
+            Err(BundleError::Verify(VerifyError::NotAccepted(
+                NotAccepted::DataHash { .. }
+            )))
+        ));
     }
 
     #[test]
@@ -348,19 +367,19 @@ mod tests {
         for i in 0..good.rewards.len() {
             let mut bad = good.clone();
             bad.rewards[i].uptime_bp ^= 1;
-            assert!(!verify_bundle(&bad, &pinned()).passed(), "reward {i}");
+            assert!(verify_bundle(&bad, &pinned()).is_err(), "reward {i}");
             let mut bad = good.clone();
             bad.rewards[i].mix_id += 100;
-            assert!(!verify_bundle(&bad, &pinned()).passed(), "mix id {i}");
+            assert!(verify_bundle(&bad, &pinned()).is_err(), "mix id {i}");
         }
         for position in 0..64 {
-            let mut bad = good.clone();
-            let mut hash = hex::decode(&bad.data_hash).unwrap();
             if position < 32 {
+                let mut bad = good.clone();
+                let mut hash = bad.data_hash.to_vec();
                 hash[position] ^= 0x01;
-                bad.data_hash = hex::encode(hash);
+                bad.data_hash = HexBinary::from(hash);
                 assert!(
-                    !verify_bundle(&bad, &pinned()).passed(),
+                    verify_bundle(&bad, &pinned()).is_err(),
                     "hash byte {position}"
                 );
             }
@@ -369,15 +388,18 @@ mod tests {
                 let mut bytes = bad.signatures[s].signature.to_vec();
                 bytes[position] ^= 0x01;
                 bad.signatures[s].signature = HexBinary::from(bytes);
-                assert!(
-                    !verify_bundle(&bad, &pinned()).passed(),
+                assert_eq!(
+                    verify_bundle(&bad, &pinned()),
+                    Err(BundleError::Verify(VerifyError::NotCertified(
+                        NotCertified::InvalidSignature { index: s as u16 }
+                    ))),
                     "signature {s} byte {position}"
                 );
             }
         }
         let mut bad = good.clone();
         bad.epoch += 1;
-        assert!(!verify_bundle(&bad, &pinned()).passed(), "epoch");
+        assert!(verify_bundle(&bad, &pinned()).is_err(), "epoch");
     }
 
     #[test]
@@ -387,25 +409,35 @@ mod tests {
         let mut forged = bundle();
         forged.signer_set.members[0].ed25519_pubkey =
             HexBinary::from(forged_key.verifying_key().to_bytes().as_slice());
-        let verdict = verify_bundle(&forged, &pinned());
-        assert!(verdict.failures.iter().any(|f| f.contains("pinned")));
-        let chain = TrustAnchor::Chain {
-            chain_id: CHAIN.into(),
-            contract: CONTRACT.into(),
-            signer_set: signer_set(),
-        };
-        assert!(!verify_bundle(&forged, &chain).passed());
+        assert!(matches!(
+            verify_bundle(&forged, &pinned()),
+            Err(BundleError::NotPinned { .. })
+        ));
+        assert_eq!(
+            verify_bundle(&forged, &chain_anchor(record_of(&bundle()))),
+            Err(BundleError::OtherSignerSet { version: 1 })
+        );
         let other_chain = TrustAnchor::Chain {
-            chain_id: "other".into(),
-            contract: CONTRACT.into(),
+            chain: ChainContext {
+                chain_id: "other".into(),
+                contract: CONTRACT.into(),
+            },
             signer_set: signer_set(),
+            record: Box::new(record_of(&bundle())),
         };
-        assert!(!verify_bundle(&bundle(), &other_chain).passed());
+        assert!(matches!(
+            verify_bundle(&bundle(), &other_chain),
+            Err(BundleError::OtherChain { .. })
+        ));
     }
 
     #[test]
     fn the_json_format_round_trips_and_refuses_unknown_fields() {
         let json = serde_json::to_string(&bundle()).unwrap();
+        assert!(json.contains(&format!(
+            "\"data_hash\":\"{}\"",
+            bundle().data_hash.to_hex()
+        )));
         let back: ProofBundle = serde_json::from_str(&json).unwrap();
         assert_eq!(back, bundle());
         let extra = json.replacen('{', "{\"trusted\":true,", 1);

@@ -2,17 +2,19 @@
 //! averaging for M = 10000, lower-median aggregation, the canonical digest, and observation
 //! and certificate verification.
 //!
-//! Run: `make bench-micro` (or `cargo bench -p relayer --bench micro`). Under `cargo test`
-//! every benchmark runs once as a smoke test.
+//! Run: `make bench-micro` (or `cargo bench -p relayer-devtools --bench micro`). Under
+//! `cargo test` every benchmark runs once as a smoke test.
+
+#![allow(clippy::unwrap_used, missing_docs)] // benchmark code
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use nym_rewards::digest::{DigestContext, data_hash, epoch_digest};
 use nym_rewards::msg::{EpochClock, MixnodeReward};
-use relayer::store::{Sample, Store};
 use relayer_protocol::{
-    Keypair, ProtocolConfig, SignatureCheck, SubmitPolicy, echo_digest, lower_median,
-    observation_digest, verify_signature,
+    ChainContext, Keypair, ProtocolConfig, SignatureCheck, Signer, SignerSet, SubmitPolicy,
+    echo_digest, lower_median, observation_digest, verify_signature,
 };
+use relayer_store::{Sample, Store};
 
 const M: u32 = 10_000;
 
@@ -30,11 +32,23 @@ fn config(n: usize, mixnodes: u32) -> (ProtocolConfig, Vec<Keypair>) {
         .map(|i| Keypair::from_seed(&[i as u8 + 1; 32]))
         .collect();
     let config = ProtocolConfig {
-        chain_id: "bench".into(),
-        contract_addr: "n1contract".into(),
-        signer_set_version: 1,
-        members: keys.iter().map(Keypair::public).collect(),
-        threshold: 2 * n / 3 + 1,
+        chain: ChainContext {
+            chain_id: "bench".into(),
+            contract: "n1contract".into(),
+        },
+        signer_set: SignerSet {
+            version: 1,
+            effective_from_epoch: 0,
+            threshold: relayer_protocol::default_threshold(n),
+            members: keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| Signer {
+                    key: key.public(),
+                    address: format!("n1member{i}"),
+                })
+                .collect(),
+        },
         observation_threshold: relayer_protocol::default_observation_threshold(n),
         mixnodes: (1..=mixnodes).collect(),
         clock: EpochClock {
@@ -126,7 +140,7 @@ fn verification(c: &mut Criterion) {
         b.iter(|| {
             let digest = observation_digest(&config, 5, &observation);
             assert_eq!(
-                verify_signature(&digest, &signature, &config.members[0]),
+                verify_signature(&digest, &signature, config.signer_set.key(0).unwrap()),
                 SignatureCheck::Valid
             );
         })
@@ -135,7 +149,7 @@ fn verification(c: &mut Criterion) {
     let digest = echo_digest(&config, 5, &hash);
     let signatures: Vec<Vec<u8>> = keys
         .iter()
-        .take(config.threshold)
+        .take(config.threshold())
         .map(|key| key.sign(&digest))
         .collect();
     group.bench_function("certificate, n = 64 (43 signatures)", |b| {
@@ -144,7 +158,11 @@ fn verification(c: &mut Criterion) {
             |signatures| {
                 for (i, signature) in signatures.iter().enumerate() {
                     assert_eq!(
-                        verify_signature(&digest, signature, &config.members[i]),
+                        verify_signature(
+                            &digest,
+                            signature,
+                            config.signer_set.key(i as u16).unwrap()
+                        ),
                         SignatureCheck::Valid
                     );
                 }

@@ -1,16 +1,20 @@
-//! `relayer init-cluster`: keys, node configs and the signer set of an N-member cluster in one
-//! directory, usable on wasmd (and the embedded chain alike: addresses use the `wasm` prefix).
+//! `relayer-dev init-cluster`: keys, node configs and the signer set of an N-member cluster in
+//! one directory, for a local wasmd (addresses use the `wasm` prefix). Every member's secrets
+//! are in one place: a devnet tool, not how independent operators onboard.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
 use cosmwasm_std::HexBinary;
 use nym_rewards::msg::MemberInput;
+use nym_rewards::rules::MAX_MEMBERS;
+use relayer_node::cluster::{ClusterManifest, write_manifest};
+use relayer_node::config::{
+    ApiLimits, ChainSection, NodeConfig, NodeSection, ProtocolSection, SamplingSection,
+};
+use relayer_node::keys::{ChainAccount, random_secret, write_secret};
 use relayer_protocol::Keypair;
-use serde::{Deserialize, Serialize};
 
-use crate::config::{ChainSection, MetricsSection, NodeConfig, NodeSection, ProtocolSection};
-use crate::keys::{ChainAccount, random_secret, write_secret};
+use crate::DevError;
 
 /// Settings of a new cluster.
 #[derive(Debug, Clone)]
@@ -31,34 +35,30 @@ pub struct ClusterOptions {
     pub mixnodes: u32,
 }
 
-/// `cluster.json`: what instantiating the contract needs.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ClusterManifest {
-    /// Address of the admin account (key in `keys/admin.secp256k1`).
-    pub admin: String,
-    /// The signer set, in index order.
-    pub members: Vec<MemberInput>,
-    /// Node config files, in index order.
-    pub configs: Vec<PathBuf>,
-}
-
 /// Creates the cluster directory.
-pub fn init_cluster(options: &ClusterOptions) -> anyhow::Result<ClusterManifest> {
-    if options.nodes == 0 || options.nodes > 256 {
-        bail!("a cluster needs 1 to 256 nodes, got {}", options.nodes);
+pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevError> {
+    if options.nodes == 0 || options.nodes > MAX_MEMBERS {
+        return Err(DevError::Invalid(format!(
+            "a cluster needs 1 to {MAX_MEMBERS} nodes, got {}",
+            options.nodes
+        )));
     }
     let out = &options.out;
     if out.exists()
         && out
             .read_dir()
-            .with_context(|| format!("reading {}", out.display()))?
+            .map_err(|err| DevError::io(format!("reading {}", out.display()), err))?
             .next()
             .is_some()
     {
-        bail!("{} is not empty; refusing to overwrite keys", out.display());
+        return Err(DevError::Invalid(format!(
+            "{} is not empty; refusing to overwrite keys",
+            out.display()
+        )));
     }
     let keys = out.join("keys");
-    std::fs::create_dir_all(&keys).with_context(|| format!("creating {}", keys.display()))?;
+    std::fs::create_dir_all(&keys)
+        .map_err(|err| DevError::io(format!("creating {}", keys.display()), err))?;
     let admin = new_account(&keys.join("admin.secp256k1"))?;
     let mut members = Vec::new();
     let mut configs = Vec::new();
@@ -84,15 +84,16 @@ pub fn init_cluster(options: &ClusterOptions) -> anyhow::Result<ClusterManifest>
                 contract: String::new(),
                 gas_price: "0stake".into(),
             },
-            metrics: MetricsSection {
+            sampling: SamplingSection {
                 mixnodes: options.mixnodes,
-                ..MetricsSection::default()
+                ..SamplingSection::default()
             },
             protocol: ProtocolSection::default(),
+            api: ApiLimits::default(),
         };
         let file = PathBuf::from(format!("{name}.toml"));
-        std::fs::write(out.join(&file), config.to_toml())
-            .with_context(|| format!("writing {}", file.display()))?;
+        std::fs::write(out.join(&file), config.to_toml()?)
+            .map_err(|err| DevError::io(format!("writing {}", file.display()), err))?;
         configs.push(file);
         members.push(MemberInput {
             ed25519_pubkey: HexBinary::from(Keypair::from_seed(&ed25519).public()),
@@ -106,16 +107,16 @@ pub fn init_cluster(options: &ClusterOptions) -> anyhow::Result<ClusterManifest>
         members,
         configs,
     };
-    let text = serde_json::to_string_pretty(&manifest)?;
-    std::fs::write(out.join("cluster.json"), text).context("writing cluster.json")?;
+    write_manifest(out, &manifest)?;
     Ok(manifest)
 }
 
-fn port(base: u16, i: usize) -> anyhow::Result<u16> {
-    u16::try_from(usize::from(base) + i).context("port out of range; choose a lower base port")
+fn port(base: u16, i: usize) -> Result<u16, DevError> {
+    u16::try_from(usize::from(base) + i)
+        .map_err(|_| DevError::Invalid("port out of range; choose a lower base port".into()))
 }
 
-fn new_account(path: &Path) -> anyhow::Result<ChainAccount> {
+fn new_account(path: &Path) -> Result<ChainAccount, DevError> {
     loop {
         let secret = random_secret();
         if let Some(account) = ChainAccount::from_secret(&secret) {
@@ -125,17 +126,10 @@ fn new_account(path: &Path) -> anyhow::Result<ChainAccount> {
     }
 }
 
-/// Reads `cluster.json` of a cluster directory.
-pub fn read_manifest(dir: &Path) -> anyhow::Result<ClusterManifest> {
-    let path = dir.join("cluster.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use relayer_node::cluster::read_manifest;
 
     #[test]
     fn init_cluster_writes_keys_configs_and_signer_set() {

@@ -1,5 +1,5 @@
 //! A whole network in one process: the real contract on the embedded chain and N nodes over
-//! real libp2p on loopback, each with its own SQLite file and HTTP port. Used by `relayer
+//! real libp2p on loopback, each with its own SQLite file and HTTP port. Used by `relayer-dev
 //! devnet`, `make demo`, the end-to-end tests and the benchmarks.
 
 use std::collections::BTreeSet;
@@ -8,19 +8,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use cosmwasm_std::HexBinary;
 use nym_rewards::msg::{EpochClock, InstantiateMsg, MemberInput};
+use nym_rewards::rules::MAX_MEMBERS;
+use relayer_auditor::{ChainContext, audit_copy};
+use relayer_node::api::ApiLimits;
+use relayer_node::chain::{self, Chain};
+use relayer_node::config::{ProtocolSection, SamplingSection};
+use relayer_node::http;
+use relayer_node::keys::{ChainAccount, random_secret};
+use relayer_node::net::BoundNet;
+use relayer_node::{NodeSettings, RunningNode, start_node};
 use relayer_protocol::{Keypair, SubmitPolicy};
 use serde::Serialize;
 
-use crate::audit::audit_node;
-use crate::chain::embedded::EmbeddedChain;
-use crate::chain::{self, Chain};
-use crate::config::{MetricsSection, ProtocolSection};
-use crate::keys::{ChainAccount, random_secret};
-use crate::net::BoundNet;
-use crate::node::{NodeSettings, RunningNode, start_node};
+use crate::DevError;
+use crate::embedded_chain::EmbeddedChain;
 
 /// How to run a devnet.
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ pub struct DevnetOptions {
     pub silent: BTreeSet<usize>,
     /// Members that run without an HTTP API.
     pub without_api: BTreeSet<usize>,
+    /// Limits of every node's API.
+    pub api_limits: ApiLimits,
 }
 
 impl DevnetOptions {
@@ -67,7 +72,19 @@ impl DevnetOptions {
             data_dir,
             silent: BTreeSet::new(),
             without_api: BTreeSet::new(),
+            api_limits: loopback_api_limits(nodes),
         }
+    }
+}
+
+/// API limits for a network on loopback, where every member and client shares one address:
+/// a burst large enough for every loser fetching from the winner at once.
+pub fn loopback_api_limits(nodes: usize) -> ApiLimits {
+    let burst = u32::try_from(4 * nodes + 200).unwrap_or(u32::MAX);
+    ApiLimits {
+        max_concurrent: 4 * nodes + 64,
+        per_client_per_sec: burst,
+        per_client_burst: burst,
     }
 }
 
@@ -100,7 +117,7 @@ pub struct EpochReport {
     pub latency_ms: u64,
     /// Running nodes holding official data for it.
     pub nodes_with_official_data: usize,
-    /// The auditor check passed against every running node with an API.
+    /// The auditor check passed (accepted) against every running node with an API.
     pub auditor_verified: bool,
     /// Audit failures, if any.
     pub audit_failures: Vec<String>,
@@ -118,19 +135,23 @@ pub struct Devnet {
     http: reqwest::Client,
 }
 
-fn free_local_port() -> anyhow::Result<std::net::TcpListener> {
-    std::net::TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")
+fn free_local_port() -> Result<std::net::TcpListener, DevError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|err| DevError::io("binding an ephemeral port", err))
 }
 
 impl Devnet {
     /// Binds every node's ports, instantiates the contract with their addresses, and starts
     /// the nodes that are not silent.
-    pub async fn start(options: DevnetOptions) -> anyhow::Result<Self> {
-        if options.nodes == 0 || options.nodes > 256 {
-            bail!("a devnet needs 1 to 256 nodes, got {}", options.nodes);
+    pub async fn start(options: DevnetOptions) -> Result<Self, DevError> {
+        if options.nodes == 0 || options.nodes > MAX_MEMBERS {
+            return Err(DevError::Invalid(format!(
+                "a devnet needs 1 to {MAX_MEMBERS} nodes, got {}",
+                options.nodes
+            )));
         }
         std::fs::create_dir_all(&options.data_dir)
-            .with_context(|| format!("creating {}", options.data_dir.display()))?;
+            .map_err(|err| DevError::io(format!("creating {}", options.data_dir.display()), err))?;
         let mut specs = Vec::new();
         let mut bound = Vec::new();
         let mut listeners = Vec::new();
@@ -148,14 +169,16 @@ impl Devnet {
                 ed25519_secret,
                 account,
                 p2p_addr: net.listen_addr.to_string(),
-                http_addr: listener.local_addr()?,
+                http_addr: listener
+                    .local_addr()
+                    .map_err(|err| DevError::io("reading a listener's address", err))?,
                 db_path: options.data_dir.join(format!("node{i}.sqlite")),
                 with_api: !options.without_api.contains(&i),
             });
             bound.push(Some(net));
             listeners.push(Some(listener));
         }
-        let genesis_time = crate::now_ms() / 1_000 + 1;
+        let genesis_time = relayer_node::now_ms() / 1_000 + 1;
         let clock = EpochClock {
             genesis_time,
             epoch_length_secs: options.epoch_secs,
@@ -169,7 +192,8 @@ impl Devnet {
                 p2p_multiaddr: spec.p2p_addr.clone(),
             })
             .collect();
-        let admin = ChainAccount::from_secret(&[7; 32]).context("admin key")?;
+        let admin = ChainAccount::from_secret(&[7; 32])
+            .ok_or_else(|| DevError::Invalid("the admin key is not a secp256k1 secret".into()))?;
         let msg = InstantiateMsg {
             admin: None,
             clock,
@@ -184,7 +208,7 @@ impl Devnet {
             options,
             specs,
             nodes: Vec::new(),
-            http: reqwest::Client::new(),
+            http: http::client(),
         };
         for i in 0..devnet.options.nodes {
             let net = bound[i].take();
@@ -204,7 +228,7 @@ impl Devnet {
         i: usize,
         net: Option<BoundNet>,
         listener: Option<std::net::TcpListener>,
-    ) -> anyhow::Result<RunningNode> {
+    ) -> Result<RunningNode, DevError> {
         let spec = &self.specs[i];
         let net = match net {
             Some(net) => net,
@@ -214,7 +238,7 @@ impl Devnet {
             Some(match listener {
                 Some(listener) => listener,
                 None => std::net::TcpListener::bind(spec.http_addr)
-                    .with_context(|| format!("rebinding {}", spec.http_addr))?,
+                    .map_err(|err| DevError::io(format!("rebinding {}", spec.http_addr), err))?,
             })
         } else {
             None
@@ -226,8 +250,9 @@ impl Devnet {
             account: spec.account.clone(),
             db_path: spec.db_path.clone(),
             http,
+            api_limits: options.api_limits.clone(),
             net,
-            metrics: MetricsSection {
+            sampling: SamplingSection {
                 mixnodes: options.mixnodes,
                 interval_ms: options.metrics_interval_ms,
                 seed: 1,
@@ -243,7 +268,7 @@ impl Devnet {
             },
             chain: self.chain.clone(),
         };
-        start_node(settings).await
+        Ok(start_node(settings).await?)
     }
 
     /// The running node `i`, if it runs.
@@ -259,6 +284,11 @@ impl Devnet {
             .map_or_else(|| address.to_string(), |spec| spec.name.clone())
     }
 
+    /// The chain address of member `i`.
+    pub fn address(&self, i: usize) -> &str {
+        self.specs.get(i).map_or("", |spec| spec.account.address())
+    }
+
     /// Kills node `i` abruptly, as a crash would.
     pub fn kill(&mut self, i: usize) {
         if let Some(node) = self.nodes.get_mut(i).and_then(Option::take) {
@@ -267,7 +297,7 @@ impl Devnet {
     }
 
     /// Starts node `i` again on its database, addresses and keys.
-    pub async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+    pub async fn restart(&mut self, i: usize) -> Result<(), DevError> {
         let node = self.start_one(i, None, None).await?;
         self.nodes[i] = Some(node);
         Ok(())
@@ -278,13 +308,13 @@ impl Devnet {
         &self,
         epoch: u64,
         timeout: Duration,
-    ) -> anyhow::Result<EpochReport> {
+    ) -> Result<EpochReport, DevError> {
         self.wait_until_stored(epoch, timeout).await?;
         self.report(epoch).await
     }
 
     /// Waits until every running node holds official data for `epoch`.
-    pub async fn wait_until_stored(&self, epoch: u64, timeout: Duration) -> anyhow::Result<()> {
+    pub async fn wait_until_stored(&self, epoch: u64, timeout: Duration) -> Result<(), DevError> {
         let running: Vec<&RunningNode> = self.nodes.iter().flatten().collect();
         let wait_all = async {
             for node in &running {
@@ -294,13 +324,16 @@ impl Devnet {
                 official
                     .wait_for(|_| node.store.official(epoch).ok().flatten().is_some())
                     .await
-                    .map_err(|_| anyhow::anyhow!("{} stopped", node.name))?;
+                    .map_err(|_| DevError::Stopped(node.name.clone()))?;
             }
-            anyhow::Ok(())
+            Ok::<(), DevError>(())
         };
         tokio::time::timeout(timeout, wait_all)
             .await
-            .with_context(|| format!("epoch {epoch} not final on every node within {timeout:?}"))?
+            .map_err(|_| DevError::Timeout {
+                epoch,
+                waited: timeout,
+            })?
     }
 
     /// The running nodes.
@@ -309,10 +342,15 @@ impl Devnet {
     }
 
     /// Reports an epoch from the contract, the nodes' stores and the auditor check.
-    pub async fn report(&self, epoch: u64) -> anyhow::Result<EpochReport> {
+    pub async fn report(&self, epoch: u64) -> Result<EpochReport, DevError> {
         let record = chain::epoch_record(self.chain.as_ref(), epoch)
             .await?
-            .with_context(|| format!("epoch {epoch} is not on chain"))?;
+            .ok_or(DevError::NotOnChain(epoch))?;
+        let set = chain::signer_set(self.chain.as_ref(), Some(record.signer_set_version)).await?;
+        let context = ChainContext {
+            chain_id: self.chain.chain_id().to_string(),
+            contract: self.chain.contract().to_string(),
+        };
         let running: Vec<&RunningNode> = self.nodes.iter().flatten().collect();
         let mut txs_submitted = 0;
         let mut holding = 0;
@@ -324,21 +362,20 @@ impl Devnet {
         }
         let mut audit_failures = Vec::new();
         for node in &running {
-            if let Some(api_url) = &node.api_url {
-                let report = audit_node(&self.http, self.chain.as_ref(), api_url, epoch).await;
-                audit_failures.extend(
-                    report
-                        .failures
-                        .into_iter()
-                        .map(|failure| format!("{}: {failure}", node.name)),
-                );
+            let Some(api_url) = &node.api_url else {
+                continue;
+            };
+            let outcome = match http::fetch_epoch(&self.http, api_url, epoch).await {
+                Ok(copy) => {
+                    audit_copy(&context, &set, &record, &copy).map_err(|err| err.to_string())
+                }
+                Err(err) => Err(err.to_string()),
+            };
+            if let Err(failure) = outcome {
+                audit_failures.push(format!("{}: {failure}", node.name));
             }
         }
-        let epoch_end_ms = self
-            .clock
-            .epoch_end(epoch)
-            .map_err(|err| anyhow::anyhow!("{err}"))?
-            * 1_000;
+        let epoch_end_ms = self.clock.epoch_end_ms(epoch);
         let accepted_ms = record.time.nanos() / 1_000_000;
         Ok(EpochReport {
             epoch,
@@ -368,7 +405,7 @@ impl Devnet {
 
     /// The running epoch now (epoch 0 until genesis, which is a second after start).
     pub fn current_epoch(&self) -> u64 {
-        self.clock.epoch_at(crate::now_ms() / 1_000).unwrap_or(0)
+        self.clock.epoch_at_ms(relayer_node::now_ms()).unwrap_or(0)
     }
 
     /// Contract address.

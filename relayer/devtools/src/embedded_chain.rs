@@ -12,8 +12,8 @@ use nym_rewards::contract::{execute, instantiate, migrate, query};
 use nym_rewards::msg::{ExecuteMsg, InstantiateMsg, QueryMsg};
 use tokio::sync::oneshot;
 
-use super::{Chain, ChainError, TxRef};
-use crate::keys::{ADDRESS_PREFIX, ChainAccount};
+use relayer_node::chain::{Chain, ChainError, TxRef};
+use relayer_node::keys::{ADDRESS_PREFIX, ChainAccount};
 
 /// Chain id of the embedded chain.
 pub const EMBEDDED_CHAIN_ID: &str = "nym-embedded";
@@ -43,7 +43,7 @@ pub struct EmbeddedChain {
 }
 
 fn wall_clock() -> Timestamp {
-    Timestamp::from_nanos(crate::now_ms().saturating_mul(1_000_000))
+    Timestamp::from_nanos(relayer_node::now_ms().saturating_mul(1_000_000))
 }
 
 fn advance_clock(app: &mut EmbeddedApp, new_block: bool) {

@@ -2,11 +2,13 @@
 //! headless Chromium (Debian's package) loads a node's `/`, runs its script, and the rendered
 //! DOM must list those epochs. The screenshot is kept at `target/dashboard.png`.
 
+#![allow(clippy::unwrap_used)] // test code
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use relayer::devnet::{Devnet, DevnetOptions};
+use relayer_devtools::devnet::{Devnet, DevnetOptions};
 
 /// The Chromium binary: `$CHROMIUM`, else the first of the usual names on PATH.
 fn chromium() -> PathBuf {

@@ -2,6 +2,11 @@
 //! a mixnode's history, Prometheus metrics and the dashboard. Bad paths and parameters get a
 //! 4xx with a JSON error. The OpenAPI document is generated from these handlers ([`ApiDoc`],
 //! served at `/v1/openapi.json`, interactive at `/docs` with embedded Swagger UI assets).
+//!
+//! The API is public, so it is bounded ([`ApiLimits`], module `limits`): per-client rate
+//! limits answer 429, more concurrent requests than the node serves answer 503, and every
+//! store read runs on a read-only connection off the async workers (`crate::db`), so no
+//! amount of API traffic delays the protocol's writes.
 
 use std::sync::{Arc, Mutex};
 
@@ -11,15 +16,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use nym_rewards::msg::EpochClock;
+use relayer_store::{StoredOfficial, SubmissionStats};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
 use nym_rewards::msg::SignerSetResponse;
 
 use crate::dashboard::{self, DashboardData};
+use crate::db::Db;
 use crate::metrics::NodeMetrics;
-use crate::store::{OfficialEpoch, Store, SubmissionStats};
+
+pub use crate::limits::ApiLimits;
 
 /// What a node reports about itself at `/v1/status`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
@@ -82,8 +92,8 @@ impl From<SubmissionStats> for SubmissionStatsView {
 
 /// State shared by the API handlers and the node.
 pub struct ApiState {
-    /// The store.
-    pub store: Arc<Store>,
+    /// The database (handlers read through its read-only connections).
+    pub db: Arc<Db>,
     /// Counters.
     pub metrics: Arc<NodeMetrics>,
     /// Static part of the status plus what the node updates.
@@ -99,7 +109,7 @@ pub struct ApiState {
 }
 
 /// A JSON error with a status code.
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 /// The body of every 4xx/5xx answer.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -175,7 +185,7 @@ fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, ApiError> {
     })
 }
 
-/// The router of a node's API.
+/// The router of a node's API, without limits (see [`serve`] and [`limited_router`]).
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/", get(dashboard_page))
@@ -204,6 +214,7 @@ async fn dashboard_json(
     State(state): State<Arc<ApiState>>,
 ) -> Result<Json<DashboardData>, ApiError> {
     dashboard::dashboard_data(&state, crate::now_ms())
+        .await
         .map(Json)
         .map_err(internal)
 }
@@ -234,21 +245,36 @@ async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<NodeStatus>, 
     let mut status = state.status.lock().map_err(internal)?.clone();
     status.connected_peers = (state.connected_peers)();
     status.current_epoch = (state.current_epoch)();
-    status.last_official_epoch = state.store.latest_official_epoch().map_err(internal)?;
-    status.submissions = state.store.submission_stats().map_err(internal)?.into();
+    let (latest, submissions) = state
+        .db
+        .read(|store| Ok((store.latest_official_epoch()?, store.submission_stats()?)))
+        .await
+        .map_err(internal)?;
+    status.last_official_epoch = latest;
+    status.submissions = submissions.into();
     Ok(Json(status))
 }
 
 /// The newest official epoch.
-#[utoipa::path(get, path = "/v1/epochs/latest", responses((status = 200, body = OfficialEpoch), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/epochs/latest", responses((status = 200, body = StoredOfficial), (status = 404, body = ErrorBody)))]
 async fn latest_epoch(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
-    let Some(epoch) = state.store.latest_official_epoch().map_err(internal)? else {
-        return Err(ApiError(
+    let latest = state
+        .db
+        .read(|store| {
+            let Some(epoch) = store.latest_official_epoch()? else {
+                return Ok(None);
+            };
+            store.official(epoch)
+        })
+        .await
+        .map_err(internal)?;
+    match latest {
+        Some(official) => Ok(Json(official).into_response()),
+        None => Err(ApiError(
             StatusCode::NOT_FOUND,
             "no official epoch yet".into(),
-        ));
-    };
-    official(&state, epoch)
+        )),
+    }
 }
 
 /// An epoch's official data: rewards, data hash, signatures with signer indices.
@@ -256,18 +282,19 @@ async fn latest_epoch(State(state): State<Arc<ApiState>>) -> Result<Response, Ap
     get,
     path = "/v1/epochs/{epoch}/rewards",
     params(("epoch" = u64, Path, description = "The epoch")),
-    responses((status = 200, body = OfficialEpoch), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 200, body = StoredOfficial), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 async fn epoch_rewards(
     State(state): State<Arc<ApiState>>,
     Path(epoch): Path<String>,
 ) -> Result<Response, ApiError> {
     let epoch: u64 = parse("epoch", &epoch)?;
-    official(&state, epoch)
-}
-
-fn official(state: &ApiState, epoch: u64) -> Result<Response, ApiError> {
-    match state.store.official(epoch).map_err(internal)? {
+    match state
+        .db
+        .read(move |store| store.official(epoch))
+        .await
+        .map_err(internal)?
+    {
         Some(official) => Ok(Json(official).into_response()),
         None => Err(ApiError(
             StatusCode::NOT_FOUND,
@@ -308,8 +335,9 @@ async fn mixnode_rewards(
         ));
     }
     let history = state
-        .store
-        .mixnode_history(mix_id, limit)
+        .db
+        .read(move |store| store.mixnode_history(mix_id, limit))
+        .await
         .map_err(internal)?;
     let rewards = history
         .into_iter()
@@ -325,4 +353,30 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+/// The router with the public limits of `limits` applied.
+pub fn limited_router(state: Arc<ApiState>, limits: &ApiLimits) -> Router {
+    crate::limits::apply(router(state), limits)
+}
+
+/// Serves the API on `listener` until shutdown.
+pub fn serve(
+    listener: std::net::TcpListener,
+    state: Arc<ApiState>,
+    limits: ApiLimits,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let app = limited_router(state, &limits)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    Ok(tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        });
+        if let Err(err) = serve.await {
+            tracing::error!("HTTP API stopped: {err}");
+        }
+    }))
 }

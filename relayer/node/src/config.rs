@@ -7,6 +7,9 @@ use relayer_protocol::SubmitPolicy;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use crate::api::ApiLimits;
+use nym_rewards::rules;
+
 /// A node's configuration file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,10 +20,13 @@ pub struct NodeConfig {
     pub chain: ChainSection,
     /// The artificial uptime generator.
     #[serde(default)]
-    pub metrics: MetricsSection,
+    pub sampling: SamplingSection,
     /// Protocol timing and thresholds.
     #[serde(default)]
     pub protocol: ProtocolSection,
+    /// Limits of the public HTTP API.
+    #[serde(default)]
+    pub api: ApiLimits,
 }
 
 /// `[node]`.
@@ -61,10 +67,10 @@ fn default_gas_price() -> String {
     "0stake".into()
 }
 
-/// `[metrics]`.
+/// `[sampling]`: the uptime generator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MetricsSection {
+pub struct SamplingSection {
     /// Mixnodes measured: ids `1..=mixnodes`.
     pub mixnodes: u32,
     /// Sampling interval in milliseconds (100 or more).
@@ -75,7 +81,7 @@ pub struct MetricsSection {
     pub retention_epochs: u64,
 }
 
-impl Default for MetricsSection {
+impl Default for SamplingSection {
     fn default() -> Self {
         Self {
             mixnodes: 100,
@@ -117,6 +123,29 @@ impl Default for ProtocolSection {
     }
 }
 
+/// A value out of range.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvalidValue {
+    /// Mixnodes outside `1..=MAX_MIXNODES_CAP`.
+    #[error("sampling.mixnodes must be 1..={cap}, got {0}", cap = rules::MAX_MIXNODES_CAP)]
+    Mixnodes(u32),
+    /// A sampling interval below 100 ms.
+    #[error("sampling.interval_ms must be at least 100, got {0}")]
+    SamplingInterval(u64),
+    /// A zero re-send interval.
+    #[error("protocol.resend_interval_ms must be positive")]
+    ResendInterval,
+    /// A listen address that is not a multiaddress.
+    #[error("node.p2p_listen must be a multiaddress, got {0:?}")]
+    P2pListen(String),
+    /// An RPC URL that is not http(s).
+    #[error("chain.rpc must be an http(s) URL, got {0:?}")]
+    Rpc(String),
+    /// API limits that would refuse every request.
+    #[error("api.{0} must be positive")]
+    ApiLimit(&'static str),
+}
+
 /// Why a configuration was refused.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -129,20 +158,20 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// Not valid TOML for this schema.
-    #[error("config {path} is invalid: {message}")]
+    #[error("config {path} is invalid: {source}")]
     Parse {
         /// The file.
         path: String,
         /// What the parser said.
-        message: String,
+        source: toml::de::Error,
     },
     /// A value out of range.
-    #[error("config {path}: {message}")]
+    #[error("config {path}: {source}")]
     Invalid {
         /// The file.
         path: String,
         /// What is wrong.
-        message: String,
+        source: InvalidValue,
     },
 }
 
@@ -154,13 +183,13 @@ impl NodeConfig {
             path: shown.clone(),
             source,
         })?;
-        let mut config = Self::parse(&text).map_err(|message| ConfigError::Parse {
+        let mut config = Self::parse(&text).map_err(|source| ConfigError::Parse {
             path: shown.clone(),
-            message,
+            source,
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
+        config.validate().map_err(|source| ConfigError::Invalid {
             path: shown,
-            message,
+            source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for file in [
@@ -176,45 +205,33 @@ impl NodeConfig {
     }
 
     /// Parses TOML.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|err| err.to_string())
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
     }
 
     /// Checks ranges.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.metrics.mixnodes == 0 || self.metrics.mixnodes > 20_000 {
-            return Err(format!(
-                "metrics.mixnodes must be 1..=20000, got {}",
-                self.metrics.mixnodes
-            ));
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        if self.sampling.mixnodes == 0 || self.sampling.mixnodes > rules::MAX_MIXNODES_CAP {
+            return Err(InvalidValue::Mixnodes(self.sampling.mixnodes));
         }
-        if self.metrics.interval_ms < 100 {
-            return Err(format!(
-                "metrics.interval_ms must be at least 100, got {}",
-                self.metrics.interval_ms
-            ));
+        if self.sampling.interval_ms < 100 {
+            return Err(InvalidValue::SamplingInterval(self.sampling.interval_ms));
         }
         if self.protocol.resend_interval_ms == 0 {
-            return Err("protocol.resend_interval_ms must be positive".into());
+            return Err(InvalidValue::ResendInterval);
         }
         if !self.node.p2p_listen.starts_with('/') {
-            return Err(format!(
-                "node.p2p_listen must be a multiaddress, got {:?}",
-                self.node.p2p_listen
-            ));
+            return Err(InvalidValue::P2pListen(self.node.p2p_listen.clone()));
         }
         if !(self.chain.rpc.starts_with("http://") || self.chain.rpc.starts_with("https://")) {
-            return Err(format!(
-                "chain.rpc must be an http(s) URL, got {:?}",
-                self.chain.rpc
-            ));
+            return Err(InvalidValue::Rpc(self.chain.rpc.clone()));
         }
-        Ok(())
+        self.api.validate()
     }
 
     /// Serializes to TOML.
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
     }
 }
 
@@ -236,7 +253,7 @@ rpc = "http://127.0.0.1:26657"
 chain_id = "testing"
 contract = "wasm1abc"
 
-[metrics]
+[sampling]
 mixnodes = 50
 interval_ms = 200
 
@@ -248,11 +265,14 @@ policy = "race"
     fn parses_with_defaults() {
         let config = NodeConfig::parse(GOOD).unwrap();
         config.validate().unwrap();
-        assert_eq!(config.metrics.mixnodes, 50);
-        assert_eq!(config.metrics.retention_epochs, 24);
+        assert_eq!(config.sampling.mixnodes, 50);
+        assert_eq!(config.sampling.retention_epochs, 24);
         assert_eq!(config.protocol.policy, SubmitPolicy::Race);
         assert_eq!(config.protocol.catch_up_epochs, 3);
-        assert_eq!(NodeConfig::parse(&config.to_toml()).unwrap(), config);
+        assert_eq!(
+            NodeConfig::parse(&config.to_toml().unwrap()).unwrap(),
+            config
+        );
     }
 
     #[test]
@@ -261,13 +281,14 @@ policy = "race"
         assert!(
             NodeConfig::parse(&unknown)
                 .unwrap_err()
+                .to_string()
                 .contains("unknown field")
         );
         let bad_policy = GOOD.replace("\"race\"", "\"fastest\"");
         assert!(NodeConfig::parse(&bad_policy).is_err());
         let fast =
             NodeConfig::parse(&GOOD.replace("interval_ms = 200", "interval_ms = 5")).unwrap();
-        assert!(fast.validate().unwrap_err().contains("at least 100"));
+        assert_eq!(fast.validate(), Err(InvalidValue::SamplingInterval(5)));
         let bad_addr = GOOD.replace(
             "http_listen = \"127.0.0.1:8000\"",
             "http_listen = \"nowhere\"",

@@ -7,8 +7,11 @@ use axum::response::Html;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use relayer_protocol::OfficialSource;
+use relayer_store::StoredOfficial;
+
 use crate::api::ApiState;
-use crate::store::{OfficialSource, StoreError};
+use crate::db::DbError;
 
 /// Epochs shown.
 pub const DASHBOARD_EPOCHS: u64 = 12;
@@ -77,26 +80,35 @@ pub struct DashboardData {
 }
 
 /// Builds the dashboard data from the node's store at `now_ms`.
-pub fn dashboard_data(state: &ApiState, now_ms: u64) -> Result<DashboardData, StoreError> {
+pub async fn dashboard_data(state: &ApiState, now_ms: u64) -> Result<DashboardData, DbError> {
     let status = state
         .status
         .lock()
         .map(|status| status.clone())
         .unwrap_or_default();
     let current_epoch = (state.current_epoch)();
-    let ms_left_in_epoch = current_epoch
-        .and_then(|epoch| state.epoch_clock.epoch_end(epoch).ok())
-        .map(|end_secs| (end_secs * 1_000).saturating_sub(now_ms));
-    let latest = state.store.latest_official_epoch()?;
-    let from = latest.map_or(0, |latest| latest.saturating_sub(DASHBOARD_EPOCHS - 1));
+    let clock = state.epoch_clock;
+    let ms_left_in_epoch =
+        current_epoch.map(|epoch| clock.epoch_end_ms(epoch).saturating_sub(now_ms));
+    let stored: Vec<(StoredOfficial, Option<u64>)> = state
+        .db
+        .read(|store| {
+            let latest = store.latest_official_epoch()?;
+            let from = latest.map_or(0, |latest| latest.saturating_sub(DASHBOARD_EPOCHS - 1));
+            let mut stored = Vec::new();
+            for epoch in store.official_epochs_since(from)? {
+                if let Some(official) = store.official(epoch)? {
+                    stored.push((official, store.official_stored_at(epoch)?));
+                }
+            }
+            Ok(stored)
+        })
+        .await?;
     let mut epochs = Vec::new();
     let mut uptime: Vec<UptimeSeries> = Vec::new();
-    for epoch in state.store.official_epochs_since(from)? {
-        let Some(official) = state.store.official(epoch)? else {
-            continue;
-        };
-        let end_ms = state.epoch_clock.epoch_end(epoch).ok().map(|s| s * 1_000);
-        let stored_ms = state.store.official_stored_at(epoch)?;
+    for (stored, stored_ms) in stored {
+        let official = &stored.official;
+        let epoch = official.epoch;
         if uptime.is_empty() {
             uptime = official
                 .rewards
@@ -122,11 +134,9 @@ pub fn dashboard_data(state: &ApiState, now_ms: u64) -> Result<DashboardData, St
         epochs.push(DashboardEpoch {
             epoch,
             submitter: official.submitter.clone(),
-            source: official.source,
+            source: stored.source,
             signers: official.signatures.iter().map(|s| s.index).collect(),
-            latency_ms: end_ms
-                .zip(stored_ms)
-                .map(|(end, stored)| stored.saturating_sub(end)),
+            latency_ms: stored_ms.map(|stored| stored.saturating_sub(clock.epoch_end_ms(epoch))),
         });
     }
     epochs.reverse();

@@ -1,306 +1,60 @@
-//! The tokio driver of one node: feeds the protocol its inputs (peer messages, timers, epoch
-//! ends with the node's own averages, persist acks, chain answers) and performs the actions it
-//! returns. It owns nothing the protocol decides; it only moves bytes and time.
+//! The tokio driver of one node: feeds the protocol its inputs (peer messages, timers,
+//! measurements, persist acknowledgements, chain answers, the winner's copy) and carries out
+//! the actions it returns. It decides nothing: finalization, catch-up, retries and backoff are
+//! the protocol's (`relayer-protocol`), run identically by the simulator.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::collections::BinaryHeap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use nym_rewards::msg::SignerSetResponse;
 use relayer_protocol::{
-    Action, Certificate, Input, Keypair, MemberIndex, PersistRecord, Protocol, ProtocolConfig,
-    RestoredState, Timer, default_observation_threshold,
+    Action, Certificate, FetchFailed, Input, MemberIndex, OfficialSource, PersistRecord, Protocol,
+    Rejection, Timer,
 };
+use relayer_store::{StoredOfficial, SubmissionOutcome};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
-use crate::api::{ApiState, NodeStatus};
 use crate::chain::{self, Chain};
-use crate::config::{MetricsSection, ProtocolSection};
+use crate::db::Db;
+use crate::http;
 use crate::keys::ChainAccount;
 use crate::metrics::NodeMetrics;
-use crate::metrics_gen::UptimeGenerator;
-use crate::net::{BoundNet, NetHandle};
+use crate::net::{Inbound, NetHandle};
 use crate::now_ms;
-use crate::official::{Finalized, Finalizer};
-use crate::store::{Store, SubmissionOutcome};
+use crate::runtime::BLOCK_TIME_WAIT;
 
-/// Pause before a failed submission is retried.
-const SUBMIT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
+/// How often and how long a loser tries the winner before reporting it unreachable.
+const FETCH_ATTEMPTS: u32 = 6;
+const FETCH_RETRY: Duration = Duration::from_millis(250);
+/// Poll interval while waiting for block time.
+const BLOCK_TIME_POLL: Duration = Duration::from_millis(200);
 
-/// Everything needed to start a node.
-pub struct NodeSettings {
-    /// Name for logs.
-    pub name: String,
-    /// ed25519 secret (identity and signing key).
-    pub ed25519_secret: [u8; 32],
-    /// Chain account.
-    pub account: ChainAccount,
-    /// SQLite file.
-    pub db_path: PathBuf,
-    /// A bound listener for the HTTP API; `None` runs without an API.
-    pub http: Option<std::net::TcpListener>,
-    /// The libp2p swarm, already listening.
-    pub net: BoundNet,
-    /// Generator settings.
-    pub metrics: MetricsSection,
-    /// Protocol settings.
-    pub protocol: ProtocolSection,
-    /// The chain.
-    pub chain: Arc<dyn Chain>,
-}
-
-/// A running node.
-pub struct RunningNode {
-    /// Name.
-    pub name: String,
-    /// Its API base URL, when it serves one.
-    pub api_url: Option<String>,
-    /// Its store.
-    pub store: Arc<Store>,
-    /// Its counters.
-    pub metrics: Arc<NodeMetrics>,
-    /// Its index in the signer set.
-    pub member_index: MemberIndex,
-    /// Newest epoch this node stored official data for; notified on every epoch stored, in
-    /// whatever order epochs finish.
-    pub official: watch::Receiver<Option<u64>>,
-    shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl RunningNode {
-    /// Stops new work, lets the tasks finish and closes the swarm and the store.
-    pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        for task in self.tasks {
-            let _ = task.await;
-        }
-    }
-
-    /// Stops abruptly (as a crash would): tasks are aborted mid-flight.
-    pub fn kill(self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-        let _ = self.shutdown.send(true);
-    }
-}
-
-/// Starts a node: reads the signer set from the contract, restores its state from the store,
-/// and spawns the protocol driver, the network, the generator and the API.
-pub async fn start_node(settings: NodeSettings) -> anyhow::Result<RunningNode> {
-    let chain = settings.chain.clone();
-    let store = Arc::new(
-        Store::open(&settings.db_path)
-            .with_context(|| format!("opening {}", settings.db_path.display()))?,
-    );
-    let config = chain::config(chain.as_ref())
-        .await
-        .context("reading the contract config")?;
-    let current = config.clock.epoch_at(now_ms() / 1_000).unwrap_or(0);
-    let set = chain::signer_set_for_epoch(chain.as_ref(), current)
-        .await
-        .context("reading the signer set")?;
-    let members: Vec<[u8; 32]> = set
-        .members
-        .iter()
-        .map(|member| member.ed25519_pubkey.as_slice().try_into())
-        .collect::<Result<_, _>>()
-        .context("a signer-set key is not 32 bytes")?;
-    let n = members.len();
-    let protocol_config = ProtocolConfig {
-        chain_id: chain.chain_id().to_string(),
-        contract_addr: chain.contract().to_string(),
-        signer_set_version: set.version,
-        members: members.clone(),
-        threshold: set.threshold as usize,
-        observation_threshold: settings
-            .protocol
-            .observation_threshold
-            .unwrap_or_else(|| default_observation_threshold(n)),
-        mixnodes: (1..=settings.metrics.mixnodes).collect(),
-        clock: config.clock,
-        observation_grace_ms: settings.protocol.observation_grace_ms,
-        submit_slot_ms: settings.protocol.submit_slot_ms,
-        resend_interval_ms: settings.protocol.resend_interval_ms,
-        policy: settings.protocol.policy,
-        catch_up_epochs: settings.protocol.catch_up_epochs,
-    };
-    for warning in protocol_config.validate().context("protocol settings")? {
-        tracing::warn!(node = %settings.name, "{warning}");
-    }
-    let window_start = current.saturating_sub(settings.protocol.catch_up_epochs + 1);
-    let restored = RestoredState {
-        echo_decisions: store.echo_decisions_since(window_start)?,
-        final_epochs: store.official_epochs_since(window_start)?,
-    };
-    let keypair = Keypair::from_seed(&settings.ed25519_secret);
-    let Some(protocol) = Protocol::new(protocol_config.clone(), keypair.clone(), restored) else {
-        bail!(
-            "this node's ed25519 key {} is not in signer set version {}",
-            hex::encode(keypair.public()),
-            set.version
-        );
-    };
-    let me = protocol.me();
-    if set.members[usize::from(me)].address.as_str() != settings.account.address() {
-        tracing::warn!(
-            node = %settings.name,
-            "chain account {} differs from the member address {}; the contract will refuse its submissions",
-            settings.account.address(),
-            set.members[usize::from(me)].address
-        );
-    }
-
-    let metrics = Arc::new(NodeMetrics::default());
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let (official_tx, official) = watch::channel(store.latest_official_epoch()?);
-    let peer_id = settings.net.peer_id.to_string();
-    let member_addrs: Vec<([u8; 32], String)> = members
-        .iter()
-        .copied()
-        .zip(set.members.iter().map(|m| m.p2p_multiaddr.clone()))
-        .collect();
-    let (net, inbound) = settings
-        .net
-        .run(&member_addrs, metrics.clone(), shutdown_rx.clone())?;
-
-    let mut tasks = Vec::new();
-    let mut api_url = None;
-    if let Some(listener) = settings.http {
-        let addr = listener.local_addr()?;
-        api_url = Some(format!("http://{addr}"));
-        let clock = config.clock;
-        let net_for_api = net.clone();
-        let state = Arc::new(ApiState {
-            store: store.clone(),
-            metrics: metrics.clone(),
-            status: Mutex::new(NodeStatus {
-                name: settings.name.clone(),
-                member_index: me,
-                peer_id,
-                address: settings.account.address().to_string(),
-                chain_id: chain.chain_id().to_string(),
-                contract: chain.contract().to_string(),
-                members: n,
-                signer_set_version: set.version,
-                threshold: protocol_config.threshold,
-                observation_threshold: protocol_config.observation_threshold,
-                policy: protocol_config.policy.name().to_string(),
-                ..NodeStatus::default()
-            }),
-            signer_set: set.clone(),
-            epoch_clock: clock,
-            connected_peers: Box::new(move || net_for_api.connected_peers()),
-            current_epoch: Box::new(move || clock.epoch_at(now_ms() / 1_000)),
-        });
-        listener.set_nonblocking(true)?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let mut api_shutdown = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, crate::api::router(state)).with_graceful_shutdown(
-                async move {
-                    let _ = api_shutdown.changed().await;
-                },
-            );
-            if let Err(err) = serve.await {
-                tracing::error!("HTTP API stopped: {err}");
-            }
-        }));
-    }
-
-    let generator = UptimeGenerator::new(
-        protocol_config.mixnodes.clone(),
-        settings.metrics.seed,
-        &settings.name,
-    );
-    tasks.push(tokio::spawn(run_generator(
-        generator,
-        store.clone(),
-        protocol_config.clone(),
-        settings.metrics.clone(),
-        shutdown_rx.clone(),
-    )));
-
-    let driver = Driver {
-        name: settings.name.clone(),
-        protocol,
-        config: protocol_config,
-        store: store.clone(),
-        chain,
-        net,
-        metrics: metrics.clone(),
-        account: settings.account,
-        http: reqwest::Client::new(),
-        timers: BinaryHeap::new(),
-        timer_seq: 0,
-        finalizing: Arc::new(Mutex::new(HashSet::new())),
-        official: official_tx,
-    };
-    tasks.push(tokio::spawn(driver.run(inbound, shutdown_rx)));
-    tracing::info!(node = %settings.name, member = me, "node started");
-    Ok(RunningNode {
-        name: settings.name,
-        api_url,
-        store,
-        metrics,
-        member_index: me,
-        official,
-        shutdown,
-        tasks,
-    })
-}
-
-async fn run_generator(
-    mut generator: UptimeGenerator,
-    store: Arc<Store>,
-    config: ProtocolConfig,
-    settings: MetricsSection,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(Duration::from_millis(settings.interval_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pruned_before = 0;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let at_ms = now_ms();
-        let Some(epoch) = config.epoch_at_ms(at_ms) else {
-            continue;
-        };
-        let batch = generator.batch(epoch, at_ms);
-        if let Err(err) = store.insert_samples(&batch) {
-            tracing::error!("storing samples: {err}");
-        }
-        let keep_from = epoch.saturating_sub(settings.retention_epochs);
-        if keep_from > pruned_before {
-            if let Err(err) = store.prune_samples_before(keep_from) {
-                tracing::error!("pruning samples: {err}");
-            }
-            pruned_before = keep_from;
-        }
-    }
-}
-
-struct Driver {
+/// The protocol and what its actions act on.
+pub(crate) struct Driver {
     name: String,
     protocol: Protocol,
-    config: ProtocolConfig,
-    store: Arc<Store>,
-    chain: Arc<dyn Chain>,
-    net: NetHandle,
-    metrics: Arc<NodeMetrics>,
-    account: ChainAccount,
-    http: reqwest::Client,
     timers: BinaryHeap<Reverse<(u64, u64, Timer)>>,
     timer_seq: u64,
-    finalizing: Arc<Mutex<HashSet<u64>>>,
+    net: NetHandle,
+    tasks: TaskContext,
+}
+
+/// What the background tasks of actions need (cheap to clone).
+#[derive(Clone)]
+struct TaskContext {
+    name: String,
+    db: Arc<Db>,
+    chain: Arc<dyn Chain>,
+    http: reqwest::Client,
+    account: ChainAccount,
+    metrics: Arc<NodeMetrics>,
+    signer_set: Arc<SignerSetResponse>,
+    mixnodes: Arc<Vec<u32>>,
+    clock: nym_rewards::msg::EpochClock,
     official: watch::Sender<Option<u64>>,
+    feedback: mpsc::UnboundedSender<Input>,
 }
 
 fn sleep_until_ms(at_ms: u64) -> tokio::time::Sleep {
@@ -308,37 +62,70 @@ fn sleep_until_ms(at_ms: u64) -> tokio::time::Sleep {
 }
 
 impl Driver {
-    async fn run(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        name: String,
+        protocol: Protocol,
+        db: Arc<Db>,
+        chain: Arc<dyn Chain>,
+        net: NetHandle,
+        metrics: Arc<NodeMetrics>,
+        account: ChainAccount,
+        signer_set: SignerSetResponse,
+        official: watch::Sender<Option<u64>>,
+    ) -> (Self, mpsc::UnboundedReceiver<Input>) {
+        let (feedback, feedback_rx) = mpsc::unbounded_channel();
+        let clock = protocol.config().clock;
+        let mixnodes = Arc::new(protocol.config().mixnodes.clone());
+        let driver = Self {
+            name: name.clone(),
+            protocol,
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            net,
+            tasks: TaskContext {
+                name,
+                db,
+                chain,
+                http: http::client(),
+                account,
+                metrics,
+                signer_set: Arc::new(signer_set),
+                mixnodes,
+                clock,
+                official,
+                feedback,
+            },
+        };
+        (driver, feedback_rx)
+    }
+
+    /// Runs until shutdown.
+    pub(crate) async fn run(
         mut self,
-        mut inbound: mpsc::Receiver<crate::net::Inbound>,
+        mut feedback: mpsc::UnboundedReceiver<Input>,
+        mut inbound: mpsc::Receiver<Inbound>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        // Results of background chain work, fed back to the protocol.
-        let (feedback_tx, mut feedback) = mpsc::unbounded_channel::<Input>();
-        let mut next_epoch = self.catch_up(&feedback_tx);
+        self.feed(Input::Start);
         loop {
             let next_timer = self
                 .timers
                 .peek()
                 .map_or(u64::MAX, |Reverse((at, _, _))| *at);
-            let epoch_end = self.config.epoch_end_ms(next_epoch);
             tokio::select! {
                 Some(message) = inbound.recv() => {
-                    self.feed(Input::Message { from: message.from, message: message.message }, &feedback_tx);
+                    self.feed(Input::Message { from: message.from, message: message.message });
                 }
-                Some(input) = feedback.recv() => self.feed(input, &feedback_tx),
+                Some(input) = feedback.recv() => self.feed(input),
                 _ = sleep_until_ms(next_timer), if next_timer != u64::MAX => {
                     while let Some(Reverse((at, _, timer))) = self.timers.peek().copied() {
                         if at > now_ms() {
                             break;
                         }
                         self.timers.pop();
-                        self.feed(Input::Timer(timer), &feedback_tx);
+                        self.feed(Input::Timer(timer));
                     }
-                }
-                _ = sleep_until_ms(epoch_end) => {
-                    self.epoch_ended(next_epoch, &feedback_tx);
-                    next_epoch += 1;
                 }
                 _ = shutdown.changed() => break,
             }
@@ -346,223 +133,157 @@ impl Driver {
         tracing::info!(node = %self.name, "node stopped");
     }
 
-    /// Works on the recent epochs that are not final (after a restart or a partition) and
-    /// returns the first epoch whose end is still ahead.
-    fn catch_up(&mut self, feedback: &mpsc::UnboundedSender<Input>) -> u64 {
-        let now = now_ms();
-        let current = self.config.epoch_at_ms(now).unwrap_or(0);
-        let first = current.saturating_sub(self.config.catch_up_epochs);
-        for epoch in first..current {
-            if self.store.official(epoch).ok().flatten().is_none() {
-                self.epoch_ended(epoch, feedback);
-                self.check_chain(epoch, feedback.clone());
-            }
+    fn feed(&mut self, input: Input) {
+        for action in self.protocol.handle(now_ms(), input) {
+            self.perform(action);
         }
-        if self.config.epoch_at_ms(now).is_none() {
-            0
-        } else {
-            current
-        }
+        self.tasks.metrics.set_protocol(self.protocol.metrics());
     }
 
-    fn epoch_ended(&mut self, epoch: u64, feedback: &mpsc::UnboundedSender<Input>) {
-        match self.store.epoch_averages(epoch, &self.config.mixnodes) {
-            Ok(Some(values)) => self.feed(Input::EpochEnded { epoch, values }, feedback),
-            Ok(None) => {
-                tracing::info!(node = %self.name, epoch, "no samples for epoch {epoch}; not observing it")
-            }
-            Err(err) => tracing::error!(node = %self.name, epoch, "reading averages: {err}"),
-        }
-    }
-
-    fn feed(&mut self, input: Input, feedback: &mpsc::UnboundedSender<Input>) {
-        let mut queue = vec![input];
-        while let Some(input) = queue.pop() {
-            let actions = self.protocol.handle(now_ms(), input);
-            for action in actions {
-                if let Some(next) = self.perform(action, feedback) {
-                    queue.push(next);
-                }
-            }
-        }
-        self.metrics.set_protocol(self.protocol.metrics());
-    }
-
-    /// Performs one action; returns an input to feed back at once (persist acks).
-    fn perform(
-        &mut self,
-        action: Action,
-        feedback: &mpsc::UnboundedSender<Input>,
-    ) -> Option<Input> {
+    fn perform(&mut self, action: Action) {
         match action {
             Action::Send { to, message } => self.net.send(to, &message),
             Action::Broadcast { message } => {
                 let me = self.protocol.me();
-                let others = (0..self.config.n() as MemberIndex).filter(move |&i| i != me);
-                self.net.send_many(others, &message);
+                let n = self.protocol.config().n() as MemberIndex;
+                self.net
+                    .send_many((0..n).filter(move |&i| i != me), &message);
             }
-            Action::Persist {
-                id,
-                record:
-                    PersistRecord::EchoDecision {
-                        epoch,
-                        proposer,
-                        data_hash,
-                    },
-            } => match self.store.save_echo_decision(epoch, proposer, &data_hash) {
-                Ok(stored) if stored == data_hash => return Some(Input::Persisted { id }),
-                Ok(_) => {
-                    tracing::error!(node = %self.name, epoch, proposer, "store holds another echo decision; not echoing")
-                }
-                Err(err) => {
-                    tracing::error!(node = %self.name, epoch, "persisting echo decision: {err}")
-                }
-            },
             Action::SetTimer { at_ms, timer } => {
                 self.timer_seq += 1;
                 self.timers.push(Reverse((at_ms, self.timer_seq, timer)));
             }
-            Action::QueryChain { epoch } => self.check_chain(epoch, feedback.clone()),
-            Action::Submit { certificate } => self.submit(certificate, feedback.clone()),
+            Action::Persist { id, record } => spawn(self.tasks.clone().persist(id, record)),
+            Action::Measure { epoch } => spawn(self.tasks.clone().measure(epoch)),
+            Action::ReadChain { epoch } => spawn(self.tasks.clone().read_chain(epoch)),
+            Action::Submit { certificate } => spawn(self.tasks.clone().submit(certificate)),
+            Action::FetchOfficial { epoch, from } => {
+                spawn(self.tasks.clone().fetch_official(epoch, from))
+            }
             Action::Certified { certificate } => {
                 tracing::debug!(node = %self.name, epoch = certificate.epoch, signers = certificate.signatures.len(), "certified");
-                if let Err(err) = self.store.save_certificate(&certificate) {
-                    tracing::error!(node = %self.name, "storing certificate: {err}");
-                }
+                spawn(self.tasks.clone().save_certificate(certificate));
             }
-            Action::Rejected { from, reason } => {
-                tracing::debug!(node = %self.name, ?from, ?reason, "input rejected");
-            }
+            Action::Final { epoch, source } => self.tasks.final_epoch(epoch, source),
+            Action::Rejected { from, reason } => log_rejection(&self.name, from, &reason),
         }
-        None
-    }
-
-    fn context(&self) -> ChainTaskContext {
-        ChainTaskContext {
-            name: self.name.clone(),
-            store: self.store.clone(),
-            chain: self.chain.clone(),
-            http: self.http.clone(),
-            account: self.account.clone(),
-            metrics: self.metrics.clone(),
-            finalizing: self.finalizing.clone(),
-            config: self.config.clone(),
-            official: self.official.clone(),
-        }
-    }
-
-    fn check_chain(&self, epoch: u64, feedback: mpsc::UnboundedSender<Input>) {
-        let context = self.context();
-        tokio::spawn(async move {
-            let on_chain = context.check_and_finalize(epoch, None).await;
-            if let Some(on_chain) = on_chain {
-                let _ = feedback.send(Input::ChainStatus { epoch, on_chain });
-            }
-        });
-    }
-
-    fn submit(&self, certificate: Certificate, feedback: mpsc::UnboundedSender<Input>) {
-        let context = self.context();
-        tokio::spawn(async move {
-            let epoch = certificate.epoch;
-            let on_chain = context.submit(certificate).await;
-            let _ = feedback.send(Input::SubmitOutcome { epoch, on_chain });
-        });
     }
 }
 
-/// What background chain tasks need.
-struct ChainTaskContext {
-    name: String,
-    store: Arc<Store>,
-    chain: Arc<dyn Chain>,
-    http: reqwest::Client,
-    account: ChainAccount,
-    metrics: Arc<NodeMetrics>,
-    finalizing: Arc<Mutex<HashSet<u64>>>,
-    config: ProtocolConfig,
-    official: watch::Sender<Option<u64>>,
+fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) {
+    tokio::spawn(task);
 }
 
-impl ChainTaskContext {
-    /// Reads the epoch from the contract and, when stored, finalizes it. `None` when the chain
-    /// could not be read.
-    async fn check_and_finalize(&self, epoch: u64, tx_ref: Option<String>) -> Option<bool> {
-        match chain::epoch_record(self.chain.as_ref(), epoch).await {
-            Ok(Some(record)) => {
-                self.finalize(&record, tx_ref).await;
-                Some(true)
-            }
-            Ok(None) => Some(false),
-            Err(err) => {
-                tracing::warn!(node = %self.name, epoch, "querying the contract: {err}");
-                None
-            }
+/// Rejections that mean something an operator should see are logged at warn level.
+fn log_rejection(name: &str, from: Option<MemberIndex>, reason: &Rejection) {
+    match reason {
+        Rejection::WinnerCopyInvalid { .. }
+        | Rejection::WinnerUnreachable { .. }
+        | Rejection::OfficialNotStored { .. }
+        | Rejection::InvalidOwnValues(_) => {
+            tracing::warn!(node = %name, ?from, ?reason, "taking the fallback")
         }
+        _ => tracing::debug!(node = %name, ?from, ?reason, "input rejected"),
+    }
+}
+
+impl TaskContext {
+    fn feed(&self, input: Input) {
+        let _ = self.feedback.send(input);
     }
 
-    async fn finalize(
-        &self,
-        record: &nym_rewards::msg::EpochRewardsResponse,
-        tx_ref: Option<String>,
-    ) {
-        let epoch = record.epoch;
-        {
-            let mut finalizing = self.finalizing.lock().unwrap_or_else(|p| p.into_inner());
-            if !finalizing.insert(epoch) {
-                return;
-            }
-        }
-        let finalizer = Finalizer {
-            store: &self.store,
-            chain: self.chain.as_ref(),
-            http: &self.http,
-            address: self.account.address(),
-        };
-        match finalizer.finalize(record, tx_ref, now_ms).await {
-            Ok(Finalized::Stored(source)) => {
-                let latency =
-                    now_ms().saturating_sub(self.config.epoch_end_ms(epoch)) as f64 / 1_000.0;
-                self.metrics.observe_latency(latency);
-                NodeMetrics::inc(&self.metrics.epochs_final);
-                self.official
-                    .send_modify(|latest| *latest = (*latest).max(Some(epoch)));
-                tracing::info!(node = %self.name, epoch, ?source, submitter = %record.submitter, "epoch final");
-            }
-            Ok(Finalized::AlreadyStored) => {}
-            Err(err) => tracing::error!(node = %self.name, epoch, "finalizing: {err}"),
-        }
-        self.finalizing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&epoch);
-    }
-
-    /// Submits a certificate once block time has passed the epoch end, then re-queries the
-    /// contract to learn the outcome. Returns whether the epoch is on chain.
-    async fn submit(&self, certificate: Certificate) -> bool {
-        let epoch = certificate.epoch;
-        let end_secs = self.config.epoch_end_ms(epoch) / 1_000;
-        if let Err(err) =
-            chain::wait_for_block_time(self.chain.as_ref(), end_secs, Duration::from_millis(200))
+    async fn persist(self, id: u64, record: PersistRecord) {
+        let name = self.name.clone();
+        let result = match record {
+            PersistRecord::EchoDecision {
+                epoch,
+                proposer,
+                data_hash,
+            } => self
+                .db
+                .write(move |store| store.save_echo_decision(epoch, proposer, &data_hash))
                 .await
-        {
-            tracing::warn!(node = %self.name, epoch, "waiting for block time: {err}");
-            return false;
+                .map(|stored| stored == data_hash),
+            PersistRecord::Official {
+                official,
+                source,
+                tx_ref,
+            } => {
+                let stored = StoredOfficial {
+                    official,
+                    source,
+                    tx_ref,
+                };
+                self.db
+                    .write(move |store| store.save_official(&stored, now_ms()))
+                    .await
+                    // Already stored (by an earlier incarnation) is durable too.
+                    .map(|_| true)
+            }
+        };
+        match result {
+            Ok(true) => self.feed(Input::Persisted { id }),
+            Ok(false) => {
+                tracing::error!(node = %name, "the store holds another decision; not acknowledging");
+                self.feed(Input::PersistFailed { id });
+            }
+            Err(err) => {
+                tracing::error!(node = %name, "persisting: {err}");
+                self.feed(Input::PersistFailed { id });
+            }
         }
-        let msg = certificate.submit_msg();
+    }
+
+    async fn measure(self, epoch: u64) {
+        let mixnodes = self.mixnodes.clone();
+        match self
+            .db
+            .read(move |store| store.epoch_averages(epoch, &mixnodes))
+            .await
+        {
+            Ok(values) => self.feed(Input::Measured { epoch, values }),
+            Err(err) => tracing::error!(node = %self.name, epoch, "reading averages: {err}"),
+        }
+    }
+
+    async fn read_chain(self, epoch: u64) {
+        match chain::epoch_record(self.chain.as_ref(), epoch).await {
+            Ok(record) => self.feed(Input::ChainRecord {
+                epoch,
+                record: record.map(Box::new),
+            }),
+            Err(err) => tracing::warn!(node = %self.name, epoch, "reading the contract: {err}"),
+        }
+    }
+
+    /// Submits once block time has passed the epoch's end, then re-reads the contract to
+    /// learn the outcome, whatever the transaction said.
+    async fn submit(self, certificate: Certificate) {
+        let epoch = certificate.epoch;
+        let end_secs = self.clock.epoch_end_ms(epoch) / 1_000;
+        let waited = tokio::time::timeout(
+            BLOCK_TIME_WAIT,
+            chain::wait_for_block_time(self.chain.as_ref(), end_secs, BLOCK_TIME_POLL),
+        )
+        .await;
+        if !matches!(waited, Ok(Ok(()))) {
+            tracing::warn!(node = %self.name, epoch, "block time did not pass the epoch end: {waited:?}");
+            return self.feed(Input::Submitted {
+                epoch,
+                record: None,
+                tx_ref: None,
+            });
+        }
         NodeMetrics::inc(&self.metrics.submissions_attempted);
         NodeMetrics::inc(&self.metrics.chain_txs);
-        let tx = self.chain.execute(&self.account, &msg).await;
-        if let Err(err) = &tx {
-            tracing::debug!(node = %self.name, epoch, "submission not accepted: {err}");
-        }
-        // The outcome is what the contract holds now, whatever the transaction said.
-        let tx_ref = tx.ok().map(|tx| tx.tx_hash);
+        let tx = self
+            .chain
+            .execute(&self.account, &certificate.submit_msg())
+            .await;
         let record = match chain::epoch_record(self.chain.as_ref(), epoch).await {
             Ok(record) => record,
             Err(err) => {
-                tracing::warn!(node = %self.name, epoch, "re-querying after submit: {err}");
+                tracing::warn!(node = %self.name, epoch, "re-reading after submitting: {err}");
                 None
             }
         };
@@ -573,23 +294,80 @@ impl ChainTaskContext {
             Some(_) => SubmissionOutcome::Lost,
             None => SubmissionOutcome::Failed,
         };
-        match outcome {
-            SubmissionOutcome::Accepted => NodeMetrics::inc(&self.metrics.submissions_accepted),
+        match (&tx, outcome) {
+            (_, SubmissionOutcome::Accepted) => {
+                NodeMetrics::inc(&self.metrics.submissions_accepted)
+            }
+            (Err(err), SubmissionOutcome::Failed) => {
+                NodeMetrics::inc(&self.metrics.submissions_rejected);
+                tracing::warn!(node = %self.name, epoch, "submission failed: {err}");
+            }
             _ => NodeMetrics::inc(&self.metrics.submissions_rejected),
         }
-        if let Err(err) = self.store.record_submission(epoch, now_ms(), outcome) {
-            tracing::error!(node = %self.name, "recording submission: {err}");
+        let at_ms = now_ms();
+        if let Err(err) = self
+            .db
+            .write(move |store| store.record_submission(epoch, at_ms, outcome))
+            .await
+        {
+            tracing::error!(node = %self.name, "recording the submission: {err}");
         }
-        match record {
-            Some(record) => {
-                self.finalize(&record, tx_ref).await;
-                true
+        self.feed(Input::Submitted {
+            epoch,
+            record: record.map(Box::new),
+            tx_ref: tx.ok().map(|tx| tx.tx_hash),
+        });
+    }
+
+    /// Fetches the winner's copy, retrying briefly; the protocol verifies it.
+    async fn fetch_official(self, epoch: u64, from: MemberIndex) {
+        let copy = match self.signer_set.members.get(usize::from(from)) {
+            Some(winner) => {
+                let mut last = None;
+                let mut copy = None;
+                for attempt in 0..FETCH_ATTEMPTS {
+                    if attempt > 0 {
+                        tokio::time::sleep(FETCH_RETRY).await;
+                    }
+                    match http::fetch_epoch(&self.http, &winner.api_url, epoch).await {
+                        Ok(fetched) => {
+                            copy = Some(fetched);
+                            break;
+                        }
+                        Err(err) => last = Some(err),
+                    }
+                }
+                copy.map(Box::new).ok_or_else(|| FetchFailed {
+                    reason: format!(
+                        "{} unreachable after {FETCH_ATTEMPTS} attempts: {}",
+                        winner.api_url,
+                        last.map(|err| err.to_string()).unwrap_or_default()
+                    ),
+                })
             }
-            None => {
-                // Back off before the protocol retries, so a chain that is down is not hammered.
-                tokio::time::sleep(SUBMIT_RETRY_BACKOFF).await;
-                false
-            }
+            None => Err(FetchFailed {
+                reason: format!("member {from} is not in the signer set"),
+            }),
+        };
+        self.feed(Input::WinnerCopy { epoch, copy });
+    }
+
+    async fn save_certificate(self, certificate: Certificate) {
+        if let Err(err) = self
+            .db
+            .write(move |store| store.save_certificate(&certificate))
+            .await
+        {
+            tracing::error!(node = %self.name, "storing the certificate: {err}");
         }
+    }
+
+    fn final_epoch(&self, epoch: u64, source: OfficialSource) {
+        let latency = now_ms().saturating_sub(self.clock.epoch_end_ms(epoch)) as f64 / 1_000.0;
+        self.metrics.observe_latency(latency);
+        NodeMetrics::inc(&self.metrics.epochs_final);
+        self.official
+            .send_modify(|latest| *latest = (*latest).max(Some(epoch)));
+        tracing::info!(node = %self.name, epoch, %source, "epoch final");
     }
 }

@@ -1,25 +1,26 @@
-//! The relayer node: a thin tokio runtime around the pure `relayer-protocol` state machine.
-//! It owns networking (libp2p), storage (SQLite), the chain (embedded cw-multi-test or wasmd)
-//! and the HTTP API, and performs the actions the protocol asks for.
+//! The relayer node runtime: a thin tokio layer around the pure `relayer-protocol` state
+//! machine. It owns networking (libp2p), storage (SQLite through `relayer-store`), the chain
+//! (wasmd over cosmrs, or any [`chain::Chain`]) and the HTTP API, and carries out the actions
+//! the protocol asks for. Developer tooling (devnets, the embedded chain, benchmarks, the
+//! simulator) lives in `relayer-devtools`, outside the operator's binary.
 
 pub mod api;
-pub mod audit;
-pub mod bench;
 pub mod chain;
 pub mod cluster;
 pub mod config;
 pub mod dashboard;
-pub mod deploy;
-pub mod devnet;
+pub mod db;
+mod driver;
+pub mod http;
 pub mod keys;
+mod limits;
 pub mod metrics;
-pub mod metrics_gen;
 pub mod net;
-pub mod node;
-pub mod official;
-pub mod proof;
-pub mod store;
+pub mod runtime;
+pub mod sampling;
 pub mod wire;
+
+pub use runtime::{NodeSettings, RunningNode, StartError, start_node};
 
 /// Milliseconds since the unix epoch by the wall clock.
 pub fn now_ms() -> u64 {

@@ -1,14 +1,22 @@
-//! The artificial uptime generator standing in for real mixnode measurements: every interval
-//! it makes one sample (0..=100 %) per mixnode and writes the batch to SQLite. Seeded: each
-//! mixnode has a reliability shared by all nodes (from the seed), and each node adds its own
-//! deterministic noise (from the seed and its name), so honest observations are close but not
-//! identical.
+//! Uptime sampling: the artificial generator standing in for real mixnode measurements.
+//! Every interval it makes one sample (0..=100 %) per mixnode and writes the batch to SQLite
+//! (on the sampler's own connection). Seeded: each mixnode has a reliability shared by all
+//! nodes (from the seed), and each node adds its own deterministic noise (from the seed and
+//! its name), so honest observations are close but not identical.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use nym_rewards::msg::EpochClock;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use relayer_store::Sample;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
-use crate::store::Sample;
+use crate::config::SamplingSection;
+use crate::db::Db;
+use crate::now_ms;
 
 /// Produces sample batches.
 #[derive(Debug)]
@@ -62,6 +70,46 @@ impl UptimeGenerator {
                 }
             })
             .collect()
+    }
+}
+
+/// Samples every `settings.interval_ms` until shutdown, and prunes raw samples older than
+/// the retention window (the per-epoch running sums stay).
+pub async fn run_sampler(
+    mixnodes: Vec<u32>,
+    node_name: String,
+    db: Arc<Db>,
+    clock: EpochClock,
+    settings: SamplingSection,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut generator = UptimeGenerator::new(mixnodes, settings.seed, &node_name);
+    let mut tick = tokio::time::interval(Duration::from_millis(settings.interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pruned_before = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let at_ms = now_ms();
+        let Some(epoch) = clock.epoch_at_ms(at_ms) else {
+            continue;
+        };
+        let batch = generator.batch(epoch, at_ms);
+        if let Err(err) = db.sample(move |store| store.insert_samples(&batch)).await {
+            tracing::error!(node = %node_name, "storing samples: {err}");
+        }
+        let keep_from = epoch.saturating_sub(settings.retention_epochs);
+        if keep_from > pruned_before {
+            if let Err(err) = db
+                .sample(move |store| store.prune_samples_before(keep_from))
+                .await
+            {
+                tracing::error!(node = %node_name, "pruning samples: {err}");
+            }
+            pruned_before = keep_from;
+        }
     }
 }
 

@@ -1,38 +1,45 @@
 //! Every HTTP route on a real socket: good requests answer, malformed paths, ids and
 //! parameters get a 4xx with a JSON error, never a 5xx.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::{Arc, Mutex};
 
 use cosmwasm_std::HexBinary;
 use nym_rewards::msg::{EpochClock, MixnodeReward, SignerSetResponse};
-use relayer::api::{ApiState, NodeStatus, router};
-use relayer::metrics::NodeMetrics;
-use relayer::store::{OfficialEpoch, OfficialSource, Store};
+use relayer_node::api::{ApiLimits, ApiState, NodeStatus, router, serve as serve_api};
+use relayer_node::db::Db;
+use relayer_node::metrics::NodeMetrics;
+use relayer_protocol::{OfficialEpoch, OfficialSource};
+use relayer_store::StoredOfficial;
 
-async fn serve() -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("api.sqlite")).unwrap());
-    store
-        .save_official(
-            &OfficialEpoch {
-                epoch: 4,
-                signer_set_version: 1,
-                data_hash: HexBinary::from(vec![3; 32]),
-                rewards: vec![MixnodeReward {
-                    mix_id: 2,
-                    uptime_bp: 8_000,
-                }],
-                signatures: vec![],
-                submitter: "wasm1x".into(),
-                height: 10,
-                source: OfficialSource::Own,
-                tx_ref: Some("AB".into()),
-            },
-            0,
-        )
+/// An API state over a database holding epoch 4, with `connected_peers` as given.
+async fn state(
+    dir: &tempfile::TempDir,
+    connected_peers: Box<dyn Fn() -> usize + Send + Sync>,
+) -> Arc<ApiState> {
+    let db = Arc::new(Db::open(&dir.path().join("api.sqlite")).unwrap());
+    let stored = StoredOfficial {
+        official: OfficialEpoch {
+            epoch: 4,
+            signer_set_version: 1,
+            data_hash: HexBinary::from(vec![3; 32]),
+            rewards: vec![MixnodeReward {
+                mix_id: 2,
+                uptime_bp: 8_000,
+            }],
+            signatures: vec![],
+            submitter: "wasm1x".into(),
+            height: 10,
+        },
+        source: OfficialSource::Own,
+        tx_ref: Some("AB".into()),
+    };
+    db.write(move |store| store.save_official(&stored, 0))
+        .await
         .unwrap();
-    let state = Arc::new(ApiState {
-        store,
+    Arc::new(ApiState {
+        db,
         metrics: Arc::new(NodeMetrics::default()),
         status: Mutex::new(NodeStatus {
             name: "n0".into(),
@@ -48,13 +55,95 @@ async fn serve() -> (tempfile::TempDir, String) {
             genesis_time: 0,
             epoch_length_secs: 60,
         },
-        connected_peers: Box::new(|| 3),
+        connected_peers,
         current_epoch: Box::new(|| Some(5)),
-    });
+    })
+}
+
+async fn serve() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir, Box::new(|| 3)).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
     (dir, url)
+}
+
+/// Serves `state` with `limits` (and client addresses) on an ephemeral port.
+fn serve_limited(
+    state: Arc<ApiState>,
+    limits: ApiLimits,
+) -> (String, tokio::sync::watch::Sender<bool>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    serve_api(listener, state, limits, shutdown_rx).unwrap();
+    (url, shutdown)
+}
+
+#[tokio::test]
+async fn a_client_past_its_rate_gets_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = ApiLimits {
+        max_concurrent: 8,
+        per_client_per_sec: 1,
+        per_client_burst: 2,
+    };
+    let (url, _shutdown) = serve_limited(state(&dir, Box::new(|| 3)).await, limits);
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let response = http.get(format!("{url}/v1/health")).send().await.unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status().as_u16() == 429 {
+            assert!(
+                response
+                    .headers()
+                    .contains_key(reqwest::header::RETRY_AFTER)
+            );
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert!(body["error"].as_str().unwrap().contains("rate limit"));
+        }
+    }
+    assert_eq!(statuses, vec![200, 200, 429]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_concurrency_limit_requests_get_503_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // `/v1/status` asks for the connected peers: this one blocks until released.
+    let (entered_tx, mut entered_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let peers = Box::new(move || {
+        let _ = entered_tx.send(());
+        let _ = release_rx.lock().unwrap().recv();
+        3
+    });
+    let limits = ApiLimits {
+        max_concurrent: 1,
+        per_client_per_sec: 100,
+        per_client_burst: 100,
+    };
+    let (url, _shutdown) = serve_limited(state(&dir, peers).await, limits);
+    let http = reqwest::Client::new();
+    let first = tokio::spawn({
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            http.get(format!("{url}/v1/status"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    entered_rx.recv().await.unwrap();
+    let second = http.get(format!("{url}/v1/health")).send().await.unwrap();
+    assert_eq!(second.status().as_u16(), 503);
+    release_tx.send(()).unwrap();
+    assert_eq!(first.await.unwrap().as_u16(), 200);
+    let third = http.get(format!("{url}/v1/health")).send().await.unwrap();
+    assert_eq!(third.status().as_u16(), 200, "the slot is free again");
 }
 
 #[tokio::test]

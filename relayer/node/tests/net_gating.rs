@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use relayer::metrics::NodeMetrics;
-use relayer::net::BoundNet;
+use relayer_node::metrics::NodeMetrics;
+use relayer_node::net::BoundNet;
 use relayer_protocol::{Echo, Keypair, Message};
 
 fn echo(epoch: u64) -> Message {

@@ -1,13 +1,22 @@
-//! What a protocol instance must know: the signer set, thresholds, the mixnode set, the epoch
-//! clock and its timing, all validated against the rules of DESIGN section 0.
+//! What a protocol instance must know: the chain it signs for, the signer set, the observation
+//! threshold, the mixnode set, the epoch clock and its timing, validated against the rules of
+//! [`nym_rewards::rules`] (see `docs/design.md`, "Rules").
 
+use nym_rewards::digest::DigestContext;
 use nym_rewards::msg::EpochClock;
+use nym_rewards::rules::faulty_tolerated;
 use serde::{Deserialize, Serialize};
+use strum::{IntoStaticStr, VariantArray};
 use thiserror::Error;
 
+use crate::signer_set::{SignerSet, SignerSetError};
+
 /// How certified blocks reach the chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, IntoStaticStr, VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum SubmitPolicy {
     /// One member per slot, in a per-epoch rank order; each queries the chain first.
     #[default]
@@ -16,45 +25,36 @@ pub enum SubmitPolicy {
     Race,
 }
 
-impl SubmitPolicy {
-    /// The lowercase name used in configs, on the command line and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            SubmitPolicy::Staggered => "staggered",
-            SubmitPolicy::Race => "race",
-        }
-    }
+crate::derived_names!(SubmitPolicy, "policy");
+
+/// The chain and contract every signature is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainContext {
+    /// Chain id.
+    pub chain_id: String,
+    /// Bech32 address of the rewards contract.
+    pub contract: String,
 }
 
-/// A policy name that is neither `staggered` nor `race`.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("unknown policy {0:?}: expected staggered or race")]
-pub struct UnknownPolicy(pub String);
-
-impl std::str::FromStr for SubmitPolicy {
-    type Err = UnknownPolicy;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        [SubmitPolicy::Staggered, SubmitPolicy::Race]
-            .into_iter()
-            .find(|policy| policy.name() == text)
-            .ok_or_else(|| UnknownPolicy(text.to_string()))
+impl ChainContext {
+    /// The digest context of `epoch` under signer-set `version`.
+    pub fn digest_context(&self, version: u32, epoch: u64) -> DigestContext<'_> {
+        DigestContext {
+            chain_id: &self.chain_id,
+            contract_addr: &self.contract,
+            signer_set_version: version,
+            epoch,
+        }
     }
 }
 
 /// Configuration of one protocol instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtocolConfig {
-    /// Chain id, bound into every signature.
-    pub chain_id: String,
-    /// Contract address, bound into every signature.
-    pub contract_addr: String,
-    /// Signer-set version in force.
-    pub signer_set_version: u32,
-    /// ed25519 public keys of the members, in signer-index order.
-    pub members: Vec<[u8; 32]>,
-    /// Signatures needed for a certificate (the contract's threshold t).
-    pub threshold: usize,
+    /// Chain id and contract, bound into every signature.
+    pub chain: ChainContext,
+    /// The signer set in force.
+    pub signer_set: SignerSet,
     /// Observations needed for a block (k).
     pub observation_threshold: usize,
     /// The mixnode set every observation covers, ascending.
@@ -65,7 +65,8 @@ pub struct ProtocolConfig {
     pub observation_grace_ms: u64,
     /// Spacing of staggered submission slots.
     pub submit_slot_ms: u64,
-    /// How often unfinished epochs are re-sent and re-queried.
+    /// How often unfinished epochs are re-sent and re-queried; also the pause before a failed
+    /// submission is retried.
     pub resend_interval_ms: u64,
     /// Submission policy.
     pub policy: SubmitPolicy,
@@ -76,17 +77,9 @@ pub struct ProtocolConfig {
 /// A configuration that breaks a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
-    /// No members, or more than 256.
-    #[error("the signer set needs 1 to 256 members, got {0}")]
-    MemberCount(usize),
-    /// Threshold outside `3t > n`, `t <= n`.
-    #[error("threshold {threshold} breaks 3t > n and t <= n for n = {members}")]
-    Threshold {
-        /// t.
-        threshold: usize,
-        /// n.
-        members: usize,
-    },
+    /// The signer set breaks a rule.
+    #[error("{0}")]
+    SignerSet(#[from] SignerSetError),
     /// Observation threshold outside `2f+1 <= k <= n-f`.
     #[error("observation threshold {k} is outside {min}..={max} for n = {members}")]
     ObservationThreshold {
@@ -110,11 +103,6 @@ pub enum ConfigError {
     ZeroDuration(&'static str),
 }
 
-/// f = floor((n-1)/3): faulty members tolerated.
-pub fn faulty_tolerated(members: usize) -> usize {
-    members.saturating_sub(1) / 3
-}
-
 /// The default observation threshold n - f.
 pub fn default_observation_threshold(members: usize) -> usize {
     members - faulty_tolerated(members)
@@ -123,17 +111,9 @@ pub fn default_observation_threshold(members: usize) -> usize {
 impl ProtocolConfig {
     /// Checks the rules; returns warnings that do not stop a node (e.g. `t > n - f`).
     pub fn validate(&self) -> Result<Vec<String>, ConfigError> {
-        let n = self.members.len();
-        if n == 0 || n > 256 {
-            return Err(ConfigError::MemberCount(n));
-        }
-        let t = self.threshold;
-        if t == 0 || t > n || 3 * t <= n {
-            return Err(ConfigError::Threshold {
-                threshold: t,
-                members: n,
-            });
-        }
+        self.signer_set.validate()?;
+        let n = self.n();
+        let t = self.signer_set.threshold;
         let f = faulty_tolerated(n);
         let (min, max) = (2 * f + 1, n - f);
         let k = self.observation_threshold;
@@ -148,10 +128,10 @@ impl ProtocolConfig {
         if self.mixnodes.is_empty() || self.mixnodes.windows(2).any(|pair| pair[0] >= pair[1]) {
             return Err(ConfigError::Mixnodes);
         }
-        if self.chain_id.len() > usize::from(u16::MAX) {
+        if self.chain.chain_id.len() > usize::from(u16::MAX) {
             return Err(ConfigError::FieldTooLong("chain_id"));
         }
-        if self.contract_addr.len() > usize::from(u16::MAX) {
+        if self.chain.contract.len() > usize::from(u16::MAX) {
             return Err(ConfigError::FieldTooLong("contract_addr"));
         }
         if self.clock.epoch_length_secs == 0 {
@@ -172,36 +152,63 @@ impl ProtocolConfig {
 
     /// Number of members.
     pub fn n(&self) -> usize {
-        self.members.len()
+        self.signer_set.n()
+    }
+
+    /// Signatures a certificate needs (t).
+    pub fn threshold(&self) -> usize {
+        self.signer_set.threshold
     }
 
     /// End of `epoch` in unix milliseconds.
     pub fn epoch_end_ms(&self, epoch: u64) -> u64 {
-        let secs = self.clock.genesis_time.saturating_add(
-            epoch
-                .saturating_add(1)
-                .saturating_mul(self.clock.epoch_length_secs),
-        );
-        secs.saturating_mul(1_000)
+        self.clock.epoch_end_ms(epoch)
     }
 
     /// The epoch running at `now_ms`, `None` before genesis.
     pub fn epoch_at_ms(&self, now_ms: u64) -> Option<u64> {
-        self.clock.epoch_at(now_ms / 1_000)
+        self.clock.epoch_at_ms(now_ms)
+    }
+
+    /// The oldest epoch still worked on at `now_ms`: the catch-up window, plus the running
+    /// epoch's predecessor. A restarted node restores its records from here on.
+    pub fn window_start(&self, now_ms: u64) -> u64 {
+        self.epoch_at_ms(now_ms).map_or(0, |current| {
+            current.saturating_sub(self.catch_up_epochs + 1)
+        })
+    }
+
+    /// Whether `epoch` is worth working on at `now_ms`: ended or running, and no older than
+    /// [`Self::window_start`].
+    pub fn in_window(&self, now_ms: u64, epoch: u64) -> bool {
+        self.epoch_at_ms(now_ms)
+            .is_some_and(|current| epoch <= current && epoch >= self.window_start(now_ms))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::signer_set::Signer;
+    use nym_rewards::rules::default_threshold;
 
     pub(crate) fn config(n: usize) -> ProtocolConfig {
         ProtocolConfig {
-            chain_id: "testing".into(),
-            contract_addr: "wasm1contract".into(),
-            signer_set_version: 1,
-            members: (0..n).map(|i| [i as u8; 32]).collect(),
-            threshold: 2 * n / 3 + 1,
+            chain: ChainContext {
+                chain_id: "testing".into(),
+                contract: "wasm1contract".into(),
+            },
+            signer_set: SignerSet {
+                version: 1,
+                effective_from_epoch: 0,
+                threshold: default_threshold(n),
+                members: (0..n)
+                    .map(|i| Signer {
+                        key: [i as u8; 32],
+                        address: format!("wasm1member{i}"),
+                    })
+                    .collect(),
+            },
             observation_threshold: default_observation_threshold(n),
             mixnodes: vec![1, 2, 3],
             clock: EpochClock {
@@ -217,13 +224,17 @@ mod tests {
     }
 
     #[test]
-    fn policy_names_round_trip_and_match_serde() {
+    fn policy_names_are_derived_and_unknown_ones_are_errors() {
         for policy in [SubmitPolicy::Staggered, SubmitPolicy::Race] {
-            assert_eq!(policy.name().parse::<SubmitPolicy>(), Ok(policy));
+            assert_eq!(policy.to_string().parse::<SubmitPolicy>(), Ok(policy));
+            let serde_name = serde_json::to_value(policy).unwrap();
+            assert_eq!(serde_name.as_str(), Some(<&str>::from(policy)));
         }
+        let err = "fast".parse::<SubmitPolicy>().unwrap_err();
+        assert_eq!(err.expected, vec!["staggered", "race"]);
         assert_eq!(
-            "fast".parse::<SubmitPolicy>(),
-            Err(UnknownPolicy("fast".into()))
+            err.to_string(),
+            "unknown policy \"fast\": expected one of staggered, race"
         );
     }
 
@@ -243,21 +254,38 @@ mod tests {
         c.observation_threshold = 4;
         assert!(matches!(
             c.validate(),
-            Err(ConfigError::ObservationThreshold { .. })
+            Err(ConfigError::ObservationThreshold { k: 4, .. })
         ));
         c.observation_threshold = 2;
         assert!(matches!(
             c.validate(),
-            Err(ConfigError::ObservationThreshold { .. })
+            Err(ConfigError::ObservationThreshold { k: 2, .. })
         ));
         let mut c = config(4);
-        c.threshold = 1;
-        assert!(matches!(c.validate(), Err(ConfigError::Threshold { .. })));
+        c.signer_set.threshold = 1;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::SignerSet(SignerSetError::Threshold {
+                threshold: 1,
+                members: 4
+            }))
+        );
         let mut c = config(4);
-        c.threshold = 4;
+        c.signer_set.threshold = 4;
         assert_eq!(c.validate().unwrap().len(), 1, "t > n - f warns");
         let mut c = config(4);
         c.mixnodes = vec![2, 1];
         assert_eq!(c.validate(), Err(ConfigError::Mixnodes));
+    }
+
+    #[test]
+    fn the_window_covers_the_catch_up_epochs_and_the_running_one() {
+        let c = config(4);
+        // Epoch 10 runs from 100 s; catch_up_epochs = 3.
+        let now = 100_500;
+        assert_eq!(c.window_start(now), 6);
+        assert!(c.in_window(now, 6) && c.in_window(now, 10));
+        assert!(!c.in_window(now, 5) && !c.in_window(now, 11));
+        assert_eq!(c.window_start(0), 0);
     }
 }

@@ -54,12 +54,9 @@ impl Keypair {
 }
 
 fn context(config: &ProtocolConfig, epoch: u64) -> DigestContext<'_> {
-    DigestContext {
-        chain_id: &config.chain_id,
-        contract_addr: &config.contract_addr,
-        signer_set_version: config.signer_set_version,
-        epoch,
-    }
+    config
+        .chain
+        .digest_context(config.signer_set.version, epoch)
 }
 
 /// Digest an observation's author signs: the observation domain tag over its values.

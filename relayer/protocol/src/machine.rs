@@ -4,191 +4,19 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
-use crate::aggregate::{AggregateError, lower_median, validate_values};
+use thiserror::Error;
+
+use crate::action::{Action, PersistRecord, Rejection};
+use crate::aggregate::{lower_median, validate_values};
+use crate::config::ConfigError;
 use crate::crypto::{Keypair, SignatureCheck, echo_digest, observation_digest, verify_signature};
+use crate::finality::Finalizing;
+use crate::input::{Input, Timer};
 use crate::messages::{Block, Certificate, Echo, Message, Observation, ObservationRef};
+use crate::official::OfficialSource;
+use crate::planted::PlantedBug;
 use crate::schedule::{submission_rank, submission_slot_ms};
 use crate::{Hash, MemberIndex, MixnodeReward, ProtocolConfig, SubmitPolicy};
-
-/// Everything that can happen to a protocol instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// An epoch ended; `values` are this member's per-mixnode averages for it.
-    EpochEnded {
-        /// The epoch.
-        epoch: u64,
-        /// Averages in basis points, one per configured mixnode, ascending.
-        values: Vec<MixnodeReward>,
-    },
-    /// A message from an authenticated member.
-    Message {
-        /// Sender, as the transport authenticated it.
-        from: MemberIndex,
-        /// The message.
-        message: Message,
-    },
-    /// A timer set by [`Action::SetTimer`] fired.
-    Timer(Timer),
-    /// The store durably holds the record of [`Action::Persist`] with this id.
-    Persisted {
-        /// The persist id.
-        id: u64,
-    },
-    /// Answer to [`Action::QueryChain`]: whether the epoch is stored on chain.
-    ChainStatus {
-        /// The epoch.
-        epoch: u64,
-        /// Stored on chain (by anyone).
-        on_chain: bool,
-    },
-    /// Outcome of [`Action::Submit`], decided by re-querying the contract.
-    SubmitOutcome {
-        /// The epoch.
-        epoch: u64,
-        /// Stored on chain (by this member or another).
-        on_chain: bool,
-    },
-}
-
-/// Timers the protocol sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Timer {
-    /// The grace period for more observations of an epoch is over.
-    Grace {
-        /// The epoch.
-        epoch: u64,
-    },
-    /// This member's staggered submission slot for an epoch has come.
-    SubmitSlot {
-        /// The epoch.
-        epoch: u64,
-    },
-    /// Re-send what unfinished epochs need.
-    Resend,
-}
-
-/// Records that must be durable before dependent messages are sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PersistRecord {
-    /// This member signs `data_hash` for `proposer`'s block of `epoch`, and never another.
-    EchoDecision {
-        /// The epoch.
-        epoch: u64,
-        /// The proposer (possibly this member).
-        proposer: MemberIndex,
-        /// What is signed.
-        data_hash: Hash,
-    },
-}
-
-/// What the driver must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Send to one member.
-    Send {
-        /// Recipient.
-        to: MemberIndex,
-        /// The message.
-        message: Message,
-    },
-    /// Send to every other member.
-    Broadcast {
-        /// The message.
-        message: Message,
-    },
-    /// Persist, then answer with [`Input::Persisted`].
-    Persist {
-        /// Id to acknowledge.
-        id: u64,
-        /// The record.
-        record: PersistRecord,
-    },
-    /// Fire [`Input::Timer`] at `at_ms` (same clock as `now_ms`).
-    SetTimer {
-        /// When.
-        at_ms: u64,
-        /// Which.
-        timer: Timer,
-    },
-    /// Ask the chain whether the epoch is stored; answer with [`Input::ChainStatus`].
-    QueryChain {
-        /// The epoch.
-        epoch: u64,
-    },
-    /// Submit the certificate; answer with [`Input::SubmitOutcome`].
-    Submit {
-        /// What to submit.
-        certificate: Certificate,
-    },
-    /// This member's block is certified (for storage and metrics).
-    Certified {
-        /// The certificate.
-        certificate: Certificate,
-    },
-    /// An input was refused (for logs and metrics).
-    Rejected {
-        /// Sender, when it came from a member.
-        from: Option<MemberIndex>,
-        /// Why.
-        reason: Rejection,
-    },
-}
-
-/// Why an input was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejection {
-    /// The sender index is not in the signer set.
-    NotAMember,
-    /// A block whose proposer is not its sender.
-    WrongSender,
-    /// An epoch outside the working window (old replays, far future).
-    EpochOutOfWindow {
-        /// The epoch.
-        epoch: u64,
-    },
-    /// Another signer-set version.
-    WrongVersion {
-        /// The version in the message.
-        version: u32,
-    },
-    /// An observation author outside the signer set.
-    UnknownAuthor {
-        /// The index.
-        author: MemberIndex,
-    },
-    /// Observation values that are unusable.
-    InvalidValues(AggregateError),
-    /// A signature that does not verify.
-    BadSignature {
-        /// Whose signature.
-        signer: MemberIndex,
-    },
-    /// A second, different observation by the same author (excluded from blocks).
-    Equivocation {
-        /// The author.
-        author: MemberIndex,
-    },
-    /// A block with fewer distinct authors than the observation threshold.
-    TooFewAuthors {
-        /// Distinct authors.
-        got: usize,
-        /// k.
-        need: usize,
-    },
-    /// A block whose authors are not strictly ascending.
-    UnsortedAuthors,
-    /// A block whose claimed data hash does not match the recomputed aggregate.
-    AggregateMismatch,
-    /// A second block of a proposer whose other block this member already echoed.
-    ConflictingBlock {
-        /// The proposer.
-        proposer: MemberIndex,
-    },
-    /// An echo for a block this member did not propose.
-    UnknownBlock,
-    /// This member's own values do not cover the mixnode set.
-    InvalidOwnValues(AggregateError),
-}
 
 /// What a restarted member recovers from its store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -218,18 +46,24 @@ pub struct ProtocolMetrics {
     pub aggregates_computed: u64,
     /// Inputs refused.
     pub rejections: u64,
+    /// Epochs whose official data this member stored.
+    pub epochs_final: u64,
+    /// Official copies taken from the contract because the winner's failed or was missing.
+    pub official_from_contract: u64,
+    /// Writes of official data that failed (each retried).
+    pub official_store_failures: u64,
 }
 
 #[derive(Debug, Clone)]
-struct Proposal {
-    block: Block,
-    rewards: Vec<MixnodeReward>,
-    echoes: BTreeMap<MemberIndex, Vec<u8>>,
-    certificate: Option<Certificate>,
+pub(crate) struct Proposal {
+    pub(crate) block: Block,
+    pub(crate) rewards: Vec<MixnodeReward>,
+    pub(crate) echoes: BTreeMap<MemberIndex, Vec<u8>>,
+    pub(crate) certificate: Option<Certificate>,
 }
 
 #[derive(Debug, Default)]
-struct EpochState {
+pub(crate) struct EpochState {
     /// First valid observation per author, with its digest (computed once).
     observations: BTreeMap<MemberIndex, (Hash, Observation)>,
     /// Other valid observations (equivocations), by reference.
@@ -241,15 +75,23 @@ struct EpochState {
     grace_armed: bool,
     grace_over: bool,
     proposing: bool,
-    proposal: Option<Proposal>,
+    pub(crate) proposal: Option<Proposal>,
     /// Blocks waiting for observations fetched from their proposer.
     parked: BTreeMap<MemberIndex, Block>,
-    slot_reached: bool,
-    submit_in_flight: bool,
+    pub(crate) slot_reached: bool,
+    pub(crate) submit_in_flight: bool,
+    /// After a failed submission, no new one before this time (backoff).
+    pub(crate) submit_not_before_ms: u64,
+}
+
+impl EpochState {
+    pub(crate) fn certificate(&self) -> Option<&Certificate> {
+        self.proposal.as_ref()?.certificate.as_ref()
+    }
 }
 
 #[derive(Debug, Clone)]
-enum Pending {
+pub(crate) enum Pending {
     Echo {
         epoch: u64,
         proposer: MemberIndex,
@@ -260,42 +102,74 @@ enum Pending {
         block: Block,
         rewards: Vec<MixnodeReward>,
     },
+    Official {
+        epoch: u64,
+        source: OfficialSource,
+    },
+}
+
+/// Why a protocol instance cannot be created.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NewError {
+    /// The configuration breaks a rule.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The key is not in the signer set.
+    #[error("key {key} is not in signer set version {version}")]
+    NotAMember {
+        /// The key (hex).
+        key: String,
+        /// The set's version.
+        version: u32,
+    },
 }
 
 /// One member's protocol instance.
 #[derive(Debug)]
 pub struct Protocol {
-    config: ProtocolConfig,
-    me: MemberIndex,
+    pub(crate) config: ProtocolConfig,
+    pub(crate) me: MemberIndex,
     key: Keypair,
-    epochs: BTreeMap<u64, EpochState>,
+    pub(crate) epochs: BTreeMap<u64, EpochState>,
     echo_decisions: BTreeMap<(u64, MemberIndex), Hash>,
     pending: BTreeMap<u64, Pending>,
     next_persist_id: u64,
-    final_epochs: BTreeSet<u64>,
-    metrics: ProtocolMetrics,
-    resend_armed: bool,
+    /// Epochs whose official data is stored.
+    pub(crate) final_epochs: BTreeSet<u64>,
+    /// Epochs on chain whose official data is being stored.
+    pub(crate) finalizing: BTreeMap<u64, Finalizing>,
+    pub(crate) metrics: ProtocolMetrics,
+    #[cfg(feature = "planted-bugs")]
+    pub(crate) planted: Option<PlantedBug>,
 }
 
 /// Collects actions while handling one input.
 #[derive(Default)]
-struct Out(Vec<Action>);
+pub(crate) struct Out(Vec<Action>);
 
 impl Out {
-    fn push(&mut self, action: Action) {
+    pub(crate) fn push(&mut self, action: Action) {
         self.0.push(action);
     }
 }
 
 impl Protocol {
-    /// A member with `key`, which must be in `config.members` (returns `None` otherwise).
-    pub fn new(config: ProtocolConfig, key: Keypair, restored: RestoredState) -> Option<Self> {
+    /// A member with `key`, which must be in the configured signer set. Feed
+    /// [`Input::Start`] next.
+    pub fn new(
+        config: ProtocolConfig,
+        key: Keypair,
+        restored: RestoredState,
+    ) -> Result<Self, NewError> {
+        config.validate()?;
         let me = config
-            .members
-            .iter()
-            .position(|member| *member == key.public())?;
-        let me = MemberIndex::try_from(me).ok()?;
-        Some(Self {
+            .signer_set
+            .index_of_key(&key.public())
+            .ok_or_else(|| NewError::NotAMember {
+                key: hex::encode(key.public()),
+                version: config.signer_set.version,
+            })?;
+        Ok(Self {
             config,
             me,
             key,
@@ -308,9 +182,30 @@ impl Protocol {
             pending: BTreeMap::new(),
             next_persist_id: 0,
             final_epochs: restored.final_epochs.into_iter().collect(),
+            finalizing: BTreeMap::new(),
             metrics: ProtocolMetrics::default(),
-            resend_armed: false,
+            #[cfg(feature = "planted-bugs")]
+            planted: None,
         })
+    }
+
+    /// Switches on a planted bug (tests only; see [`PlantedBug`]).
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant(&mut self, bug: PlantedBug) {
+        self.planted = Some(bug);
+    }
+
+    /// Whether `bug` is planted in this instance.
+    pub(crate) fn planted(&self, bug: PlantedBug) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        {
+            self.planted == Some(bug)
+        }
+        #[cfg(not(feature = "planted-bugs"))]
+        {
+            let _ = bug;
+            false
+        }
     }
 
     /// This member's index.
@@ -328,19 +223,20 @@ impl Protocol {
         &self.metrics
     }
 
-    /// Whether the epoch is known to be on chain.
+    /// Whether the epoch's official data is stored.
     pub fn is_final(&self, epoch: u64) -> bool {
         self.final_epochs.contains(&epoch)
     }
 
+    /// Whether the epoch is known to be on chain (final, or its official data being stored):
+    /// nothing more is signed or sent for it.
+    pub fn is_settled(&self, epoch: u64) -> bool {
+        self.is_final(epoch) || self.finalizing.contains_key(&epoch)
+    }
+
     /// The certificate of this member's block for `epoch`, if it has one.
     pub fn certificate(&self, epoch: u64) -> Option<&Certificate> {
-        self.epochs
-            .get(&epoch)?
-            .proposal
-            .as_ref()?
-            .certificate
-            .as_ref()
+        self.epochs.get(&epoch)?.certificate()
     }
 
     /// The data hash this member decided to sign for `proposer`'s block of `epoch`.
@@ -352,17 +248,28 @@ impl Protocol {
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Action> {
         let mut out = Out::default();
         match input {
-            Input::EpochEnded { epoch, values } => {
-                self.on_epoch_ended(now_ms, epoch, values, &mut out)
-            }
+            Input::Start => self.on_start(now_ms, &mut out),
+            Input::Measured { epoch, values } => self.on_measured(now_ms, epoch, values, &mut out),
             Input::Message { from, message } => self.on_message(now_ms, from, message, &mut out),
             Input::Timer(timer) => self.on_timer(now_ms, timer, &mut out),
             Input::Persisted { id } => self.on_persisted(id, &mut out),
-            Input::ChainStatus { epoch, on_chain } => {
-                self.on_chain_status(epoch, on_chain, false, &mut out)
+            Input::PersistFailed { id } => self.on_persist_failed(id, &mut out),
+            Input::ChainRecord { epoch, record } => {
+                self.on_chain_record(now_ms, epoch, record.map(|record| *record), &mut out)
             }
-            Input::SubmitOutcome { epoch, on_chain } => {
-                self.on_chain_status(epoch, on_chain, true, &mut out)
+            Input::Submitted {
+                epoch,
+                record,
+                tx_ref,
+            } => self.on_submitted(
+                now_ms,
+                epoch,
+                record.map(|record| *record),
+                tx_ref,
+                &mut out,
+            ),
+            Input::WinnerCopy { epoch, copy } => {
+                self.on_winner_copy(epoch, copy.map(|copy| *copy), &mut out)
             }
         }
         self.metrics.rejections += out
@@ -373,25 +280,56 @@ impl Protocol {
         out.0
     }
 
-    /// Whether `epoch` is worth working on at `now_ms`: ended or running, and no older than
-    /// the catch-up window.
-    fn in_window(&self, now_ms: u64, epoch: u64) -> bool {
-        match self.config.epoch_at_ms(now_ms) {
-            Some(current) => epoch <= current && current - epoch <= self.config.catch_up_epochs + 1,
-            None => false,
+    /// Arms the re-send round and the next epoch end, and resumes the catch-up window: the
+    /// recent ended epochs that are not final are measured again and looked up on chain.
+    fn on_start(&mut self, now_ms: u64, out: &mut Out) {
+        out.push(Action::SetTimer {
+            at_ms: now_ms + self.config.resend_interval_ms,
+            timer: Timer::Resend,
+        });
+        let current = self.config.epoch_at_ms(now_ms);
+        if let Some(current) = current {
+            for epoch in current.saturating_sub(self.config.catch_up_epochs)..current {
+                if !self.is_final(epoch) {
+                    out.push(Action::Measure { epoch });
+                    out.push(Action::ReadChain { epoch });
+                }
+            }
         }
+        let next = current.unwrap_or(0);
+        out.push(Action::SetTimer {
+            at_ms: self.config.epoch_end_ms(next),
+            timer: Timer::EpochEnd { epoch: next },
+        });
     }
 
-    fn on_epoch_ended(
+    fn on_epoch_end(&mut self, epoch: u64, out: &mut Out) {
+        out.push(Action::Measure { epoch });
+        let next = epoch.saturating_add(1);
+        out.push(Action::SetTimer {
+            at_ms: self.config.epoch_end_ms(next),
+            timer: Timer::EpochEnd { epoch: next },
+        });
+    }
+
+    /// Signs this member's averages of an ended epoch as its observation and sends it.
+    fn on_measured(
         &mut self,
         now_ms: u64,
         epoch: u64,
-        values: Vec<MixnodeReward>,
+        values: Option<Vec<MixnodeReward>>,
         out: &mut Out,
     ) {
-        if self.is_final(epoch) || !self.in_window(now_ms, epoch) {
+        if self.is_settled(epoch) || !self.config.in_window(now_ms, epoch) {
             return;
         }
+        let Some(values) = values else {
+            out.push(Action::Rejected {
+                from: None,
+                reason: Rejection::NoMeasurements { epoch },
+            });
+            return;
+        };
         if let Err(err) = validate_values(&values, &self.config.mixnodes) {
             out.push(Action::Rejected {
                 from: None,
@@ -403,7 +341,7 @@ impl Protocol {
         self.metrics.signatures_created += 1;
         let observation = Observation {
             epoch,
-            signer_set_version: self.config.signer_set_version,
+            signer_set_version: self.config.signer_set.version,
             author: self.me,
             signature: self.key.sign(&digest),
             values,
@@ -419,7 +357,7 @@ impl Protocol {
             self.metrics.observations_accepted += 1;
         }
         if self.config.policy == SubmitPolicy::Staggered {
-            let rank = submission_rank(epoch, &self.key.public(), &self.config.members);
+            let rank = submission_rank(epoch, &self.key.public(), self.config.signer_set.keys());
             let at_ms = submission_slot_ms(
                 self.config.epoch_end_ms(epoch),
                 rank,
@@ -428,13 +366,6 @@ impl Protocol {
             out.push(Action::SetTimer {
                 at_ms,
                 timer: Timer::SubmitSlot { epoch },
-            });
-        }
-        if !self.resend_armed {
-            self.resend_armed = true;
-            out.push(Action::SetTimer {
-                at_ms: now_ms + self.config.resend_interval_ms,
-                timer: Timer::Resend,
             });
         }
         self.maybe_propose(now_ms, epoch, out);
@@ -449,19 +380,19 @@ impl Protocol {
             return;
         }
         let epoch = message.epoch();
-        if !self.in_window(now_ms, epoch) {
+        if !self.config.in_window(now_ms, epoch) {
             out.push(Action::Rejected {
                 from: Some(from),
                 reason: Rejection::EpochOutOfWindow { epoch },
             });
             return;
         }
-        if self.is_final(epoch) {
+        if self.is_settled(epoch) {
             return;
         }
         if let Some(version) = message
             .signer_set_version()
-            .filter(|&version| version != self.config.signer_set_version)
+            .filter(|&version| version != self.config.signer_set.version)
         {
             return Self::reject(out, from, Rejection::WrongVersion { version });
         }
@@ -469,7 +400,7 @@ impl Protocol {
             Message::Observation(observation) => {
                 self.on_observation(now_ms, from, observation, out)
             }
-            Message::Send(block) => self.on_send(from, block, out),
+            Message::Block(block) => self.on_send(from, block, out),
             Message::Echo(echo) => self.on_echo(from, echo, out),
             Message::ObservationRequest { epoch, reference } => {
                 self.on_observation_request(from, epoch, reference, out)
@@ -477,7 +408,7 @@ impl Protocol {
         }
     }
 
-    fn reject(out: &mut Out, from: MemberIndex, reason: Rejection) {
+    pub(crate) fn reject(out: &mut Out, from: MemberIndex, reason: Rejection) {
         out.push(Action::Rejected {
             from: Some(from),
             reason,
@@ -492,7 +423,7 @@ impl Protocol {
         out: &mut Out,
     ) {
         let author = observation.author;
-        let Some(author_key) = self.config.members.get(usize::from(author)).copied() else {
+        let Some(author_key) = self.config.signer_set.key(author).copied() else {
             return Self::reject(out, from, Rejection::UnknownAuthor { author });
         };
         if let Err(err) = validate_values(&observation.values, &self.config.mixnodes) {
@@ -583,7 +514,7 @@ impl Protocol {
         }
         let block = Block {
             epoch,
-            signer_set_version: self.config.signer_set_version,
+            signer_set_version: self.config.signer_set.version,
             proposer: me,
             observations: refs,
             data_hash,
@@ -604,7 +535,7 @@ impl Protocol {
         self.persist(record, pending, out);
     }
 
-    fn persist(&mut self, record: PersistRecord, pending: Pending, out: &mut Out) {
+    pub(crate) fn persist(&mut self, record: PersistRecord, pending: Pending, out: &mut Out) {
         let id = self.next_persist_id;
         self.next_persist_id += 1;
         self.pending.insert(id, pending);
@@ -788,7 +719,7 @@ impl Protocol {
                 self.metrics.signatures_created += 1;
                 self.metrics.blocks_proposed += 1;
                 out.push(Action::Broadcast {
-                    message: Message::Send(block.clone()),
+                    message: Message::Block(block.clone()),
                 });
                 if let Some(state) = self.epochs.get_mut(&epoch) {
                     state.proposing = false;
@@ -803,7 +734,24 @@ impl Protocol {
                 }
                 self.check_certificate(epoch, out);
             }
+            Some(Pending::Official { epoch, source }) => {
+                self.on_official_stored(epoch, source, out)
+            }
             None => {}
+        }
+    }
+
+    /// A failed write leaves no decision behind: an echo is not sent, an own block not
+    /// proposed (retried at the next re-send round), official data is retried.
+    fn on_persist_failed(&mut self, id: u64, out: &mut Out) {
+        match self.pending.remove(&id) {
+            Some(Pending::OwnBlock { epoch, .. }) => {
+                if let Some(state) = self.epochs.get_mut(&epoch) {
+                    state.proposing = false;
+                }
+            }
+            Some(Pending::Official { epoch, .. }) => self.on_official_not_stored(epoch, out),
+            Some(Pending::Echo { .. }) | None => {}
         }
     }
 
@@ -821,7 +769,9 @@ impl Protocol {
             return;
         }
         let digest = echo_digest(&self.config, echo.epoch, &echo.data_hash);
-        let key = self.config.members[usize::from(from)];
+        let Some(key) = self.config.signer_set.key(from).copied() else {
+            return Self::reject(out, from, Rejection::NotAMember);
+        };
         self.metrics.signature_verifications += 1;
         if verify_signature(&digest, &echo.signature, &key) == SignatureCheck::Invalid {
             return Self::reject(out, from, Rejection::BadSignature { signer: from });
@@ -837,8 +787,8 @@ impl Protocol {
     }
 
     fn check_certificate(&mut self, epoch: u64, out: &mut Out) {
-        let threshold = self.config.threshold;
-        let version = self.config.signer_set_version;
+        let threshold = self.config.threshold();
+        let version = self.config.signer_set.version;
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
@@ -864,12 +814,12 @@ impl Protocol {
         out.push(Action::Certified { certificate });
         match self.config.policy {
             SubmitPolicy::Race => self.submit(epoch, out),
-            SubmitPolicy::Staggered if state.slot_reached => out.push(Action::QueryChain { epoch }),
+            SubmitPolicy::Staggered if state.slot_reached => out.push(Action::ReadChain { epoch }),
             SubmitPolicy::Staggered => {}
         }
     }
 
-    fn submit(&mut self, epoch: u64, out: &mut Out) {
+    pub(crate) fn submit(&mut self, epoch: u64, out: &mut Out) {
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
@@ -901,34 +851,51 @@ impl Protocol {
         }
     }
 
-    fn on_chain_status(&mut self, epoch: u64, on_chain: bool, after_submit: bool, out: &mut Out) {
-        if on_chain {
-            self.final_epochs.insert(epoch);
-            self.epochs.remove(&epoch);
-            return;
-        }
+    /// The epoch is not on chain: submit if this member holds a certificate, may submit
+    /// now (its staggered slot has come, or the race policy) and is not backing off.
+    pub(crate) fn on_not_on_chain(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
         let policy = self.config.policy;
-        let Some(state) = self.epochs.get_mut(&epoch) else {
+        let Some(state) = self.epochs.get(&epoch) else {
             return;
         };
-        if after_submit {
-            state.submit_in_flight = false;
-        }
-        let certified = state
-            .proposal
-            .as_ref()
-            .is_some_and(|p| p.certificate.is_some());
         let eligible = match policy {
             SubmitPolicy::Race => true,
             SubmitPolicy::Staggered => state.slot_reached,
         };
-        if certified && eligible {
+        if state.certificate().is_some() && eligible && now_ms >= state.submit_not_before_ms {
             self.submit(epoch, out);
+        }
+    }
+
+    /// The outcome of this member's submission.
+    fn on_submitted(
+        &mut self,
+        now_ms: u64,
+        epoch: u64,
+        record: Option<nym_rewards::msg::EpochRewardsResponse>,
+        tx_ref: Option<String>,
+        out: &mut Out,
+    ) {
+        let retry_at = now_ms + self.config.resend_interval_ms;
+        if let Some(state) = self.epochs.get_mut(&epoch) {
+            state.submit_in_flight = false;
+            if record.is_none() {
+                // Back off: a chain that refuses or is down is not hammered.
+                state.submit_not_before_ms = retry_at;
+                out.push(Action::SetTimer {
+                    at_ms: retry_at,
+                    timer: Timer::SubmitRetry { epoch },
+                });
+            }
+        }
+        if let Some(record) = record {
+            self.on_on_chain(epoch, record, tx_ref, out);
         }
     }
 
     fn on_timer(&mut self, now_ms: u64, timer: Timer, out: &mut Out) {
         match timer {
+            Timer::EpochEnd { epoch } => self.on_epoch_end(epoch, out),
             Timer::Grace { epoch } => {
                 if let Some(state) = self.epochs.get_mut(&epoch) {
                     state.grace_over = true;
@@ -940,12 +907,13 @@ impl Protocol {
                     return;
                 };
                 state.slot_reached = true;
-                if state
-                    .proposal
-                    .as_ref()
-                    .is_some_and(|p| p.certificate.is_some())
-                {
-                    out.push(Action::QueryChain { epoch });
+                if state.certificate().is_some() {
+                    out.push(Action::ReadChain { epoch });
+                }
+            }
+            Timer::SubmitRetry { epoch } => {
+                if self.certificate(epoch).is_some() && !self.is_settled(epoch) {
+                    out.push(Action::ReadChain { epoch });
                 }
             }
             Timer::Resend => self.on_resend(now_ms, out),
@@ -953,13 +921,12 @@ impl Protocol {
     }
 
     fn on_resend(&mut self, now_ms: u64, out: &mut Out) {
-        let window_start = self.config.epoch_at_ms(now_ms).map_or(0, |current| {
-            current.saturating_sub(self.config.catch_up_epochs + 1)
-        });
+        let window_start = self.config.window_start(now_ms);
         self.epochs.retain(|&epoch, _| epoch >= window_start);
         self.echo_decisions
             .retain(|&(epoch, _), _| epoch >= window_start);
         self.final_epochs.retain(|&epoch| epoch >= window_start);
+        self.finalizing.retain(|&epoch, _| epoch >= window_start);
         for (&epoch, state) in &self.epochs {
             if let Some(own) = &state.own {
                 out.push(Action::Broadcast {
@@ -968,7 +935,7 @@ impl Protocol {
             }
             if let Some(proposal) = state.proposal.as_ref().filter(|p| p.certificate.is_none()) {
                 out.push(Action::Broadcast {
-                    message: Message::Send(proposal.block.clone()),
+                    message: Message::Block(proposal.block.clone()),
                 });
             }
             for (&proposer, block) in &state.parked {
@@ -984,8 +951,18 @@ impl Protocol {
                     }
                 }
             }
-            out.push(Action::QueryChain { epoch });
+            out.push(Action::ReadChain { epoch });
         }
+        let unproposed: Vec<u64> = self
+            .epochs
+            .iter()
+            .filter(|(_, state)| state.proposal.is_none() && !state.proposing)
+            .map(|(&epoch, _)| epoch)
+            .collect();
+        for epoch in unproposed {
+            self.maybe_propose(now_ms, epoch, out);
+        }
+        self.retry_stalled_finality(out);
         out.push(Action::SetTimer {
             at_ms: now_ms + self.config.resend_interval_ms,
             timer: Timer::Resend,

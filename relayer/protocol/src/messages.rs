@@ -99,8 +99,8 @@ impl Certificate {
 pub enum Message {
     /// An observation (its author's, or relayed by a proposer on request).
     Observation(Observation),
-    /// A proposer's block (the SEND of the echo broadcast).
-    Send(Block),
+    /// A proposer's block.
+    Block(Block),
     /// An echo for the receiver's block.
     Echo(Echo),
     /// Asks a proposer for an observation its block references.
@@ -117,7 +117,7 @@ impl Message {
     pub fn epoch(&self) -> u64 {
         match self {
             Message::Observation(observation) => observation.epoch,
-            Message::Send(block) => block.epoch,
+            Message::Block(block) => block.epoch,
             Message::Echo(echo) => echo.epoch,
             Message::ObservationRequest { epoch, .. } => *epoch,
         }
@@ -127,7 +127,7 @@ impl Message {
     pub fn signer_set_version(&self) -> Option<u32> {
         match self {
             Message::Observation(observation) => Some(observation.signer_set_version),
-            Message::Send(block) => Some(block.signer_set_version),
+            Message::Block(block) => Some(block.signer_set_version),
             Message::Echo(_) | Message::ObservationRequest { .. } => None,
         }
     }
@@ -136,7 +136,7 @@ impl Message {
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Observation(_) => "observation",
-            Message::Send(_) => "send",
+            Message::Block(_) => "block",
             Message::Echo(_) => "echo",
             Message::ObservationRequest { .. } => "observation_request",
         }

@@ -5,7 +5,11 @@
 use sha2::{Digest, Sha256};
 
 /// Rank of `key` among `members` for `epoch` (0 = first to submit).
-pub fn submission_rank(epoch: u64, key: &[u8; 32], members: &[[u8; 32]]) -> usize {
+pub fn submission_rank<'a>(
+    epoch: u64,
+    key: &[u8; 32],
+    members: impl IntoIterator<Item = &'a [u8; 32]>,
+) -> usize {
     let score = |member: &[u8; 32]| -> [u8; 32] {
         let mut hasher = Sha256::new();
         hasher.update(epoch.to_be_bytes());
@@ -14,7 +18,7 @@ pub fn submission_rank(epoch: u64, key: &[u8; 32], members: &[[u8; 32]]) -> usiz
     };
     let own = score(key);
     members
-        .iter()
+        .into_iter()
         .filter(|member| *member != key)
         .filter(|member| (score(member), *member) < (own, key))
         .count()

@@ -1,12 +1,16 @@
 //! The protocol without sockets: a small in-memory network of real state machines, plus
 //! byzantine inputs crafted by hand. Every rule of DESIGN section 1 has a test here.
 
-use std::collections::{BTreeMap, VecDeque};
+#![allow(clippy::unwrap_used)] // test code
 
-use nym_rewards::msg::EpochClock;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use cosmwasm_std::{Addr, HexBinary, Timestamp};
+use nym_rewards::msg::{EpochClock, EpochRewardsResponse, SignerSignature};
 use relayer_protocol::{
-    Action, Block, Certificate, Echo, Input, Keypair, Message, MixnodeReward, Observation,
-    ObservationRef, Protocol, ProtocolConfig, Rejection, RestoredState, SignatureCheck,
+    Action, Block, Certificate, ChainContext, Echo, FetchFailed, Input, Keypair, Message,
+    MixnodeReward, Observation, ObservationRef, OfficialEpoch, OfficialSource, PersistRecord,
+    Protocol, ProtocolConfig, Rejection, RestoredState, SignatureCheck, Signer, SignerSet,
     SubmitPolicy, Timer, echo_digest, observation_digest, verify_signature,
 };
 
@@ -20,13 +24,29 @@ fn keys(n: usize) -> Vec<Keypair> {
         .collect()
 }
 
+fn address(index: usize) -> String {
+    format!("wasm1member{index}")
+}
+
 fn config(n: usize, policy: SubmitPolicy) -> ProtocolConfig {
     ProtocolConfig {
-        chain_id: "testing".into(),
-        contract_addr: "wasm1contract".into(),
-        signer_set_version: 1,
-        members: keys(n).iter().map(Keypair::public).collect(),
-        threshold: 2 * n / 3 + 1,
+        chain: ChainContext {
+            chain_id: "testing".into(),
+            contract: "wasm1contract".into(),
+        },
+        signer_set: SignerSet {
+            version: 1,
+            effective_from_epoch: 0,
+            threshold: relayer_protocol::default_threshold(n),
+            members: keys(n)
+                .iter()
+                .enumerate()
+                .map(|(i, key)| Signer {
+                    key: key.public(),
+                    address: address(i),
+                })
+                .collect(),
+        },
         observation_threshold: relayer_protocol::default_observation_threshold(n),
         mixnodes: vec![1, 2, 3, 4],
         clock: EpochClock {
@@ -110,7 +130,8 @@ fn rejections(actions: &[Action]) -> Vec<Rejection> {
         .collect()
 }
 
-/// An in-memory network: instant delivery, immediate persist acks, a first-wins chain.
+/// An in-memory network: instant delivery, immediate persist acks (unless told to fail), a
+/// first-wins chain, and each node's stored official data served to losers.
 struct Net {
     nodes: Vec<Protocol>,
     down: Vec<bool>,
@@ -121,40 +142,51 @@ struct Net {
     submissions: Vec<(usize, u64)>,
     rejected: Vec<(usize, Rejection)>,
     persisted: Vec<(usize, u64, u16, [u8; 32])>,
+    /// `(node, epoch) -> (copy, source)` of stored official data.
+    official: BTreeMap<(usize, u64), (OfficialEpoch, OfficialSource)>,
+    /// Nodes whose next official writes fail.
+    failing_official_writes: BTreeMap<usize, usize>,
+    /// Nodes that serve a tampered copy.
+    tampering: BTreeSet<usize>,
+    /// Nodes whose API is down.
+    api_down: BTreeSet<usize>,
+    finals: Vec<(usize, u64, OfficialSource)>,
 }
 
 impl Net {
+    /// Nodes started a second before epoch 0 ends.
     fn new(n: usize, policy: SubmitPolicy) -> Self {
-        Self {
+        let mut net = Self {
             nodes: (0..n).map(|i| node(n, i, policy)).collect(),
             down: vec![false; n],
-            now: T0,
+            now: EPOCH_SECS * 1_000 - 1_000,
             queue: VecDeque::new(),
             timers: Vec::new(),
             chain: BTreeMap::new(),
             submissions: Vec::new(),
             rejected: Vec::new(),
             persisted: Vec::new(),
+            official: BTreeMap::new(),
+            failing_official_writes: BTreeMap::new(),
+            tampering: BTreeSet::new(),
+            api_down: BTreeSet::new(),
+            finals: Vec::new(),
+        };
+        for i in 0..n {
+            net.queue.push_back((i, Input::Start));
         }
+        net.deliver();
+        net
     }
 
+    /// Runs until just after `epoch` ends: its epoch-end timers fire and nodes measure it.
     fn end_epoch(&mut self, epoch: u64) {
-        for i in 0..self.nodes.len() {
-            if !self.down[i] {
-                self.queue.push_back((
-                    i,
-                    Input::EpochEnded {
-                        epoch,
-                        values: values(i as u16),
-                    },
-                ));
-            }
-        }
+        self.run_until((epoch + 1) * EPOCH_SECS * 1_000 + 5);
     }
 
     fn deliver(&mut self) {
         while let Some((i, input)) = self.queue.pop_front() {
-            if self.down[i] {
+            if self.down[i] && input != Input::Start {
                 continue;
             }
             let actions = self.nodes[i].handle(self.now, input);
@@ -162,6 +194,28 @@ impl Net {
                 self.perform(i, action);
             }
         }
+    }
+
+    /// The contract's record of `epoch`, as the real contract answers it.
+    fn record(&self, epoch: u64) -> Option<Box<EpochRewardsResponse>> {
+        let (winner, certificate) = self.chain.get(&epoch)?;
+        Some(Box::new(EpochRewardsResponse {
+            epoch,
+            signer_set_version: certificate.signer_set_version,
+            data_hash: HexBinary::from(certificate.data_hash),
+            rewards: certificate.rewards.clone(),
+            signatures: certificate
+                .signatures
+                .iter()
+                .map(|(index, signature)| SignerSignature {
+                    index: *index,
+                    signature: HexBinary::from(signature.clone()),
+                })
+                .collect(),
+            submitter: Addr::unchecked(address(*winner)),
+            height: 100 + epoch,
+            time: Timestamp::from_seconds(1),
+        }))
     }
 
     fn perform(&mut self, i: usize, action: Action) {
@@ -181,34 +235,80 @@ impl Net {
                     ));
                 }
             }
-            Action::Persist { id, record } => {
-                let relayer_protocol::PersistRecord::EchoDecision {
+            Action::Persist { id, record } => match record {
+                PersistRecord::EchoDecision {
                     epoch,
                     proposer,
                     data_hash,
-                } = record;
-                self.persisted.push((i, epoch, proposer, data_hash));
-                self.queue.push_back((i, Input::Persisted { id }));
-            }
+                } => {
+                    self.persisted.push((i, epoch, proposer, data_hash));
+                    self.queue.push_back((i, Input::Persisted { id }));
+                }
+                PersistRecord::Official {
+                    official, source, ..
+                } => {
+                    let failing = self.failing_official_writes.entry(i).or_default();
+                    if *failing > 0 {
+                        *failing -= 1;
+                        self.queue.push_back((i, Input::PersistFailed { id }));
+                    } else {
+                        self.official
+                            .entry((i, official.epoch))
+                            .or_insert((official, source));
+                        self.queue.push_back((i, Input::Persisted { id }));
+                    }
+                }
+            },
             Action::SetTimer { at_ms, timer } => self.timers.push((at_ms, i, timer)),
-            Action::QueryChain { epoch } => {
-                let on_chain = self.chain.contains_key(&epoch);
+            Action::Measure { epoch } => self.queue.push_back((
+                i,
+                Input::Measured {
+                    epoch,
+                    values: Some(values(i as u16)),
+                },
+            )),
+            Action::ReadChain { epoch } => {
+                let record = self.record(epoch);
                 self.queue
-                    .push_back((i, Input::ChainStatus { epoch, on_chain }));
+                    .push_back((i, Input::ChainRecord { epoch, record }));
             }
             Action::Submit { certificate } => {
                 let epoch = certificate.epoch;
                 self.submissions.push((i, epoch));
+                let won = !self.chain.contains_key(&epoch);
                 self.chain.entry(epoch).or_insert((i, certificate));
+                let record = self.record(epoch);
+                let tx_ref = won.then(|| format!("tx-{i}-{epoch}"));
                 self.queue.push_back((
                     i,
-                    Input::SubmitOutcome {
+                    Input::Submitted {
                         epoch,
-                        on_chain: true,
+                        record,
+                        tx_ref,
                     },
                 ));
             }
+            Action::FetchOfficial {
+                epoch,
+                from: winner,
+            } => {
+                let winner = usize::from(winner);
+                let copy = match self.official.get(&(winner, epoch)) {
+                    Some((copy, _)) if !self.api_down.contains(&winner) => {
+                        let mut copy = copy.clone();
+                        if self.tampering.contains(&winner) {
+                            copy.rewards[0].uptime_bp ^= 1;
+                        }
+                        Ok(Box::new(copy))
+                    }
+                    _ => Err(FetchFailed {
+                        reason: "unreachable".into(),
+                    }),
+                };
+                self.queue.push_back((i, Input::WinnerCopy { epoch, copy }));
+            }
             Action::Certified { .. } => {}
+            Action::Final { epoch, source } => self.finals.push((i, epoch, source)),
             Action::Rejected { reason, .. } => self.rejected.push((i, reason)),
         }
     }
@@ -228,11 +328,16 @@ impl Net {
         }
         self.now = self.now.max(until);
     }
+
+    /// The official copy node `i` stored for `epoch`.
+    fn stored(&self, i: usize, epoch: u64) -> Option<&(OfficialEpoch, OfficialSource)> {
+        self.official.get(&(i, epoch))
+    }
 }
 
 fn assert_certificate_verifies(n: usize, certificate: &Certificate) {
     let config = config(n, SubmitPolicy::Race);
-    assert!(certificate.signatures.len() >= config.threshold);
+    assert!(certificate.signatures.len() >= config.threshold());
     assert_eq!(
         certificate.data_hash,
         nym_rewards::digest::data_hash(&certificate.rewards)
@@ -240,7 +345,7 @@ fn assert_certificate_verifies(n: usize, certificate: &Certificate) {
     let digest = echo_digest(&config, certificate.epoch, &certificate.data_hash);
     for (index, signature) in &certificate.signatures {
         assert_eq!(
-            verify_signature(&digest, signature, &config.members[*index as usize]),
+            verify_signature(&digest, signature, config.signer_set.key(*index).unwrap()),
             SignatureCheck::Valid
         );
     }
@@ -253,12 +358,17 @@ fn four_honest_nodes_certify_and_exactly_one_submission_lands_staggered() {
     net.run_until(T0 + 10_000);
     let (winner, certificate) = net.chain.get(&0).cloned().expect("epoch 0 on chain");
     assert_certificate_verifies(4, &certificate);
+    let epoch0: Vec<usize> = net
+        .submissions
+        .iter()
+        .filter(|(_, epoch)| *epoch == 0)
+        .map(|(node, _)| *node)
+        .collect();
     assert_eq!(
-        net.submissions.len(),
-        1,
+        epoch0,
+        vec![winner],
         "staggered: one transaction, by rank 0"
     );
-    assert_eq!(net.submissions[0].0, winner);
     // Lower median of the four observations, per mixnode.
     let mut expected = Vec::new();
     for position in 0..4 {
@@ -287,7 +397,7 @@ fn race_policy_has_everyone_submit() {
 fn message_and_signature_work_is_quadratic() {
     let mut net = Net::new(7, SubmitPolicy::Staggered);
     net.end_epoch(0);
-    net.run_until(T0 + 20_000);
+    net.run_until(T0 + 9_000); // before epoch 1 ends
     assert!(net.chain.contains_key(&0));
     let verifications: u64 = net
         .nodes
@@ -313,9 +423,9 @@ fn proposer_waits_the_grace_period_for_the_last_observation() {
     let mut node0 = node(4, 0, SubmitPolicy::Race);
     node0.handle(
         T0,
-        Input::EpochEnded {
+        Input::Measured {
             epoch: 0,
-            values: values(0),
+            values: Some(values(0)),
         },
     );
     for author in [1, 2] {
@@ -356,7 +466,7 @@ fn echo_is_sent_only_after_the_decision_is_persisted() {
         );
     }
     let block = honest_block(&observations);
-    let actions = receive(&mut node1, T0, 0, Message::Send(block.clone()));
+    let actions = receive(&mut node1, T0, 0, Message::Block(block.clone()));
     assert!(!actions.iter().any(|a| matches!(
         a,
         Action::Send {
@@ -492,9 +602,9 @@ fn two_observations_from_one_author_are_detected_and_excluded() {
     let mut node0 = node(4, 0, SubmitPolicy::Race);
     node0.handle(
         T0,
-        Input::EpochEnded {
+        Input::Measured {
             epoch: 0,
-            values: values(0),
+            values: Some(values(0)),
         },
     );
     let first = signed_observation(4, 1, 0, values(1));
@@ -526,7 +636,7 @@ fn two_observations_from_one_author_are_detected_and_excluded() {
         .iter()
         .find_map(|a| match a {
             Action::Broadcast {
-                message: Message::Send(block),
+                message: Message::Block(block),
             } => Some(block.clone()),
             _ => None,
         })
@@ -543,7 +653,7 @@ fn two_observations_from_one_author_are_detected_and_excluded() {
 fn block_with_too_few_authors_is_rejected() {
     let (mut node1, observations) = validator();
     let block = honest_block(&observations[..2]);
-    let actions = receive(&mut node1, T0, 0, Message::Send(block));
+    let actions = receive(&mut node1, T0, 0, Message::Block(block));
     assert_eq!(
         rejections(&actions),
         vec![Rejection::TooFewAuthors { got: 2, need: 3 }]
@@ -555,7 +665,7 @@ fn block_with_a_repeated_author_is_rejected() {
     let (mut node1, observations) = validator();
     let mut block = honest_block(&observations);
     block.observations[1] = block.observations[0];
-    let actions = receive(&mut node1, T0, 0, Message::Send(block));
+    let actions = receive(&mut node1, T0, 0, Message::Block(block));
     assert_eq!(rejections(&actions), vec![Rejection::UnsortedAuthors]);
 }
 
@@ -564,7 +674,7 @@ fn block_whose_aggregate_does_not_match_is_rejected() {
     let (mut node1, observations) = validator();
     let mut block = honest_block(&observations);
     block.data_hash[0] ^= 1;
-    let actions = receive(&mut node1, T0, 0, Message::Send(block));
+    let actions = receive(&mut node1, T0, 0, Message::Block(block));
     assert_eq!(rejections(&actions), vec![Rejection::AggregateMismatch]);
 }
 
@@ -572,7 +682,7 @@ fn block_whose_aggregate_does_not_match_is_rejected() {
 fn block_from_someone_other_than_its_proposer_is_rejected() {
     let (mut node1, observations) = validator();
     let block = honest_block(&observations);
-    let actions = receive(&mut node1, T0, 2, Message::Send(block));
+    let actions = receive(&mut node1, T0, 2, Message::Block(block));
     assert_eq!(rejections(&actions), vec![Rejection::WrongSender]);
 }
 
@@ -581,7 +691,7 @@ fn wrong_version_and_old_epochs_are_rejected() {
     let (mut node1, observations) = validator();
     let mut block = honest_block(&observations);
     block.signer_set_version = 2;
-    let actions = receive(&mut node1, T0, 0, Message::Send(block));
+    let actions = receive(&mut node1, T0, 0, Message::Block(block));
     assert_eq!(
         rejections(&actions),
         vec![Rejection::WrongVersion { version: 2 }]
@@ -620,7 +730,7 @@ fn missing_observation_is_fetched_from_the_proposer() {
         Message::Observation(observations[0].clone()),
     );
     let block = honest_block(&observations);
-    let actions = receive(&mut node1, T0, 0, Message::Send(block));
+    let actions = receive(&mut node1, T0, 0, Message::Block(block));
     let requested: Vec<u16> = actions
         .iter()
         .filter_map(|a| match a {
@@ -655,7 +765,7 @@ fn missing_observation_is_fetched_from_the_proposer() {
 fn a_second_block_of_the_same_proposer_gets_no_echo_even_after_a_restart() {
     let (mut node1, observations) = validator();
     let block = honest_block(&observations);
-    let actions = receive(&mut node1, T0, 0, Message::Send(block.clone()));
+    let actions = receive(&mut node1, T0, 0, Message::Block(block.clone()));
     let id = persist_id(&actions).unwrap();
     node1.handle(T0, Input::Persisted { id });
     let decided = node1.echo_decision(0, 0).expect("decided");
@@ -691,7 +801,7 @@ fn a_second_block_of_the_same_proposer_gets_no_echo_even_after_a_restart() {
     other.data_hash =
         nym_rewards::digest::data_hash(&relayer_protocol::lower_median(&columns).unwrap());
     assert_ne!(other.data_hash, decided);
-    let actions = receive(&mut node1, T0, 0, Message::Send(other));
+    let actions = receive(&mut node1, T0, 0, Message::Block(other));
     assert_eq!(
         rejections(&actions),
         vec![Rejection::ConflictingBlock { proposer: 0 }]
@@ -705,7 +815,7 @@ fn a_second_block_of_the_same_proposer_gets_no_echo_even_after_a_restart() {
             }
     )));
     // The block it did echo gets the same echo again (idempotent resend).
-    let actions = receive(&mut node1, T0, 0, Message::Send(block));
+    let actions = receive(&mut node1, T0, 0, Message::Block(block));
     assert!(actions.iter().any(|a| matches!(a, Action::Send { message: Message::Echo(echo), .. } if echo.data_hash == decided)));
 }
 
@@ -714,9 +824,9 @@ fn proposer() -> Protocol {
     let mut node0 = node(4, 0, SubmitPolicy::Race);
     node0.handle(
         T0,
-        Input::EpochEnded {
+        Input::Measured {
             epoch: 0,
-            values: values(0),
+            values: Some(values(0)),
         },
     );
     let mut proposed = None;
@@ -780,9 +890,9 @@ fn invalid_own_values_are_reported_not_signed() {
     let mut node0 = node(4, 0, SubmitPolicy::Race);
     let actions = node0.handle(
         T0,
-        Input::EpochEnded {
+        Input::Measured {
             epoch: 0,
-            values: values(0)[..2].to_vec(),
+            values: Some(values(0)[..2].to_vec()),
         },
     );
     assert!(matches!(
@@ -807,4 +917,223 @@ fn staggered_node_submits_only_at_its_slot_after_querying() {
         1,
         "later ranks find the epoch on chain and stay quiet"
     );
+}
+
+// ---------------------------------------------------------------- finalization (node core)
+
+#[test]
+fn the_winner_stores_its_record_and_losers_store_the_verified_copy_of_the_winner() {
+    let mut net = Net::new(4, SubmitPolicy::Staggered);
+    net.end_epoch(0);
+    net.run_until(T0 + 10_000);
+    let (winner, _) = net.chain.get(&0).cloned().expect("on chain");
+    let record = OfficialEpoch::from(net.record(0).unwrap().as_ref());
+    for i in 0..4 {
+        let (copy, source) = net.stored(i, 0).expect("every node stores the epoch");
+        assert_eq!(copy, &record, "node {i} holds the contract's data");
+        let expected = if i == winner {
+            OfficialSource::Own
+        } else {
+            OfficialSource::Peer
+        };
+        assert_eq!(*source, expected, "node {i}");
+        assert!(net.nodes[i].is_final(0));
+    }
+    let finals: BTreeSet<usize> = net.finals.iter().map(|(i, ..)| *i).collect();
+    assert_eq!(finals.len(), 4, "every node reports the epoch final once");
+}
+
+#[test]
+fn a_tampered_or_unreachable_winner_copy_is_replaced_by_the_contracts() {
+    for tampered in [true, false] {
+        let mut net = Net::new(4, SubmitPolicy::Race);
+        // Whoever wins serves a tampered copy, or none.
+        let all: BTreeSet<usize> = (0..4).collect();
+        if tampered {
+            net.tampering = all;
+        } else {
+            net.api_down = all;
+        }
+        net.end_epoch(0);
+        net.run_until(T0 + 10_000);
+        let (winner, _) = net.chain.get(&0).cloned().expect("on chain");
+        let record = OfficialEpoch::from(net.record(0).unwrap().as_ref());
+        for i in (0..4).filter(|&i| i != winner) {
+            assert_eq!(
+                net.stored(i, 0),
+                Some(&(record.clone(), OfficialSource::Contract)),
+                "node {i}"
+            );
+        }
+        let fallbacks = net
+            .rejected
+            .iter()
+            .filter(|(_, reason)| {
+                if tampered {
+                    matches!(reason, Rejection::WinnerCopyInvalid { epoch: 0, .. })
+                } else {
+                    matches!(reason, Rejection::WinnerUnreachable { epoch: 0, .. })
+                }
+            })
+            .count();
+        assert_eq!(fallbacks, 3, "each loser says why it fell back");
+    }
+}
+
+#[test]
+fn a_failed_official_write_keeps_the_epoch_until_a_retry_stores_it() {
+    let mut net = Net::new(4, SubmitPolicy::Staggered);
+    net.failing_official_writes.insert(2, 2);
+    net.end_epoch(0);
+    net.run_until(T0 + 2_000);
+    assert!(net.chain.contains_key(&0));
+    assert!(net.stored(2, 0).is_none(), "both writes so far failed");
+    assert!(!net.nodes[2].is_final(0), "the epoch is not dropped");
+    assert!(net.nodes[2].is_settled(0), "it is known to be on chain");
+    // The re-send rounds read the chain again and retry until the write succeeds.
+    net.run_until(T0 + 20_000);
+    assert!(net.stored(2, 0).is_some());
+    assert!(net.nodes[2].is_final(0));
+    assert_eq!(net.nodes[2].metrics().official_store_failures, 2);
+}
+
+#[test]
+fn a_failed_submission_is_retried_only_after_the_backoff() {
+    let mut node0 = proposer();
+    // Certify node 0's block with echoes of members 1 and 2.
+    let data_hash = node0.echo_decision(0, 0).unwrap();
+    let config = config(4, SubmitPolicy::Race);
+    let mut submitted = None;
+    for member in [1u16, 2] {
+        let echo = Echo {
+            epoch: 0,
+            proposer: 0,
+            data_hash,
+            signature: keys(4)[usize::from(member)].sign(&echo_digest(&config, 0, &data_hash)),
+        };
+        let actions = receive(&mut node0, T0, member, Message::Echo(echo));
+        submitted = submitted.or(actions
+            .iter()
+            .find(|a| matches!(a, Action::Submit { .. }))
+            .cloned());
+    }
+    assert!(submitted.is_some(), "race: submits once certified");
+    let failed = node0.handle(
+        T0 + 10,
+        Input::Submitted {
+            epoch: 0,
+            record: None,
+            tx_ref: None,
+        },
+    );
+    let is_submit = |actions: &[Action]| actions.iter().any(|a| matches!(a, Action::Submit { .. }));
+    assert!(!is_submit(&failed), "no immediate resubmission");
+    let retry_at = failed
+        .iter()
+        .find_map(|a| match a {
+            Action::SetTimer {
+                at_ms,
+                timer: Timer::SubmitRetry { epoch: 0 },
+            } => Some(*at_ms),
+            _ => None,
+        })
+        .expect("a retry timer");
+    assert_eq!(retry_at, T0 + 10 + config.resend_interval_ms);
+    // A chain read in the meantime (a re-send round) does not resubmit either.
+    let early = node0.handle(
+        T0 + 20,
+        Input::ChainRecord {
+            epoch: 0,
+            record: None,
+        },
+    );
+    assert!(!is_submit(&early));
+    let timer = node0.handle(retry_at, Input::Timer(Timer::SubmitRetry { epoch: 0 }));
+    assert!(timer.contains(&Action::ReadChain { epoch: 0 }));
+    let retried = node0.handle(
+        retry_at,
+        Input::ChainRecord {
+            epoch: 0,
+            record: None,
+        },
+    );
+    assert!(is_submit(&retried), "submits again after the backoff");
+}
+
+#[test]
+fn start_resumes_recent_unfinished_epochs_and_arms_the_epoch_clock() {
+    // At epoch 5 with catch_up_epochs = 2: epochs 3 and 4 are resumed unless final.
+    let now = 5 * EPOCH_SECS * 1_000 + 300;
+    let restored = RestoredState {
+        echo_decisions: vec![],
+        final_epochs: vec![4],
+    };
+    let mut node0 = Protocol::new(
+        config(4, SubmitPolicy::Staggered),
+        keys(4)[0].clone(),
+        restored,
+    )
+    .unwrap();
+    let actions = node0.handle(now, Input::Start);
+    assert!(actions.contains(&Action::Measure { epoch: 3 }));
+    assert!(actions.contains(&Action::ReadChain { epoch: 3 }));
+    assert!(
+        !actions.contains(&Action::Measure { epoch: 4 }),
+        "epoch 4 is final"
+    );
+    assert!(
+        !actions.contains(&Action::Measure { epoch: 2 }),
+        "outside the window"
+    );
+    assert!(actions.contains(&Action::SetTimer {
+        at_ms: 6 * EPOCH_SECS * 1_000,
+        timer: Timer::EpochEnd { epoch: 5 },
+    }));
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::SetTimer {
+            timer: Timer::Resend,
+            ..
+        }
+    )));
+    let ended = node0.handle(
+        6 * EPOCH_SECS * 1_000,
+        Input::Timer(Timer::EpochEnd { epoch: 5 }),
+    );
+    assert_eq!(
+        ended,
+        vec![
+            Action::Measure { epoch: 5 },
+            Action::SetTimer {
+                at_ms: 7 * EPOCH_SECS * 1_000,
+                timer: Timer::EpochEnd { epoch: 6 },
+            },
+        ]
+    );
+    let none = node0.handle(
+        6 * EPOCH_SECS * 1_000,
+        Input::Measured {
+            epoch: 5,
+            values: None,
+        },
+    );
+    assert_eq!(
+        rejections(&none),
+        vec![Rejection::NoMeasurements { epoch: 5 }]
+    );
+}
+
+#[test]
+fn a_key_outside_the_signer_set_is_refused() {
+    let stranger = Keypair::from_seed(&[200; 32]);
+    let err = Protocol::new(
+        config(4, SubmitPolicy::Race),
+        stranger,
+        RestoredState::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(
+        err,
+        relayer_protocol::NewError::NotAMember { version: 1, .. }
+    ));
 }

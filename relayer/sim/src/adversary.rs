@@ -13,10 +13,24 @@ use relayer_protocol::{
     lower_median, observation_digest,
 };
 use serde::{Deserialize, Serialize};
+use strum::{IntoStaticStr, VariantArray};
 
 /// What a byzantine member does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Behaviour {
     /// Proposes two different valid blocks to two halves of the members, swapping on resend.
     Equivocate,
@@ -36,18 +50,11 @@ pub enum Behaviour {
     Flood,
 }
 
+relayer_protocol::derived_names!(Behaviour, "byzantine behaviour");
+
 impl Behaviour {
     /// Every behaviour.
-    pub const ALL: [Behaviour; 8] = [
-        Behaviour::Equivocate,
-        Behaviour::WrongAggregate,
-        Behaviour::TooFewAuthors,
-        Behaviour::BadSignatures,
-        Behaviour::ExtremeValues,
-        Behaviour::Replay,
-        Behaviour::Withhold,
-        Behaviour::Flood,
-    ];
+    pub const ALL: &'static [Behaviour] = Behaviour::VARIANTS;
 
     /// Whether the behaviour acts on a periodic tick (not only on what the protocol sends).
     pub(crate) fn ticks(self) -> bool {
@@ -65,6 +72,8 @@ pub(crate) enum Target {
 }
 
 const HISTORY_LIMIT: usize = 512;
+/// Epochs whose two block versions an equivocator remembers.
+const VERSIONS_KEPT: usize = 4;
 
 /// A byzantine member's state beside its protocol instance.
 pub(crate) struct Adversary {
@@ -75,6 +84,10 @@ pub(crate) struct Adversary {
     seen: BTreeMap<u64, BTreeMap<MemberIndex, Observation>>,
     history: Vec<Message>,
     swap: bool,
+    /// The two versions of this member's block per epoch, when it equivocates.
+    versions: BTreeMap<u64, (Block, Block)>,
+    /// Which version each member last got, per epoch.
+    sent: BTreeMap<(u64, MemberIndex), Block>,
 }
 
 impl Adversary {
@@ -86,6 +99,8 @@ impl Adversary {
             seen: BTreeMap::new(),
             history: Vec::new(),
             swap: false,
+            versions: BTreeMap::new(),
+            sent: BTreeMap::new(),
         }
     }
 
@@ -122,18 +137,18 @@ impl Adversary {
     pub(crate) fn rewrite(&mut self, target: Target, message: Message) -> Vec<(Target, Message)> {
         self.observe(&message);
         match (self.behaviour, message) {
-            (Behaviour::Equivocate, Message::Send(block)) if target == Target::All => {
+            (Behaviour::Equivocate, Message::Block(block)) if target == Target::All => {
                 self.equivocate(block)
             }
-            (Behaviour::WrongAggregate, Message::Send(mut block)) => {
+            (Behaviour::WrongAggregate, Message::Block(mut block)) => {
                 block.data_hash[0] ^= 0x01;
-                vec![(target, Message::Send(block))]
+                vec![(target, Message::Block(block))]
             }
-            (Behaviour::TooFewAuthors, Message::Send(mut block)) => {
+            (Behaviour::TooFewAuthors, Message::Block(mut block)) => {
                 block
                     .observations
                     .truncate(self.config.observation_threshold.saturating_sub(1));
-                vec![(target, Message::Send(block))]
+                vec![(target, Message::Block(block))]
             }
             (Behaviour::BadSignatures, Message::Observation(mut observation)) => {
                 flip_first(&mut observation.signature);
@@ -151,7 +166,7 @@ impl Adversary {
     /// Sends one block to half the members and a different valid block to the other half.
     fn equivocate(&mut self, block: Block) -> Vec<(Target, Message)> {
         let Some(alternate) = self.alternate_block(&block) else {
-            return vec![(Target::All, Message::Send(block))];
+            return vec![(Target::All, Message::Block(block))];
         };
         self.swap = !self.swap;
         let (first, second) = if self.swap {
@@ -159,13 +174,41 @@ impl Adversary {
         } else {
             (alternate, block)
         };
-        (0..self.config.n() as MemberIndex)
+        self.versions
+            .insert(first.epoch, (first.clone(), second.clone()));
+        while self.versions.len() > VERSIONS_KEPT {
+            if let Some((epoch, _)) = self.versions.pop_first() {
+                self.sent.retain(|(sent_epoch, _), _| *sent_epoch != epoch);
+            }
+        }
+        let members: Vec<MemberIndex> = (0..self.config.n() as MemberIndex)
             .filter(|&member| member != self.me)
+            .collect();
+        members
+            .into_iter()
             .map(|member| {
                 let chosen = if member % 2 == 0 { &first } else { &second };
-                (Target::One(member), Message::Send(chosen.clone()))
+                self.sent.insert((chosen.epoch, member), chosen.clone());
+                (Target::One(member), Message::Block(chosen.clone()))
             })
             .collect()
+    }
+
+    /// A member restarted: an equivocator greets it with the block version it did not get,
+    /// hoping it forgot which one it signed.
+    pub(crate) fn peer_restarted(&mut self, member: MemberIndex) -> Vec<(Target, Message)> {
+        if self.behaviour != Behaviour::Equivocate {
+            return vec![];
+        }
+        let mut out = Vec::new();
+        for (&epoch, (first, second)) in &self.versions {
+            let other = match self.sent.get(&(epoch, member)) {
+                Some(sent) if sent == first => second,
+                _ => first,
+            };
+            out.push((Target::One(member), Message::Block(other.clone())));
+        }
+        out
     }
 
     /// A block over a different set of k observations, with its correct data hash.
@@ -231,7 +274,7 @@ impl Adversary {
                 let len = rng.gen_range(0..=self.config.mixnodes.len() * 4 + 1);
                 Message::Observation(Observation {
                     epoch,
-                    signer_set_version: self.config.signer_set_version,
+                    signer_set_version: self.config.signer_set.version,
                     author,
                     values: (0..len)
                         .map(|_| MixnodeReward {
@@ -242,9 +285,9 @@ impl Adversary {
                     signature,
                 })
             }
-            1 => Message::Send(Block {
+            1 => Message::Block(Block {
                 epoch,
-                signer_set_version: self.config.signer_set_version,
+                signer_set_version: self.config.signer_set.version,
                 proposer: self.me,
                 observations: (0..rng.gen_range(0..n + 2))
                     .map(|author| ObservationRef {

@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use relayer_protocol::SubmitPolicy;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{FaultProfile, PlantedBug, SimConfig, SimError};
+use relayer_protocol::{PlantedBug, SubmitPolicy};
+
+use crate::config::{FaultProfile, SimConfig, SimError};
 use crate::report::{SimReport, Violation};
 use crate::world::run;
 

@@ -8,7 +8,6 @@ use nym_rewards::msg::{EpochClock, EpochRewardsResponse, InstantiateMsg, MemberI
 use relayer_protocol::Certificate;
 
 use crate::config::SimError;
-use crate::invariants::OfficialData;
 
 /// Chain id of the simulated chain (bound into every digest).
 pub(crate) const SIM_CHAIN_ID: &str = "nym-sim";
@@ -74,17 +73,26 @@ impl SimChain {
         self.contract.as_str()
     }
 
+    /// The chain account of member `index`.
+    pub(crate) fn member_address(&self, index: usize) -> Option<&Addr> {
+        self.members.get(index)
+    }
+
     /// Submits `certificate` from `member`'s account in a new block at `now_ms`; returns
-    /// whether the contract accepted it.
-    pub(crate) fn submit(&mut self, now_ms: u64, member: usize, certificate: &Certificate) -> bool {
+    /// the transaction's reference when the contract accepted it.
+    pub(crate) fn submit(
+        &mut self,
+        now_ms: u64,
+        member: usize,
+        certificate: &Certificate,
+    ) -> Option<String> {
         self.app.update_block(|block| {
             block.height += 1;
             let now = Timestamp::from_nanos(now_ms.saturating_mul(1_000_000));
             block.time = block.time.max(now);
         });
-        let Some(sender) = self.members.get(member).cloned() else {
-            return false;
-        };
+        let sender = self.members.get(member).cloned()?;
+        let height = self.app.block_info().height;
         self.app
             .execute_contract(
                 sender,
@@ -92,11 +100,12 @@ impl SimChain {
                 &certificate.submit_msg(),
                 &[],
             )
-            .is_ok()
+            .ok()
+            .map(|_| format!("sim-{height}"))
     }
 
-    /// The stored data of `epoch`, with the member index of its submitter.
-    pub(crate) fn record(&self, epoch: u64) -> Option<(OfficialData, usize)> {
+    /// The contract's record of `epoch`, with the member index of its submitter.
+    pub(crate) fn record(&self, epoch: u64) -> Option<(EpochRewardsResponse, usize)> {
         let record: Option<EpochRewardsResponse> = self
             .app
             .wrap()
@@ -107,16 +116,6 @@ impl SimChain {
             .members
             .iter()
             .position(|address| *address == record.submitter)?;
-        let data_hash = <[u8; 32]>::try_from(record.data_hash.as_slice()).ok()?;
-        let official = OfficialData {
-            rewards: record.rewards,
-            data_hash,
-            signatures: record
-                .signatures
-                .into_iter()
-                .map(|signature| (signature.index, signature.signature.to_vec()))
-                .collect(),
-        };
-        Some((official, submitter))
+        Some((record, submitter))
     }
 }

@@ -1,37 +1,51 @@
 //! What a run simulates: network size, epochs, fault profile, submission policy, and an
 //! optional planted bug (to prove the invariants catch one).
 
-use std::str::FromStr;
-
-use relayer_protocol::SubmitPolicy;
+use relayer_protocol::{PlantedBug, SubmitPolicy};
 use serde::{Deserialize, Serialize};
+use strum::{IntoStaticStr, VariantArray};
 use thiserror::Error;
 
 /// Which faults a run injects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    IntoStaticStr,
+    VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum FaultProfile {
     /// Short, reliable delays only.
     None,
     /// Delays, drops, duplicates, reordering and healing partitions.
     Network,
-    /// Crashes and restarts (at most f nodes down at once) on a mildly delayed network.
+    /// Crashes and restarts (at most f nodes down at once) and failing writes of official
+    /// data, on a mildly delayed network.
     Crash,
-    /// f byzantine members on a mildly delayed network.
+    /// f byzantine members (any behaviour) on a mildly delayed network.
     Byzantine,
-    /// Everything: network faults, and crashed plus byzantine members never more than f.
+    /// One equivocating proposer, and (when f allows one more faulty member) an honest node
+    /// crashed between its echo of the equivocator's block and the epoch's finality, which the
+    /// equivocator then greets with its other block.
+    Equivocation,
+    /// Everything: network faults, failing writes, and crashed plus byzantine members never
+    /// more than f.
     All,
 }
 
+relayer_protocol::derived_names!(FaultProfile, "fault profile");
+
 impl FaultProfile {
     /// Every profile, mildest first.
-    pub const ALL: [FaultProfile; 5] = [
-        FaultProfile::None,
-        FaultProfile::Network,
-        FaultProfile::Crash,
-        FaultProfile::Byzantine,
-        FaultProfile::All,
-    ];
+    pub const ALL: &'static [FaultProfile] = FaultProfile::VARIANTS;
 
     pub(crate) fn network_faults(self) -> bool {
         matches!(self, FaultProfile::Network | FaultProfile::All)
@@ -44,42 +58,13 @@ impl FaultProfile {
     pub(crate) fn byzantine(self) -> bool {
         matches!(self, FaultProfile::Byzantine | FaultProfile::All)
     }
-}
 
-impl FromStr for FaultProfile {
-    type Err = SimError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "none" => Ok(FaultProfile::None),
-            "network" => Ok(FaultProfile::Network),
-            "crash" => Ok(FaultProfile::Crash),
-            "byzantine" => Ok(FaultProfile::Byzantine),
-            "all" => Ok(FaultProfile::All),
-            other => Err(SimError::UnknownProfile(other.to_string())),
-        }
+    pub(crate) fn disk_faults(self) -> bool {
+        matches!(self, FaultProfile::Crash | FaultProfile::All)
     }
-}
 
-/// A deliberate bug in the simulated node driver, for testing that the simulator finds bugs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PlantedBug {
-    /// The store forgets acknowledged echo decisions on restart (a missing fsync).
-    ForgetEchoDecisions,
-    /// Losers store the winner's copy of the official data without verifying it.
-    TrustWinnerCopy,
-}
-
-impl FromStr for PlantedBug {
-    type Err = SimError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "forget-echo-decisions" => Ok(PlantedBug::ForgetEchoDecisions),
-            "trust-winner-copy" => Ok(PlantedBug::TrustWinnerCopy),
-            other => Err(SimError::UnknownBug(other.to_string())),
-        }
+    pub(crate) fn crash_after_echo(self) -> bool {
+        matches!(self, FaultProfile::Equivocation | FaultProfile::All)
     }
 }
 
@@ -98,19 +83,14 @@ pub struct SimConfig {
     pub faults: FaultProfile,
     /// Submission policy of every member.
     pub policy: SubmitPolicy,
-    /// A planted bug, for testing the simulator itself.
+    /// A bug planted in the production code, for testing the simulator itself (needs the
+    /// `planted-bugs` feature).
     pub planted_bug: Option<PlantedBug>,
 }
 
 /// A run that cannot start.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SimError {
-    /// Unknown `--faults` value.
-    #[error("unknown fault profile {0:?}: expected none, network, crash, byzantine or all")]
-    UnknownProfile(String),
-    /// Unknown `--planted-bug` value.
-    #[error("unknown planted bug {0:?}: expected forget-echo-decisions or trust-winner-copy")]
-    UnknownBug(String),
     /// A size outside what the simulator supports.
     #[error("{what} must be in {min}..={max}, got {got}")]
     OutOfRange {
@@ -123,9 +103,20 @@ pub enum SimError {
         /// The value.
         got: u64,
     },
+    /// A planted bug was asked for in a build without the `planted-bugs` feature.
+    #[error("planted bug {0} needs a build with the `planted-bugs` feature (debug builds only)")]
+    PlantedBugsUnavailable(PlantedBug),
     /// The contract refused to instantiate (a simulator bug).
     #[error("the contract refused to instantiate: {0}")]
     Chain(String),
+    /// A node's protocol instance or store could not be created (a simulator bug).
+    #[error("node {node}: {reason}")]
+    Node {
+        /// The node.
+        node: usize,
+        /// Why.
+        reason: String,
+    },
 }
 
 fn check_range(what: &'static str, got: u64, min: u64, max: u64) -> Result<(), SimError> {
@@ -155,8 +146,14 @@ impl SimConfig {
         }
     }
 
-    /// Checks the sizes.
+    /// Checks the sizes, and that a planted bug can be planted in this build.
     pub fn validate(&self) -> Result<(), SimError> {
+        if let Some(bug) = self
+            .planted_bug
+            .filter(|_| !relayer_protocol::PLANTED_BUGS_AVAILABLE)
+        {
+            return Err(SimError::PlantedBugsUnavailable(bug));
+        }
         check_range("nodes", self.nodes as u64, 4, 64)?;
         check_range("epochs", self.epochs, 1, 100_000)?;
         check_range("mixnodes", self.mixnodes as u64, 1, 1_000)
@@ -168,15 +165,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn profiles_and_bugs_parse_and_bad_names_are_errors() {
-        for profile in FaultProfile::ALL {
+    fn profile_names_are_derived_and_unknown_ones_are_errors() {
+        for &profile in FaultProfile::ALL {
             let name = serde_json::to_value(profile).unwrap();
             assert_eq!(name.as_str().unwrap().parse::<FaultProfile>(), Ok(profile));
+            assert_eq!(profile.to_string(), name.as_str().unwrap());
         }
-        assert!(matches!(
-            "chaos".parse::<FaultProfile>(),
-            Err(SimError::UnknownProfile(_))
-        ));
+        let err = "chaos".parse::<FaultProfile>().unwrap_err();
+        assert_eq!(err.kind, "fault profile");
         assert_eq!(
             "trust-winner-copy".parse::<PlantedBug>(),
             Ok(PlantedBug::TrustWinnerCopy)

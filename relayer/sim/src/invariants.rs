@@ -1,20 +1,15 @@
 //! The invariants, checked as events happen: agreement, validity, one acceptance per epoch,
-//! no conflicting echoes (across restarts too), liveness within a bound, durability of
-//! acknowledged records.
+//! no conflicting echoes (across restarts too), liveness within a bound, and every honest
+//! node holding the official data of every accepted epoch. They look only at what a node
+//! does (messages it sends, data it stores), never at its internals, so a bug shows by its
+//! harm.
 
 use std::collections::BTreeMap;
 
-use relayer_protocol::{Hash, MemberIndex, Message, MixnodeReward, RestoredState};
+use nym_rewards::msg::EpochRewardsResponse;
+use relayer_protocol::{Hash, MemberIndex, Message, MixnodeReward, OfficialEpoch};
 
 use crate::report::{Violation, ViolationKind};
-
-/// Official data as a node stores it, or as the contract holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OfficialData {
-    pub(crate) rewards: Vec<MixnodeReward>,
-    pub(crate) data_hash: Hash,
-    pub(crate) signatures: Vec<(MemberIndex, Vec<u8>)>,
-}
 
 #[derive(Default)]
 pub(crate) struct Checker {
@@ -25,7 +20,6 @@ pub(crate) struct Checker {
     /// Per epoch and mixnode: the (min, max) of honest observations.
     honest_range: BTreeMap<u64, BTreeMap<u32, (u16, u16)>>,
     accepted: BTreeMap<u64, u32>,
-    acknowledged: BTreeMap<usize, BTreeMap<(u64, MemberIndex), Hash>>,
 }
 
 impl Checker {
@@ -62,7 +56,7 @@ impl Checker {
     pub(crate) fn honest_message(&mut self, at_ms: u64, node: usize, message: &Message) {
         let (epoch, proposer, data_hash) = match message {
             Message::Echo(echo) => (echo.epoch, echo.proposer, echo.data_hash),
-            Message::Send(block) => (block.epoch, block.proposer, block.data_hash),
+            Message::Block(block) => (block.epoch, block.proposer, block.data_hash),
             _ => return,
         };
         self.checks += 1;
@@ -119,48 +113,43 @@ impl Checker {
         }
     }
 
-    /// `node`'s store acknowledged an echo decision.
-    pub(crate) fn acknowledged(&mut self, node: usize, epoch: u64, proposer: u16, hash: Hash) {
-        self.acknowledged
-            .entry(node)
-            .or_default()
-            .insert((epoch, proposer), hash);
-    }
-
-    /// `node` restarts with `restored`: every acknowledged decision must be back.
-    pub(crate) fn restarted(&mut self, at_ms: u64, node: usize, restored: &RestoredState) {
-        let acknowledged = self.acknowledged.get(&node).cloned().unwrap_or_default();
-        for ((epoch, proposer), hash) in acknowledged {
-            self.checks += 1;
-            if !restored.echo_decisions.contains(&(epoch, proposer, hash)) {
-                self.violate(
-                    ViolationKind::LostAcknowledged,
-                    at_ms,
-                    Some(epoch),
-                    Some(node),
-                    format!("echo decision for proposer {proposer} lost across a restart"),
-                );
-            }
-        }
-    }
-
-    /// An honest node stored `stored` as official; the contract holds `record`.
+    /// An honest node stored `stored` as the official data of the epoch the contract holds
+    /// as `record`: the data must be the contract's.
     pub(crate) fn official(
         &mut self,
         at_ms: u64,
         node: usize,
-        epoch: u64,
-        stored: &OfficialData,
-        record: &OfficialData,
+        stored: &OfficialEpoch,
+        record: &EpochRewardsResponse,
     ) {
         self.checks += 1;
-        if stored != record {
+        let official = OfficialEpoch::from(record);
+        let same = stored.epoch == official.epoch
+            && stored.rewards == official.rewards
+            && stored.data_hash == official.data_hash
+            && stored.submitter == official.submitter
+            && stored.height == official.height;
+        if !same {
             self.violate(
                 ViolationKind::Agreement,
                 at_ms,
-                Some(epoch),
+                Some(record.epoch),
                 Some(node),
                 "stored official data differs from the contract's".into(),
+            );
+        }
+    }
+
+    /// By `epoch`'s deadline an honest node that stayed up must hold its official data.
+    pub(crate) fn official_held(&mut self, at_ms: u64, epoch: u64, node: usize, held: bool) {
+        self.checks += 1;
+        if !held {
+            self.violate(
+                ViolationKind::OfficialMissing,
+                at_ms,
+                Some(epoch),
+                Some(node),
+                "no official data stored by the deadline".into(),
             );
         }
     }
@@ -237,19 +226,33 @@ mod tests {
     }
 
     #[test]
-    fn lost_acknowledged_decisions_are_violations() {
+    fn official_data_other_than_the_contracts_is_an_agreement_violation() {
+        use cosmwasm_std::{Addr, HexBinary, Timestamp};
+        let record = EpochRewardsResponse {
+            epoch: 2,
+            signer_set_version: 1,
+            data_hash: HexBinary::from(vec![1; 32]),
+            rewards: vec![MixnodeReward {
+                mix_id: 1,
+                uptime_bp: 5,
+            }],
+            signatures: vec![],
+            submitter: Addr::unchecked("n1a"),
+            height: 3,
+            time: Timestamp::from_seconds(1),
+        };
         let mut checker = Checker::default();
-        checker.acknowledged(2, 5, 1, [4; 32]);
-        checker.restarted(
-            1,
-            2,
-            &RestoredState {
-                echo_decisions: vec![(5, 1, [4; 32])],
-                final_epochs: vec![],
-            },
-        );
+        let good = OfficialEpoch::from(&record);
+        checker.official(1, 0, &good, &record);
         assert!(checker.violations.is_empty());
-        checker.restarted(2, 2, &RestoredState::default());
-        assert_eq!(checker.violations[0].kind, ViolationKind::LostAcknowledged);
+        let mut tampered = good.clone();
+        tampered.rewards[0].uptime_bp += 1;
+        checker.official(2, 1, &tampered, &record);
+        checker.official_held(3, 2, 3, false);
+        let kinds: Vec<_> = checker.violations.iter().map(|v| v.kind).collect();
+        assert_eq!(
+            kinds,
+            [ViolationKind::Agreement, ViolationKind::OfficialMissing]
+        );
     }
 }

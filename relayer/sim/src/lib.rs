@@ -1,24 +1,32 @@
-//! Deterministic simulation of whole relayer networks.
+//! Deterministic simulation of whole relayer networks, running the production node core.
 //!
-//! N real [`relayer_protocol::Protocol`] state machines run in one thread on a virtual clock.
-//! Everything around them is simulated from one seed: message delays, drops, duplicates and
-//! reordering, partitions that heal, crashes and restarts (a restarted node gets back exactly
-//! what its store acknowledged), and byzantine members ([`Behaviour`]). The chain is the real
-//! rewards contract in cw-multi-test on virtual block time, so first-wins and signature checks
-//! are the contract's own. Invariants ([`ViolationKind`]) are checked as events happen, and a
-//! run is reproduced exactly by its seed ([`SimReport::trace_hash`] proves it).
+//! Each simulated member is the production [`relayer_protocol::Protocol`] (consensus,
+//! finalization, catch-up, verification) over the production SQLite store
+//! ([`relayer_store`], in memory). What stays here is the world only: a virtual clock, a
+//! network that loses, delays, duplicates, reorders and partitions, crashes and restarts,
+//! failing disks, byzantine members ([`Behaviour`]), and the real rewards contract in
+//! cw-multi-test on virtual block time. Invariants ([`ViolationKind`]) are checked as events
+//! happen, from what nodes do, and a run is reproduced exactly by its seed
+//! ([`SimReport::trace_hash`] proves it). Bugs planted in the production code (feature
+//! `planted-bugs`) must be found by seed.
 
 mod adversary;
 mod batch;
 mod chain;
 mod config;
+mod effects;
+mod events;
+mod faults;
 mod invariants;
+mod network;
+mod node;
 mod report;
 mod scheduler;
 mod world;
 
 pub use adversary::Behaviour;
-pub use batch::{BatchConfig, BatchReport, run_batch};
-pub use config::{FaultProfile, PlantedBug, SimConfig, SimError};
+pub use batch::{BatchConfig, BatchReport, FailedRun, run_batch};
+pub use config::{FaultProfile, SimConfig, SimError};
+pub use relayer_protocol::PlantedBug;
 pub use report::{SimReport, Violation, ViolationKind};
 pub use world::run;

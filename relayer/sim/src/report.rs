@@ -22,8 +22,9 @@ pub enum ViolationKind {
     ConflictingEcho,
     /// An epoch was not final within its bound although at most f nodes were faulty.
     Liveness,
-    /// A restarted node lost a record its store had acknowledged.
-    LostAcknowledged,
+    /// An honest node that stayed up does not hold the official data of an accepted epoch by
+    /// its deadline.
+    OfficialMissing,
     /// A protocol instance panicked.
     Panic,
 }

@@ -1,13 +1,13 @@
 //! The simulator on whole networks: reproducibility, a clean fault-free run, the CI budget
 //! of seeded faulty runs (zero violations), and planted bugs it must find by seed.
 
+#![allow(clippy::unwrap_used)] // test code
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use relayer_protocol::SubmitPolicy;
-use relayer_sim::{
-    BatchConfig, Behaviour, FaultProfile, PlantedBug, SimConfig, ViolationKind, run, run_batch,
-};
+use relayer_sim::{BatchConfig, Behaviour, FaultProfile, SimConfig, run, run_batch};
 
 #[test]
 fn a_seed_reproduces_its_run_exactly() {
@@ -81,65 +81,107 @@ fn ci_budget_of_seeded_faulty_runs_has_no_violations() {
         report.runs
     );
     assert_eq!(report.epochs_final, report.epochs_simulated);
-    for kind in ["drop", "duplicate", "partition", "crash"] {
+    for kind in [
+        "drop",
+        "duplicate",
+        "partition",
+        "crash",
+        "official_write_failure",
+        "crash_after_echo",
+        "equivocation_after_restart",
+    ] {
         assert!(fault_kinds.contains(kind), "no {kind} injected");
     }
     assert_eq!(
         behaviours,
-        Behaviour::ALL.into_iter().collect(),
+        Behaviour::ALL.iter().copied().collect(),
         "every byzantine behaviour ran"
     );
 }
 
-/// Searches seeds for the first run of `config` with `bug` planted that breaks `expected`,
-/// then checks the seed reproduces it exactly and that the same run without the bug is clean.
-fn planted_bug_is_found_by_seed(base: SimConfig, bug: PlantedBug, expected: ViolationKind) {
-    let found = (0..100).find_map(|seed| {
-        let config = SimConfig {
-            seed,
-            planted_bug: Some(bug),
-            ..base.clone()
-        };
-        let report = run(&config).unwrap();
-        report
+#[cfg(not(feature = "planted-bugs"))]
+#[test]
+fn a_planted_bug_is_refused_by_a_build_without_the_feature() {
+    let config = SimConfig {
+        planted_bug: Some(relayer_sim::PlantedBug::TrustWinnerCopy),
+        ..SimConfig::new(1, 4, 2, FaultProfile::Byzantine)
+    };
+    assert_eq!(
+        run(&config),
+        Err(relayer_sim::SimError::PlantedBugsUnavailable(
+            relayer_sim::PlantedBug::TrustWinnerCopy
+        ))
+    );
+}
+
+/// The bugs planted in production code (`relayer-protocol`, `relayer-store`) must be found
+/// by seed, by their visible harm.
+#[cfg(feature = "planted-bugs")]
+mod planted {
+    use super::*;
+    use relayer_sim::{PlantedBug, ViolationKind};
+
+    /// Searches seeds for the first run of `base` with `bug` planted that breaks `expected`,
+    /// then checks the seed reproduces it exactly and that the same run without the bug is
+    /// clean.
+    fn found_by_seed(base: SimConfig, bug: PlantedBug, expected: ViolationKind) {
+        let found = (0..200).find_map(|seed| {
+            let config = SimConfig {
+                seed,
+                planted_bug: Some(bug),
+                ..base.clone()
+            };
+            let report = run(&config).unwrap();
+            report
+                .violations
+                .iter()
+                .any(|violation| violation.kind == expected)
+                .then_some((config, report))
+        });
+        let (config, report) = found.unwrap_or_else(|| panic!("{bug:?} went unnoticed"));
+        let first = report
             .violations
             .iter()
-            .any(|violation| violation.kind == expected)
-            .then_some((config, report))
-    });
-    let (config, report) = found.unwrap_or_else(|| panic!("{bug:?} went unnoticed"));
-    eprintln!(
-        "{bug:?} found by seed {}: {:?}",
-        config.seed, report.violations[0]
-    );
-    let replay = run(&config).unwrap();
-    assert_eq!(
-        replay.violations, report.violations,
-        "the seed reproduces it"
-    );
-    assert_eq!(replay.trace_hash, report.trace_hash);
-    let clean = run(&SimConfig {
-        planted_bug: None,
-        ..config
-    })
-    .unwrap();
-    assert!(clean.passed(), "{:#?}", clean.violations);
-}
+            .find(|violation| violation.kind == expected);
+        eprintln!("{bug:?} found by seed {}: {first:?}", config.seed);
+        let replay = run(&config).unwrap();
+        assert_eq!(
+            replay.violations, report.violations,
+            "the seed reproduces it"
+        );
+        assert_eq!(replay.trace_hash, report.trace_hash);
+        let clean = run(&SimConfig {
+            planted_bug: None,
+            ..config
+        })
+        .unwrap();
+        assert!(clean.passed(), "{:#?}", clean.violations);
+    }
 
-#[test]
-fn a_store_that_forgets_echo_decisions_is_caught() {
-    planted_bug_is_found_by_seed(
-        SimConfig::new(0, 7, 4, FaultProfile::Crash),
-        PlantedBug::ForgetEchoDecisions,
-        ViolationKind::LostAcknowledged,
-    );
-}
+    #[test]
+    fn a_loser_storing_the_winners_copy_unverified_is_caught() {
+        found_by_seed(
+            SimConfig::new(0, 4, 4, FaultProfile::Byzantine),
+            PlantedBug::TrustWinnerCopy,
+            ViolationKind::Agreement,
+        );
+    }
 
-#[test]
-fn a_loser_trusting_the_winners_copy_is_caught() {
-    planted_bug_is_found_by_seed(
-        SimConfig::new(0, 4, 4, FaultProfile::Byzantine),
-        PlantedBug::TrustWinnerCopy,
-        ViolationKind::Agreement,
-    );
+    #[test]
+    fn a_store_forgetting_echo_decisions_is_caught_by_a_second_echo_after_a_restart() {
+        found_by_seed(
+            SimConfig::new(0, 7, 4, FaultProfile::Equivocation),
+            PlantedBug::ForgetEchoDecisions,
+            ViolationKind::ConflictingEcho,
+        );
+    }
+
+    #[test]
+    fn a_failed_finalization_that_drops_the_epoch_is_caught() {
+        found_by_seed(
+            SimConfig::new(0, 4, 4, FaultProfile::Crash),
+            PlantedBug::DropFailedFinalization,
+            ViolationKind::OfficialMissing,
+        );
+    }
 }

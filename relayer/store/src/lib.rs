@@ -1,16 +1,24 @@
-//! SQLite storage (rusqlite, bundled, WAL): raw samples and per-epoch running sums, echo
-//! decisions, certificates, official data and submission attempts. Versioned migrations.
+//! A node's SQLite storage (rusqlite, bundled, WAL): raw uptime samples and per-epoch running
+//! sums, echo decisions, certificates, official data (with a per-mixnode index) and submission
+//! attempts. Versioned migrations. No async runtime: the node calls it from blocking threads,
+//! the simulator directly.
+//!
+//! Each [`Store`] is one connection. A node opens one per role (protocol writes, sampling, a
+//! few for API reads), so protocol writes never wait behind public reads: in WAL mode readers
+//! and the writer do not block each other.
+//!
+//! The `planted-bugs` feature turns on `relayer-protocol`'s, whose release guard refuses a
+//! build without debug assertions.
 //!
 //! Durability: WAL with `synchronous = NORMAL` survives a crash or kill of the process (what
 //! "acknowledged" means to the protocol); it does not promise durability across a power loss.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use cosmwasm_std::HexBinary;
-use nym_rewards::msg::{MixnodeReward, SignerSignature};
-use relayer_protocol::Certificate;
-use rusqlite::{Connection, OptionalExtension, params};
+use nym_rewards::msg::MixnodeReward;
+use relayer_protocol::{Certificate, OfficialEpoch, OfficialSource, RestoredState};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -46,54 +54,14 @@ pub struct Sample {
     pub uptime_pct: u8,
 }
 
-/// Where a node's official copy of an epoch came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum OfficialSource {
-    /// This node's own submission won.
-    Own,
-    /// Fetched from the winner's API and verified.
-    Peer,
-    /// Read from the contract (the winner could not be reached).
-    Contract,
-}
-
-impl OfficialSource {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Own => "own",
-            Self::Peer => "peer",
-            Self::Contract => "contract",
-        }
-    }
-
-    fn parse(text: &str) -> Self {
-        match text {
-            "own" => Self::Own,
-            "peer" => Self::Peer,
-            _ => Self::Contract,
-        }
-    }
-}
-
-/// The official data of an epoch as a node serves it: data plus signatures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct OfficialEpoch {
-    /// The epoch.
-    pub epoch: u64,
-    /// Signer-set version that certified it.
-    pub signer_set_version: u32,
-    /// sha256 of the reward records (hex).
-    #[schema(value_type = String)]
-    pub data_hash: HexBinary,
-    /// Rewards, ascending by mix id.
-    pub rewards: Vec<MixnodeReward>,
-    /// Signatures with signer indices, ascending.
-    pub signatures: Vec<SignerSignature>,
-    /// Chain address of the submitter.
-    pub submitter: String,
-    /// Block height of the submission.
-    pub height: u64,
+/// A node's official copy of an epoch: the data, where it came from and, when this node's
+/// submission won, its transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoredOfficial {
+    /// The data.
+    #[serde(flatten)]
+    pub official: OfficialEpoch,
     /// Where this node got it.
     pub source: OfficialSource,
     /// Transaction reference, when this node submitted it.
@@ -101,7 +69,8 @@ pub struct OfficialEpoch {
 }
 
 /// Outcome of one submission attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "lowercase")]
 pub enum SubmissionOutcome {
     /// Our transaction stored the epoch.
     Accepted,
@@ -110,6 +79,8 @@ pub enum SubmissionOutcome {
     /// Not stored (yet); retried later.
     Failed,
 }
+
+relayer_protocol::derived_names!(SubmissionOutcome, "submission outcome");
 
 /// Counts of submission attempts by outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -124,6 +95,27 @@ pub struct SubmissionStats {
     pub failed: u64,
 }
 
+fn connect(location: &Location) -> Result<Connection, StoreError> {
+    let conn = match location {
+        Location::File(path) => {
+            let conn = Connection::open(path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn
+        }
+        Location::SharedMemory(name) => Connection::open_with_flags(
+            format!("file:{name}?mode=memory&cache=shared"),
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?,
+    };
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
 const MIGRATIONS: &[&str] = &[
     // 1: initial schema
     "CREATE TABLE samples (epoch INTEGER NOT NULL, mix_id INTEGER NOT NULL, at_ms INTEGER NOT NULL, uptime_pct INTEGER NOT NULL);
@@ -135,11 +127,30 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE certificates (epoch INTEGER PRIMARY KEY, body TEXT NOT NULL);
      CREATE TABLE official (epoch INTEGER PRIMARY KEY, body TEXT NOT NULL, source TEXT NOT NULL, stored_at_ms INTEGER NOT NULL);
      CREATE TABLE submissions (id INTEGER PRIMARY KEY AUTOINCREMENT, epoch INTEGER NOT NULL, at_ms INTEGER NOT NULL, outcome TEXT NOT NULL);",
+    // 2: a mixnode's official history by index instead of parsing every stored epoch
+    "CREATE TABLE official_rewards (mix_id INTEGER NOT NULL, epoch INTEGER NOT NULL, uptime_bp INTEGER NOT NULL,
+                                    PRIMARY KEY (mix_id, epoch)) WITHOUT ROWID;
+     INSERT INTO official_rewards (mix_id, epoch, uptime_bp)
+         SELECT json_extract(reward.value, '$.mix_id'), official.epoch, json_extract(reward.value, '$.uptime_bp')
+         FROM official, json_each(official.body, '$.rewards') AS reward;",
 ];
 
-/// A node's database.
+/// Where a database lives: a file, or (for the simulator) a named in-memory database shared
+/// by the connections of one process, which lives as long as one connection to it is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file (WAL).
+    File(PathBuf),
+    /// `file:<name>?mode=memory&cache=shared`.
+    SharedMemory(String),
+}
+
+/// One connection to a node's database.
 pub struct Store {
     conn: Mutex<Connection>,
+    location: Location,
+    #[cfg(feature = "planted-bugs")]
+    planted: Option<relayer_protocol::PlantedBug>,
 }
 
 impl std::fmt::Debug for Store {
@@ -149,18 +160,58 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating and migrating) the database at `path`.
+    /// Opens (creating and migrating) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let store = Self {
-            conn: Mutex::new(conn),
-        };
+        Self::open_at(Location::File(path.to_path_buf()))
+    }
+
+    /// Opens (creating and migrating) the database at `location`.
+    pub fn open_at(location: Location) -> Result<Self, StoreError> {
+        let conn = connect(&location)?;
+        let store = Self::with_connection(conn, location);
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Another connection to the same database, read-only: for answering public reads
+    /// without holding this connection.
+    pub fn open_reader(&self) -> Result<Self, StoreError> {
+        let conn = connect(&self.location)?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        Ok(Self::with_connection(conn, self.location.clone()))
+    }
+
+    /// Another read-write connection to the same database (e.g. for the uptime sampler).
+    pub fn open_writer(&self) -> Result<Self, StoreError> {
+        Ok(Self::with_connection(
+            connect(&self.location)?,
+            self.location.clone(),
+        ))
+    }
+
+    fn with_connection(conn: Connection, location: Location) -> Self {
+        Self {
+            conn: Mutex::new(conn),
+            location,
+            #[cfg(feature = "planted-bugs")]
+            planted: None,
+        }
+    }
+
+    /// Switches on a planted bug (tests only). [`relayer_protocol::PlantedBug::ForgetEchoDecisions`]
+    /// makes this connection acknowledge echo decisions that vanish when it closes.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant(&mut self, bug: relayer_protocol::PlantedBug) {
+        self.planted = Some(bug);
+    }
+
+    fn forgets_echo_decisions(&self) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        {
+            self.planted == Some(relayer_protocol::PlantedBug::ForgetEchoDecisions)
+        }
+        #[cfg(not(feature = "planted-bugs"))]
+        false
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -281,12 +332,25 @@ impl Store {
         data_hash: &[u8; 32],
     ) -> Result<[u8; 32], StoreError> {
         let conn = self.conn();
+        // The planted bug writes to a TEMP table: acknowledged, visible to this connection,
+        // gone when it closes, as a write-back cache that is never flushed would be.
+        let table = if self.forgets_echo_decisions() {
+            conn.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS echo_decisions (epoch INTEGER NOT NULL, proposer INTEGER NOT NULL,
+                     data_hash BLOB NOT NULL, PRIMARY KEY (epoch, proposer)) WITHOUT ROWID;",
+            )?;
+            "temp.echo_decisions"
+        } else {
+            "main.echo_decisions"
+        };
         conn.execute(
-            "INSERT OR IGNORE INTO echo_decisions (epoch, proposer, data_hash) VALUES (?1, ?2, ?3)",
+            &format!(
+                "INSERT OR IGNORE INTO {table} (epoch, proposer, data_hash) VALUES (?1, ?2, ?3)"
+            ),
             params![epoch as i64, proposer, &data_hash[..]],
         )?;
         let stored: Vec<u8> = conn.query_row(
-            "SELECT data_hash FROM echo_decisions WHERE epoch = ?1 AND proposer = ?2",
+            &format!("SELECT data_hash FROM {table} WHERE epoch = ?1 AND proposer = ?2"),
             params![epoch as i64, proposer],
             |row| row.get(0),
         )?;
@@ -295,13 +359,23 @@ impl Store {
             .map_err(|_| StoreError::Corrupt("echo decision hash".into()))
     }
 
+    /// What a (re)started protocol instance recovers: the echo decisions and the final epochs
+    /// from `window_start` (see `ProtocolConfig::window_start`) on. The node and the
+    /// simulator both restore through this.
+    pub fn restored_state(&self, window_start: u64) -> Result<RestoredState, StoreError> {
+        Ok(RestoredState {
+            echo_decisions: self.echo_decisions_since(window_start)?,
+            final_epochs: self.official_epochs_since(window_start)?,
+        })
+    }
+
     /// Echo decisions of epochs `>= from_epoch`.
     pub fn echo_decisions_since(
         &self,
         from_epoch: u64,
     ) -> Result<Vec<(u64, u16, [u8; 32])>, StoreError> {
         let conn = self.conn();
-        let mut query = conn.prepare("SELECT epoch, proposer, data_hash FROM echo_decisions WHERE epoch >= ?1 ORDER BY epoch, proposer")?;
+        let mut query = conn.prepare("SELECT epoch, proposer, data_hash FROM main.echo_decisions WHERE epoch >= ?1 ORDER BY epoch, proposer")?;
         let rows = query.query_map(params![from_epoch as i64], |row| {
             Ok((
                 row.get::<_, i64>(0)? as u64,
@@ -346,19 +420,33 @@ impl Store {
         .transpose()
     }
 
-    /// Stores the official data of an epoch; the first stored copy is kept.
-    pub fn save_official(&self, official: &OfficialEpoch, now_ms: u64) -> Result<bool, StoreError> {
+    /// Stores the official data of an epoch, and its per-mixnode index, in one transaction;
+    /// the first stored copy is kept. Returns whether this call stored it.
+    pub fn save_official(&self, stored: &StoredOfficial, now_ms: u64) -> Result<bool, StoreError> {
         let body =
-            serde_json::to_string(official).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-        let inserted = self.conn().execute(
+            serde_json::to_string(stored).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let epoch = stored.official.epoch as i64;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let source: &'static str = stored.source.into();
+        let inserted = tx.execute(
             "INSERT OR IGNORE INTO official (epoch, body, source, stored_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![official.epoch as i64, body, official.source.as_str(), now_ms as i64],
+            params![epoch, body, source, now_ms as i64],
         )?;
+        if inserted == 1 {
+            let mut index = tx.prepare_cached(
+                "INSERT OR REPLACE INTO official_rewards (mix_id, epoch, uptime_bp) VALUES (?1, ?2, ?3)",
+            )?;
+            for reward in &stored.official.rewards {
+                index.execute(params![reward.mix_id, epoch, reward.uptime_bp])?;
+            }
+        }
+        tx.commit()?;
         Ok(inserted == 1)
     }
 
     /// The official data of an epoch.
-    pub fn official(&self, epoch: u64) -> Result<Option<OfficialEpoch>, StoreError> {
+    pub fn official(&self, epoch: u64) -> Result<Option<StoredOfficial>, StoreError> {
         let row: Option<(String, String)> = self
             .conn()
             .query_row(
@@ -368,10 +456,14 @@ impl Store {
             )
             .optional()?;
         row.map(|(body, source)| {
-            let mut official: OfficialEpoch =
+            let mut stored: StoredOfficial =
                 serde_json::from_str(&body).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-            official.source = OfficialSource::parse(&source);
-            Ok(official)
+            stored.source = source
+                .parse()
+                .map_err(|err: relayer_protocol::UnknownName| {
+                    StoreError::Corrupt(err.to_string())
+                })?;
+            Ok(stored)
         })
         .transpose()
     }
@@ -406,27 +498,21 @@ impl Store {
         epochs.map(|epoch| Ok(epoch? as u64)).collect()
     }
 
-    /// A mixnode's official uptime in the newest `limit` epochs, newest first.
+    /// A mixnode's official uptime in the newest `limit` epochs, newest first (an index
+    /// lookup: no stored epoch is parsed).
     pub fn mixnode_history(
         &self,
         mix_id: u32,
         limit: usize,
     ) -> Result<Vec<(u64, u16)>, StoreError> {
         let conn = self.conn();
-        let mut query = conn.prepare("SELECT body FROM official ORDER BY epoch DESC LIMIT ?1")?;
-        let bodies = query.query_map(params![limit as i64], |row| row.get::<_, String>(0))?;
-        let mut history = Vec::new();
-        for body in bodies {
-            let official: OfficialEpoch =
-                serde_json::from_str(&body?).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-            if let Ok(position) = official
-                .rewards
-                .binary_search_by_key(&mix_id, |reward| reward.mix_id)
-            {
-                history.push((official.epoch, official.rewards[position].uptime_bp));
-            }
-        }
-        Ok(history)
+        let mut query = conn.prepare_cached(
+            "SELECT epoch, uptime_bp FROM official_rewards WHERE mix_id = ?1 ORDER BY epoch DESC LIMIT ?2",
+        )?;
+        let rows = query.query_map(params![mix_id, limit as i64], |row| {
+            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, u16>(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Records a submission attempt.
@@ -436,11 +522,7 @@ impl Store {
         at_ms: u64,
         outcome: SubmissionOutcome,
     ) -> Result<(), StoreError> {
-        let outcome = match outcome {
-            SubmissionOutcome::Accepted => "accepted",
-            SubmissionOutcome::Lost => "lost",
-            SubmissionOutcome::Failed => "failed",
-        };
+        let outcome: &'static str = outcome.into();
         self.conn().execute(
             "INSERT INTO submissions (epoch, at_ms, outcome) VALUES (?1, ?2, ?3)",
             params![epoch as i64, at_ms as i64, outcome],
@@ -458,11 +540,17 @@ impl Store {
             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
         })? {
             let (outcome, count) = row?;
+            let outcome: SubmissionOutcome =
+                outcome
+                    .parse()
+                    .map_err(|err: relayer_protocol::UnknownName| {
+                        StoreError::Corrupt(err.to_string())
+                    })?;
             stats.attempted += count;
-            match outcome.as_str() {
-                "accepted" => stats.accepted = count,
-                "lost" => stats.lost = count,
-                _ => stats.failed += count,
+            match outcome {
+                SubmissionOutcome::Accepted => stats.accepted = count,
+                SubmissionOutcome::Lost => stats.lost = count,
+                SubmissionOutcome::Failed => stats.failed = count,
             }
         }
         Ok(stats)
@@ -551,30 +639,34 @@ mod tests {
         assert!(store.echo_decisions_since(5).unwrap().is_empty());
     }
 
+    pub(crate) fn official(epoch: u64, rewards: &[(u32, u16)]) -> StoredOfficial {
+        StoredOfficial {
+            official: OfficialEpoch {
+                epoch,
+                signer_set_version: 1,
+                data_hash: cosmwasm_std::HexBinary::from(vec![1; 32]),
+                rewards: rewards
+                    .iter()
+                    .map(|&(mix_id, uptime_bp)| MixnodeReward { mix_id, uptime_bp })
+                    .collect(),
+                signatures: vec![],
+                submitter: "wasm1x".into(),
+                height: 7,
+            },
+            source: OfficialSource::Peer,
+            tx_ref: None,
+        }
+    }
+
     #[test]
     fn official_data_is_stored_once() {
         let (_dir, store) = store();
-        let official = OfficialEpoch {
-            epoch: 3,
-            signer_set_version: 1,
-            data_hash: HexBinary::from(vec![1; 32]),
-            rewards: vec![MixnodeReward {
-                mix_id: 5,
-                uptime_bp: 9_000,
-            }],
-            signatures: vec![],
-            submitter: "wasm1x".into(),
-            height: 7,
-            source: OfficialSource::Peer,
-            tx_ref: None,
-        };
-        assert!(store.save_official(&official, 1).unwrap());
-        let other = OfficialEpoch {
-            submitter: "wasm1y".into(),
-            ..official.clone()
-        };
+        let first = official(3, &[(5, 9_000)]);
+        assert!(store.save_official(&first, 1).unwrap());
+        let mut other = official(3, &[(5, 1)]);
+        other.official.submitter = "wasm1y".into();
         assert!(!store.save_official(&other, 2).unwrap());
-        assert_eq!(store.official(3).unwrap().unwrap(), official);
+        assert_eq!(store.official(3).unwrap().unwrap(), first);
         assert_eq!(
             store.official_stored_at(3).unwrap(),
             Some(1),
@@ -582,7 +674,130 @@ mod tests {
         );
         assert_eq!(store.official_stored_at(4).unwrap(), None);
         assert_eq!(store.latest_official_epoch().unwrap(), Some(3));
-        assert_eq!(store.mixnode_history(5, 10).unwrap(), vec![(3, 9_000)]);
+        assert_eq!(
+            store.mixnode_history(5, 10).unwrap(),
+            vec![(3, 9_000)],
+            "the index keeps the first copy too"
+        );
+    }
+
+    #[test]
+    fn mixnode_history_is_newest_first_and_limited() {
+        let (_dir, store) = store();
+        for epoch in 0..5 {
+            store
+                .save_official(&official(epoch, &[(1, epoch as u16), (2, 7)]), 0)
+                .unwrap();
+        }
+        assert_eq!(
+            store.mixnode_history(1, 3).unwrap(),
+            vec![(4, 4), (3, 3), (2, 2)]
+        );
+        assert!(store.mixnode_history(9, 3).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_1_database_gets_its_history_index_from_the_stored_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            let body = serde_json::to_string(&official(8, &[(3, 4_200), (4, 10)])).unwrap();
+            conn.execute(
+                "INSERT INTO official (epoch, body, source, stored_at_ms) VALUES (8, ?1, 'peer', 5)",
+                params![body],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.mixnode_history(3, 5).unwrap(), vec![(8, 4_200)]);
+        assert_eq!(
+            store.official(8).unwrap().unwrap(),
+            official(8, &[(3, 4_200), (4, 10)])
+        );
+    }
+
+    #[test]
+    fn an_unknown_source_is_a_corrupt_record_not_a_default() {
+        let (_dir, store) = store();
+        store.save_official(&official(2, &[(1, 1)]), 0).unwrap();
+        store
+            .conn()
+            .execute(
+                "UPDATE official SET source = 'somewhere' WHERE epoch = 2",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(store.official(2), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn protocol_writes_do_not_wait_for_a_reader_holding_a_read_transaction() {
+        let (_dir, store) = store();
+        store.save_official(&official(1, &[(1, 1)]), 0).unwrap();
+        let reader = store.open_reader().unwrap();
+        // A long public read: an open read transaction on the reader's connection.
+        let reading = reader.conn();
+        reading.execute_batch("BEGIN").unwrap();
+        let count: i64 = reading
+            .query_row("SELECT COUNT(*) FROM official", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 1);
+        // The writer neither blocks on the reader's lock nor on SQLite's (WAL).
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let stored = store.save_echo_decision(9, 1, &[3; 32]);
+                let _ = done_tx.send(stored.map_err(|err| err.to_string()));
+            });
+            let stored = done_rx
+                .recv_timeout(std::time::Duration::from_secs(2))
+                .expect("the write waited on the reader");
+            assert_eq!(stored, Ok([3; 32]));
+        });
+        reading.execute_batch("COMMIT").unwrap();
+        drop(reading);
+        assert!(
+            reader.save_echo_decision(9, 2, &[4; 32]).is_err(),
+            "readers cannot write"
+        );
+    }
+
+    #[test]
+    fn a_shared_memory_database_outlives_a_closed_connection_while_another_is_open() {
+        let name = format!("store-test-{}", std::process::id());
+        let keeper = Store::open_at(Location::SharedMemory(name.clone())).unwrap();
+        {
+            let node = keeper.open_writer().unwrap();
+            node.save_echo_decision(1, 0, &[7; 32]).unwrap();
+        }
+        let reopened = Store::open_at(Location::SharedMemory(name)).unwrap();
+        assert_eq!(
+            reopened.echo_decisions_since(0).unwrap(),
+            vec![(1, 0, [7; 32])]
+        );
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    #[test]
+    fn the_planted_bug_acknowledges_decisions_that_a_reopened_store_does_not_have() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        {
+            let mut store = Store::open(&path).unwrap();
+            store.plant(relayer_protocol::PlantedBug::ForgetEchoDecisions);
+            assert_eq!(store.save_echo_decision(4, 1, &[1; 32]).unwrap(), [1; 32]);
+            assert_eq!(store.save_echo_decision(4, 1, &[2; 32]).unwrap(), [1; 32]);
+        }
+        assert!(
+            Store::open(&path)
+                .unwrap()
+                .echo_decisions_since(0)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `relayer deploy`: stores the wasm on a wasmd chain and instantiates it with a cluster's
 //! signer set (cosmrs `MsgStoreCode` and `MsgInstantiateContract`, gas from simulation), then
-//! writes the contract address into the cluster's node configs.
+//! writes the contract address into the cluster's node configs and `deployment.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -10,34 +10,48 @@ use cosmrs::tx::Msg;
 use nym_rewards::msg::{EpochClock, InstantiateMsg};
 use serde::Serialize;
 
-use crate::chain::wasmd::{TxOutcome, WasmdChain};
-use crate::chain::{Chain, ChainError};
-use crate::cluster::read_manifest;
-use crate::config::NodeConfig;
-use crate::keys::ChainAccount;
+use relayer_node::chain::wasmd::{TxOutcome, WasmdChain};
+use relayer_node::chain::{Chain, ChainError};
+use relayer_node::cluster::read_manifest;
+use relayer_node::config::NodeConfig;
+use relayer_node::keys::ChainAccount;
 
-/// What to deploy where.
-#[derive(Debug, Clone)]
-pub struct DeployOptions {
+/// Arguments of `relayer deploy`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
     /// CometBFT RPC URL.
-    pub node: String,
+    #[arg(long)]
+    node: String,
     /// Expected chain id.
-    pub chain_id: Option<String>,
+    #[arg(long)]
+    chain_id: Option<String>,
     /// The contract's wasm.
-    pub wasm: PathBuf,
-    /// Cluster directory from `relayer init-cluster`.
-    pub cluster: PathBuf,
-    /// Epoch length.
-    pub epoch_secs: u64,
+    #[arg(long, default_value = "artifacts/nym_rewards.wasm")]
+    wasm: PathBuf,
+    /// Cluster directory (from `relayer-dev init-cluster`).
+    #[arg(long)]
+    cluster: PathBuf,
+    /// Epoch length in seconds.
+    #[arg(long, default_value_t = 60)]
+    epoch_secs: u64,
     /// Most mixnodes per epoch.
-    pub max_mixnodes: u32,
-    /// Threshold (default floor(2n/3)+1).
-    pub threshold: Option<u32>,
+    #[arg(long, default_value_t = 5_000)]
+    max_mixnodes: u32,
+    /// Signature threshold (default floor(2n/3)+1).
+    #[arg(long)]
+    threshold: Option<u32>,
+}
+
+/// Deploys and prints the deployment as JSON.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let deployment = deploy(&args).await?;
+    println!("{}", serde_json::to_string_pretty(&deployment)?);
+    Ok(())
 }
 
 /// The result, also written to `deployment.json` in the cluster directory.
 #[derive(Debug, Clone, Serialize)]
-pub struct Deployment {
+struct Deployment {
     /// Chain id.
     pub chain_id: String,
     /// Code id of the stored wasm.
@@ -86,7 +100,7 @@ fn chain_context(err: ChainError, node: &str) -> anyhow::Error {
 }
 
 /// Stores and instantiates the contract; updates the cluster's configs.
-pub async fn deploy(options: &DeployOptions) -> anyhow::Result<Deployment> {
+async fn deploy(options: &Args) -> anyhow::Result<Deployment> {
     let manifest = read_manifest(&options.cluster)?;
     let admin = ChainAccount::from_file(&options.cluster.join("keys/admin.secp256k1"))?;
     let wasm = std::fs::read(&options.wasm)
@@ -190,7 +204,7 @@ fn set_contract(path: &Path, contract: &str, chain_id: &str, rpc: &str) -> anyho
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut config =
-        NodeConfig::parse(&text).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+        NodeConfig::parse(&text).with_context(|| format!("parsing {}", path.display()))?;
     if config.chain.chain_id != chain_id {
         bail!(
             "{} is for chain {}, not {chain_id}",
@@ -200,5 +214,5 @@ fn set_contract(path: &Path, contract: &str, chain_id: &str, rpc: &str) -> anyho
     }
     config.chain.contract = contract.to_string();
     config.chain.rpc = rpc.to_string();
-    std::fs::write(path, config.to_toml()).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, config.to_toml()?).with_context(|| format!("writing {}", path.display()))
 }

@@ -1,22 +1,26 @@
-//! `relayer bench`: headless devnets on loopback for several network sizes and both submission
-//! policies. Per epoch it measures the latency from the epoch end to the contract accepting
-//! (block time) and to every node holding official data, and from the nodes' own counters the
-//! chain transactions, messages and bytes sent, signature verifications, median computations
-//! and the process CPU time. Results go to JSON and SVG plots.
+//! `relayer-dev bench`: headless devnets on loopback for several network sizes and both
+//! submission policies. Per epoch it measures the latency from the epoch end to the contract
+//! accepting (block time) and to every node holding official data, and from the nodes' own
+//! counters the chain transactions, messages and bytes sent, signature verifications, median
+//! computations and the process CPU time. Optionally it floods one node's public API while it
+//! measures, to show what API traffic costs the protocol. Results go to JSON and SVG plots.
 
+mod flood;
 mod plot;
 mod system;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
+use relayer_node::chain;
+use relayer_node::metrics::NodeMetrics;
 use relayer_protocol::SubmitPolicy;
 use serde::{Deserialize, Serialize};
 
-use crate::chain;
+use crate::DevError;
 use crate::devnet::{Devnet, DevnetOptions};
-use crate::metrics::NodeMetrics;
+
+pub use flood::FloodStats;
 
 pub use system::{cpu_seconds, raise_open_files_limit};
 
@@ -35,6 +39,8 @@ pub struct BenchOptions {
     pub metrics_interval_ms: u64,
     /// Where `network.json` and the plots go.
     pub out_dir: PathBuf,
+    /// Concurrent clients flooding node 0's API during the measured epochs (0: none).
+    pub api_flood: usize,
 }
 
 /// Nearest-rank percentiles of a sample, ms.
@@ -121,6 +127,9 @@ pub struct CaseResult {
     pub n_squared: u64,
     /// The targets for this case.
     pub targets: Vec<TargetCheck>,
+    /// The API flood during the measured epochs, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_flood: Option<FloodStats>,
     /// Why the case produced no measurement, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -140,6 +149,7 @@ impl CaseResult {
             per_epoch: PerEpoch::default(),
             n_squared: (nodes * nodes) as u64,
             targets: Vec::new(),
+            api_flood: None,
             error: Some(error),
         }
     }
@@ -248,8 +258,9 @@ pub async fn run_case(
     options: &BenchOptions,
     nodes: usize,
     policy: SubmitPolicy,
-) -> anyhow::Result<CaseResult> {
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+) -> Result<CaseResult, DevError> {
+    let dir =
+        tempfile::tempdir().map_err(|err| DevError::io("creating a temporary directory", err))?;
     let epoch_secs = epoch_secs_for(nodes);
     let mut devnet_options = DevnetOptions::new(nodes, dir.path().to_path_buf());
     devnet_options.mixnodes = options.mixnodes;
@@ -262,6 +273,13 @@ pub async fn run_case(
     let warm_up = devnet.current_epoch() + 1;
     tracing::info!(nodes, ?policy, "warming up until epoch {warm_up} is final");
     devnet.wait_until_stored(warm_up, timeout).await?;
+    let flood = match (
+        options.api_flood,
+        devnet.node(0).and_then(|n| n.api_url.clone()),
+    ) {
+        (clients, Some(url)) if clients > 0 => Some(flood::Flood::start(&url, clients)),
+        _ => None,
+    };
     let before = Totals::read(&devnet);
     let mut accepted = Vec::new();
     let mut all_official = Vec::new();
@@ -273,6 +291,10 @@ pub async fn run_case(
         all_official.push(all_ms);
     }
     let per_epoch = Totals::read(&devnet).per_epoch(before, options.epochs);
+    let api_flood = match flood {
+        Some(flood) => Some(flood.stop().await),
+        None => None,
+    };
     devnet.stop().await;
     let mut result = CaseResult {
         nodes,
@@ -285,6 +307,7 @@ pub async fn run_case(
         per_epoch,
         n_squared: (nodes * nodes) as u64,
         targets: Vec::new(),
+        api_flood,
         error: None,
     };
     result.targets = targets_for(&result);
@@ -292,29 +315,28 @@ pub async fn run_case(
 }
 
 /// (epoch end -> accepted by block time, epoch end -> last node stored), ms.
-async fn epoch_latency(devnet: &Devnet, epoch: u64) -> anyhow::Result<(u64, u64)> {
+async fn epoch_latency(devnet: &Devnet, epoch: u64) -> Result<(u64, u64), DevError> {
     let record = chain::epoch_record(devnet.chain.as_ref(), epoch)
         .await?
-        .with_context(|| format!("epoch {epoch} is not on chain"))?;
-    let end_ms = devnet
-        .clock
-        .epoch_end(epoch)
-        .map_err(|err| anyhow::anyhow!("{err}"))?
-        * 1_000;
+        .ok_or(DevError::NotOnChain(epoch))?;
+    let end_ms = devnet.clock.epoch_end_ms(epoch);
     let accepted_ms = (record.time.nanos() / 1_000_000).saturating_sub(end_ms);
     let mut last_stored = 0;
     for node in devnet.running() {
         let stored = node
             .store
             .official_stored_at(epoch)?
-            .with_context(|| format!("{} has no official data for epoch {epoch}", node.name))?;
+            .ok_or_else(|| DevError::Missing {
+                node: node.name.clone(),
+                epoch,
+            })?;
         last_stored = last_stored.max(stored);
     }
     Ok((accepted_ms, last_stored.saturating_sub(end_ms)))
 }
 
 /// Runs every case, writes `network.json` and the plots into `out_dir`.
-pub async fn run_bench(options: &BenchOptions) -> anyhow::Result<BenchReport> {
+pub async fn run_bench(options: &BenchOptions) -> Result<BenchReport, DevError> {
     let largest = options.sizes.iter().copied().max().unwrap_or(0);
     raise_open_files_limit(open_files_needed(largest))?;
     let mut cases = Vec::new();
@@ -323,23 +345,23 @@ pub async fn run_bench(options: &BenchOptions) -> anyhow::Result<BenchReport> {
             let case = match run_case(options, nodes, policy).await {
                 Ok(case) => case,
                 Err(err) => {
-                    tracing::error!(nodes, ?policy, "case failed: {err:#}");
-                    CaseResult::failed(options, nodes, policy, format!("{err:#}"))
+                    tracing::error!(nodes, ?policy, "case failed: {err}");
+                    CaseResult::failed(options, nodes, policy, err.to_string())
                 }
             };
             cases.push(case);
         }
     }
     let report = BenchReport {
-        generated_at: crate::now_ms() / 1_000,
+        generated_at: relayer_node::now_ms() / 1_000,
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         cases,
     };
     std::fs::create_dir_all(&options.out_dir)
-        .with_context(|| format!("creating {}", options.out_dir.display()))?;
+        .map_err(|err| DevError::io(format!("creating {}", options.out_dir.display()), err))?;
     let json_path = options.out_dir.join("network.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("writing {}", json_path.display()))?;
+        .map_err(|err| DevError::io(format!("writing {}", json_path.display()), err))?;
     plot::latency(&report, &options.out_dir.join("latency.svg"))?;
     plot::work(&report, &options.out_dir.join("messages.svg"))?;
     Ok(report)
@@ -388,6 +410,7 @@ mod tests {
             },
             n_squared: 256,
             targets: vec![],
+            api_flood: None,
             error: None,
         };
         let met: Vec<bool> = targets_for(&result).iter().map(|t| t.met).collect();

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::anyhow;
+use crate::DevError;
 use plotters::prelude::*;
 use relayer_protocol::SubmitPolicy;
 
@@ -28,7 +28,7 @@ fn cases_of_any_policy(report: &BenchReport) -> Vec<&CaseResult> {
 type Series = (String, RGBColor, Vec<(f64, f64)>);
 
 /// Draws `series` on log-log axes into `path`.
-fn draw(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> anyhow::Result<()> {
+fn draw(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> Result<(), DevError> {
     let points = series.iter().flat_map(|(_, _, points)| points.iter());
     let (mut x_max, mut y_min, mut y_max) = (4.0f64, f64::MAX, 1.0f64);
     for &(x, y) in points {
@@ -38,7 +38,10 @@ fn draw(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> anyhow::Re
     }
     let y_min = (y_min.min(y_max) / 2.0).max(0.1);
     let root = SVGBackend::new(path, (820, 520)).into_drawing_area();
-    let error = |err: &dyn std::fmt::Display| anyhow!("plotting {}: {err}", path.display());
+    let error = |err: &dyn std::fmt::Display| DevError::Plot {
+        path: path.display().to_string(),
+        reason: err.to_string(),
+    };
     root.fill(&WHITE).map_err(|e| error(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
@@ -90,7 +93,7 @@ const COLORS: [RGBColor; 4] = [
 ];
 
 /// Latency from epoch end to acceptance (p50, p95) vs n, per policy.
-pub fn latency(report: &BenchReport, path: &Path) -> anyhow::Result<()> {
+pub fn latency(report: &BenchReport, path: &Path) -> Result<(), DevError> {
     let mut series = Vec::new();
     for (i, policy) in [SubmitPolicy::Staggered, SubmitPolicy::Race]
         .into_iter()
@@ -100,7 +103,7 @@ pub fn latency(report: &BenchReport, path: &Path) -> anyhow::Result<()> {
         if cases.is_empty() {
             continue;
         }
-        let name = policy.name();
+        let name: &str = policy.into();
         let p50 = cases
             .iter()
             .map(|c| (c.nodes as f64, c.accepted_ms.p50.max(1) as f64));
@@ -114,7 +117,7 @@ pub fn latency(report: &BenchReport, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Messages and signature verifications per epoch (network-wide) vs n, with n^2.
-pub fn work(report: &BenchReport, path: &Path) -> anyhow::Result<()> {
+pub fn work(report: &BenchReport, path: &Path) -> Result<(), DevError> {
     let cases = cases(report, SubmitPolicy::Staggered);
     let cases = if cases.is_empty() {
         cases_of_any_policy(report)

@@ -1,6 +1,6 @@
 //! Process resources the benchmark needs: CPU time and the open-files limit.
 
-use anyhow::bail;
+use crate::DevError;
 
 /// User plus system CPU time of this process so far, seconds.
 pub fn cpu_seconds() -> f64 {
@@ -18,24 +18,26 @@ pub fn cpu_seconds() -> f64 {
 
 /// Raises the soft RLIMIT_NOFILE to at least `needed`, or fails saying how to raise the
 /// hard limit. Returns the soft limit in force afterwards.
-pub fn raise_open_files_limit(needed: u64) -> anyhow::Result<u64> {
+pub fn raise_open_files_limit(needed: u64) -> Result<u64, DevError> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into the valid rlimit it is given.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        bail!("cannot read the open-files limit");
+        return Err(DevError::Resources(
+            "cannot read the open-files limit".into(),
+        ));
     }
     if limit.rlim_cur >= needed {
         return Ok(limit.rlim_cur);
     }
     if limit.rlim_max < needed {
-        bail!(
+        return Err(DevError::Resources(format!(
             "this benchmark needs {needed} open files but the hard limit is {}; \
              raise it (e.g. `ulimit -Hn {needed}` as root, or LimitNOFILE in systemd)",
             limit.rlim_max
-        );
+        )));
     }
     let raised = libc::rlimit {
         rlim_cur: needed,
@@ -43,7 +45,9 @@ pub fn raise_open_files_limit(needed: u64) -> anyhow::Result<u64> {
     };
     // SAFETY: setrlimit reads the valid rlimit it is given.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-        bail!("cannot raise the open-files limit to {needed}");
+        return Err(DevError::Resources(format!(
+            "cannot raise the open-files limit to {needed}"
+        )));
     }
     Ok(needed)
 }

@@ -1,20 +1,19 @@
-//! `relayer bench`: runs the network benchmark and prints one line per case.
+//! `relayer-dev bench`: runs the network benchmark and prints one line per case.
 
 use std::path::PathBuf;
 
-use clap::Args;
-use relayer::bench::{BenchOptions, run_bench};
+use relayer_devtools::bench::{BenchOptions, run_bench};
 use relayer_protocol::SubmitPolicy;
 
-/// Arguments of `relayer bench`.
-#[derive(Args)]
-pub struct BenchArgs {
+/// Arguments of `relayer-dev bench`.
+#[derive(clap::Args)]
+pub struct Args {
     /// Network sizes, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "4,16,64")]
     sizes: Vec<usize>,
     /// Policies, comma-separated (staggered, race).
     #[arg(long, value_delimiter = ',', default_value = "staggered,race")]
-    policies: Vec<String>,
+    policies: Vec<SubmitPolicy>,
     /// Mixnodes per epoch.
     #[arg(long, default_value_t = 1_000)]
     mixnodes: u32,
@@ -27,34 +26,29 @@ pub struct BenchArgs {
     /// Output directory for network.json, latency.svg and messages.svg.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
+    /// Concurrent clients flooding node 0's public API while epochs are measured.
+    #[arg(long, default_value_t = 0)]
+    api_flood: usize,
 }
 
-/// Runs `relayer bench`.
-pub async fn run_bench_command(args: BenchArgs) -> anyhow::Result<()> {
-    let policies = args
-        .policies
-        .iter()
-        .map(|name| name.parse::<SubmitPolicy>())
-        .collect::<Result<Vec<_>, _>>()?;
+/// Runs the benchmark.
+pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.epochs == 0 {
         anyhow::bail!("--epochs must be at least 1");
     }
     let options = BenchOptions {
         sizes: args.sizes,
-        policies,
+        policies: args.policies,
         mixnodes: args.mixnodes,
         epochs: args.epochs,
         metrics_interval_ms: args.metrics_interval_ms,
         out_dir: args.out,
+        api_flood: args.api_flood,
     };
     let report = run_bench(&options).await?;
     for case in &report.cases {
         if let Some(error) = &case.error {
-            println!(
-                "n={:<3} {}: FAILED: {error}",
-                case.nodes,
-                case.policy.name()
-            );
+            println!("n={:<3} {}: FAILED: {error}", case.nodes, case.policy);
             continue;
         }
         let missed: Vec<&str> = case
@@ -66,7 +60,7 @@ pub async fn run_bench_command(args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "n={:<3} {:<9} accepted p50 {:>5} ms p95 {:>5} ms | all nodes p50 {:>5} ms | {:.2} txs, {:.0} msgs, {:.0} KiB, {:.0} verifications, {:.2} CPU s per epoch{}",
             case.nodes,
-            case.policy.name(),
+            case.policy,
             case.accepted_ms.p50,
             case.accepted_ms.p95,
             case.all_official_ms.p50,

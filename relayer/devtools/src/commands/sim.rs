@@ -1,17 +1,16 @@
-//! `relayer sim`: runs the deterministic simulator for one seed or a batch of seeds, prints
-//! one line per run and the seed of every failing run, and writes the JSON report.
+//! `relayer-dev sim`: runs the deterministic simulator for one seed or a batch of seeds,
+//! prints one line per run and the seed of every failing run, and writes the JSON report.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
 use relayer_protocol::SubmitPolicy;
 use relayer_sim::{BatchConfig, FaultProfile, PlantedBug, SimReport, run_batch};
 
-/// Arguments of `relayer sim`.
-#[derive(Args)]
-pub struct SimArgs {
+/// Arguments of `relayer-dev sim`.
+#[derive(clap::Args)]
+pub struct Args {
     /// Seed of the (first) run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -29,13 +28,15 @@ pub struct SimArgs {
     mixnodes: usize,
     /// Fault profiles (none, network, crash, byzantine, all); a list cycles.
     #[arg(long, value_delimiter = ',', default_value = "all")]
-    faults: Vec<String>,
+    faults: Vec<FaultProfile>,
     /// Submission policies (staggered, race); a list cycles.
     #[arg(long, value_delimiter = ',', default_value = "staggered")]
-    policy: Vec<String>,
-    /// Plant a bug to see the simulator catch it (forget-echo-decisions, trust-winner-copy).
+    policy: Vec<SubmitPolicy>,
+    /// Plant a bug in the production code to see the simulator catch it
+    /// (trust-winner-copy, forget-echo-decisions, drop-failed-finalization); needs a build
+    /// with the `planted-bugs` feature.
     #[arg(long)]
-    planted_bug: Option<String>,
+    planted_bug: Option<PlantedBug>,
     /// Stop starting new runs after this many seconds.
     #[arg(long)]
     budget_secs: Option<u64>,
@@ -47,22 +48,11 @@ pub struct SimArgs {
     report: Option<PathBuf>,
 }
 
-/// The name a value has on the command line (its serde name).
-fn cli_name(value: impl serde::Serialize) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 fn summary_line(run: &SimReport) -> String {
     let config = &run.config;
     let head = format!(
         "seed {} n={} {} {}",
-        config.seed,
-        config.nodes,
-        cli_name(config.faults),
-        cli_name(config.policy)
+        config.seed, config.nodes, config.faults, config.policy
     );
     if run.passed() {
         format!(
@@ -83,23 +73,8 @@ fn summary_line(run: &SimReport) -> String {
     }
 }
 
-/// Runs `relayer sim`; fails when any run breaks an invariant.
-pub fn run_sim(args: SimArgs) -> anyhow::Result<()> {
-    let profiles = args
-        .faults
-        .iter()
-        .map(|name| name.parse::<FaultProfile>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let policies = args
-        .policy
-        .iter()
-        .map(|name| name.parse::<SubmitPolicy>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let planted_bug = args
-        .planted_bug
-        .as_deref()
-        .map(str::parse::<PlantedBug>)
-        .transpose()?;
+/// Runs the simulator; fails when any run breaks an invariant.
+pub fn run(args: Args) -> anyhow::Result<()> {
     let batch = BatchConfig {
         first_seed: args.seed,
         max_runs: args.seeds.max(1),
@@ -107,9 +82,9 @@ pub fn run_sim(args: SimArgs) -> anyhow::Result<()> {
         nodes: args.nodes,
         epochs: args.epochs,
         mixnodes: args.mixnodes,
-        profiles,
-        policies,
-        planted_bug,
+        profiles: args.faults,
+        policies: args.policy,
+        planted_bug: args.planted_bug,
     };
     let mut single = None;
     let report = run_batch(&batch, |run| {
@@ -142,16 +117,16 @@ pub fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     for failed in &report.failed {
         let config = &failed.config;
         eprintln!(
-            "reproduce: relayer sim --seed {} --nodes {} --epochs {} --mixnodes {} --faults {} --policy {}{}",
+            "reproduce: relayer-dev sim --seed {} --nodes {} --epochs {} --mixnodes {} --faults {} --policy {}{}",
             config.seed,
             config.nodes,
             config.epochs,
             config.mixnodes,
-            cli_name(config.faults),
-            cli_name(config.policy),
+            config.faults,
+            config.policy,
             config
                 .planted_bug
-                .map(|bug| format!(" --planted-bug {}", cli_name(bug)))
+                .map(|bug| format!(" --planted-bug {bug}"))
                 .unwrap_or_default()
         );
     }

@@ -1,8 +1,7 @@
-//! The chain as the node sees it: the [`Chain`] trait, with an [`embedded`] backend (the real
-//! contract in cw-multi-test on its own thread). Outcomes are always decided by querying the
-//! contract, never by parsing error strings.
+//! The chain as the node sees it: the [`Chain`] trait, implemented by [`wasmd`] (and, in
+//! `relayer-devtools`, by an embedded chain running the real contract in cw-multi-test).
+//! Outcomes are always decided by querying the contract, never by parsing error strings.
 
-pub mod embedded;
 pub mod wasmd;
 
 use std::time::Duration;

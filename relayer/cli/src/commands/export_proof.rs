@@ -1,0 +1,46 @@
+//! `relayer export-proof`: a self-contained proof bundle of an epoch from a node's API.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use relayer_auditor::signer_set_hash;
+use relayer_node::http;
+
+/// Arguments of `relayer export-proof`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The epoch.
+    #[arg(long)]
+    epoch: u64,
+    /// The node's API URL.
+    #[arg(long)]
+    api: String,
+    /// Write the bundle here (default: stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Writes the bundle and prints the signer-set hash to pin.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let bundle = http::export_bundle(&http::client(), &args.api, args.epoch)
+        .await
+        .context("exporting the proof bundle")?;
+    let json = serde_json::to_string_pretty(&bundle)? + "\n";
+    let hash = signer_set_hash(&bundle.chain_id, &bundle.contract, &bundle.signer_set);
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{json}"),
+    }
+    eprintln!(
+        "epoch {}: {} rewards, {} signatures; signer set v{} hash {} (pin it out of band)",
+        bundle.epoch,
+        bundle.rewards.len(),
+        bundle.signatures.len(),
+        bundle.signer_set.version,
+        hex::encode(hash)
+    );
+    Ok(())
+}

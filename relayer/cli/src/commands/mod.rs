@@ -1,0 +1,57 @@
+//! The commands of `relayer`, one module each.
+
+mod deploy;
+mod export_proof;
+mod keygen;
+mod query;
+mod run;
+mod status;
+mod verify;
+mod verify_proof;
+
+use clap::Subcommand;
+
+/// Every command.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run one node against a wasmd chain, until SIGINT or SIGTERM.
+    Run(run::Args),
+    /// Store the contract on a wasmd chain and instantiate it with a cluster's signer set.
+    Deploy(deploy::Args),
+    /// Query the contract and print JSON.
+    Query(query::Args),
+    /// The auditor check: a node's data for an epoch against the chain (exit 0 when it passes).
+    Verify(verify::Args),
+    /// Write a self-contained proof bundle of an epoch, fetched from a node.
+    ExportProof(export_proof::Args),
+    /// Verify a proof bundle against a pinned signer-set hash or the chain.
+    VerifyProof(verify_proof::Args),
+    /// A readable summary of a node: peers, epochs, submissions.
+    Status(status::Args),
+    /// Print a fresh ed25519 public key and write its secret to a file (mode 0600).
+    Keygen(keygen::Args),
+}
+
+impl Command {
+    /// Runs the command.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self {
+            Command::Run(args) => run::run(args).await,
+            Command::Deploy(args) => deploy::run(args).await,
+            Command::Query(args) => query::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
+            Command::ExportProof(args) => export_proof::run(args).await,
+            Command::VerifyProof(args) => verify_proof::run(args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Keygen(args) => keygen::run(args),
+        }
+    }
+}
+
+/// Connects to a wasmd node's RPC for queries (no account needed).
+async fn connect_for_queries(
+    node: &str,
+    contract: &str,
+) -> anyhow::Result<relayer_node::chain::wasmd::WasmdChain> {
+    Ok(relayer_node::chain::wasmd::WasmdChain::connect(node, None, contract, "0stake").await?)
+}

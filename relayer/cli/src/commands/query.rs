@@ -1,0 +1,61 @@
+//! `relayer query`: the contract's queries, printed as JSON.
+
+use clap::Subcommand;
+use nym_rewards::msg::QueryMsg;
+use relayer_node::chain::Chain;
+
+/// Arguments of `relayer query`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// CometBFT RPC URL.
+    #[arg(long)]
+    node: String,
+    /// Contract address.
+    #[arg(long)]
+    contract: String,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Admin, clock, limits.
+    Config,
+    /// A signer set (latest when no version is given).
+    Signers {
+        /// Version.
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// The stored data of an epoch.
+    Epoch {
+        /// The epoch.
+        epoch: u64,
+    },
+    /// The running and the latest stored epoch.
+    Latest,
+    /// A mixnode's uptime across stored epochs.
+    Mixnode {
+        /// The mixnode.
+        id: u32,
+    },
+}
+
+/// Runs the query and prints the answer.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let chain = super::connect_for_queries(&args.node, &args.contract).await?;
+    let msg = match args.what {
+        What::Config => QueryMsg::Config {},
+        What::Signers { version } => QueryMsg::SignerSet { version },
+        What::Epoch { epoch } => QueryMsg::EpochRewards { epoch },
+        What::Latest => QueryMsg::LatestEpoch {},
+        What::Mixnode { id } => QueryMsg::MixnodeRewards {
+            mix_id: id,
+            start_after: None,
+            limit: None,
+        },
+    };
+    let answer: serde_json::Value = serde_json::from_slice(&chain.query_raw(&msg).await?)?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}

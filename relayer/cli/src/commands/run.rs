@@ -1,0 +1,106 @@
+//! `relayer run`: one node against a wasmd chain, until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use relayer_node::chain::ChainError;
+use relayer_node::chain::wasmd::WasmdChain;
+use relayer_node::config::NodeConfig;
+use relayer_node::keys::{ChainAccount, read_secret};
+use relayer_node::net::BoundNet;
+use relayer_node::{NodeSettings, start_node};
+
+/// Arguments of `relayer run`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Node config (TOML).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+/// Connects to the chain, retrying with backoff while it is down.
+async fn connect_with_retry(config: &NodeConfig) -> anyhow::Result<WasmdChain> {
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=12 {
+        match WasmdChain::connect(
+            &config.chain.rpc,
+            Some(&config.chain.chain_id),
+            &config.chain.contract,
+            &config.chain.gas_price,
+        )
+        .await
+        {
+            Ok(chain) => return Ok(chain),
+            Err(err @ ChainError::Unavailable(_)) => {
+                tracing::warn!(
+                    "chain not reachable (attempt {attempt}): {err}; retrying in {delay:?}"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    anyhow::bail!("chain {} unreachable; giving up", config.chain.rpc)
+}
+
+/// Runs the node until a shutdown signal.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let path = &args.config;
+    let config = NodeConfig::load(path)?;
+    if config.chain.contract.is_empty() {
+        anyhow::bail!(
+            "{} names no contract; run `relayer deploy` first",
+            path.display()
+        );
+    }
+    let ed25519_secret = read_secret(&config.node.ed25519_key_file)?;
+    let account = ChainAccount::from_file(&config.node.chain_key_file)?;
+    std::fs::create_dir_all(&config.node.data_dir)
+        .with_context(|| format!("creating {}", config.node.data_dir.display()))?;
+    let chain = connect_with_retry(&config).await?;
+    let net = BoundNet::bind(ed25519_secret, &config.node.p2p_listen).await?;
+    let http = std::net::TcpListener::bind(config.node.http_listen).with_context(|| {
+        format!(
+            "cannot serve the API on {} (port taken?)",
+            config.node.http_listen
+        )
+    })?;
+    let node = start_node(NodeSettings {
+        name: config.node.name.clone(),
+        ed25519_secret,
+        account,
+        db_path: config.node.data_dir.join("node.sqlite"),
+        http: Some(http),
+        api_limits: config.api.clone(),
+        net,
+        sampling: config.sampling.clone(),
+        protocol: config.protocol.clone(),
+        chain: Arc::new(chain),
+    })
+    .await?;
+    println!(
+        "{} running: API {}",
+        node.name,
+        node.api_url.clone().unwrap_or_default()
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    node.stop().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return ctrl_c.await.unwrap_or(()),
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,51 @@
+//! `relayer status`: a readable summary of a node from its API.
+
+use relayer_node::http;
+
+/// Arguments of `relayer status`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The node's API URL.
+    #[arg(long)]
+    api: String,
+}
+
+/// Prints the node's status.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let status = http::fetch_status(&http::client(), &args.api).await?;
+    let or_none = |epoch: Option<u64>| epoch.map_or_else(|| "none".into(), |e| e.to_string());
+    let submissions = status.submissions;
+    println!(
+        "node        {} (member {})",
+        status.name, status.member_index
+    );
+    println!("peer id     {}", status.peer_id);
+    println!("account     {}", status.address);
+    println!(
+        "chain       {} contract {}",
+        status.chain_id, status.contract
+    );
+    println!(
+        "signer set  v{}: {} members, threshold {}, observation threshold {}, policy {}",
+        status.signer_set_version,
+        status.members,
+        status.threshold,
+        status.observation_threshold,
+        status.policy
+    );
+    println!(
+        "peers       {} of {} connected",
+        status.connected_peers,
+        status.members.saturating_sub(1)
+    );
+    println!(
+        "epochs      running {}, last official {}",
+        or_none(status.current_epoch),
+        or_none(status.last_official_epoch)
+    );
+    println!(
+        "submissions {} attempted, {} accepted, {} lost to another member, {} failed",
+        submissions.attempted, submissions.accepted, submissions.lost, submissions.failed
+    );
+    Ok(())
+}

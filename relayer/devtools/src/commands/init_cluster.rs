@@ -1,0 +1,57 @@
+//! `relayer-dev init-cluster`: keys, node configs and `cluster.json` for a local wasmd.
+
+use std::path::PathBuf;
+
+use relayer_devtools::cluster::{ClusterOptions, init_cluster};
+
+/// Arguments of `relayer-dev init-cluster`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Members.
+    #[arg(long)]
+    nodes: usize,
+    /// Output directory (must not exist or be empty).
+    #[arg(long)]
+    out: PathBuf,
+    /// CometBFT RPC URL of the chain.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    rpc: String,
+    /// Chain id.
+    #[arg(long, default_value = "testing")]
+    chain_id: String,
+    /// First p2p port.
+    #[arg(long, default_value_t = 27_000)]
+    p2p_base_port: u16,
+    /// First HTTP port.
+    #[arg(long, default_value_t = 28_000)]
+    http_base_port: u16,
+    /// Mixnodes measured.
+    #[arg(long, default_value_t = 100)]
+    mixnodes: u32,
+}
+
+/// Writes the cluster and prints its members.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let manifest = init_cluster(&ClusterOptions {
+        nodes: args.nodes,
+        out: args.out.clone(),
+        p2p_base_port: args.p2p_base_port,
+        http_base_port: args.http_base_port,
+        rpc: args.rpc,
+        chain_id: args.chain_id,
+        mixnodes: args.mixnodes,
+    })?;
+    println!(
+        "cluster of {} nodes written to {}",
+        manifest.members.len(),
+        args.out.display()
+    );
+    println!("admin account: {}", manifest.admin);
+    for member in &manifest.members {
+        println!(
+            "  {} api {} p2p {}",
+            member.address, member.api_url, member.p2p_multiaddr
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! Starting and stopping a node: read the contract's config and signer set, restore the
+//! protocol's state from the store, and spawn the tasks (protocol driver, network, uptime
+//! sampler, HTTP API).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nym_rewards::msg::SignerSetResponse;
+use relayer_protocol::{
+    ChainContext, Keypair, MemberIndex, NewError, Protocol, ProtocolConfig, SignerSet,
+    SignerSetError, default_observation_threshold,
+};
+use relayer_store::{Store, StoreError};
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{ApiLimits, ApiState, NodeStatus};
+use crate::chain::{self, Chain, ChainError};
+use crate::config::{ProtocolSection, SamplingSection};
+use crate::db::{Db, DbError};
+use crate::driver::Driver;
+use crate::keys::ChainAccount;
+use crate::metrics::NodeMetrics;
+use crate::net::{BoundNet, NetError};
+use crate::now_ms;
+use crate::sampling::run_sampler;
+
+/// Everything needed to start a node.
+pub struct NodeSettings {
+    /// Name for logs.
+    pub name: String,
+    /// ed25519 secret (identity and signing key).
+    pub ed25519_secret: [u8; 32],
+    /// Chain account.
+    pub account: ChainAccount,
+    /// SQLite file.
+    pub db_path: PathBuf,
+    /// A bound listener for the HTTP API; `None` runs without an API.
+    pub http: Option<std::net::TcpListener>,
+    /// Limits of the public API.
+    pub api_limits: ApiLimits,
+    /// The libp2p swarm, already listening.
+    pub net: BoundNet,
+    /// Uptime sampling settings.
+    pub sampling: SamplingSection,
+    /// Protocol settings.
+    pub protocol: ProtocolSection,
+    /// The chain.
+    pub chain: Arc<dyn Chain>,
+}
+
+/// Why a node did not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// The database cannot be opened.
+    #[error("opening {path}: {source}")]
+    Store {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: StoreError,
+    },
+    /// A database read failed.
+    #[error("{0}")]
+    Db(#[from] DbError),
+    /// The chain cannot be read.
+    #[error("reading the contract: {0}")]
+    Chain(#[from] ChainError),
+    /// The contract's signer set is malformed.
+    #[error("the contract's signer set: {0}")]
+    SignerSet(#[from] SignerSetError),
+    /// The protocol refuses the settings or the key.
+    #[error("protocol settings: {0}")]
+    Protocol(#[from] NewError),
+    /// The network cannot start.
+    #[error("{0}")]
+    Net(#[from] NetError),
+    /// The API listener cannot be used.
+    #[error("the API listener: {0}")]
+    Listener(#[from] std::io::Error),
+}
+
+/// A running node.
+pub struct RunningNode {
+    /// Name.
+    pub name: String,
+    /// Its API base URL, when it serves one.
+    pub api_url: Option<String>,
+    /// A read-only connection to its database, for inspection by its owner.
+    pub store: Arc<Store>,
+    /// Its counters.
+    pub metrics: Arc<NodeMetrics>,
+    /// Its index in the signer set.
+    pub member_index: MemberIndex,
+    /// Newest epoch this node stored official data for; notified on every epoch stored, in
+    /// whatever order epochs finish.
+    pub official: watch::Receiver<Option<u64>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Stops new work, lets the tasks finish and closes the swarm and the store.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops abruptly (as a crash would): tasks are aborted mid-flight.
+    pub fn kill(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// The protocol configuration for `set` on `chain` with the node's settings.
+fn protocol_config(
+    chain: &dyn Chain,
+    set: &SignerSetResponse,
+    clock: nym_rewards::msg::EpochClock,
+    settings: &NodeSettings,
+) -> Result<ProtocolConfig, SignerSetError> {
+    let signer_set = SignerSet::try_from(set)?;
+    let n = signer_set.n();
+    Ok(ProtocolConfig {
+        chain: ChainContext {
+            chain_id: chain.chain_id().to_string(),
+            contract: chain.contract().to_string(),
+        },
+        signer_set,
+        observation_threshold: settings
+            .protocol
+            .observation_threshold
+            .unwrap_or_else(|| default_observation_threshold(n)),
+        mixnodes: (1..=settings.sampling.mixnodes).collect(),
+        clock,
+        observation_grace_ms: settings.protocol.observation_grace_ms,
+        submit_slot_ms: settings.protocol.submit_slot_ms,
+        resend_interval_ms: settings.protocol.resend_interval_ms,
+        policy: settings.protocol.policy,
+        catch_up_epochs: settings.protocol.catch_up_epochs,
+    })
+}
+
+/// Starts a node: reads the signer set from the contract, restores its state from the store,
+/// and spawns the protocol driver, the network, the sampler and the API.
+pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartError> {
+    let chain = settings.chain.clone();
+    let db = Arc::new(
+        Db::open(&settings.db_path).map_err(|source| StartError::Store {
+            path: settings.db_path.display().to_string(),
+            source,
+        })?,
+    );
+    let config = chain::config(chain.as_ref()).await?;
+    let current = config.clock.epoch_at_ms(now_ms()).unwrap_or(0);
+    let set = chain::signer_set_for_epoch(chain.as_ref(), current).await?;
+    let protocol_config = protocol_config(chain.as_ref(), &set, config.clock, &settings)?;
+    for warning in protocol_config.validate().map_err(NewError::from)? {
+        tracing::warn!(node = %settings.name, "{warning}");
+    }
+    let window_start = protocol_config.window_start(now_ms());
+    let restored = db
+        .read(move |store| store.restored_state(window_start))
+        .await?;
+    let keypair = Keypair::from_seed(&settings.ed25519_secret);
+    let protocol = Protocol::new(protocol_config.clone(), keypair, restored)?;
+    let me = protocol.me();
+    let member_address = set.members[usize::from(me)].address.as_str();
+    if member_address != settings.account.address() {
+        tracing::warn!(
+            node = %settings.name,
+            "chain account {} differs from the member address {member_address}; the contract will refuse its submissions",
+            settings.account.address(),
+        );
+    }
+
+    let metrics = Arc::new(NodeMetrics::default());
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let latest = db.read(|store| store.latest_official_epoch()).await?;
+    let (official_tx, official) = watch::channel(latest);
+    let peer_id = settings.net.peer_id.to_string();
+    let member_addrs: Vec<([u8; 32], String)> = protocol_config
+        .signer_set
+        .keys()
+        .copied()
+        .zip(set.members.iter().map(|m| m.p2p_multiaddr.clone()))
+        .collect();
+    let (net, inbound) = settings
+        .net
+        .run(&member_addrs, metrics.clone(), shutdown_rx.clone())?;
+
+    let mut tasks = Vec::new();
+    let mut api_url = None;
+    if let Some(listener) = settings.http {
+        let addr = listener.local_addr()?;
+        api_url = Some(format!("http://{addr}"));
+        let clock = config.clock;
+        let net_for_api = net.clone();
+        let state = Arc::new(ApiState {
+            db: db.clone(),
+            metrics: metrics.clone(),
+            status: Mutex::new(NodeStatus {
+                name: settings.name.clone(),
+                member_index: me,
+                peer_id,
+                address: settings.account.address().to_string(),
+                chain_id: chain.chain_id().to_string(),
+                contract: chain.contract().to_string(),
+                members: protocol_config.n(),
+                signer_set_version: set.version,
+                threshold: protocol_config.threshold(),
+                observation_threshold: protocol_config.observation_threshold,
+                policy: protocol_config.policy.to_string(),
+                ..NodeStatus::default()
+            }),
+            signer_set: set.clone(),
+            epoch_clock: clock,
+            connected_peers: Box::new(move || net_for_api.connected_peers()),
+            current_epoch: Box::new(move || clock.epoch_at_ms(now_ms())),
+        });
+        tasks.push(crate::api::serve(
+            listener,
+            state,
+            settings.api_limits,
+            shutdown_rx.clone(),
+        )?);
+    }
+
+    tasks.push(tokio::spawn(run_sampler(
+        protocol_config.mixnodes.clone(),
+        settings.name.clone(),
+        db.clone(),
+        protocol_config.clock,
+        settings.sampling.clone(),
+        shutdown_rx.clone(),
+    )));
+
+    let (driver, feedback) = Driver::new(
+        settings.name.clone(),
+        protocol,
+        db.clone(),
+        chain,
+        net,
+        metrics.clone(),
+        settings.account,
+        set,
+        official_tx,
+    );
+    tasks.push(tokio::spawn(driver.run(feedback, inbound, shutdown_rx)));
+    tracing::info!(node = %settings.name, member = me, "node started");
+    Ok(RunningNode {
+        name: settings.name,
+        api_url,
+        store: Arc::new(db.inspector().map_err(|source| StartError::Store {
+            path: settings.db_path.display().to_string(),
+            source,
+        })?),
+        metrics,
+        member_index: me,
+        official,
+        shutdown,
+        tasks,
+    })
+}
+
+/// How long a node waits for block time to pass an epoch's end before it reports the
+/// submission as failed (and the protocol backs off).
+pub const BLOCK_TIME_WAIT: Duration = Duration::from_secs(30);

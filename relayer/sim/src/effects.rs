@@ -1,0 +1,224 @@
+//! What the world does for each action a node's protocol returns: messages go to the network,
+//! writes go to the node's real store (and may fail, as a disk may), measurements come from
+//! the world's honest values, chain calls go to the real contract, and a loser's fetch is
+//! answered from the winner's store (tampered if the winner is byzantine). The decisions
+//! about these answers are the protocol's.
+
+use rand::Rng;
+use relayer_protocol::{Action, FetchFailed, Input, MemberIndex, PersistRecord};
+use relayer_store::StoredOfficial;
+
+use crate::adversary::Target;
+use crate::events::{ChainCall, Event};
+use crate::world::{MEASURE_DELAY_MS, World};
+
+impl World {
+    pub(crate) fn perform(&mut self, node: usize, action: Action) {
+        let incarnation = self.nodes[node].incarnation;
+        match action {
+            Action::Send { to, message } => self.send(node, Target::One(to), message),
+            Action::Broadcast { message } => self.send(node, Target::All, message),
+            Action::Persist { id, record } => {
+                let delay = self.rng.gen_range(1..=3);
+                let event = Event::Persisted {
+                    node,
+                    incarnation,
+                    id,
+                    record,
+                };
+                self.scheduler.after(delay, event);
+            }
+            Action::SetTimer { at_ms, timer } => self.scheduler.at(
+                at_ms,
+                Event::Timer {
+                    node,
+                    incarnation,
+                    timer,
+                },
+            ),
+            Action::Measure { epoch } => {
+                let delay = self.rng.gen_range(1..=MEASURE_DELAY_MS);
+                let event = Event::Measured {
+                    node,
+                    incarnation,
+                    epoch,
+                };
+                self.scheduler.after(delay, event);
+            }
+            Action::ReadChain { epoch } => self.chain_call(node, ChainCall::Read(epoch)),
+            Action::Submit { certificate } => self.chain_call(node, ChainCall::Submit(certificate)),
+            Action::FetchOfficial { epoch, from } => {
+                let delay = self.network_delay() * 2;
+                let event = Event::Fetch {
+                    node,
+                    incarnation,
+                    epoch,
+                    winner: from,
+                };
+                self.scheduler.after(delay, event);
+            }
+            Action::Certified { .. } | Action::Final { .. } => {}
+            Action::Rejected { .. } => self.messages.rejected += 1,
+        }
+    }
+
+    pub(crate) fn on_measured(&mut self, node: usize, incarnation: u32, epoch: u64) {
+        if !self.nodes[node].current(incarnation) {
+            return;
+        }
+        let values = self.measurement(node, epoch);
+        self.feed(node, Input::Measured { epoch, values });
+    }
+
+    /// A write reaches the node's store. Official data may fail to be written (a disk
+    /// fault); an echo decision is written as the store writes it (planted bugs included).
+    pub(crate) fn on_persisted(
+        &mut self,
+        node: usize,
+        incarnation: u32,
+        id: u64,
+        record: PersistRecord,
+    ) {
+        if !self.nodes[node].current(incarnation) {
+            return; // crashed before the write completed: never acknowledged
+        }
+        let disk_fault = matches!(record, PersistRecord::Official { .. })
+            && self.plan.official_write_failure > 0.0
+            && self.rng.gen_bool(self.plan.official_write_failure);
+        if disk_fault {
+            self.count_fault("official_write_failure");
+            return self.feed(node, Input::PersistFailed { id });
+        }
+        let Some(store) = self.nodes[node].store.as_ref() else {
+            return;
+        };
+        let written = match &record {
+            PersistRecord::EchoDecision {
+                epoch,
+                proposer,
+                data_hash,
+            } => store
+                .save_echo_decision(*epoch, *proposer, data_hash)
+                .map(|stored| stored == *data_hash),
+            PersistRecord::Official {
+                official,
+                source,
+                tx_ref,
+            } => store
+                .save_official(
+                    &StoredOfficial {
+                        official: official.clone(),
+                        source: *source,
+                        tx_ref: tx_ref.clone(),
+                    },
+                    self.scheduler.now_ms(),
+                )
+                .map(|_| true),
+        };
+        match written {
+            Ok(true) => {
+                if let PersistRecord::Official { official, .. } = &record
+                    && self.nodes[node].adversary.is_none()
+                    && let Some((chain_record, _)) = self.chain.record(official.epoch)
+                {
+                    let now = self.now();
+                    self.checker.official(now, node, official, &chain_record);
+                }
+                self.feed(node, Input::Persisted { id });
+            }
+            Ok(false) => self.feed(node, Input::PersistFailed { id }),
+            Err(err) => {
+                let now = self.now();
+                self.checker
+                    .panicked(now, node, format!("store error: {err}"));
+                self.feed(node, Input::PersistFailed { id });
+            }
+        }
+    }
+
+    fn chain_delay(&mut self) -> u64 {
+        let (low, high) = self.network.chain_delay_ms;
+        self.rng.gen_range(low..=high)
+    }
+
+    fn chain_call(&mut self, node: usize, call: ChainCall) {
+        let incarnation = self.nodes[node].incarnation;
+        let delay = self.chain_delay();
+        self.scheduler.after(
+            delay,
+            Event::ChainCall {
+                node,
+                incarnation,
+                call,
+            },
+        );
+    }
+
+    pub(crate) fn on_chain_call(&mut self, node: usize, incarnation: u32, call: ChainCall) {
+        let now = self.now();
+        let input = match call {
+            ChainCall::Read(epoch) => {
+                if !self.nodes[node].current(incarnation) {
+                    return;
+                }
+                let record = self.chain.record(epoch).map(|(record, _)| Box::new(record));
+                Input::ChainRecord { epoch, record }
+            }
+            ChainCall::Submit(certificate) => {
+                // A broadcast transaction lands even if its sender crashed meanwhile.
+                self.chain_txs += 1;
+                let epoch = certificate.epoch;
+                let tx_ref = self.chain.submit(now, node, &certificate);
+                if tx_ref.is_some() {
+                    self.checker.accepted(now, epoch, &certificate.rewards);
+                }
+                let record = self.chain.record(epoch).map(|(record, _)| Box::new(record));
+                Input::Submitted {
+                    epoch,
+                    record,
+                    tx_ref,
+                }
+            }
+        };
+        let delay = self.chain_delay();
+        self.scheduler.after(
+            delay,
+            Event::ChainReply {
+                node,
+                incarnation,
+                input,
+            },
+        );
+    }
+
+    /// A loser's fetch of the winner's copy: what the winner's API serves, which is nothing
+    /// when it is down or cut off, and a tampered copy when it is byzantine.
+    pub(crate) fn on_fetch(
+        &mut self,
+        node: usize,
+        incarnation: u32,
+        epoch: u64,
+        winner: MemberIndex,
+    ) {
+        if !self.nodes[node].current(incarnation) {
+            return;
+        }
+        let winner = usize::from(winner);
+        let served = self.nodes.get(winner).and_then(|server| {
+            if server.protocol.is_none() || self.partitioned(node, winner) {
+                return None;
+            }
+            let mut copy = server.official(epoch)?.official;
+            if server.adversary.is_some()
+                && let Some(first) = copy.rewards.first_mut()
+            {
+                first.uptime_bp = (first.uptime_bp + 1) % 10_001;
+            }
+            Some(copy)
+        });
+        let copy = served.map(Box::new).ok_or_else(|| FetchFailed {
+            reason: format!("member {winner} does not answer for epoch {epoch}"),
+        });
+        self.feed(node, Input::WinnerCopy { epoch, copy });
+    }
+}

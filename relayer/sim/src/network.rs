@@ -1,0 +1,132 @@
+//! The simulated network: what a node sends goes through its adversary's hands when it is
+//! byzantine, then onto a wire that may lose, delay, duplicate and reorder it, or cut it by a
+//! partition. Honest messages are checked as they leave (no two blocks of one proposer signed).
+
+use rand::Rng;
+use relayer_protocol::{MemberIndex, Message};
+
+use crate::adversary::Target;
+use crate::events::Event;
+use crate::world::World;
+
+/// How soon after its echo the targeted crash takes a node down, and for how long.
+const CRASH_AFTER_ECHO_MS: (u64, u64) = (1, 5);
+const DOWN_AFTER_ECHO_MS: (u64, u64) = (10, 60);
+
+impl World {
+    /// Sends what the protocol asked for, through the adversary's hands if byzantine.
+    pub(crate) fn send(&mut self, node: usize, target: Target, message: Message) {
+        let outgoing = match self.nodes[node].adversary.as_mut() {
+            Some(adversary) => adversary.rewrite(target, message),
+            None => {
+                let now = self.now();
+                self.checker.honest_message(now, node, &message);
+                self.maybe_crash_after_echo(node, &message);
+                vec![(target, message)]
+            }
+        };
+        for (target, message) in outgoing {
+            self.transmit_to(node, target, message);
+        }
+    }
+
+    /// The targeted fault: an honest node that just echoed an equivocator's block crashes
+    /// before the epoch is final, and restarts shortly after (to be greeted with the other
+    /// block).
+    fn maybe_crash_after_echo(&mut self, node: usize, message: &Message) {
+        let Message::Echo(echo) = message else {
+            return;
+        };
+        let equivocator = self
+            .nodes
+            .get(usize::from(echo.proposer))
+            .and_then(|proposer| proposer.adversary.as_ref())
+            .is_some_and(|adversary| adversary.behaviour == crate::Behaviour::Equivocate);
+        if !self.plan.crash_after_echo
+            || !equivocator
+            || self.crashed_after_echo.contains(&echo.epoch)
+            || !self.may_crash_one_more()
+        {
+            return;
+        }
+        self.crashed_after_echo.insert(echo.epoch);
+        self.targeted_down = Some(node);
+        self.count_fault("crash_after_echo");
+        let crash_in = self
+            .rng
+            .gen_range(CRASH_AFTER_ECHO_MS.0..=CRASH_AFTER_ECHO_MS.1);
+        let down_for = self
+            .rng
+            .gen_range(DOWN_AFTER_ECHO_MS.0..=DOWN_AFTER_ECHO_MS.1);
+        self.scheduler.after(crash_in, Event::Crash { node });
+        self.scheduler
+            .after(crash_in + down_for, Event::Restart { node });
+    }
+
+    pub(crate) fn transmit_to(&mut self, from: usize, target: Target, message: Message) {
+        match target {
+            Target::One(to) => self.transmit(from, usize::from(to), message),
+            Target::All => {
+                for to in (0..self.config.nodes).filter(|&to| to != from) {
+                    self.transmit(from, to, message.clone());
+                }
+            }
+        }
+    }
+
+    /// One message onto the simulated wire: maybe lost, delayed, duplicated.
+    fn transmit(&mut self, from: usize, to: usize, message: Message) {
+        self.messages.sent += 1;
+        if to >= self.config.nodes || self.partitioned(from, to) {
+            self.messages.lost += 1;
+            return;
+        }
+        if self.network.drop > 0.0 && self.rng.gen_bool(self.network.drop) {
+            self.count_fault("drop");
+            self.messages.lost += 1;
+            return;
+        }
+        let (low, high) = self.network.delay_ms;
+        if self.network.duplicate > 0.0 && self.rng.gen_bool(self.network.duplicate) {
+            self.count_fault("duplicate");
+            let delay = self.rng.gen_range(low..=high);
+            let copy = message.clone();
+            self.scheduler.after(
+                delay,
+                Event::Deliver {
+                    to,
+                    from,
+                    message: copy,
+                },
+            );
+        }
+        let delay = self.rng.gen_range(low..=high);
+        self.scheduler
+            .after(delay, Event::Deliver { to, from, message });
+    }
+
+    pub(crate) fn on_deliver(&mut self, to: usize, from: usize, message: Message) {
+        if self.nodes[to].protocol.is_none() || self.partitioned(from, to) {
+            self.messages.lost += 1;
+            return;
+        }
+        self.messages.delivered += 1;
+        if let Some(adversary) = self.nodes[to].adversary.as_mut() {
+            adversary.observe(&message);
+        }
+        let from = from as MemberIndex;
+        self.feed(to, relayer_protocol::Input::Message { from, message });
+    }
+
+    pub(crate) fn partitioned(&self, a: usize, b: usize) -> bool {
+        self.partition
+            .as_ref()
+            .is_some_and(|side| side[a] != side[b])
+    }
+
+    /// A network delay drawn from the profile.
+    pub(crate) fn network_delay(&mut self) -> u64 {
+        let (low, high) = self.network.delay_ms;
+        self.rng.gen_range(low..=high)
+    }
+}
