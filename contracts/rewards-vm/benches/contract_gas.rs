@@ -30,7 +30,7 @@ struct Row {
 }
 
 fn measure(wasm: &[u8], n: usize, mixnodes: u32) -> Result<Row, String> {
-    let mut contract = VmContract::new(wasm)?;
+    let mut contract = VmContract::new(wasm).map_err(|err| err.to_string())?;
     let api = contract.api;
     let keys: Vec<SigningKey> = (0..n)
         .map(|i| {

@@ -34,14 +34,28 @@ pub fn wasmd_capabilities() -> HashSet<String> {
     capabilities_from_csv(WASMD_CAPABILITIES)
 }
 
+/// Why the harness cannot run the contract.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The wasm is not built.
+    #[error("{path} is missing ({source}): run `make wasm` first")]
+    Wasm {
+        /// Where it was looked for.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The VM refused the module.
+    #[error("the VM refused the module: {0}")]
+    Vm(#[from] cosmwasm_vm::VmError),
+}
+
 /// Reads the wasm built by `make wasm`.
-pub fn wasm_bytes() -> Result<Vec<u8>, String> {
+pub fn wasm_bytes() -> Result<Vec<u8>, HarnessError> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../artifacts/nym_rewards.wasm");
-    std::fs::read(&path).map_err(|err| {
-        format!(
-            "{} is missing ({err}): run `make wasm` first",
-            path.display()
-        )
+    std::fs::read(&path).map_err(|source| HarnessError::Wasm {
+        path: path.display().to_string(),
+        source,
     })
 }
 
@@ -147,7 +161,7 @@ pub struct VmContract {
 
 impl VmContract {
     /// Compiles the wasm into a fresh instance.
-    pub fn new(wasm: &[u8]) -> Result<Self, String> {
+    pub fn new(wasm: &[u8]) -> Result<Self, HarnessError> {
         let api = MockApi::default().with_prefix("wasm");
         let counters = Arc::new(StorageCounters::default());
         let backend = Backend {
@@ -165,8 +179,7 @@ impl VmContract {
                 gas_limit: GAS_LIMIT,
             },
             Some(Size::mebi(64)),
-        )
-        .map_err(|err| format!("the VM refused the module: {err}"))?;
+        )?;
         Ok(Self {
             instance,
             api,
@@ -203,7 +216,8 @@ impl VmContract {
         cost
     }
 
-    /// Instantiates from `sender` at unix second `secs`.
+    /// Instantiates from `sender` at unix second `secs`. Contract errors cross the wasm
+    /// boundary as their text (the VM's ABI), hence `String`.
     pub fn instantiate(
         &mut self,
         msg: &InstantiateMsg,

@@ -5,7 +5,6 @@ use nym_rewards::msg::{EpochRewardsResponse, SignerSetResponse};
 use relayer_protocol::{
     ChainContext, OfficialEpoch, SignerSet, SignerSetError, Verdict, VerifyError,
 };
-use serde::Serialize;
 use thiserror::Error;
 
 /// Why a node's copy fails the audit.
@@ -25,40 +24,6 @@ pub enum AuditError {
     /// The copy is not certified or not the accepted data.
     #[error("{0}")]
     Verify(#[from] VerifyError),
-}
-
-/// A serializable summary of one audit (for `relayer verify` and devnet summaries).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditReport {
-    /// The node's API URL.
-    pub api_url: String,
-    /// The epoch.
-    pub epoch: u64,
-    /// The verdict, when the copy verified.
-    pub verdict: Option<Verdict>,
-    /// Why it did not, when it did not.
-    pub failure: Option<String>,
-}
-
-impl AuditReport {
-    /// The report of `api_url`'s copy of `epoch` given the audit's outcome.
-    pub fn new(api_url: &str, epoch: u64, outcome: Result<Verdict, String>) -> Self {
-        let (verdict, failure) = match outcome {
-            Ok(verdict) => (Some(verdict), None),
-            Err(failure) => (None, Some(failure)),
-        };
-        Self {
-            api_url: api_url.to_string(),
-            epoch,
-            verdict,
-            failure,
-        }
-    }
-
-    /// Whether the copy verified as accepted.
-    pub fn passed(&self) -> bool {
-        matches!(self.verdict, Some(Verdict::Accepted(_)))
-    }
 }
 
 /// Checks `copy` against the contract's `record` and the contract's signer `set` of the

@@ -13,7 +13,7 @@
 mod audit;
 mod bundle;
 
-pub use audit::{AuditError, AuditReport, audit_copy};
+pub use audit::{AuditError, audit_copy};
 pub use bundle::{
     BundleError, PROOF_FORMAT, ProofBundle, SIGNER_SET_DOMAIN, TrustAnchor, signer_set_hash,
     verify_bundle,

@@ -1,5 +1,6 @@
 //! Observation values and their lower-median aggregate.
 
+use nym_rewards::rules::MAX_UPTIME_BP;
 use thiserror::Error;
 
 use crate::MixnodeReward;
@@ -26,7 +27,8 @@ pub enum AggregateError {
     Empty,
 }
 
-/// Checks that `values` cover exactly `mixnodes` (ascending) with uptimes <= 10000.
+/// Checks that `values` cover exactly `mixnodes` (ascending) with uptimes within
+/// [`MAX_UPTIME_BP`].
 pub fn validate_values(values: &[MixnodeReward], mixnodes: &[u32]) -> Result<(), AggregateError> {
     if values.len() != mixnodes.len()
         || values
@@ -38,7 +40,7 @@ pub fn validate_values(values: &[MixnodeReward], mixnodes: &[u32]) -> Result<(),
             expected: mixnodes.len(),
         });
     }
-    match values.iter().find(|value| value.uptime_bp > 10_000) {
+    match values.iter().find(|value| value.uptime_bp > MAX_UPTIME_BP) {
         Some(value) => Err(AggregateError::UptimeOutOfRange {
             mix_id: value.mix_id,
             uptime_bp: value.uptime_bp,

@@ -94,8 +94,9 @@ impl Certificate {
     }
 }
 
-/// The peer-to-peer messages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The peer-to-peer messages. `<&str>::from(&message)` names the kind (for logs and metrics).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Message {
     /// An observation (its author's, or relayed by a proposer on request).
     Observation(Observation),
@@ -129,16 +130,6 @@ impl Message {
             Message::Observation(observation) => Some(observation.signer_set_version),
             Message::Block(block) => Some(block.signer_set_version),
             Message::Echo(_) | Message::ObservationRequest { .. } => None,
-        }
-    }
-
-    /// A short name for logs and metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Message::Observation(_) => "observation",
-            Message::Block(_) => "block",
-            Message::Echo(_) => "echo",
-            Message::ObservationRequest { .. } => "observation_request",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The protocol without sockets: a small in-memory network of real state machines, plus
-//! byzantine inputs crafted by hand. Every rule of DESIGN section 1 has a test here.
+//! byzantine inputs crafted by hand. Every rule of `docs/design.md` ("The protocol") has a
+//! test here, and so do finalization, catch-up and backoff.
 
 #![allow(clippy::unwrap_used)] // test code
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use nym_rewards::rules::MAX_UPTIME_BP;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -123,7 +124,11 @@ impl Adversary {
         if self.behaviour != Behaviour::ExtremeValues {
             return honest;
         }
-        let extreme = if epoch.is_multiple_of(2) { 0 } else { 10_000 };
+        let extreme = if epoch.is_multiple_of(2) {
+            0
+        } else {
+            MAX_UPTIME_BP
+        };
         honest
             .into_iter()
             .map(|value| MixnodeReward {

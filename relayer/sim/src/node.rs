@@ -16,6 +16,7 @@ use crate::config::SimError;
 static DATABASES: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) struct SimNode {
+    index: usize,
     pub(crate) key: Keypair,
     /// The running protocol instance; `None` while crashed.
     pub(crate) protocol: Option<Protocol>,
@@ -42,6 +43,7 @@ impl SimNode {
             reason: err.to_string(),
         })?;
         Ok(Self {
+            index,
             key,
             protocol: None,
             store: None,
@@ -59,15 +61,22 @@ impl SimNode {
         now_ms: u64,
         config: &ProtocolConfig,
         planted: Option<PlantedBug>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SimError> {
+        let failed = |reason: String| SimError::Node {
+            node: self.index,
+            reason,
+        };
         #[allow(unused_mut)]
-        let mut store = self.disk.open_writer().map_err(|err| err.to_string())?;
+        let mut store = self
+            .disk
+            .open_writer()
+            .map_err(|err| failed(err.to_string()))?;
         let restored = store
             .restored_state(config.window_start(now_ms))
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| failed(err.to_string()))?;
         #[allow(unused_mut)]
         let mut protocol = Protocol::new(config.clone(), self.key.clone(), restored)
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| failed(err.to_string()))?;
         #[cfg(feature = "planted-bugs")]
         if let Some(bug) = planted {
             store.plant(bug);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 
 use nym_rewards::msg::{EpochClock, MixnodeReward};
-use nym_rewards::rules::default_threshold;
+use nym_rewards::rules::{MAX_UPTIME_BP, default_threshold};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use relayer_protocol::{
@@ -184,8 +184,7 @@ impl World {
             }
         }
         for node in 0..self.config.nodes {
-            self.start_node(node)
-                .map_err(|reason| SimError::Node { node, reason })?;
+            self.start_node(node)?;
         }
         for &(node, at, restart) in &self.plan.crashes {
             self.scheduler.at(at, Event::Crash { node });
@@ -269,7 +268,7 @@ impl World {
     }
 
     /// Opens the node's store, restores its protocol and feeds it `Start`.
-    fn start_node(&mut self, node: usize) -> Result<(), String> {
+    fn start_node(&mut self, node: usize) -> Result<(), SimError> {
         let now = self.now();
         let planted = self.config.planted_bug;
         let honest = self.nodes[node].adversary.is_none();
@@ -295,10 +294,10 @@ impl World {
         if self.targeted_down == Some(node) {
             self.targeted_down = None;
         }
-        if let Err(reason) = self.start_node(node) {
+        if let Err(err) = self.start_node(node) {
             let now = self.now();
             self.checker
-                .panicked(now, node, format!("restart failed: {reason}"));
+                .panicked(now, node, format!("restart failed: {err}"));
             return;
         }
         // Byzantine members see the restart (a reconnection) and may act on it.
@@ -381,7 +380,8 @@ impl World {
             .iter()
             .map(|&mix_id| {
                 let center: i32 = base.gen_range(1_000..=9_000);
-                let value = (center + noise.gen_range(-500..=500)).clamp(0, 10_000);
+                let value =
+                    (center + noise.gen_range(-500..=500)).clamp(0, i32::from(MAX_UPTIME_BP));
                 MixnodeReward {
                     mix_id,
                     uptime_bp: value as u16,

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use nym_rewards::msg::MixnodeReward;
+use nym_rewards::rules::MAX_UPTIME_BP;
 use relayer_protocol::{Certificate, OfficialEpoch, OfficialSource, RestoredState};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -298,7 +299,10 @@ impl Store {
                 .map(|&mix_id| {
                     let (sum, count) = sums.get(&mix_id).copied().unwrap_or((0, 0));
                     // sum / count percent = sum * 100 / count basis points, at most 10000.
-                    let uptime_bp = (sum * 100).checked_div(count).unwrap_or(0).min(10_000) as u16;
+                    let uptime_bp = (sum * 100)
+                        .checked_div(count)
+                        .unwrap_or(0)
+                        .min(u64::from(MAX_UPTIME_BP)) as u16;
                     MixnodeReward { mix_id, uptime_bp }
                 })
                 .collect(),
