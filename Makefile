@@ -2,11 +2,17 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# Tests, clippy and the tooling runs of `make test` share one build: the planted bugs are
-# compiled into that (debug) build so the simulator can switch them on. The operator's binary
+# Tests, clippy and the tooling runs of `make test` share one build: the workspace's crates
+# compile through clippy-driver (what `cargo clippy` runs, here producing the test build), so
+# clippy's warnings fail the build and nothing is compiled twice. The planted bugs are
+# compiled into that (debug) build so the simulator can switch them on; the operator's binary
 # never has them (`make tree-check`).
 FEATURES := --features relayer-sim/planted-bugs
-DEV := cargo run -q -p relayer-devtools --features planted-bugs --
+CLIPPY_DRIVER := $(shell rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
+LINTED := RUSTC_WORKSPACE_WRAPPER=$(CLIPPY_DRIVER) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+TEST_BUILD := $(LINTED) cargo test --workspace --all-targets $(FEATURES)
+# `relayer-dev` from that build (cargo builds it for the devtools' integration tests).
+DEV := target/debug/relayer-dev
 
 WASM_TARGET_DIR ?= target-wasm
 WASM_OUT := artifacts/nym_rewards.wasm
@@ -43,14 +49,18 @@ schema: ## Regenerate schema/ from the contract's messages
 
 .PHONY: schema-check
 schema-check: ## Fail when schema/ is stale
-	@scripts/schema.sh --check
+	@$(LINTED) scripts/schema.sh --check
 
 .PHONY: unit
-unit: ## All cargo tests, the simulation budget and the planted bugs included (needs the wasm)
-	cargo test --workspace --all-targets --no-fail-fast $(FEATURES)
+unit: ## Every cargo test, built through clippy (-D warnings); the simulation budget and planted bugs included (needs the wasm)
+	$(TEST_BUILD) --no-fail-fast
+
+.PHONY: dev-bin
+dev-bin: ## Build relayer-dev as the test build has it (a no-op after `make unit`)
+	$(TEST_BUILD) --no-run -q
 
 .PHONY: devnet-smoke
-devnet-smoke: ## relayer-dev devnet for 3 epochs; fails unless every epoch passes the auditor check
+devnet-smoke: dev-bin ## relayer-dev devnet for 3 epochs; fails unless every epoch passes the auditor check
 	$(DEV) devnet --nodes 4 --epochs 3 --epoch-secs 2 --summary target/devnet-summary.json
 	@python3 -c 'import json,sys; e=json.load(open("target/devnet-summary.json"))["epochs"]; ok=len(e)==3 and all(x["auditor_verified"] for x in e); print("devnet summary:", len(e), "epochs, auditor_verified" , all(x["auditor_verified"] for x in e)); sys.exit(0 if ok else 1)'
 
@@ -67,8 +77,8 @@ localnet-stop: ## Stop the local wasmd
 	@scripts/localnet.sh stop
 
 .PHONY: e2e-wasmd
-e2e-wasmd: ## Real wasmd: deploy, 4 relayer processes, 2 final epochs, queries and audits
-	@scripts/e2e-wasmd.sh
+e2e-wasmd: dev-bin ## Real wasmd: deploy, 4 relayer processes, 2 final epochs, queries and audits
+	@RELAYER_DEV=$(DEV) scripts/e2e-wasmd.sh
 
 .PHONY: bench-gas
 bench-gas: wasm ## Contract gas for n in {4,16,64} and M in {100,1000,5000} -> bench/results/contract_gas.json
@@ -92,7 +102,7 @@ bench-micro: ## criterion: SQLite ingestion, averaging, median, digest, verifica
 	scripts/collect-criterion.py target/criterion bench/results/micro.json
 
 .PHONY: bench-smoke
-bench-smoke: ## CI smoke run of the network benchmark (n = 4, one epoch, an API flood) so the harness keeps working
+bench-smoke: dev-bin ## CI smoke run of the network benchmark (n = 4, one epoch, an API flood) so the harness keeps working
 	$(DEV) bench --sizes 4 --policies staggered --mixnodes 100 --epochs 1 --api-flood 4 --out target/bench-smoke
 	test -s target/bench-smoke/network.json && test -s target/bench-smoke/latency.svg
 	@python3 -c 'import json,sys; f=json.load(open("target/bench-smoke/network.json"))["cases"][0].get("api_flood") or {}; print("api flood:", f); sys.exit(0 if f.get("served",0)+f.get("limited",0) > 0 else 1)'
@@ -115,5 +125,5 @@ demo: ## A 4-node network with 100 mixnodes on the embedded chain, until Ctrl-C
 
 .PHONY: test
 test: ## Everything CI checks (each phase timed)
-	@scripts/timed.sh fmt-check tree-check clippy wasm schema-check unit devnet-smoke bench-smoke
+	@scripts/timed.sh fmt-check tree-check wasm unit schema-check devnet-smoke bench-smoke
 	@echo "make test: all checks passed"

@@ -15,6 +15,8 @@ if [[ ! -x $lld ]]; then
 fi
 
 echo "build-wasm: compiling nym-rewards for wasm32 (release, build-std)..."
+# Debian's toolchain builds the wasm: no rustup wrapper (such as make test's clippy-driver).
+unset RUSTC_WORKSPACE_WRAPPER RUSTC_WRAPPER CLIPPY_ARGS
 RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
   RUSTFLAGS="-C target-cpu=mvp -C link-arg=--allow-undefined" \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$lld" \

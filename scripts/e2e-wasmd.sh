@@ -46,12 +46,16 @@ PY
 wasmd=$(scripts/build-wasmd.sh | tail -1)
 export WASMD=$wasmd
 make -s wasm
-# The operator's binary as shipped (its own feature set, so no planted bugs compiled in), and
-# the developer tool that writes a cluster's keys and configs (sharing the test build).
+# The operator's binary as shipped (built on its own, so with its own feature set: no planted
+# bugs compiled in), and the developer tool that writes a cluster's keys and configs (from the
+# test build when the Makefile passes it, else built here).
 cargo build -q -p relayer
-cargo build -q -p relayer-devtools --features planted-bugs
 relayer=$top/target/debug/relayer
-relayer_dev=$top/target/debug/relayer-dev
+relayer_dev=${RELAYER_DEV:-}
+if [[ -z $relayer_dev ]]; then
+  cargo build -q -p relayer-devtools
+  relayer_dev=$top/target/debug/relayer-dev
+fi
 
 rpc_port=$(free_port_block 1)
 rpc=http://127.0.0.1:$rpc_port

@@ -178,6 +178,8 @@ pub fn verify_bundle(bundle: &ProofBundle, anchor: &TrustAnchor) -> Result<Verdi
             got: bundle.format.clone(),
         });
     }
+    // Well-formed keys first: the pinned hash covers exactly 32 bytes per key.
+    let set = SignerSet::try_from(&bundle.signer_set)?;
     let chain = bundle.chain();
     match anchor {
         TrustAnchor::SignerSetHash(pinned) => {
@@ -207,7 +209,6 @@ pub fn verify_bundle(bundle: &ProofBundle, anchor: &TrustAnchor) -> Result<Verdi
             }
         }
     }
-    let set = SignerSet::try_from(&bundle.signer_set)?;
     let certified = check_certified(&chain, &set, bundle.signed()).map_err(VerifyError::from)?;
     match anchor {
         TrustAnchor::SignerSetHash(_) => Ok(Verdict::CertifiedNotProvenAccepted(certified)),

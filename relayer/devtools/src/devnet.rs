@@ -78,13 +78,16 @@ impl DevnetOptions {
 }
 
 /// API limits for a network on loopback, where every member and client shares one address:
-/// a burst large enough for every loser fetching from the winner at once.
+/// enough for every loser fetching from the winner at once.
 pub fn loopback_api_limits(nodes: usize) -> ApiLimits {
     let burst = u32::try_from(4 * nodes + 200).unwrap_or(u32::MAX);
     ApiLimits {
         max_concurrent: 4 * nodes + 64,
         per_client_per_sec: burst,
         per_client_burst: burst,
+        max_connections: 4 * nodes + 128,
+        max_connections_per_client: 4 * nodes + 64,
+        connection_lifetime_ms: 30_000,
     }
 }
 

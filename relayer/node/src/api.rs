@@ -106,6 +106,8 @@ pub struct ApiState {
     pub connected_peers: Box<dyn Fn() -> usize + Send + Sync>,
     /// The running epoch now.
     pub current_epoch: Box<dyn Fn() -> Option<u64> + Send + Sync>,
+    /// The dashboard last built.
+    pub dashboard: dashboard::DashboardCache,
 }
 
 /// A JSON error with a status code.
@@ -247,7 +249,7 @@ async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<NodeStatus>, 
     status.current_epoch = (state.current_epoch)();
     let (latest, submissions) = state
         .db
-        .read(|store| Ok((store.latest_official_epoch()?, store.submission_stats()?)))
+        .public(|store| Ok((store.latest_official_epoch()?, store.submission_stats()?)))
         .await
         .map_err(internal)?;
     status.last_official_epoch = latest;
@@ -260,7 +262,7 @@ async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<NodeStatus>, 
 async fn latest_epoch(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
     let latest = state
         .db
-        .read(|store| {
+        .public(|store| {
             let Some(epoch) = store.latest_official_epoch()? else {
                 return Ok(None);
             };
@@ -291,7 +293,7 @@ async fn epoch_rewards(
     let epoch: u64 = parse("epoch", &epoch)?;
     match state
         .db
-        .read(move |store| store.official(epoch))
+        .public(move |store| store.official(epoch))
         .await
         .map_err(internal)?
     {
@@ -336,7 +338,7 @@ async fn mixnode_rewards(
     }
     let history = state
         .db
-        .read(move |store| store.mixnode_history(mix_id, limit))
+        .public(move |store| store.mixnode_history(mix_id, limit))
         .await
         .map_err(internal)?;
     let rewards = history
@@ -368,9 +370,10 @@ pub fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let listener =
+        crate::limits::GuardedListener::new(tokio::net::TcpListener::from_std(listener)?, &limits);
     let app = limited_router(state, &limits)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        .into_make_service_with_connect_info::<crate::limits::ClientAddr>();
     Ok(tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;

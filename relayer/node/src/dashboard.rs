@@ -79,8 +79,35 @@ pub struct DashboardData {
     pub uptime: Vec<UptimeSeries>,
 }
 
-/// Builds the dashboard data from the node's store at `now_ms`.
+/// How long a built dashboard is served before it is built again: however many clients poll,
+/// the store is read at most this often for it.
+pub const DASHBOARD_TTL_MS: u64 = 1_000;
+
+/// The last dashboard built, and when.
+#[derive(Debug, Default)]
+pub struct DashboardCache(std::sync::Mutex<Option<(u64, DashboardData)>>);
+
+/// The dashboard data at `now_ms`, built at most once per [`DASHBOARD_TTL_MS`].
 pub async fn dashboard_data(state: &ApiState, now_ms: u64) -> Result<DashboardData, DbError> {
+    let lock = || {
+        state
+            .dashboard
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
+    if let Some((built_ms, data)) = lock().as_ref()
+        && now_ms.saturating_sub(*built_ms) < DASHBOARD_TTL_MS
+    {
+        return Ok(data.clone());
+    }
+    let data = build(state, now_ms).await?;
+    *lock() = Some((now_ms, data.clone()));
+    Ok(data)
+}
+
+/// Builds the dashboard data from the node's store at `now_ms`.
+async fn build(state: &ApiState, now_ms: u64) -> Result<DashboardData, DbError> {
     let status = state
         .status
         .lock()
@@ -92,7 +119,7 @@ pub async fn dashboard_data(state: &ApiState, now_ms: u64) -> Result<DashboardDa
         current_epoch.map(|epoch| clock.epoch_end_ms(epoch).saturating_sub(now_ms));
     let stored: Vec<(StoredOfficial, Option<u64>)> = state
         .db
-        .read(|store| {
+        .public(|store| {
             let latest = store.latest_official_epoch()?;
             let from = latest.map_or(0, |latest| latest.saturating_sub(DASHBOARD_EPOCHS - 1));
             let mut stored = Vec::new();

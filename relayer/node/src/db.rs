@@ -60,8 +60,8 @@ impl Db {
         })
     }
 
-    /// Runs `work` on the protocol's connection, on a blocking thread.
-    pub async fn write<T, F>(&self, work: F) -> Result<T, DbError>
+    /// Runs `work` on the protocol's connection (its writes and reads), on a blocking thread.
+    pub async fn protocol<T, F>(&self, work: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
@@ -70,7 +70,7 @@ impl Db {
     }
 
     /// Runs `work` on the sampler's connection, on a blocking thread.
-    pub async fn sample<T, F>(&self, work: F) -> Result<T, DbError>
+    pub async fn sampler<T, F>(&self, work: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
@@ -78,9 +78,9 @@ impl Db {
         run_blocking(self.sampler.clone(), work).await
     }
 
-    /// Runs `work` on one of the read-only connections, on a blocking thread; waits
-    /// (asynchronously) while all of them are busy.
-    pub async fn read<T, F>(&self, work: F) -> Result<T, DbError>
+    /// Runs `work` on one of the read-only connections of the public API, on a blocking
+    /// thread; waits (asynchronously) while all of them are busy.
+    pub async fn public<T, F>(&self, work: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
@@ -143,7 +143,7 @@ mod tests {
         for _ in 0..API_READERS {
             let (db, release_rx, started_tx) = (db.clone(), release_rx.clone(), started_tx.clone());
             busy.push(tokio::spawn(async move {
-                db.read(move |store| {
+                db.public(move |store| {
                     let _ = started_tx.send(());
                     let count = store.latest_official_epoch();
                     let _ = release_rx.lock().map(|rx| rx.recv());
@@ -158,12 +158,12 @@ mod tests {
         // A further read must wait for a free reader...
         let queued = tokio::spawn({
             let db = db.clone();
-            async move { db.read(|store| store.latest_official_epoch()).await }
+            async move { db.public(|store| store.latest_official_epoch()).await }
         });
         // ...while the protocol's write goes through.
         let written = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            db.write(|store| store.save_echo_decision(3, 1, &[9; 32])),
+            db.protocol(|store| store.save_echo_decision(3, 1, &[9; 32])),
         )
         .await
         .expect("the protocol write waited on API reads")

@@ -13,7 +13,7 @@ use relayer_protocol::{
     Action, Certificate, FetchFailed, Input, MemberIndex, OfficialSource, PersistRecord, Protocol,
     Rejection, Timer,
 };
-use relayer_store::{StoredOfficial, SubmissionOutcome};
+use relayer_store::SubmissionOutcome;
 use tokio::sync::{mpsc, watch};
 
 use crate::chain::{self, Chain};
@@ -193,42 +193,18 @@ impl TaskContext {
     }
 
     async fn persist(self, id: u64, record: PersistRecord) {
-        let name = self.name.clone();
-        let result = match record {
-            PersistRecord::EchoDecision {
-                epoch,
-                proposer,
-                data_hash,
-            } => self
-                .db
-                .write(move |store| store.save_echo_decision(epoch, proposer, &data_hash))
-                .await
-                .map(|stored| stored == data_hash),
-            PersistRecord::Official {
-                official,
-                source,
-                tx_ref,
-            } => {
-                let stored = StoredOfficial {
-                    official,
-                    source,
-                    tx_ref,
-                };
-                self.db
-                    .write(move |store| store.save_official(&stored, now_ms()))
-                    .await
-                    // Already stored (by an earlier incarnation) is durable too.
-                    .map(|_| true)
-            }
-        };
+        let result = self
+            .db
+            .protocol(move |store| store.persist(&record, now_ms()))
+            .await;
         match result {
             Ok(true) => self.feed(Input::Persisted { id }),
             Ok(false) => {
-                tracing::error!(node = %name, "the store holds another decision; not acknowledging");
+                tracing::error!(node = %self.name, "the store holds another decision; not acknowledging");
                 self.feed(Input::PersistFailed { id });
             }
             Err(err) => {
-                tracing::error!(node = %name, "persisting: {err}");
+                tracing::error!(node = %self.name, "persisting: {err}");
                 self.feed(Input::PersistFailed { id });
             }
         }
@@ -236,9 +212,10 @@ impl TaskContext {
 
     async fn measure(self, epoch: u64) {
         let mixnodes = self.mixnodes.clone();
+        // The protocol's own connection: public API traffic never delays a measurement.
         match self
             .db
-            .read(move |store| store.epoch_averages(epoch, &mixnodes))
+            .protocol(move |store| store.epoch_averages(epoch, &mixnodes))
             .await
         {
             Ok(values) => self.feed(Input::Measured { epoch, values }),
@@ -307,7 +284,7 @@ impl TaskContext {
         let at_ms = now_ms();
         if let Err(err) = self
             .db
-            .write(move |store| store.record_submission(epoch, at_ms, outcome))
+            .protocol(move |store| store.record_submission(epoch, at_ms, outcome))
             .await
         {
             tracing::error!(node = %self.name, "recording the submission: {err}");
@@ -355,7 +332,7 @@ impl TaskContext {
     async fn save_certificate(self, certificate: Certificate) {
         if let Err(err) = self
             .db
-            .write(move |store| store.save_certificate(&certificate))
+            .protocol(move |store| store.save_certificate(&certificate))
             .await
         {
             tracing::error!(node = %self.name, "storing the certificate: {err}");

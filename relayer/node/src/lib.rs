@@ -16,6 +16,7 @@ pub mod keys;
 mod limits;
 pub mod metrics;
 pub mod net;
+pub mod process;
 pub mod runtime;
 pub mod sampling;
 pub mod wire;

@@ -1,19 +1,35 @@
-//! Limits of the public HTTP API, so that no client can exhaust a node: a token bucket per
-//! client address (past it: 429 with `Retry-After`), and a cap on requests in flight across
-//! all clients (past it: 503 at once, never a queue). The table of clients is bounded too.
+//! Limits of the public HTTP API, so that no client can exhaust a node:
+//!
+//! - connections ([`GuardedListener`]): a cap on open connections, a smaller cap per client,
+//!   and a lifetime after which any connection is closed, so slow or silent clients
+//!   (slowloris, a reader that never reads) hold nothing for long;
+//! - requests ([`apply`]): a token bucket per client (past it: 429 with `Retry-After`) and a
+//!   cap on requests in flight across all clients (past it: 503 at once, never a queue).
+//!
+//! A client is an IPv4 address or an IPv6 /64 (one host usually owns a whole /64). The table
+//! of clients is bounded.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::{IncomingStream, Listener};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 
 use crate::api::ApiError;
 use crate::config::InvalidValue;
@@ -31,6 +47,13 @@ pub struct ApiLimits {
     pub per_client_per_sec: u32,
     /// Requests a client address may send in a burst.
     pub per_client_burst: u32,
+    /// Open connections across all clients; more wait to be accepted.
+    pub max_connections: usize,
+    /// Open connections per client; more are closed at once. Keep it below
+    /// `max_concurrent`, so one client cannot take every request slot.
+    pub max_connections_per_client: usize,
+    /// Any connection is closed this long after it was accepted, busy or not.
+    pub connection_lifetime_ms: u64,
 }
 
 impl Default for ApiLimits {
@@ -39,6 +62,9 @@ impl Default for ApiLimits {
             max_concurrent: 64,
             per_client_per_sec: 20,
             per_client_burst: 100,
+            max_connections: 256,
+            max_connections_per_client: 8,
+            connection_lifetime_ms: 30_000,
         }
     }
 }
@@ -55,6 +81,15 @@ impl ApiLimits {
         if self.per_client_burst == 0 {
             return Err(InvalidValue::ApiLimit("per_client_burst"));
         }
+        if self.max_connections == 0 {
+            return Err(InvalidValue::ApiLimit("max_connections"));
+        }
+        if self.max_connections_per_client == 0 {
+            return Err(InvalidValue::ApiLimit("max_connections_per_client"));
+        }
+        if self.connection_lifetime_ms == 0 {
+            return Err(InvalidValue::ApiLimit("connection_lifetime_ms"));
+        }
         Ok(())
     }
 }
@@ -62,6 +97,20 @@ impl ApiLimits {
 struct Bucket {
     tokens: f64,
     updated: Instant,
+}
+
+/// The client an address belongs to: the IPv4 address, or the IPv6 /64.
+pub fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
+    }
 }
 
 /// The shared state of the limits.
@@ -120,8 +169,8 @@ pub fn apply(router: Router, limits: &ApiLimits) -> Router {
 async fn guard(State(limiter): State<Arc<Limiter>>, request: Request, next: Next) -> Response {
     let client = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
+        .get::<ConnectInfo<ClientAddr>>()
+        .map(|info| client_of(info.0.0.ip()));
     if let Some(client) = client
         && let Err(wait_secs) = limiter.take(client, Instant::now())
     {
@@ -146,6 +195,164 @@ async fn guard(State(limiter): State<Arc<Limiter>>, request: Request, next: Next
         .into_response();
     };
     next.run(request).await
+}
+
+/// The peer address of an API connection (the connect info of [`GuardedListener`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, GuardedListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, GuardedListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+/// A TCP listener that enforces the connection limits of [`ApiLimits`].
+pub struct GuardedListener {
+    inner: TcpListener,
+    connections: Arc<Semaphore>,
+    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_client: usize,
+    lifetime: Duration,
+}
+
+impl GuardedListener {
+    /// Wraps `inner` with `limits`.
+    pub fn new(inner: TcpListener, limits: &ApiLimits) -> Self {
+        Self {
+            inner,
+            connections: Arc::new(Semaphore::new(limits.max_connections)),
+            clients: Arc::new(Mutex::new(HashMap::new())),
+            per_client: limits.max_connections_per_client,
+            lifetime: Duration::from_millis(limits.connection_lifetime_ms),
+        }
+    }
+}
+
+impl Listener for GuardedListener {
+    type Io = GuardedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (GuardedStream, SocketAddr) {
+        loop {
+            // Past the global cap, connections wait in the kernel's backlog.
+            let Ok(permit) = self.connections.clone().acquire_owned().await else {
+                // The semaphore is never closed; wait for the next connection anyway.
+                continue;
+            };
+            let (stream, addr) = Listener::accept(&mut self.inner).await;
+            let client = client_of(addr.ip());
+            let admitted = {
+                let mut clients = self
+                    .clients
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let open = clients.entry(client).or_insert(0);
+                if *open < self.per_client {
+                    *open += 1;
+                    true
+                } else {
+                    false
+                }
+            };
+            if !admitted {
+                drop(stream); // closed at once: this client has its share open
+                continue;
+            }
+            let guarded = GuardedStream {
+                _slot: ClientSlot {
+                    clients: self.clients.clone(),
+                    client,
+                    _permit: permit,
+                },
+                stream,
+                deadline: Box::pin(tokio::time::sleep(self.lifetime)),
+            };
+            return (guarded, addr);
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A client's open connection, counted until it closes.
+struct ClientSlot {
+    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    client: IpAddr,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(open) = clients.get_mut(&self.client) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                clients.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// An accepted connection that fails every read and write once its lifetime is over. The
+/// slot is declared first so it is released before the socket closes: a client that sees the
+/// close can connect again at once.
+pub struct GuardedStream {
+    _slot: ClientSlot,
+    stream: TcpStream,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl GuardedStream {
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+}
+
+fn lifetime_over() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "connection lifetime over")
+}
+
+impl AsyncRead for GuardedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.expired(cx) {
+            return Poll::Ready(Err(lifetime_over()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for GuardedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.expired(cx) {
+            return Poll::Ready(Err(lifetime_over()));
+        }
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.expired(cx) {
+            return Poll::Ready(Err(lifetime_over()));
+        }
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +407,17 @@ mod tests {
             "idle clients were forgotten"
         );
         assert!(limiter.clients.lock().unwrap().len() < MAX_CLIENTS);
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_client_per_64_and_mapped_ipv4_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_of(a), client_of(b));
+        assert_ne!(client_of(a), client_of(other));
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        assert_eq!(client_of(mapped), "10.0.0.7".parse::<IpAddr>().unwrap());
     }
 
     #[test]

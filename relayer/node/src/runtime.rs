@@ -167,7 +167,7 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
     }
     let window_start = protocol_config.window_start(now_ms());
     let restored = db
-        .read(move |store| store.restored_state(window_start))
+        .public(move |store| store.restored_state(window_start))
         .await?;
     let keypair = Keypair::from_seed(&settings.ed25519_secret);
     let protocol = Protocol::new(protocol_config.clone(), keypair, restored)?;
@@ -183,7 +183,7 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
 
     let metrics = Arc::new(NodeMetrics::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let latest = db.read(|store| store.latest_official_epoch()).await?;
+    let latest = db.public(|store| store.latest_official_epoch()).await?;
     let (official_tx, official) = watch::channel(latest);
     let peer_id = settings.net.peer_id.to_string();
     let member_addrs: Vec<([u8; 32], String)> = protocol_config
@@ -224,6 +224,7 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
             epoch_clock: clock,
             connected_peers: Box::new(move || net_for_api.connected_peers()),
             current_epoch: Box::new(move || clock.epoch_at_ms(now_ms())),
+            dashboard: Default::default(),
         });
         tasks.push(crate::api::serve(
             listener,

@@ -97,13 +97,13 @@ pub async fn run_sampler(
             continue;
         };
         let batch = generator.batch(epoch, at_ms);
-        if let Err(err) = db.sample(move |store| store.insert_samples(&batch)).await {
+        if let Err(err) = db.sampler(move |store| store.insert_samples(&batch)).await {
             tracing::error!(node = %node_name, "storing samples: {err}");
         }
         let keep_from = epoch.saturating_sub(settings.retention_epochs);
         if keep_from > pruned_before {
             if let Err(err) = db
-                .sample(move |store| store.prune_samples_before(keep_from))
+                .sampler(move |store| store.prune_samples_before(keep_from))
                 .await
             {
                 tracing::error!(node = %node_name, "pruning samples: {err}");

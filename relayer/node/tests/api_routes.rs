@@ -35,7 +35,7 @@ async fn state(
         source: OfficialSource::Own,
         tx_ref: Some("AB".into()),
     };
-    db.write(move |store| store.save_official(&stored, 0))
+    db.protocol(move |store| store.save_official(&stored, 0))
         .await
         .unwrap();
     Arc::new(ApiState {
@@ -57,6 +57,7 @@ async fn state(
         },
         connected_peers,
         current_epoch: Box::new(|| Some(5)),
+        dashboard: Default::default(),
     })
 }
 
@@ -88,6 +89,7 @@ async fn a_client_past_its_rate_gets_429_with_retry_after() {
         max_concurrent: 8,
         per_client_per_sec: 1,
         per_client_burst: 2,
+        ..ApiLimits::default()
     };
     let (url, _shutdown) = serve_limited(state(&dir, Box::new(|| 3)).await, limits);
     let http = reqwest::Client::new();
@@ -124,6 +126,7 @@ async fn past_the_concurrency_limit_requests_get_503_at_once() {
         max_concurrent: 1,
         per_client_per_sec: 100,
         per_client_burst: 100,
+        ..ApiLimits::default()
     };
     let (url, _shutdown) = serve_limited(state(&dir, peers).await, limits);
     let http = reqwest::Client::new();
@@ -270,4 +273,67 @@ async fn the_openapi_document_covers_every_route_and_answers_match_its_schemas()
     // The interactive page is served from embedded assets.
     let page = http.get(format!("{url}/docs/")).send().await.unwrap();
     assert!(page.text().await.unwrap().contains("swagger"));
+}
+
+/// Reads from `stream` until the server closes it (or errs); fails if it stays open `within`.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, within: std::time::Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server kept the connection open");
+}
+
+#[tokio::test]
+async fn a_client_past_its_share_of_connections_is_closed_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let limits = ApiLimits {
+        max_connections_per_client: 2,
+        ..ApiLimits::default()
+    };
+    let (url, _shutdown) = serve_limited(state(&dir, Box::new(|| 3)).await, limits);
+    let addr = url.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    closed_by_server(&mut third, std::time::Duration::from_secs(5)).await;
+    // One of the two asks to be closed after its request; once the server has closed it
+    // (its slot is released before the socket closes), the client may connect again.
+    let mut first = held.remove(0);
+    first
+        .write_all(b"GET /v1/health HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    closed_by_server(&mut first, std::time::Duration::from_secs(5)).await;
+    let response = reqwest::Client::new()
+        .get(format!("{url}/v1/health"))
+        .send()
+        .await
+        .expect("a freed slot is usable again");
+    assert!(response.status().is_success());
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_when_its_lifetime_is_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = ApiLimits {
+        connection_lifetime_ms: 200,
+        ..ApiLimits::default()
+    };
+    let (url, _shutdown) = serve_limited(state(&dir, Box::new(|| 3)).await, limits);
+    let mut silent = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    // It sends nothing (a slowloris); the server closes it after 200 ms, well within 5 s.
+    closed_by_server(&mut silent, std::time::Duration::from_secs(5)).await;
 }

@@ -181,6 +181,7 @@ impl Protocol {
         if self.planted(PlantedBug::DropFailedFinalization) {
             // The bug: the epoch counts as done although nothing was stored.
             self.finalizing.remove(&epoch);
+            self.awaiting.remove(&epoch);
             self.final_epochs.insert(epoch);
             return;
         }

@@ -82,6 +82,8 @@ pub(crate) struct EpochState {
     pub(crate) submit_in_flight: bool,
     /// After a failed submission, no new one before this time (backoff).
     pub(crate) submit_not_before_ms: u64,
+    /// Failed submissions so far: the backoff doubles with each, up to a cap.
+    pub(crate) submit_failures: u32,
 }
 
 impl EpochState {
@@ -136,12 +138,19 @@ pub struct Protocol {
     next_persist_id: u64,
     /// Epochs whose official data is stored.
     pub(crate) final_epochs: BTreeSet<u64>,
+    /// Ended epochs in the window whose official data is not stored yet, whether or not this
+    /// member measured or saw anything of them: each re-send round reads the chain for them.
+    pub(crate) awaiting: BTreeSet<u64>,
     /// Epochs on chain whose official data is being stored.
     pub(crate) finalizing: BTreeMap<u64, Finalizing>,
     pub(crate) metrics: ProtocolMetrics,
     #[cfg(feature = "planted-bugs")]
     pub(crate) planted: Option<PlantedBug>,
 }
+
+/// A failed submission's backoff doubles at most this many times (up to 16 re-send
+/// intervals).
+const SUBMIT_BACKOFF_DOUBLINGS: u32 = 4;
 
 /// Collects actions while handling one input.
 #[derive(Default)]
@@ -182,6 +191,7 @@ impl Protocol {
             pending: BTreeMap::new(),
             next_persist_id: 0,
             final_epochs: restored.final_epochs.into_iter().collect(),
+            awaiting: BTreeSet::new(),
             finalizing: BTreeMap::new(),
             metrics: ProtocolMetrics::default(),
             #[cfg(feature = "planted-bugs")]
@@ -291,6 +301,7 @@ impl Protocol {
         if let Some(current) = current {
             for epoch in current.saturating_sub(self.config.catch_up_epochs)..current {
                 if !self.is_final(epoch) {
+                    self.awaiting.insert(epoch);
                     out.push(Action::Measure { epoch });
                     out.push(Action::ReadChain { epoch });
                 }
@@ -304,6 +315,9 @@ impl Protocol {
     }
 
     fn on_epoch_end(&mut self, epoch: u64, out: &mut Out) {
+        if !self.is_final(epoch) {
+            self.awaiting.insert(epoch);
+        }
         out.push(Action::Measure { epoch });
         let next = epoch.saturating_add(1);
         out.push(Action::SetTimer {
@@ -876,11 +890,28 @@ impl Protocol {
         tx_ref: Option<String>,
         out: &mut Out,
     ) {
-        let retry_at = now_ms + self.config.resend_interval_ms;
+        // A record of another epoch is a failed read, not an outcome.
+        let record = match record {
+            Some(record) if record.epoch != epoch => {
+                out.push(Action::Rejected {
+                    from: None,
+                    reason: Rejection::RecordForAnotherEpoch {
+                        asked: epoch,
+                        got: record.epoch,
+                    },
+                });
+                None
+            }
+            record => record,
+        };
         if let Some(state) = self.epochs.get_mut(&epoch) {
             state.submit_in_flight = false;
             if record.is_none() {
-                // Back off: a chain that refuses or is down is not hammered.
+                // Back off, doubling per failure up to a cap: a chain that refuses or is
+                // down is not hammered.
+                state.submit_failures = state.submit_failures.saturating_add(1);
+                let factor = 1u64 << (state.submit_failures - 1).min(SUBMIT_BACKOFF_DOUBLINGS);
+                let retry_at = now_ms + self.config.resend_interval_ms * factor;
                 state.submit_not_before_ms = retry_at;
                 out.push(Action::SetTimer {
                     at_ms: retry_at,
@@ -926,7 +957,22 @@ impl Protocol {
         self.echo_decisions
             .retain(|&(epoch, _), _| epoch >= window_start);
         self.final_epochs.retain(|&epoch| epoch >= window_start);
-        self.finalizing.retain(|&epoch, _| epoch >= window_start);
+        self.awaiting
+            .retain(|&epoch| epoch >= window_start && !self.final_epochs.contains(&epoch));
+        // Epochs being finalized are never pruned: their official data is retried until it is
+        // stored (section 5 of docs/design.md).
+        let current = self.config.epoch_at_ms(now_ms).unwrap_or(0);
+        let ended_with_state = self.epochs.keys().copied().filter(|&epoch| epoch < current);
+        let unknown: BTreeSet<u64> = self
+            .awaiting
+            .iter()
+            .copied()
+            .chain(ended_with_state)
+            .filter(|&epoch| !self.is_settled(epoch))
+            .collect();
+        for epoch in unknown {
+            out.push(Action::ReadChain { epoch });
+        }
         for (&epoch, state) in &self.epochs {
             if let Some(own) = &state.own {
                 out.push(Action::Broadcast {
@@ -951,7 +997,6 @@ impl Protocol {
                     }
                 }
             }
-            out.push(Action::ReadChain { epoch });
         }
         let unproposed: Vec<u64> = self
             .epochs

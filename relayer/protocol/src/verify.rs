@@ -148,6 +148,9 @@ pub enum NotAccepted {
         /// In the record.
         record: u64,
     },
+    /// Other signatures than the contract stored (possibly valid ones, but not the record).
+    #[error("the signatures differ from the contract's")]
+    Signatures,
 }
 
 /// Why data does not verify: one of the two checks failed.
@@ -291,7 +294,8 @@ pub fn check_accepted(
 }
 
 impl OfficialEpoch {
-    /// [`check_accepted`] plus the submitter and height a node's copy states.
+    /// [`check_accepted`] plus what a node's copy states beyond the data: the submitter, the
+    /// height and the very signatures the contract stored. A node's copy is the record.
     pub fn check_accepted(&self, record: &EpochRewardsResponse) -> Result<(), NotAccepted> {
         check_accepted(self.signed(), record)?;
         if self.submitter != record.submitter.as_str() {
@@ -305,6 +309,9 @@ impl OfficialEpoch {
                 data: self.height,
                 record: record.height,
             });
+        }
+        if self.signatures != record.signatures {
+            return Err(NotAccepted::Signatures);
         }
         Ok(())
     }
@@ -505,5 +512,12 @@ mod tests {
             other_submitter.check_accepted(&record),
             Err(NotAccepted::Submitter { .. })
         ));
+        // Other valid signatures over the accepted data are still not the record.
+        let resigned = copy(rewards(0), &[0, 1, 2]);
+        assert!(check_certified(&chain(), &set(), resigned.signed()).is_ok());
+        assert_eq!(
+            resigned.check_accepted(&record),
+            Err(NotAccepted::Signatures)
+        );
     }
 }

@@ -1138,3 +1138,112 @@ fn a_key_outside_the_signer_set_is_refused() {
         relayer_protocol::NewError::NotAMember { version: 1, .. }
     ));
 }
+
+#[test]
+fn an_epoch_this_member_has_no_measurements_of_is_still_finalized() {
+    // Node 3 has no samples for epoch 0 and sees none of its messages (it was down): it still
+    // reads the chain for the ended epoch every re-send round and stores the official data.
+    let mut net = Net::new(4, SubmitPolicy::Staggered);
+    net.down[3] = true;
+    net.end_epoch(0);
+    net.run_until(T0 + 2_000);
+    assert!(net.chain.contains_key(&0), "three members certify it");
+    net.down[3] = false;
+    let node3 = &mut net.nodes[3];
+    let none = node3.handle(
+        T0 + 2_000,
+        Input::Measured {
+            epoch: 0,
+            values: None,
+        },
+    );
+    assert_eq!(
+        rejections(&none),
+        vec![Rejection::NoMeasurements { epoch: 0 }]
+    );
+    // Its earlier chain read (at the epoch end) found nothing; the re-send rounds ask again.
+    net.run_until(T0 + 12_000);
+    assert!(net.nodes[3].is_final(0));
+    assert!(net.stored(3, 0).is_some());
+}
+
+#[test]
+fn a_submission_answered_with_another_epochs_record_backs_off_exponentially() {
+    let mut node0 = proposer();
+    let data_hash = node0.echo_decision(0, 0).unwrap();
+    let config = config(4, SubmitPolicy::Race);
+    for member in [1u16, 2] {
+        let echo = Echo {
+            epoch: 0,
+            proposer: 0,
+            data_hash,
+            signature: keys(4)[usize::from(member)].sign(&echo_digest(&config, 0, &data_hash)),
+        };
+        receive(&mut node0, T0, member, Message::Echo(echo));
+    }
+    // A record for epoch 7 answers the submission of epoch 0: a failed read, not an outcome.
+    let mut wrong = Net::new(4, SubmitPolicy::Race);
+    wrong.chain.insert(
+        7,
+        (
+            1,
+            Certificate {
+                epoch: 7,
+                signer_set_version: 1,
+                rewards: values(1),
+                data_hash: [0; 32],
+                signatures: vec![],
+            },
+        ),
+    );
+    let mut now = T0 + 10;
+    let mut waits = Vec::new();
+    for _ in 0..6 {
+        let actions = node0.handle(
+            now,
+            Input::Submitted {
+                epoch: 0,
+                record: wrong.record(7),
+                tx_ref: None,
+            },
+        );
+        assert!(
+            rejections(&actions).contains(&Rejection::RecordForAnotherEpoch { asked: 0, got: 7 })
+        );
+        assert!(!node0.is_settled(0));
+        let retry_at = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::SetTimer {
+                    at_ms,
+                    timer: Timer::SubmitRetry { epoch: 0 },
+                } => Some(*at_ms),
+                _ => None,
+            })
+            .expect("a retry timer");
+        waits.push(retry_at - now);
+        node0.handle(retry_at, Input::Timer(Timer::SubmitRetry { epoch: 0 }));
+        let resubmit = node0.handle(
+            retry_at,
+            Input::ChainRecord {
+                epoch: 0,
+                record: None,
+            },
+        );
+        assert!(resubmit.iter().any(|a| matches!(a, Action::Submit { .. })));
+        now = retry_at;
+    }
+    let interval = config.resend_interval_ms;
+    assert_eq!(
+        waits,
+        vec![
+            interval,
+            2 * interval,
+            4 * interval,
+            8 * interval,
+            16 * interval,
+            16 * interval
+        ],
+        "doubling up to a cap"
+    );
+}

@@ -4,9 +4,9 @@
 //! answered from the winner's store (tampered if the winner is byzantine). The decisions
 //! about these answers are the protocol's.
 
+use nym_rewards::rules::MAX_UPTIME_BP;
 use rand::Rng;
 use relayer_protocol::{Action, FetchFailed, Input, MemberIndex, PersistRecord};
-use relayer_store::StoredOfficial;
 
 use crate::adversary::Target;
 use crate::events::{ChainCall, Event};
@@ -66,7 +66,18 @@ impl World {
         if !self.nodes[node].current(incarnation) {
             return;
         }
-        let values = self.measurement(node, epoch);
+        let f = relayer_protocol::faulty_tolerated(self.config.nodes);
+        let missing_so_far = self.missing_measurements.get(&epoch).copied().unwrap_or(0);
+        let missing = self.plan.missing_measurement > 0.0
+            && missing_so_far < f
+            && self.rng.gen_bool(self.plan.missing_measurement);
+        let values = if missing {
+            self.count_fault("missing_measurement");
+            *self.missing_measurements.entry(epoch).or_default() += 1;
+            None
+        } else {
+            self.measurement(node, epoch)
+        };
         self.feed(node, Input::Measured { epoch, values });
     }
 
@@ -92,29 +103,7 @@ impl World {
         let Some(store) = self.nodes[node].store.as_ref() else {
             return;
         };
-        let written = match &record {
-            PersistRecord::EchoDecision {
-                epoch,
-                proposer,
-                data_hash,
-            } => store
-                .save_echo_decision(*epoch, *proposer, data_hash)
-                .map(|stored| stored == *data_hash),
-            PersistRecord::Official {
-                official,
-                source,
-                tx_ref,
-            } => store
-                .save_official(
-                    &StoredOfficial {
-                        official: official.clone(),
-                        source: *source,
-                        tx_ref: tx_ref.clone(),
-                    },
-                    self.scheduler.now_ms(),
-                )
-                .map(|_| true),
-        };
+        let written = store.persist(&record, self.scheduler.now_ms());
         match written {
             Ok(true) => {
                 if let PersistRecord::Official { official, .. } = &record
@@ -161,6 +150,13 @@ impl World {
                 if !self.nodes[node].current(incarnation) {
                     return;
                 }
+                if self.plan.chain_read_failure > 0.0
+                    && self.rng.gen_bool(self.plan.chain_read_failure)
+                {
+                    // The node's RPC fails: no answer; the protocol reads again later.
+                    self.count_fault("chain_read_failure");
+                    return;
+                }
                 let record = self.chain.record(epoch).map(|(record, _)| Box::new(record));
                 Input::ChainRecord { epoch, record }
             }
@@ -192,7 +188,10 @@ impl World {
     }
 
     /// A loser's fetch of the winner's copy: what the winner's API serves, which is nothing
-    /// when it is down or cut off, and a tampered copy when it is byzantine.
+    /// when it is down or cut off, and a tampered copy when it is byzantine (each tampering
+    /// needs one of the two checks to be caught: rewards under the record's data hash need
+    /// the certification check; another height, submitter or signature set the acceptance
+    /// check).
     pub(crate) fn on_fetch(
         &mut self,
         node: usize,
@@ -204,21 +203,39 @@ impl World {
             return;
         }
         let winner = usize::from(winner);
+        let tampering = self.rng.gen_range(0..4u8);
         let served = self.nodes.get(winner).and_then(|server| {
             if server.protocol.is_none() || self.partitioned(node, winner) {
                 return None;
             }
             let mut copy = server.official(epoch)?.official;
-            if server.adversary.is_some()
-                && let Some(first) = copy.rewards.first_mut()
-            {
-                first.uptime_bp = (first.uptime_bp + 1) % 10_001;
+            if server.adversary.is_some() {
+                tamper(&mut copy, tampering);
             }
             Some(copy)
         });
+        if served.is_some() && self.nodes[winner].adversary.is_some() {
+            self.count_fault("tampered_winner_copy");
+        }
         let copy = served.map(Box::new).ok_or_else(|| FetchFailed {
             reason: format!("member {winner} does not answer for epoch {epoch}"),
         });
         self.feed(node, Input::WinnerCopy { epoch, copy });
+    }
+}
+
+/// A byzantine winner's change to its copy, by `kind`.
+fn tamper(copy: &mut relayer_protocol::OfficialEpoch, kind: u8) {
+    match kind {
+        0 => {
+            if let Some(first) = copy.rewards.first_mut() {
+                first.uptime_bp = (first.uptime_bp + 1) % (MAX_UPTIME_BP + 1);
+            }
+        }
+        1 => copy.height += 1,
+        2 => copy.submitter.push('x'),
+        _ => {
+            copy.signatures.pop();
+        }
     }
 }

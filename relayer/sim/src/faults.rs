@@ -57,6 +57,12 @@ pub(crate) struct FaultPlan {
     pub(crate) partitions: Vec<(u64, u64, Vec<bool>)>,
     /// Probability that a write of official data fails (a full or failing disk).
     pub(crate) official_write_failure: f64,
+    /// Probability that a chain read gets no answer (an RPC error or timeout).
+    pub(crate) chain_read_failure: f64,
+    /// Probability that a node has no measurements of an ended epoch (no samples). Such a
+    /// node cannot observe the epoch, so it counts against f: only profiles without crashed
+    /// or byzantine members have it, at most f nodes per epoch.
+    pub(crate) missing_measurement: f64,
     /// Crash an honest node right after it echoes an equivocator's block (once per epoch,
     /// when crashed plus byzantine members stay within f).
     pub(crate) crash_after_echo: bool,
@@ -86,6 +92,12 @@ impl FaultPlan {
         }
         if config.faults.disk_faults() {
             plan.official_write_failure = 0.2;
+        }
+        if config.faults.network_faults() {
+            plan.chain_read_failure = 0.1;
+        }
+        if config.faults == FaultProfile::Network {
+            plan.missing_measurement = 0.1;
         }
         plan.crash_after_echo = config.faults.crash_after_echo()
             && plan

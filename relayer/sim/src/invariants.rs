@@ -124,11 +124,7 @@ impl Checker {
     ) {
         self.checks += 1;
         let official = OfficialEpoch::from(record);
-        let same = stored.epoch == official.epoch
-            && stored.rewards == official.rewards
-            && stored.data_hash == official.data_hash
-            && stored.submitter == official.submitter
-            && stored.height == official.height;
+        let same = *stored == official;
         if !same {
             self.violate(
                 ViolationKind::Agreement,
@@ -140,7 +136,8 @@ impl Checker {
         }
     }
 
-    /// By `epoch`'s deadline an honest node that stayed up must hold its official data.
+    /// By `epoch`'s deadline an honest node that has been up long enough to catch up on it
+    /// must hold its official data.
     pub(crate) fn official_held(&mut self, at_ms: u64, epoch: u64, node: usize, held: bool) {
         self.checks += 1;
         if !held {

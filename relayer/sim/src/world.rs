@@ -37,6 +37,10 @@ pub(crate) const LIVENESS_BOUND_MS: u64 = 2 * EPOCH_MS;
 const ADVERSARY_TICK_MS: u64 = 700;
 /// Longest a node takes to read its measurements of an ended epoch.
 pub(crate) const MEASURE_DELAY_MS: u64 = 100;
+/// How long a (re)started node gets to catch up on the epochs of its catch-up window before
+/// it must hold their official data: a few re-send rounds (failing writes and chain reads
+/// included).
+const RECOVERY_MS: u64 = 5 * RESEND_MS;
 
 /// The epoch clock every run uses.
 pub(crate) const CLOCK: EpochClock = EpochClock {
@@ -75,6 +79,8 @@ pub(crate) struct World {
     pub(crate) crashed_after_echo: std::collections::BTreeSet<u64>,
     /// The node the targeted crash took down, until it restarts.
     pub(crate) targeted_down: Option<usize>,
+    /// Nodes without measurements, per epoch (at most f).
+    pub(crate) missing_measurements: BTreeMap<u64, usize>,
     trace: Sha256,
 }
 
@@ -163,6 +169,7 @@ impl World {
             chain_txs: 0,
             crashed_after_echo: std::collections::BTreeSet::new(),
             targeted_down: None,
+            missing_measurements: BTreeMap::new(),
             trace: Sha256::new(),
         })
     }
@@ -349,8 +356,9 @@ impl World {
             .after(ADVERSARY_TICK_MS, Event::AdversaryTick { node });
     }
 
-    /// The epoch's deadline: it must be on chain, and every honest node that stayed up since
-    /// it ended must hold its official data.
+    /// The epoch's deadline: it must be on chain, and every honest node that is up, has had
+    /// time to recover since its last start, and had the epoch in its catch-up window then,
+    /// must hold its official data.
     fn on_deadline(&mut self, epoch: u64) {
         let now = self.now();
         let on_chain = self.chain.record(epoch).is_some();
@@ -358,11 +366,16 @@ impl World {
         if !on_chain {
             return;
         }
-        let end = epoch_end_ms(epoch);
         for node in 0..self.config.nodes {
             let sim = &self.nodes[node];
-            let stayed_up = sim.protocol.is_some() && sim.up_since <= end;
-            if sim.adversary.is_none() && stayed_up {
+            let catch_up_from = CLOCK
+                .epoch_at_ms(sim.up_since)
+                .unwrap_or(0)
+                .saturating_sub(CATCH_UP_EPOCHS);
+            let responsible = sim.protocol.is_some()
+                && sim.up_since + RECOVERY_MS <= now
+                && epoch >= catch_up_from;
+            if sim.adversary.is_none() && responsible {
                 let held = sim.official(epoch).is_some();
                 self.checker.official_held(now, epoch, node, held);
             }

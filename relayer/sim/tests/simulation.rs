@@ -89,6 +89,9 @@ fn ci_budget_of_seeded_faulty_runs_has_no_violations() {
         "official_write_failure",
         "crash_after_echo",
         "equivocation_after_restart",
+        "chain_read_failure",
+        "missing_measurement",
+        "tampered_winner_copy",
     ] {
         assert!(fault_kinds.contains(kind), "no {kind} injected");
     }

@@ -18,7 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use nym_rewards::msg::MixnodeReward;
 use nym_rewards::rules::MAX_UPTIME_BP;
-use relayer_protocol::{Certificate, OfficialEpoch, OfficialSource, RestoredState};
+use relayer_protocol::{Certificate, OfficialEpoch, OfficialSource, PersistRecord, RestoredState};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -361,6 +361,34 @@ impl Store {
         stored
             .try_into()
             .map_err(|_| StoreError::Corrupt("echo decision hash".into()))
+    }
+
+    /// Makes one of the protocol's records durable, as the protocol asked
+    /// (`Action::Persist`). `Ok(true)`: acknowledge it (`Input::Persisted`); `Ok(false)`: the
+    /// store holds a different echo decision for that proposer and epoch, which must never be
+    /// replaced (`Input::PersistFailed`). Official data already stored counts as durable: the
+    /// first copy is kept. The node and the simulator both persist through this.
+    pub fn persist(&self, record: &PersistRecord, now_ms: u64) -> Result<bool, StoreError> {
+        match record {
+            PersistRecord::EchoDecision {
+                epoch,
+                proposer,
+                data_hash,
+            } => Ok(self.save_echo_decision(*epoch, *proposer, data_hash)? == *data_hash),
+            PersistRecord::Official {
+                official,
+                source,
+                tx_ref,
+            } => {
+                let stored = StoredOfficial {
+                    official: official.clone(),
+                    source: *source,
+                    tx_ref: tx_ref.clone(),
+                };
+                self.save_official(&stored, now_ms)?;
+                Ok(true)
+            }
+        }
     }
 
     /// What a (re)started protocol instance recovers: the echo decisions and the final epochs

@@ -48,6 +48,12 @@ async fn connect_with_retry(config: &NodeConfig) -> anyhow::Result<WasmdChain> {
 
 /// Runs the node until a shutdown signal.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if relayer_protocol::PLANTED_BUGS_AVAILABLE {
+        anyhow::bail!(
+            "this build carries the test suite's planted bugs (feature planted-bugs); build the \
+             operator binary on its own: cargo build --release -p relayer"
+        );
+    }
     let path = &args.config;
     let config = NodeConfig::load(path)?;
     if config.chain.contract.is_empty() {
