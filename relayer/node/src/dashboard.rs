@@ -81,28 +81,24 @@ pub struct DashboardData {
 
 /// How long a built dashboard is served before it is built again: however many clients poll,
 /// the store is read at most this often for it.
-pub const DASHBOARD_TTL_MS: u64 = 1_000;
+pub const DASHBOARD_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The last dashboard built, and when.
+/// The last dashboard built, and when (monotonic clock).
 #[derive(Debug, Default)]
-pub struct DashboardCache(std::sync::Mutex<Option<(u64, DashboardData)>>);
+pub struct DashboardCache(tokio::sync::Mutex<Option<(std::time::Instant, DashboardData)>>);
 
-/// The dashboard data at `now_ms`, built at most once per [`DASHBOARD_TTL_MS`].
+/// The dashboard data at `now_ms`, built at most once per [`DASHBOARD_TTL`]: the lock is
+/// held while it is built, so concurrent requests wait for that one build instead of each
+/// reading the store.
 pub async fn dashboard_data(state: &ApiState, now_ms: u64) -> Result<DashboardData, DbError> {
-    let lock = || {
-        state
-            .dashboard
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    };
-    if let Some((built_ms, data)) = lock().as_ref()
-        && now_ms.saturating_sub(*built_ms) < DASHBOARD_TTL_MS
+    let mut cached = state.dashboard.0.lock().await;
+    if let Some((built, data)) = cached.as_ref()
+        && built.elapsed() < DASHBOARD_TTL
     {
         return Ok(data.clone());
     }
     let data = build(state, now_ms).await?;
-    *lock() = Some((now_ms, data.clone()));
+    *cached = Some((std::time::Instant::now(), data.clone()));
     Ok(data)
 }
 

@@ -4,8 +4,8 @@
 //! the protocol's (`relayer-protocol`), run identically by the simulator.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::sync::Arc;
+use std::collections::{BinaryHeap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nym_rewards::msg::SignerSetResponse;
@@ -13,7 +13,7 @@ use relayer_protocol::{
     Action, Certificate, FetchFailed, Input, MemberIndex, OfficialSource, PersistRecord, Protocol,
     Rejection, Timer,
 };
-use relayer_store::SubmissionOutcome;
+use relayer_store::{Persisted, SubmissionOutcome};
 use tokio::sync::{mpsc, watch};
 
 use crate::chain::{self, Chain};
@@ -55,6 +55,8 @@ struct TaskContext {
     clock: nym_rewards::msg::EpochClock,
     official: watch::Sender<Option<u64>>,
     feedback: mpsc::UnboundedSender<Input>,
+    /// Epochs with a chain read in flight: a slow RPC is not asked the same again meanwhile.
+    reads_in_flight: Arc<Mutex<HashSet<u64>>>,
 }
 
 fn sleep_until_ms(at_ms: u64) -> tokio::time::Sleep {
@@ -95,6 +97,7 @@ impl Driver {
                 clock,
                 official,
                 feedback,
+                reads_in_flight: Arc::new(Mutex::new(HashSet::new())),
             },
         };
         (driver, feedback_rx)
@@ -155,7 +158,11 @@ impl Driver {
             }
             Action::Persist { id, record } => spawn(self.tasks.clone().persist(id, record)),
             Action::Measure { epoch } => spawn(self.tasks.clone().measure(epoch)),
-            Action::ReadChain { epoch } => spawn(self.tasks.clone().read_chain(epoch)),
+            Action::ReadChain { epoch } => {
+                if self.tasks.start_read(epoch) {
+                    spawn(self.tasks.clone().read_chain(epoch));
+                }
+            }
             Action::Submit { certificate } => spawn(self.tasks.clone().submit(certificate)),
             Action::FetchOfficial { epoch, from } => {
                 spawn(self.tasks.clone().fetch_official(epoch, from))
@@ -193,15 +200,21 @@ impl TaskContext {
     }
 
     async fn persist(self, id: u64, record: PersistRecord) {
+        let written = record.clone();
         let result = self
             .db
-            .protocol(move |store| store.persist(&record, now_ms()))
+            .protocol(move |store| store.persist(&written, now_ms()))
             .await;
         match result {
-            Ok(true) => self.feed(Input::Persisted { id }),
-            Ok(false) => {
-                tracing::error!(node = %self.name, "the store holds another decision; not acknowledging");
-                self.feed(Input::PersistFailed { id });
+            Ok(outcome) => {
+                if outcome == Persisted::Conflicting {
+                    tracing::error!(node = %self.name, ?record, "the store holds a different record; it is kept");
+                }
+                if outcome.acknowledges(&record) {
+                    self.feed(Input::Persisted { id });
+                } else {
+                    self.feed(Input::PersistFailed { id });
+                }
             }
             Err(err) => {
                 tracing::error!(node = %self.name, "persisting: {err}");
@@ -223,8 +236,21 @@ impl TaskContext {
         }
     }
 
+    /// Marks a chain read of `epoch` in flight; false when one already is.
+    fn start_read(&self, epoch: u64) -> bool {
+        self.reads_in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(epoch)
+    }
+
     async fn read_chain(self, epoch: u64) {
-        match chain::epoch_record(self.chain.as_ref(), epoch).await {
+        let read = chain::epoch_record(self.chain.as_ref(), epoch).await;
+        self.reads_in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&epoch);
+        match read {
             Ok(record) => self.feed(Input::ChainRecord {
                 epoch,
                 record: record.map(Box::new),

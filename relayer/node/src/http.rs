@@ -71,11 +71,17 @@ pub enum ExportError {
     },
 }
 
+/// How long the client keeps an idle connection for reuse: below the servers' idle deadline
+/// (`ApiLimits::connection_idle_ms`), so a request is not sent on a connection the server is
+/// closing.
+pub const POOL_IDLE: Duration = Duration::from_secs(2);
+
 /// The client every fetch uses: no redirects, bounded time.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(REQUEST_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE)
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
 }

@@ -1,13 +1,14 @@
 //! Limits of the public HTTP API, so that no client can exhaust a node:
 //!
-//! - connections ([`GuardedListener`]): a cap on open connections, a smaller cap per client,
-//!   and a lifetime after which any connection is closed, so slow or silent clients
-//!   (slowloris, a reader that never reads) hold nothing for long;
+//! - connections ([`GuardedListener`]): a cap on open connections, smaller caps per client and
+//!   per network, an idle deadline (no byte in either direction) and a lifetime after which
+//!   any connection is closed, so slow or silent clients (slowloris, a reader that never
+//!   reads) hold nothing for long;
 //! - requests ([`apply`]): a token bucket per client (past it: 429 with `Retry-After`) and a
 //!   cap on requests in flight across all clients (past it: 503 at once, never a queue).
 //!
-//! A client is an IPv4 address or an IPv6 /64 (one host usually owns a whole /64). The table
-//! of clients is bounded.
+//! A client is an IPv4 address or an IPv6 /64 (one host usually owns a whole /64); a network
+//! is an IPv4 /24 or an IPv6 /48. The table of clients is bounded.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -52,6 +53,10 @@ pub struct ApiLimits {
     /// Open connections per client; more are closed at once. Keep it below
     /// `max_concurrent`, so one client cannot take every request slot.
     pub max_connections_per_client: usize,
+    /// Open connections per network (IPv4 /24, IPv6 /48); more are closed at once.
+    pub max_connections_per_network: usize,
+    /// A connection that moves no byte either way for this long is closed.
+    pub connection_idle_ms: u64,
     /// Any connection is closed this long after it was accepted, busy or not.
     pub connection_lifetime_ms: u64,
 }
@@ -64,6 +69,8 @@ impl Default for ApiLimits {
             per_client_burst: 100,
             max_connections: 256,
             max_connections_per_client: 8,
+            max_connections_per_network: 32,
+            connection_idle_ms: 5_000,
             connection_lifetime_ms: 30_000,
         }
     }
@@ -86,6 +93,12 @@ impl ApiLimits {
         }
         if self.max_connections_per_client == 0 {
             return Err(InvalidValue::ApiLimit("max_connections_per_client"));
+        }
+        if self.max_connections_per_network == 0 {
+            return Err(InvalidValue::ApiLimit("max_connections_per_network"));
+        }
+        if self.connection_idle_ms == 0 {
+            return Err(InvalidValue::ApiLimit("connection_idle_ms"));
         }
         if self.connection_lifetime_ms == 0 {
             return Err(InvalidValue::ApiLimit("connection_lifetime_ms"));
@@ -110,6 +123,14 @@ pub fn client_of(ip: IpAddr) -> IpAddr {
                 IpAddr::V6(prefix.into())
             }
         },
+    }
+}
+
+/// The network an address belongs to: the IPv4 /24, or the IPv6 /48.
+pub fn network_of(ip: IpAddr) -> IpAddr {
+    match client_of(ip) {
+        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & 0xffff_ff00).into()),
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 80) - 1)).into()),
     }
 }
 
@@ -211,8 +232,11 @@ impl Connected<IncomingStream<'_, GuardedListener>> for ClientAddr {
 pub struct GuardedListener {
     inner: TcpListener,
     connections: Arc<Semaphore>,
-    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Open connections per client and per network (both keys in one table).
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
     per_client: usize,
+    per_network: usize,
+    idle: Duration,
     lifetime: Duration,
 }
 
@@ -222,8 +246,10 @@ impl GuardedListener {
         Self {
             inner,
             connections: Arc::new(Semaphore::new(limits.max_connections)),
-            clients: Arc::new(Mutex::new(HashMap::new())),
+            open: Arc::new(Mutex::new(HashMap::new())),
             per_client: limits.max_connections_per_client,
+            per_network: limits.max_connections_per_network,
+            idle: Duration::from_millis(limits.connection_idle_ms),
             lifetime: Duration::from_millis(limits.connection_lifetime_ms),
         }
     }
@@ -241,31 +267,34 @@ impl Listener for GuardedListener {
                 continue;
             };
             let (stream, addr) = Listener::accept(&mut self.inner).await;
-            let client = client_of(addr.ip());
+            let keys = [client_of(addr.ip()), network_of(addr.ip())];
             let admitted = {
-                let mut clients = self
-                    .clients
+                let mut open = self
+                    .open
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let open = clients.entry(client).or_insert(0);
-                if *open < self.per_client {
-                    *open += 1;
-                    true
-                } else {
-                    false
+                let has_room = open.get(&keys[0]).copied().unwrap_or(0) < self.per_client
+                    && open.get(&keys[1]).copied().unwrap_or(0) < self.per_network;
+                if has_room {
+                    for key in keys {
+                        *open.entry(key).or_insert(0) += 1;
+                    }
                 }
+                has_room
             };
             if !admitted {
-                drop(stream); // closed at once: this client has its share open
+                drop(stream); // closed at once: this client or network has its share open
                 continue;
             }
             let guarded = GuardedStream {
                 _slot: ClientSlot {
-                    clients: self.clients.clone(),
-                    client,
+                    open: self.open.clone(),
+                    keys,
                     _permit: permit,
                 },
                 stream,
+                idle: self.idle,
+                idle_deadline: Box::pin(tokio::time::sleep(self.idle)),
                 deadline: Box::pin(tokio::time::sleep(self.lifetime)),
             };
             return (guarded, addr);
@@ -277,45 +306,58 @@ impl Listener for GuardedListener {
     }
 }
 
-/// A client's open connection, counted until it closes.
+/// A client's open connection, counted (for its client and its network) until it closes.
 struct ClientSlot {
-    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    client: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    keys: [IpAddr; 2],
     _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        let mut clients = self
-            .clients
+        let mut open = self
+            .open
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(open) = clients.get_mut(&self.client) {
-            *open = open.saturating_sub(1);
-            if *open == 0 {
-                clients.remove(&self.client);
+        for key in self.keys {
+            if let Some(count) = open.get_mut(&key) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.remove(&key);
+                }
             }
         }
     }
 }
 
-/// An accepted connection that fails every read and write once its lifetime is over. The
-/// slot is declared first so it is released before the socket closes: a client that sees the
-/// close can connect again at once.
+/// An accepted connection that fails every read and write once it has been idle (no byte
+/// either way) too long or its lifetime is over. The slot is declared first so it is released
+/// before the socket closes: a client that sees the close can connect again at once.
 pub struct GuardedStream {
     _slot: ClientSlot,
     stream: TcpStream,
+    idle: Duration,
+    idle_deadline: Pin<Box<Sleep>>,
     deadline: Pin<Box<Sleep>>,
 }
 
 impl GuardedStream {
+    /// Whether a deadline passed (polling both registers the waker for the sooner one).
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.deadline.as_mut().poll(cx).is_ready()
+        let idle = self.idle_deadline.as_mut().poll(cx).is_ready();
+        let over = self.deadline.as_mut().poll(cx).is_ready();
+        idle || over
+    }
+
+    /// Bytes moved: the idle deadline starts again.
+    fn progressed(&mut self) {
+        let next = tokio::time::Instant::now() + self.idle;
+        self.idle_deadline.as_mut().reset(next);
     }
 }
 
 fn lifetime_over() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "connection lifetime over")
+    io::Error::new(io::ErrorKind::TimedOut, "connection idle or lifetime over")
 }
 
 impl AsyncRead for GuardedStream {
@@ -327,7 +369,12 @@ impl AsyncRead for GuardedStream {
         if self.expired(cx) {
             return Poll::Ready(Err(lifetime_over()));
         }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.progressed();
+        }
+        polled
     }
 }
 
@@ -340,7 +387,11 @@ impl AsyncWrite for GuardedStream {
         if self.expired(cx) {
             return Poll::Ready(Err(lifetime_over()));
         }
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
+            self.progressed();
+        }
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -407,6 +458,18 @@ mod tests {
             "idle clients were forgotten"
         );
         assert!(limiter.clients.lock().unwrap().len() < MAX_CLIENTS);
+    }
+
+    #[test]
+    fn networks_are_ipv4_24s_and_ipv6_48s() {
+        let a: IpAddr = "192.0.2.10".parse().unwrap();
+        let b: IpAddr = "192.0.2.200".parse().unwrap();
+        assert_eq!(network_of(a), network_of(b));
+        assert_ne!(network_of(a), network_of("192.0.3.1".parse().unwrap()));
+        let c: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let d: IpAddr = "2001:db8:1:ffff::1".parse().unwrap();
+        assert_eq!(network_of(c), network_of(d));
+        assert_ne!(network_of(c), network_of("2001:db8:2::1".parse().unwrap()));
     }
 
     #[test]

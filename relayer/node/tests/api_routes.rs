@@ -337,3 +337,18 @@ async fn a_silent_connection_is_closed_when_its_lifetime_is_over() {
     // It sends nothing (a slowloris); the server closes it after 200 ms, well within 5 s.
     closed_by_server(&mut silent, std::time::Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_connection_idle_past_its_deadline_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = ApiLimits {
+        connection_idle_ms: 200,
+        ..ApiLimits::default()
+    };
+    let (url, _shutdown) = serve_limited(state(&dir, Box::new(|| 3)).await, limits);
+    let mut idle = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    // No byte either way: closed after 200 ms of idleness, long before its 30 s lifetime.
+    closed_by_server(&mut idle, std::time::Duration::from_secs(5)).await;
+}

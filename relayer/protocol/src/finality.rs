@@ -19,9 +19,16 @@ pub(crate) enum Finalizing {
     /// Waiting for the winner's copy.
     Fetching { record: Box<EpochRewardsResponse> },
     /// Writing the official copy.
-    Storing,
-    /// The write failed; the next re-send round reads the chain again.
-    Stalled,
+    Storing {
+        /// What is being written, kept to retry the write if it fails.
+        record: Box<PersistRecord>,
+    },
+    /// The write failed; the next re-send round writes it again (the copy is already
+    /// verified: nothing is read or fetched again).
+    Stalled {
+        /// What to write.
+        record: Box<PersistRecord>,
+    },
 }
 
 impl Protocol {
@@ -60,7 +67,7 @@ impl Protocol {
         }
         let busy = matches!(
             self.finalizing.get(&epoch),
-            Some(Finalizing::Fetching { .. } | Finalizing::Storing)
+            Some(Finalizing::Fetching { .. } | Finalizing::Storing { .. })
         );
         if self.is_final(epoch) || busy {
             return;
@@ -152,12 +159,27 @@ impl Protocol {
         tx_ref: Option<String>,
         out: &mut Out,
     ) {
-        self.finalizing.insert(epoch, Finalizing::Storing);
         let record = PersistRecord::Official {
             official,
             source,
             tx_ref,
         };
+        self.write_official(epoch, record, source, out);
+    }
+
+    fn write_official(
+        &mut self,
+        epoch: u64,
+        record: PersistRecord,
+        source: OfficialSource,
+        out: &mut Out,
+    ) {
+        self.finalizing.insert(
+            epoch,
+            Finalizing::Storing {
+                record: Box::new(record.clone()),
+            },
+        );
         self.persist(record, Pending::Official { epoch, source }, out);
     }
 
@@ -171,7 +193,7 @@ impl Protocol {
         }
     }
 
-    /// The write failed: keep the epoch and retry at the next re-send round.
+    /// The write failed: keep the epoch and write again at the next re-send round.
     pub(crate) fn on_official_not_stored(&mut self, epoch: u64, out: &mut Out) {
         self.metrics.official_store_failures += 1;
         out.push(Action::Rejected {
@@ -185,15 +207,28 @@ impl Protocol {
             self.final_epochs.insert(epoch);
             return;
         }
-        self.finalizing.insert(epoch, Finalizing::Stalled);
+        if let Some(Finalizing::Storing { record }) = self.finalizing.remove(&epoch) {
+            self.finalizing
+                .insert(epoch, Finalizing::Stalled { record });
+        }
     }
 
-    /// Reads the chain again for every epoch whose official copy could not be stored.
+    /// Writes again every official copy whose write failed.
     pub(crate) fn retry_stalled_finality(&mut self, out: &mut Out) {
-        for (&epoch, state) in &self.finalizing {
-            if matches!(state, Finalizing::Stalled) {
-                out.push(Action::ReadChain { epoch });
-            }
+        let stalled: Vec<(u64, PersistRecord)> = self
+            .finalizing
+            .iter()
+            .filter_map(|(&epoch, state)| match state {
+                Finalizing::Stalled { record } => Some((epoch, (**record).clone())),
+                _ => None,
+            })
+            .collect();
+        for (epoch, record) in stalled {
+            let PersistRecord::Official { source, .. } = &record else {
+                continue;
+            };
+            let source = *source;
+            self.write_official(epoch, record, source, out);
         }
     }
 }

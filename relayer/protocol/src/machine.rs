@@ -299,7 +299,8 @@ impl Protocol {
         });
         let current = self.config.epoch_at_ms(now_ms);
         if let Some(current) = current {
-            for epoch in current.saturating_sub(self.config.catch_up_epochs)..current {
+            // Every ended epoch of the window (the same range the re-send rounds keep).
+            for epoch in self.config.window_start(now_ms)..current {
                 if !self.is_final(epoch) {
                     self.awaiting.insert(epoch);
                     out.push(Action::Measure { epoch });

@@ -4,9 +4,13 @@
 //! answered from the winner's store (tampered if the winner is byzantine). The decisions
 //! about these answers are the protocol's.
 
+use nym_rewards::msg::SignerSignature;
 use nym_rewards::rules::MAX_UPTIME_BP;
 use rand::Rng;
-use relayer_protocol::{Action, FetchFailed, Input, MemberIndex, PersistRecord};
+use relayer_protocol::{
+    Action, FetchFailed, Input, Keypair, MemberIndex, OfficialEpoch, PersistRecord, ProtocolConfig,
+    echo_digest,
+};
 
 use crate::adversary::Target;
 use crate::events::{ChainCall, Event};
@@ -105,23 +109,35 @@ impl World {
         };
         let written = store.persist(&record, self.scheduler.now_ms());
         match written {
-            Ok(true) => {
-                if let PersistRecord::Official { official, .. } = &record
-                    && self.nodes[node].adversary.is_none()
-                    && let Some((chain_record, _)) = self.chain.record(official.epoch)
-                {
-                    let now = self.now();
-                    self.checker.official(now, node, official, &chain_record);
+            Ok(outcome) => {
+                if let PersistRecord::Official { official, .. } = &record {
+                    self.check_stored_official(node, official.epoch);
                 }
-                self.feed(node, Input::Persisted { id });
+                let input = if outcome.acknowledges(&record) {
+                    Input::Persisted { id }
+                } else {
+                    Input::PersistFailed { id }
+                };
+                self.feed(node, input);
             }
-            Ok(false) => self.feed(node, Input::PersistFailed { id }),
             Err(err) => {
                 let now = self.now();
                 self.checker
                     .panicked(now, node, format!("store error: {err}"));
                 self.feed(node, Input::PersistFailed { id });
             }
+        }
+    }
+
+    /// Agreement, on what an honest node's store now holds for `epoch`.
+    fn check_stored_official(&mut self, node: usize, epoch: u64) {
+        if self.nodes[node].adversary.is_some() {
+            return;
+        }
+        let stored = self.nodes[node].official(epoch);
+        if let (Some(stored), Some((record, _))) = (stored, self.chain.record(epoch)) {
+            let now = self.now();
+            self.checker.official(now, node, &stored.official, &record);
         }
     }
 
@@ -210,7 +226,8 @@ impl World {
             }
             let mut copy = server.official(epoch)?.official;
             if server.adversary.is_some() {
-                tamper(&mut copy, tampering);
+                let own = (winner as MemberIndex, &server.key);
+                tamper(&mut copy, tampering, own, &self.protocol_config);
             }
             Some(copy)
         });
@@ -224,8 +241,15 @@ impl World {
     }
 }
 
-/// A byzantine winner's change to its copy, by `kind`.
-fn tamper(copy: &mut relayer_protocol::OfficialEpoch, kind: u8) {
+/// A byzantine winner's change to its copy, by `kind`: rewards under the record's hash
+/// (certification catches it), another height or submitter, or another valid signature set
+/// (only the acceptance check catches those).
+fn tamper(
+    copy: &mut OfficialEpoch,
+    kind: u8,
+    (index, key): (MemberIndex, &Keypair),
+    config: &ProtocolConfig,
+) {
     match kind {
         0 => {
             if let Some(first) = copy.rewards.first_mut() {
@@ -234,8 +258,29 @@ fn tamper(copy: &mut relayer_protocol::OfficialEpoch, kind: u8) {
         }
         1 => copy.height += 1,
         2 => copy.submitter.push('x'),
-        _ => {
-            copy.signatures.pop();
-        }
+        _ => resign(copy, index, key, config),
     }
+}
+
+/// Replaces one signature by the winner's own valid one (when it is not a signer already):
+/// still t valid signatures, but not the ones the contract stored.
+fn resign(copy: &mut OfficialEpoch, index: MemberIndex, key: &Keypair, config: &ProtocolConfig) {
+    if copy
+        .signatures
+        .iter()
+        .any(|signature| signature.index == index)
+    {
+        copy.signatures.pop();
+        return;
+    }
+    let Ok(data_hash) = <[u8; 32]>::try_from(copy.data_hash.as_slice()) else {
+        return;
+    };
+    let signature = key.sign(&echo_digest(config, copy.epoch, &data_hash));
+    copy.signatures.remove(0);
+    copy.signatures.push(SignerSignature {
+        index,
+        signature: signature.into(),
+    });
+    copy.signatures.sort_by_key(|signature| signature.index);
 }

@@ -74,6 +74,12 @@ pub(crate) enum Event {
     Deadline {
         epoch: u64,
     },
+    /// A (re)started node must hold an epoch's official data by now.
+    OfficialCheck {
+        node: usize,
+        incarnation: u32,
+        epoch: u64,
+    },
 }
 
 impl Event {
@@ -95,6 +101,7 @@ impl Event {
             Event::Deadline { epoch } => [11, *epoch, 0],
             Event::Measured { node, epoch, .. } => [12, *node as u64, *epoch],
             Event::Fetch { node, epoch, .. } => [13, *node as u64, *epoch],
+            Event::OfficialCheck { node, epoch, .. } => [14, *node as u64, *epoch],
         }
     }
 }

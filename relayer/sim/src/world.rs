@@ -37,10 +37,10 @@ pub(crate) const LIVENESS_BOUND_MS: u64 = 2 * EPOCH_MS;
 const ADVERSARY_TICK_MS: u64 = 700;
 /// Longest a node takes to read its measurements of an ended epoch.
 pub(crate) const MEASURE_DELAY_MS: u64 = 100;
-/// How long a (re)started node gets to catch up on the epochs of its catch-up window before
-/// it must hold their official data: a few re-send rounds (failing writes and chain reads
-/// included).
-const RECOVERY_MS: u64 = 5 * RESEND_MS;
+/// How long a (re)started node gets to catch up on the epochs of its window before it must
+/// hold their official data: ten re-send rounds, so failing writes (one in five) and chain
+/// reads (one in ten) do not make a false alarm.
+const RECOVERY_MS: u64 = 10 * RESEND_MS;
 
 /// The epoch clock every run uses.
 pub(crate) const CLOCK: EpochClock = EpochClock {
@@ -81,6 +81,8 @@ pub(crate) struct World {
     pub(crate) targeted_down: Option<usize>,
     /// Nodes without measurements, per epoch (at most f).
     pub(crate) missing_measurements: BTreeMap<u64, usize>,
+    /// Epochs whose deadline has passed with the epoch on chain.
+    settled_deadlines: std::collections::BTreeSet<u64>,
     trace: Sha256,
 }
 
@@ -170,6 +172,7 @@ impl World {
             crashed_after_echo: std::collections::BTreeSet::new(),
             targeted_down: None,
             missing_measurements: BTreeMap::new(),
+            settled_deadlines: std::collections::BTreeSet::new(),
             trace: Sha256::new(),
         })
     }
@@ -271,6 +274,17 @@ impl World {
             Event::Heal => self.partition = None,
             Event::AdversaryTick { node } => self.on_adversary_tick(node),
             Event::Deadline { epoch } => self.on_deadline(epoch),
+            Event::OfficialCheck {
+                node,
+                incarnation,
+                epoch,
+            } => {
+                if self.nodes[node].current(incarnation) {
+                    let now = self.now();
+                    let held = self.nodes[node].official(epoch).is_some();
+                    self.checker.official_held(now, epoch, node, held);
+                }
+            }
         }
     }
 
@@ -356,9 +370,10 @@ impl World {
             .after(ADVERSARY_TICK_MS, Event::AdversaryTick { node });
     }
 
-    /// The epoch's deadline: it must be on chain, and every honest node that is up, has had
-    /// time to recover since its last start, and had the epoch in its catch-up window then,
-    /// must hold its official data.
+    /// The epoch's deadline: it must be on chain, and every honest node must hold its official
+    /// data: now if it has been up long enough, else once it has had time to recover (nodes
+    /// that were down are checked after their restart), unless the epoch was outside its
+    /// window when it started.
     fn on_deadline(&mut self, epoch: u64) {
         let now = self.now();
         let on_chain = self.chain.record(epoch).is_some();
@@ -366,20 +381,35 @@ impl World {
         if !on_chain {
             return;
         }
+        self.settled_deadlines.insert(epoch);
         for node in 0..self.config.nodes {
             let sim = &self.nodes[node];
-            let catch_up_from = CLOCK
-                .epoch_at_ms(sim.up_since)
-                .unwrap_or(0)
-                .saturating_sub(CATCH_UP_EPOCHS);
-            let responsible = sim.protocol.is_some()
-                && sim.up_since + RECOVERY_MS <= now
-                && epoch >= catch_up_from;
-            if sim.adversary.is_none() && responsible {
+            let in_window = epoch >= self.protocol_config.window_start(sim.up_since);
+            if sim.adversary.is_some() || sim.protocol.is_none() || !in_window {
+                continue;
+            }
+            if sim.up_since + RECOVERY_MS <= now {
                 let held = sim.official(epoch).is_some();
                 self.checker.official_held(now, epoch, node, held);
+            } else {
+                self.check_official_later(node, epoch);
             }
         }
+    }
+
+    /// Schedules the official-data check of an honest, up `node` for `epoch` once it has had
+    /// time to recover since its start.
+    fn check_official_later(&mut self, node: usize, epoch: u64) {
+        let sim = &self.nodes[node];
+        if sim.adversary.is_some() || sim.protocol.is_none() {
+            return;
+        }
+        let event = Event::OfficialCheck {
+            node,
+            incarnation: sim.incarnation,
+            epoch,
+        };
+        self.scheduler.at(sim.up_since + RECOVERY_MS, event);
     }
 
     /// Honest per-mixnode averages of `node` for `epoch`: a common base per mixnode plus

@@ -69,6 +69,30 @@ pub struct StoredOfficial {
     pub tx_ref: Option<String>,
 }
 
+/// How [`Store::persist`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persisted {
+    /// Written now.
+    Written,
+    /// The same record was already there (an earlier incarnation wrote it).
+    AlreadyHeld,
+    /// A different record is there and was kept: a second echo decision for one proposer and
+    /// epoch (must not be acknowledged), or a second, different official copy.
+    Conflicting,
+}
+
+impl Persisted {
+    /// Whether the protocol may count `record` as durable. A conflicting echo decision is not
+    /// (the member must not sign); a conflicting official copy is (the first is kept and the
+    /// epoch is done; the conflict is for the logs).
+    pub fn acknowledges(self, record: &PersistRecord) -> bool {
+        match self {
+            Persisted::Written | Persisted::AlreadyHeld => true,
+            Persisted::Conflicting => matches!(record, PersistRecord::Official { .. }),
+        }
+    }
+}
+
 /// Outcome of one submission attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
 #[strum(serialize_all = "lowercase")]
@@ -364,17 +388,23 @@ impl Store {
     }
 
     /// Makes one of the protocol's records durable, as the protocol asked
-    /// (`Action::Persist`). `Ok(true)`: acknowledge it (`Input::Persisted`); `Ok(false)`: the
-    /// store holds a different echo decision for that proposer and epoch, which must never be
-    /// replaced (`Input::PersistFailed`). Official data already stored counts as durable: the
-    /// first copy is kept. The node and the simulator both persist through this.
-    pub fn persist(&self, record: &PersistRecord, now_ms: u64) -> Result<bool, StoreError> {
+    /// (`Action::Persist`), and says how it went: the first decision and the first official
+    /// copy of an epoch are final, so a different later one is never written over them. The
+    /// node and the simulator both persist through this.
+    pub fn persist(&self, record: &PersistRecord, now_ms: u64) -> Result<Persisted, StoreError> {
         match record {
             PersistRecord::EchoDecision {
                 epoch,
                 proposer,
                 data_hash,
-            } => Ok(self.save_echo_decision(*epoch, *proposer, data_hash)? == *data_hash),
+            } => {
+                let held = self.save_echo_decision(*epoch, *proposer, data_hash)?;
+                Ok(if held == *data_hash {
+                    Persisted::Written
+                } else {
+                    Persisted::Conflicting
+                })
+            }
             PersistRecord::Official {
                 official,
                 source,
@@ -385,8 +415,14 @@ impl Store {
                     source: *source,
                     tx_ref: tx_ref.clone(),
                 };
-                self.save_official(&stored, now_ms)?;
-                Ok(true)
+                if self.save_official(&stored, now_ms)? {
+                    return Ok(Persisted::Written);
+                }
+                let held = self.official(official.epoch)?;
+                Ok(match held {
+                    Some(held) if held.official == *official => Persisted::AlreadyHeld,
+                    _ => Persisted::Conflicting,
+                })
             }
         }
     }
