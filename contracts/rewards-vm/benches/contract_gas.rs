@@ -61,12 +61,7 @@ fn measure(wasm: &[u8], n: usize, mixnodes: u32) -> Result<Row, String> {
         epoch: 0,
     };
     let signatures = sign_epoch(&keys, &signers, &context, &rewards);
-    let submit = ExecuteMsg::SubmitEpoch {
-        epoch: 0,
-        signer_set_version: 1,
-        rewards,
-        signatures,
-    };
+    let submit = ExecuteMsg::submit_epoch(0, 1, &rewards, &signatures);
     let tx_bytes = serde_json::to_vec(&submit)
         .map_err(|err| err.to_string())?
         .len() as u64

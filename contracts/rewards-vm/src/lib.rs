@@ -285,6 +285,7 @@ pub fn instantiate_msg(
             .collect(),
         threshold: None,
         max_mixnodes_per_epoch,
+        min_rotation_delay_epochs: None,
     }
 }
 

@@ -9,21 +9,22 @@ use cosmwasm_std::{
 use cw_storage_plus::Bound;
 
 use crate::digest::{DigestContext, epoch_digest, hash_records};
+use crate::epochs::{find_uptime, load_records, save_rewards, unpack_submission};
 use crate::error::ContractError;
+use crate::migration::migrate_state;
 use crate::msg::{
     ConfigResponse, EpochRewardsResponse, EpochSummary, EpochUptime, EpochsResponse, ExecuteMsg,
-    InstantiateMsg, LatestEpochResponse, MemberInput, MigrateMsg, MixnodeReward,
-    MixnodeRewardsResponse, QueryMsg, SignerSetResponse, SignerSignature,
+    InstantiateMsg, LatestEpochResponse, MemberInput, MigrateMsg, MixnodeRewardsResponse,
+    PackedEpochRewardsResponse, QueryMsg, SignerSetResponse,
 };
-use crate::records::{
-    SIGNATURE_LEN, decode_rewards, decode_signatures, encode_rewards, encode_signatures,
-    find_reward,
+use crate::records::{SIGNATURE_RECORD_LEN, decode_rewards, decode_signatures};
+use crate::rules::MAX_MIXNODES_CAP;
+use crate::signer_set::{
+    build_signer_set, load_signer_set, save_signer_set, signer_set_for_epoch, version_for_epoch,
 };
-use crate::rules::{MAX_MIXNODES_CAP, MAX_UPTIME_BP};
-use crate::signer_set::{build_signer_set, load_signer_set, signer_set_for_epoch};
 use crate::state::{
-    CONFIG, Config, EPOCH_REWARDS, EPOCH_SIGNATURES, EPOCH_SUMMARIES, LATEST_SIGNER_SET,
-    SIGNER_SET_BY_START, SIGNER_SETS, SignerSet,
+    CONFIG, Config, EPOCH_SIGNATURES, EPOCH_SUMMARIES, LATEST_SIGNER_SET, SIGNER_INDEX, SignerKeys,
+    SignerSet,
 };
 use crate::{CONTRACT_NAME, CONTRACT_VERSION};
 
@@ -40,6 +41,7 @@ pub fn instantiate(
     info: MessageInfo,
     msg: InstantiateMsg,
 ) -> Result<Response, ContractError> {
+    reject_funds(&info)?;
     cw2::set_contract_version(deps.storage, CONTRACT_NAME, CONTRACT_VERSION)?;
     msg.clock.validate()?;
     validate_max_mixnodes(msg.max_mixnodes_per_epoch)?;
@@ -55,11 +57,13 @@ pub fn instantiate(
             admin: admin.clone(),
             clock: msg.clock,
             max_mixnodes_per_epoch: msg.max_mixnodes_per_epoch,
+            min_rotation_delay_epochs: msg.min_rotation_delay_epochs.unwrap_or(0),
         },
     )?;
     Ok(Response::new()
         .add_attribute("action", "instantiate")
         .add_attribute("admin", admin)
+        .add_attribute("signer_set_version", "1")
         .add_attribute("members", set.members.len().to_string())
         .add_attribute("threshold", set.threshold.to_string()))
 }
@@ -74,10 +78,13 @@ fn validate_max_mixnodes(max: u32) -> Result<(), ContractError> {
     Ok(())
 }
 
-fn save_signer_set(storage: &mut dyn cosmwasm_std::Storage, set: &SignerSet) -> StdResult<()> {
-    SIGNER_SETS.save(storage, set.version, set)?;
-    SIGNER_SET_BY_START.save(storage, set.effective_from_epoch, &set.version)?;
-    LATEST_SIGNER_SET.save(storage, &set.version)
+/// Every message of this contract takes no funds: attached ones would be locked for good.
+fn reject_funds(info: &MessageInfo) -> Result<(), ContractError> {
+    if info.funds.is_empty() {
+        Ok(())
+    } else {
+        Err(ContractError::FundsNotAccepted)
+    }
 }
 
 /// Dispatches execute messages.
@@ -88,6 +95,7 @@ pub fn execute(
     info: MessageInfo,
     msg: ExecuteMsg,
 ) -> Result<Response, ContractError> {
+    reject_funds(&info)?;
     match msg {
         ExecuteMsg::SubmitEpoch {
             epoch,
@@ -111,6 +119,15 @@ pub fn execute(
             effective_from_epoch,
         } => execute_update_signer_set(deps, env, info, members, threshold, effective_from_epoch),
         ExecuteMsg::UpdateAdmin { admin } => execute_update_admin(deps, info, admin),
+        ExecuteMsg::UpdateConfig {
+            max_mixnodes_per_epoch,
+            min_rotation_delay_epochs,
+        } => execute_update_config(
+            deps,
+            info,
+            max_mixnodes_per_epoch,
+            min_rotation_delay_epochs,
+        ),
     }
 }
 
@@ -118,8 +135,8 @@ pub fn execute(
 struct Submission {
     epoch: u64,
     signer_set_version: u32,
-    rewards: Vec<MixnodeReward>,
-    signatures: Vec<SignerSignature>,
+    rewards: Binary,
+    signatures: Binary,
 }
 
 fn execute_submit_epoch(
@@ -146,165 +163,137 @@ fn execute_submit_epoch(
             now,
         });
     }
-    let set = signer_set_for_epoch(deps.storage, epoch)?;
-    if set.version != submission.signer_set_version {
+    // Of the signer set, only the version in force, the sender's membership, the threshold and
+    // the keys are read.
+    let version = version_for_epoch(deps.storage, epoch)?;
+    if version != submission.signer_set_version {
         return Err(ContractError::WrongSignerSetVersion {
             epoch,
-            expected: set.version,
+            expected: version,
             got: submission.signer_set_version,
         });
     }
-    if !set
-        .members
-        .iter()
-        .any(|member| member.address == info.sender)
-    {
+    if !SIGNER_INDEX.has(deps.storage, (version, &info.sender)) {
         return Err(ContractError::NotASigner {
             sender: info.sender.into_string(),
-            version: set.version,
+            version,
         });
     }
-    validate_rewards(&submission.rewards, config.max_mixnodes_per_epoch)?;
-    validate_signature_indices(&submission.signatures, &set)?;
+    let keys = SignerKeys::load(deps.storage, version)?;
+    let signatures = signature_records(&submission.signatures, &keys)?;
+    let rewards = unpack_submission(&submission.rewards, config.max_mixnodes_per_epoch)?;
 
-    let records = encode_rewards(&submission.rewards);
-    let data_hash = hash_records(&records);
+    let data_hash = hash_records(&rewards.records);
     let digest = epoch_digest(
         &DigestContext {
             chain_id: &env.block.chain_id,
             contract_addr: env.contract.address.as_str(),
-            signer_set_version: set.version,
+            signer_set_version: version,
             epoch,
         },
         &data_hash,
     )?;
-    verify_signatures(deps.api, &digest, &submission.signatures, &set)?;
+    verify_signatures(deps.api, &digest, &signatures, &keys)?;
 
     let summary = EpochSummary {
         epoch,
-        signer_set_version: set.version,
+        signer_set_version: version,
         data_hash: HexBinary::from(data_hash),
         submitter: info.sender,
         height: env.block.height,
         time: env.block.time,
-        mixnodes: submission.rewards.len() as u32,
-        signers: submission.signatures.len() as u32,
+        mixnodes: rewards.count,
+        signers: signatures.len() as u32,
     };
     EPOCH_SUMMARIES.save(deps.storage, epoch, &summary)?;
-    EPOCH_REWARDS.save(deps.storage, epoch, &records);
-    EPOCH_SIGNATURES.save(
-        deps.storage,
-        epoch,
-        &encode_signatures(&submission.signatures),
-    );
+    save_rewards(deps.storage, epoch, &submission.rewards, &rewards);
+    EPOCH_SIGNATURES.save(deps.storage, epoch, &submission.signatures);
     Ok(Response::new()
         .add_attribute("action", "submit_epoch")
         .add_attribute("epoch", epoch.to_string())
         .add_attribute("submitter", summary.submitter)
         .add_attribute("data_hash", summary.data_hash.to_hex())
-        .add_attribute("signer_set_version", set.version.to_string())
+        .add_attribute("signer_set_version", version.to_string())
         .add_attribute("signers", summary.signers.to_string()))
 }
 
-fn validate_rewards(rewards: &[MixnodeReward], max: u32) -> Result<(), ContractError> {
-    if rewards.is_empty() {
-        return Err(ContractError::EmptyRewards);
-    }
-    if rewards.len() > max as usize {
-        return Err(ContractError::TooManyMixnodes {
-            count: rewards.len(),
-            max,
-        });
-    }
-    let mut previous: Option<u32> = None;
-    for (position, reward) in rewards.iter().enumerate() {
-        if let Some(previous) = previous.filter(|&previous| reward.mix_id <= previous) {
-            return Err(ContractError::UnsortedMixnodes {
-                position,
-                mix_id: reward.mix_id,
-                previous,
-            });
-        }
-        if reward.uptime_bp > MAX_UPTIME_BP {
-            return Err(ContractError::UptimeOutOfRange {
-                mix_id: reward.mix_id,
-                uptime_bp: reward.uptime_bp,
-            });
-        }
-        previous = Some(reward.mix_id);
-    }
-    Ok(())
+/// One checked signature record: the signer's index and the 64 signature bytes.
+struct SignatureRecord<'a> {
+    index: u16,
+    signature: &'a [u8],
 }
 
-fn validate_signature_indices(
-    signatures: &[SignerSignature],
-    set: &SignerSet,
-) -> Result<(), ContractError> {
-    if signatures.len() < set.threshold as usize {
-        return Err(ContractError::BelowThreshold {
-            got: signatures.len(),
-            threshold: set.threshold,
+/// Splits packed signature records and checks count, order and range (not the signatures).
+fn signature_records<'a>(
+    packed: &'a [u8],
+    keys: &SignerKeys,
+) -> Result<Vec<SignatureRecord<'a>>, ContractError> {
+    if !packed.len().is_multiple_of(SIGNATURE_RECORD_LEN) {
+        return Err(ContractError::SignaturesLength {
+            len: packed.len(),
+            record_len: SIGNATURE_RECORD_LEN,
         });
     }
+    let count = packed.len() / SIGNATURE_RECORD_LEN;
+    if count < keys.threshold() as usize {
+        return Err(ContractError::BelowThreshold {
+            got: count,
+            threshold: keys.threshold(),
+        });
+    }
+    let mut records = Vec::with_capacity(count);
     let mut previous: Option<u16> = None;
-    for (position, signature) in signatures.iter().enumerate() {
-        if let Some(previous) = previous.filter(|&previous| signature.index <= previous) {
+    for (position, record) in packed.chunks_exact(SIGNATURE_RECORD_LEN).enumerate() {
+        let index = u16::from_be_bytes([record[0], record[1]]);
+        if let Some(previous) = previous.filter(|&previous| index <= previous) {
             return Err(ContractError::SignerIndicesNotAscending {
                 position,
-                index: signature.index,
+                index,
                 previous,
             });
         }
-        if usize::from(signature.index) >= set.members.len() {
+        if usize::from(index) >= keys.members() {
             return Err(ContractError::SignerIndexOutOfRange {
-                index: signature.index,
-                members: set.members.len(),
+                index,
+                members: keys.members(),
             });
         }
-        if signature.signature.len() != SIGNATURE_LEN {
-            return Err(ContractError::InvalidSignatureLength {
-                index: signature.index,
-                len: signature.signature.len(),
-            });
-        }
-        previous = Some(signature.index);
+        records.push(SignatureRecord {
+            index,
+            signature: &record[2..],
+        });
+        previous = Some(index);
     }
-    Ok(())
+    Ok(records)
 }
 
 /// One batch verification; when it fails, a per-signature pass names the first bad signer.
 fn verify_signatures(
     api: &dyn Api,
     digest: &[u8; 32],
-    signatures: &[SignerSignature],
-    set: &SignerSet,
+    signatures: &[SignatureRecord<'_>],
+    keys: &SignerKeys,
 ) -> Result<(), ContractError> {
+    // Indices were checked against the set's size.
     let pubkeys: Vec<&[u8]> = signatures
         .iter()
-        .map(|signature| {
-            set.members[usize::from(signature.index)]
-                .ed25519_pubkey
-                .as_slice()
-        })
+        .map(|record| keys.key(record.index).unwrap_or_default())
         .collect();
-    let sigs: Vec<&[u8]> = signatures
-        .iter()
-        .map(|signature| signature.signature.as_slice())
-        .collect();
+    let sigs: Vec<&[u8]> = signatures.iter().map(|record| record.signature).collect();
     let messages: [&[u8]; 1] = [digest];
     if api.ed25519_batch_verify(&messages, &sigs, &pubkeys)? {
         return Ok(());
     }
-    for ((signature, sig), pubkey) in signatures.iter().zip(&sigs).zip(&pubkeys) {
+    for ((record, sig), pubkey) in signatures.iter().zip(&sigs).zip(&pubkeys) {
         if !api.ed25519_verify(digest, sig, pubkey)? {
             return Err(ContractError::InvalidSignature {
-                index: signature.index,
+                index: record.index,
             });
         }
     }
     // The batch and the single checks disagree only if the API is inconsistent; refuse anyway.
     Err(ContractError::InvalidSignature {
-        index: signatures.first().map_or(0, |signature| signature.index),
+        index: signatures.first().map_or(0, |record| record.index),
     })
 }
 
@@ -329,11 +318,22 @@ fn execute_update_signer_set(
             earliest_excluded,
         });
     }
+    let earliest = current
+        .unwrap_or(0)
+        .saturating_add(config.min_rotation_delay_epochs);
+    if effective_from_epoch < earliest {
+        return Err(ContractError::RotationTooSoon {
+            effective_from_epoch,
+            delay: config.min_rotation_delay_epochs,
+            earliest,
+        });
+    }
     let version = latest.version + 1;
     let set = build_signer_set(deps.api, version, effective_from_epoch, members, threshold)?;
     save_signer_set(deps.storage, &set)?;
     Ok(Response::new()
         .add_attribute("action", "update_signer_set")
+        .add_attribute("sender", info.sender)
         .add_attribute("version", version.to_string())
         .add_attribute("effective_from_epoch", effective_from_epoch.to_string())
         .add_attribute("members", set.members.len().to_string())
@@ -350,7 +350,36 @@ fn execute_update_admin(
     CONFIG.save(deps.storage, &config)?;
     Ok(Response::new()
         .add_attribute("action", "update_admin")
+        .add_attribute("sender", info.sender)
         .add_attribute("admin", config.admin))
+}
+
+fn execute_update_config(
+    deps: DepsMut,
+    info: MessageInfo,
+    max_mixnodes_per_epoch: Option<u32>,
+    min_rotation_delay_epochs: Option<u64>,
+) -> Result<Response, ContractError> {
+    let mut config = load_config_as_admin(deps.as_ref(), &info.sender, "update the config")?;
+    if let Some(max) = max_mixnodes_per_epoch {
+        validate_max_mixnodes(max)?;
+        config.max_mixnodes_per_epoch = max;
+    }
+    if let Some(delay) = min_rotation_delay_epochs {
+        config.min_rotation_delay_epochs = delay;
+    }
+    CONFIG.save(deps.storage, &config)?;
+    Ok(Response::new()
+        .add_attribute("action", "update_config")
+        .add_attribute("sender", info.sender)
+        .add_attribute(
+            "max_mixnodes_per_epoch",
+            config.max_mixnodes_per_epoch.to_string(),
+        )
+        .add_attribute(
+            "min_rotation_delay_epochs",
+            config.min_rotation_delay_epochs.to_string(),
+        ))
 }
 
 fn load_config_as_admin(deps: Deps, sender: &Addr, action: &str) -> Result<Config, ContractError> {
@@ -373,6 +402,9 @@ pub fn query(deps: Deps, env: Env, msg: QueryMsg) -> Result<Binary, ContractErro
             signer_set_for_epoch(deps.storage, epoch)?,
         ))?,
         QueryMsg::EpochRewards { epoch } => to_json_binary(&query_epoch_rewards(deps, epoch)?)?,
+        QueryMsg::EpochRewardsPacked { epoch } => {
+            to_json_binary(&query_epoch_rewards_packed(deps, epoch)?)?
+        }
         QueryMsg::MixnodeRewards {
             mix_id,
             start_after,
@@ -391,6 +423,7 @@ fn query_config(deps: Deps) -> Result<ConfigResponse, ContractError> {
         admin: config.admin,
         clock: config.clock,
         max_mixnodes_per_epoch: config.max_mixnodes_per_epoch,
+        min_rotation_delay_epochs: config.min_rotation_delay_epochs,
         latest_signer_set_version: LATEST_SIGNER_SET.load(deps.storage)?,
     })
 }
@@ -416,21 +449,36 @@ fn query_epoch_rewards(
     deps: Deps,
     epoch: u64,
 ) -> Result<Option<EpochRewardsResponse>, ContractError> {
+    Ok(
+        query_epoch_rewards_packed(deps, epoch)?.map(|packed| EpochRewardsResponse {
+            epoch,
+            signer_set_version: packed.signer_set_version,
+            data_hash: packed.data_hash,
+            rewards: decode_rewards(&packed.records),
+            signatures: decode_signatures(&packed.signatures),
+            submitter: packed.submitter,
+            height: packed.height,
+            time: packed.time,
+        }),
+    )
+}
+
+fn query_epoch_rewards_packed(
+    deps: Deps,
+    epoch: u64,
+) -> Result<Option<PackedEpochRewardsResponse>, ContractError> {
     let Some(summary) = EPOCH_SUMMARIES.may_load(deps.storage, epoch)? else {
         return Ok(None);
     };
-    let rewards = EPOCH_REWARDS
-        .may_load(deps.storage, epoch)
-        .unwrap_or_default();
     let signatures = EPOCH_SIGNATURES
         .may_load(deps.storage, epoch)
-        .unwrap_or_default();
-    Ok(Some(EpochRewardsResponse {
+        .ok_or(ContractError::CorruptEpoch { epoch })?;
+    Ok(Some(PackedEpochRewardsResponse {
         epoch,
         signer_set_version: summary.signer_set_version,
         data_hash: summary.data_hash,
-        rewards: decode_rewards(&rewards),
-        signatures: decode_signatures(&signatures),
+        records: load_records(deps.storage, epoch)?.into(),
+        signatures: signatures.into(),
         submitter: summary.submitter,
         height: summary.height,
         time: summary.time,
@@ -458,13 +506,12 @@ fn query_mixnode_rewards(
         )
         .take(scan)
         .collect::<StdResult<Vec<u64>>>()?;
-    let rewards = epochs
-        .iter()
-        .filter_map(|&epoch| {
-            let records = EPOCH_REWARDS.may_load(deps.storage, epoch)?;
-            find_reward(&records, mix_id).map(|uptime_bp| EpochUptime { epoch, uptime_bp })
-        })
-        .collect();
+    let mut rewards = Vec::new();
+    for &epoch in &epochs {
+        if let Some(uptime_bp) = find_uptime(deps.storage, epoch, mix_id)? {
+            rewards.push(EpochUptime { epoch, uptime_bp });
+        }
+    }
     let next_start_after = if epochs.len() == scan {
         epochs.last().copied()
     } else {
@@ -523,9 +570,11 @@ pub fn migrate(deps: DepsMut, _env: Env, _msg: MigrateMsg) -> Result<Response, C
             to: CONTRACT_VERSION.to_string(),
         });
     }
+    let signer_sets = migrate_state(deps.storage)?;
     cw2::set_contract_version(deps.storage, CONTRACT_NAME, CONTRACT_VERSION)?;
     Ok(Response::new()
         .add_attribute("action", "migrate")
+        .add_attribute("signer_sets_indexed", signer_sets.to_string())
         .add_attribute("from_version", stored.version)
         .add_attribute("to_version", CONTRACT_VERSION))
 }
@@ -575,6 +624,25 @@ mod tests {
         );
 
         cw2::set_contract_version(&mut deps.storage, CONTRACT_NAME, "0.0.1").unwrap();
+        let err = migrate(deps.as_mut(), mock_env(), MigrateMsg {}).unwrap_err();
+        assert!(
+            matches!(err, ContractError::Std(_)),
+            "no config to migrate: {err}"
+        );
+        CONFIG
+            .save(
+                &mut deps.storage,
+                &Config {
+                    admin: Addr::unchecked("admin"),
+                    clock: crate::clock::EpochClock {
+                        genesis_time: 0,
+                        epoch_length_secs: 60,
+                    },
+                    max_mixnodes_per_epoch: 10,
+                    min_rotation_delay_epochs: 0,
+                },
+            )
+            .unwrap();
         migrate(deps.as_mut(), mock_env(), MigrateMsg {}).unwrap();
         let stored = cw2::get_contract_version(&deps.storage).unwrap();
         assert_eq!(stored.version, CONTRACT_VERSION);

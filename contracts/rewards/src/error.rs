@@ -4,6 +4,7 @@ use cosmwasm_std::{StdError, VerificationError};
 use thiserror::Error;
 
 use crate::digest::DigestError;
+use crate::packing::PackingError;
 
 /// The contract's one error type. It derives `PartialEq`, so tests compare variants.
 #[derive(Error, Debug, PartialEq)]
@@ -82,40 +83,9 @@ pub enum ContractError {
         version: u32,
     },
 
-    /// A submission without rewards.
-    #[error("rewards must not be empty")]
-    EmptyRewards,
-
-    /// Mixnode ids not strictly ascending (also catches duplicates).
-    #[error(
-        "mixnode ids must be strictly ascending: {mix_id} at position {position} follows {previous}"
-    )]
-    UnsortedMixnodes {
-        /// Position in the list.
-        position: usize,
-        /// The id there.
-        mix_id: u32,
-        /// The id before it.
-        previous: u32,
-    },
-
-    /// Uptime above 100 %.
-    #[error("uptime of mixnode {mix_id} is {uptime_bp} basis points; at most 10000")]
-    UptimeOutOfRange {
-        /// The mixnode.
-        mix_id: u32,
-        /// The uptime given.
-        uptime_bp: u16,
-    },
-
-    /// More mixnodes than the configured maximum.
-    #[error("{count} mixnodes exceed the maximum of {max} per epoch")]
-    TooManyMixnodes {
-        /// Number given.
-        count: usize,
-        /// Configured maximum.
-        max: u32,
-    },
+    /// A malformed packed reward stream.
+    #[error("invalid packed rewards: {0}")]
+    Packing(#[from] PackingError),
 
     /// Fewer signatures than the threshold.
     #[error("{got} signatures are below the threshold of {threshold}")]
@@ -148,13 +118,13 @@ pub enum ContractError {
         members: usize,
     },
 
-    /// A signature that is not 64 bytes.
-    #[error("signature of signer {index} is {len} bytes; expected 64")]
-    InvalidSignatureLength {
-        /// Signer index.
-        index: u16,
-        /// Its length.
+    /// Packed signatures whose length is not a whole number of records.
+    #[error("packed signatures are {len} bytes, not a multiple of the {record_len}-byte record")]
+    SignaturesLength {
+        /// Bytes given.
         len: usize,
+        /// Bytes per record.
+        record_len: usize,
     },
 
     /// A signature that does not verify over the canonical digest.
@@ -180,6 +150,27 @@ pub enum ContractError {
         index: usize,
         /// Its length.
         len: usize,
+    },
+
+    /// A member key that decodes to no curve point.
+    #[error("invalid signer set: member {index}: ed25519 key is not a curve point")]
+    MemberKeyNotOnCurve {
+        /// The member's position.
+        index: usize,
+    },
+
+    /// A member key in a second encoding of its point.
+    #[error("invalid signer set: member {index}: ed25519 key is not canonically encoded")]
+    MemberKeyNotCanonical {
+        /// The member's position.
+        index: usize,
+    },
+
+    /// A member key of small order, whose signatures anyone can forge.
+    #[error("invalid signer set: member {index}: ed25519 key has small order")]
+    MemberKeySmallOrder {
+        /// The member's position.
+        index: usize,
     },
 
     /// Two members with one ed25519 key.
@@ -258,6 +249,30 @@ pub enum ContractError {
         effective_from_epoch: u64,
         /// The current epoch, or the start of the latest scheduled version, whichever is later.
         earliest_excluded: u64,
+    },
+
+    /// A rotation sooner than the configured minimum delay.
+    #[error(
+        "effective_from_epoch {effective_from_epoch} is sooner than the minimum delay of {delay} epochs allows (earliest {earliest})"
+    )]
+    RotationTooSoon {
+        /// Epoch requested.
+        effective_from_epoch: u64,
+        /// The configured delay.
+        delay: u64,
+        /// Earliest epoch the delay allows.
+        earliest: u64,
+    },
+
+    /// Funds attached to a message that takes none.
+    #[error("this contract takes no funds")]
+    FundsNotAccepted,
+
+    /// A query for stored data that the storage does not hold (a broken invariant).
+    #[error("stored data of epoch {epoch} is missing or corrupt")]
+    CorruptEpoch {
+        /// The epoch.
+        epoch: u64,
     },
 
     /// Migration from another contract.

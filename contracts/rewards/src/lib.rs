@@ -9,8 +9,11 @@
 pub mod clock;
 pub mod contract;
 pub mod digest;
+pub mod epochs;
 pub mod error;
+pub mod migration;
 pub mod msg;
+pub mod packing;
 pub mod records;
 pub mod rules;
 pub mod signer_set;

@@ -1,7 +1,7 @@
 //! Messages and responses: the contract's public interface.
 
 use cosmwasm_schema::{QueryResponses, cw_serde};
-use cosmwasm_std::{Addr, HexBinary, Timestamp};
+use cosmwasm_std::{Addr, Binary, HexBinary, Timestamp};
 
 pub use crate::clock::EpochClock;
 
@@ -71,6 +71,9 @@ pub struct InstantiateMsg {
     pub threshold: Option<u32>,
     /// Most mixnodes one epoch may carry.
     pub max_mixnodes_per_epoch: u32,
+    /// Least number of epochs between a rotation and the first epoch the new set governs;
+    /// default 0 (any future epoch).
+    pub min_rotation_delay_epochs: Option<u64>,
 }
 
 /// Execute messages.
@@ -82,10 +85,11 @@ pub enum ExecuteMsg {
         epoch: u64,
         /// Signer-set version in force for the epoch.
         signer_set_version: u32,
-        /// Rewards, strictly ascending by mix id.
-        rewards: Vec<MixnodeReward>,
-        /// Signatures over the epoch digest, strictly ascending by index.
-        signatures: Vec<SignerSignature>,
+        /// Rewards as a packed stream ([`crate::packing`]); the digest covers their
+        /// fixed-width records ([`crate::records`]).
+        rewards: Binary,
+        /// Signature records `u16_be(index) || signature[64]`, strictly ascending by index.
+        signatures: Binary,
     },
     /// Schedules a new signer set for epochs from `effective_from_epoch` on (admin only).
     UpdateSignerSet {
@@ -101,6 +105,30 @@ pub enum ExecuteMsg {
         /// The new admin.
         admin: String,
     },
+    /// Changes limits (admin only); absent fields keep their value.
+    UpdateConfig {
+        /// Most mixnodes one epoch may carry.
+        max_mixnodes_per_epoch: Option<u32>,
+        /// Least number of epochs between a rotation and the first epoch the new set governs.
+        min_rotation_delay_epochs: Option<u64>,
+    },
+}
+
+impl ExecuteMsg {
+    /// A `SubmitEpoch` from rewards ascending by mix id and signatures ascending by index.
+    pub fn submit_epoch(
+        epoch: u64,
+        signer_set_version: u32,
+        rewards: &[MixnodeReward],
+        signatures: &[SignerSignature],
+    ) -> Self {
+        Self::SubmitEpoch {
+            epoch,
+            signer_set_version,
+            rewards: crate::packing::pack_rewards(rewards).into(),
+            signatures: crate::records::encode_signatures(signatures).into(),
+        }
+    }
 }
 
 /// Query messages.
@@ -125,6 +153,13 @@ pub enum QueryMsg {
     /// The stored data of one epoch, `null` while not submitted.
     #[returns(Option<EpochRewardsResponse>)]
     EpochRewards {
+        /// The epoch.
+        epoch: u64,
+    },
+    /// The stored data of one epoch as raw records (for large epochs), `null` while not
+    /// submitted.
+    #[returns(Option<PackedEpochRewardsResponse>)]
+    EpochRewardsPacked {
         /// The epoch.
         epoch: u64,
     },
@@ -164,6 +199,8 @@ pub struct ConfigResponse {
     pub clock: EpochClock,
     /// Most mixnodes per epoch.
     pub max_mixnodes_per_epoch: u32,
+    /// Least number of epochs between a rotation and the first epoch the new set governs.
+    pub min_rotation_delay_epochs: u64,
     /// Latest signer-set version (possibly scheduled for a future epoch).
     pub latest_signer_set_version: u32,
 }
@@ -197,6 +234,29 @@ pub struct EpochRewardsResponse {
     pub rewards: Vec<MixnodeReward>,
     /// The signatures, ascending by index.
     pub signatures: Vec<SignerSignature>,
+    /// Who submitted it.
+    pub submitter: Addr,
+    /// Block height of the submission.
+    pub height: u64,
+    /// Block time of the submission.
+    pub time: Timestamp,
+}
+
+/// The stored data of one epoch with its records as bytes.
+#[cw_serde]
+#[derive(Eq)]
+pub struct PackedEpochRewardsResponse {
+    /// The epoch.
+    pub epoch: u64,
+    /// Signer-set version that certified it.
+    pub signer_set_version: u32,
+    /// sha256 of `records`.
+    pub data_hash: HexBinary,
+    /// Fixed-width reward records `u32_be(mix_id) || u16_be(uptime_bp)`, ascending: the bytes
+    /// the data hash covers.
+    pub records: Binary,
+    /// Signature records `u16_be(index) || signature[64]`, ascending by index.
+    pub signatures: Binary,
     /// Who submitted it.
     pub submitter: Addr,
     /// Block height of the submission.

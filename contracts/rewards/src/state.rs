@@ -1,13 +1,19 @@
 //! Storage layout. Per epoch, a small summary (read first by every submission, so the
-//! duplicate rejection stays cheap) and two raw fixed-width byte entries (rewards, signatures;
-//! see [`crate::records`]) instead of one storage write per mixnode.
+//! duplicate rejection stays cheap), the packed reward stream in chunks ([`crate::packing`])
+//! and the raw signature records ([`crate::records`]), instead of one storage write per
+//! mixnode. Per signer-set version, besides the whole set, the threshold and keys in one raw
+//! entry and an index from address to member: all a submission reads of the set.
+//! Epochs stored by v1 keep their fixed-width records ([`EPOCH_REWARDS_V1`]); see
+//! [`crate::migration`].
 
 use cosmwasm_schema::cw_serde;
 use cosmwasm_std::{Addr, Storage};
-use cw_storage_plus::{Item, Map};
+use cw_storage_plus::{Item, Map, PrimaryKey};
 
 use crate::clock::EpochClock;
+use crate::error::ContractError;
 use crate::msg::{EpochSummary, Member};
+use crate::records::PUBKEY_LEN;
 
 /// Contract-wide settings.
 #[cw_serde]
@@ -18,6 +24,10 @@ pub struct Config {
     pub clock: EpochClock,
     /// Most mixnodes per epoch.
     pub max_mixnodes_per_epoch: u32,
+    /// Least number of epochs between a rotation and the first epoch the new set governs
+    /// (absent in v1 state: 0).
+    #[serde(default)]
+    pub min_rotation_delay_epochs: u64,
 }
 
 /// A signer-set version.
@@ -35,26 +45,40 @@ pub struct SignerSet {
 
 /// Settings.
 pub const CONFIG: Item<Config> = Item::new("config");
-/// Signer sets by version.
+/// Signer sets by version, whole (for queries and rotations).
 pub const SIGNER_SETS: Map<u32, SignerSet> = Map::new("signer_sets");
+/// Per version, what a submission needs of it in one read: `u32_be(threshold)` followed by
+/// the members' 32-byte ed25519 keys in index order (see [`SignerKeys`]).
+pub const SIGNER_KEYS: RawBytesMap<u32> = RawBytesMap::new("signer_keys");
+/// Per version and member address, the member's index: the sender check without the set.
+pub const SIGNER_INDEX: Map<(u32, &Addr), u16> = Map::new("signer_index");
 /// Version by first epoch governed, to find the version in force for an epoch.
 pub const SIGNER_SET_BY_START: Map<u64, u32> = Map::new("signer_set_by_start");
 /// The newest version (possibly not yet in force).
 pub const LATEST_SIGNER_SET: Item<u32> = Item::new("latest_signer_set");
 /// Summary per stored epoch.
 pub const EPOCH_SUMMARIES: Map<u64, EpochSummary> = Map::new("epochs");
-/// Raw reward records per stored epoch.
-pub const EPOCH_REWARDS: RawBytesMap = RawBytesMap::new("epoch_rewards");
+/// v1 layout: fixed-width reward records per epoch (epochs stored before the migration to v2).
+pub const EPOCH_REWARDS_V1: RawBytesMap<u64> = RawBytesMap::new("epoch_rewards");
+/// Packed reward stream per epoch, cut into chunks of [`CHUNK_RECORDS`] records (see
+/// [`crate::packing`]), so that one mixnode's lookup reads one chunk.
+pub const EPOCH_REWARD_CHUNKS: RawBytesMap<(u64, u16)> = RawBytesMap::new("reward_chunks");
+/// Per epoch with more than one chunk: `u32_be` id of the record before each chunk after the
+/// first (chunk `k + 1` decodes from entry `k`).
+pub const EPOCH_CHUNK_INDEX: RawBytesMap<u64> = RawBytesMap::new("chunk_index");
 /// Raw signature records per stored epoch.
-pub const EPOCH_SIGNATURES: RawBytesMap = RawBytesMap::new("epoch_signatures");
+pub const EPOCH_SIGNATURES: RawBytesMap<u64> = RawBytesMap::new("epoch_signatures");
 
-/// A map from epoch to raw bytes, stored without JSON (and its base64 overhead), under the same
-/// key layout as a cw-storage-plus `Map<u64, _>`.
-pub struct RawBytesMap {
-    keys: Map<u64, ()>,
+/// Records per stored chunk of an epoch's packed rewards (about 2 KB when ids are dense).
+pub const CHUNK_RECORDS: usize = 1_024;
+
+/// A map to raw bytes, stored without JSON (and its base64 overhead), under the same key
+/// layout as a cw-storage-plus `Map<K, _>`.
+pub struct RawBytesMap<K> {
+    keys: Map<K, ()>,
 }
 
-impl RawBytesMap {
+impl<'a, K: PrimaryKey<'a>> RawBytesMap<K> {
     /// A map under `namespace`.
     pub const fn new(namespace: &'static str) -> Self {
         Self {
@@ -62,13 +86,55 @@ impl RawBytesMap {
         }
     }
 
-    /// Stores `value` under `epoch`.
-    pub fn save(&self, storage: &mut dyn Storage, epoch: u64, value: &[u8]) {
-        storage.set(&self.keys.key(epoch), value);
+    /// Stores `value` under `key`.
+    pub fn save(&self, storage: &mut dyn Storage, key: K, value: &[u8]) {
+        storage.set(&self.keys.key(key), value);
     }
 
-    /// Loads the value under `epoch`.
-    pub fn may_load(&self, storage: &dyn Storage, epoch: u64) -> Option<Vec<u8>> {
-        storage.get(&self.keys.key(epoch))
+    /// Loads the value under `key`.
+    pub fn may_load(&self, storage: &dyn Storage, key: K) -> Option<Vec<u8>> {
+        storage.get(&self.keys.key(key))
+    }
+}
+
+/// A signer-set version as a submission reads it (decoded [`SIGNER_KEYS`] bytes).
+pub struct SignerKeys {
+    bytes: Vec<u8>,
+}
+
+impl SignerKeys {
+    /// Encodes a set's threshold and keys.
+    pub fn encode(set: &SignerSet) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + set.members.len() * PUBKEY_LEN);
+        out.extend_from_slice(&set.threshold.to_be_bytes());
+        for member in &set.members {
+            out.extend_from_slice(member.ed25519_pubkey.as_slice());
+        }
+        out
+    }
+
+    /// Loads the keys of `version`.
+    pub fn load(storage: &dyn Storage, version: u32) -> Result<Self, ContractError> {
+        let bytes = SIGNER_KEYS
+            .may_load(storage, version)
+            .filter(|bytes| bytes.len() >= 4 && (bytes.len() - 4) % PUBKEY_LEN == 0)
+            .ok_or(ContractError::UnknownSignerSetVersion { version })?;
+        Ok(Self { bytes })
+    }
+
+    /// Signatures needed.
+    pub fn threshold(&self) -> u32 {
+        u32::from_be_bytes([self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]])
+    }
+
+    /// Number of members.
+    pub fn members(&self) -> usize {
+        (self.bytes.len() - 4) / PUBKEY_LEN
+    }
+
+    /// The key of member `index`, if there is one.
+    pub fn key(&self, index: u16) -> Option<&[u8]> {
+        let start = 4 + usize::from(index) * PUBKEY_LEN;
+        self.bytes.get(start..start + PUBKEY_LEN)
     }
 }

@@ -4,14 +4,18 @@
 mod common;
 
 use common::*;
-use cosmwasm_std::{Addr, HexBinary};
+use cosmwasm_std::{Addr, HexBinary, coins};
 use cw_multi_test::Executor;
 use nym_rewards::ContractError;
 use nym_rewards::digest::data_hash;
 use nym_rewards::msg::{
-    ConfigResponse, EpochsResponse, ExecuteMsg, LatestEpochResponse, MigrateMsg, MixnodeReward,
-    MixnodeRewardsResponse, QueryMsg, SignerSetResponse, SignerSignature,
+    ConfigResponse, EpochSummary, EpochsResponse, ExecuteMsg, LatestEpochResponse, MigrateMsg,
+    MixnodeReward, MixnodeRewardsResponse, PackedEpochRewardsResponse, QueryMsg, SignerSetResponse,
+    SignerSignature,
 };
+use nym_rewards::packing::{PackingError, pack_rewards};
+use nym_rewards::records::{encode_rewards, encode_signatures};
+use nym_rewards::state::{EPOCH_REWARDS_V1, EPOCH_SIGNATURES, EPOCH_SUMMARIES};
 
 // ---------------------------------------------------------------- instantiate and config
 
@@ -108,6 +112,21 @@ fn instantiate_rejects_bad_signer_sets_one_variant_per_cause() {
             Box::new(|m| m.members[0].ed25519_pubkey = HexBinary::from(vec![1u8; 31])),
         ),
         (
+            // y = 2: (y^2 - 1) / (d y^2 + 1) has no square root mod p.
+            ContractError::MemberKeyNotOnCurve { index: 1 },
+            Box::new(|m| m.members[1].ed25519_pubkey = HexBinary::from(small_y(2))),
+        ),
+        (
+            // y = 3 + p, a second encoding of a valid point.
+            ContractError::MemberKeyNotCanonical { index: 2 },
+            Box::new(|m| m.members[2].ed25519_pubkey = HexBinary::from(y_plus_p(3))),
+        ),
+        (
+            // y = 1: the identity, order 1.
+            ContractError::MemberKeySmallOrder { index: 3 },
+            Box::new(|m| m.members[3].ed25519_pubkey = HexBinary::from(small_y(1))),
+        ),
+        (
             ContractError::InvalidMemberAddress {
                 index: 0,
                 address: "not-bech32".into(),
@@ -143,6 +162,21 @@ fn instantiate_rejects_bad_signer_sets_one_variant_per_cause() {
     for (expected, mutate) in cases {
         assert_rejected(instantiate_with(mutate), expected);
     }
+}
+
+/// The key bytes of a point with a small y coordinate (sign bit clear).
+fn small_y(y: u8) -> Vec<u8> {
+    let mut bytes = vec![0u8; 32];
+    bytes[0] = y;
+    bytes
+}
+
+/// `y + p` (p = 2^255 - 19), which reduces to `y`, for y < 19.
+fn y_plus_p(y: u8) -> Vec<u8> {
+    let mut bytes = vec![0xffu8; 32];
+    bytes[0] = 0xed + y;
+    bytes[31] = 0x7f;
+    bytes
 }
 
 #[test]
@@ -495,16 +529,20 @@ fn signer_index_out_of_range_is_rejected() {
 }
 
 #[test]
-fn signature_of_wrong_length_is_rejected() {
+fn packed_signatures_of_a_partial_record_are_rejected() {
     let mut suite = Suite::new();
     suite.end_epoch(0);
     let rewards = rewards(5);
-    let mut signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
-    signatures[1].signature = HexBinary::from(vec![1u8; 63]);
+    let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+    let mut packed = encode_signatures(&signatures);
+    packed.pop();
     let sender = suite.member(1, 0).address.clone();
     assert_rejected(
-        suite.submit(&sender, 0, 1, rewards, signatures),
-        ContractError::InvalidSignatureLength { index: 1, len: 63 },
+        suite.submit_packed(&sender, 0, 1, pack_rewards(&rewards), packed),
+        ContractError::SignaturesLength {
+            len: 3 * 66 - 1,
+            record_len: 66,
+        },
     );
 }
 
@@ -597,95 +635,96 @@ fn signatures_over_other_data_are_rejected() {
     );
 }
 
-fn submit_rewards(
+/// Submits `packed` rewards for epoch 0 with valid signatures over `signed`.
+fn submit_packed_rewards(
     suite: &mut Suite,
-    rewards: Vec<MixnodeReward>,
+    signed: &[MixnodeReward],
+    packed: Vec<u8>,
 ) -> cosmwasm_std::StdResult<cw_multi_test::AppResponse> {
     suite.end_epoch(0);
-    let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+    let signatures = encode_signatures(&suite.sign(1, 0, signed, &[0, 1, 2]));
     let sender = suite.member(1, 0).address.clone();
-    suite.submit(&sender, 0, 1, rewards, signatures)
+    suite.submit_packed(&sender, 0, 1, packed, signatures)
+}
+
+fn reward(mix_id: u32, uptime_bp: u16) -> MixnodeReward {
+    MixnodeReward { mix_id, uptime_bp }
 }
 
 #[test]
-fn unsorted_mixnode_ids_are_rejected() {
+fn a_cut_off_packed_record_is_rejected() {
     let mut suite = Suite::new();
-    let rewards = vec![
-        MixnodeReward {
-            mix_id: 5,
-            uptime_bp: 1,
-        },
-        MixnodeReward {
-            mix_id: 3,
-            uptime_bp: 1,
-        },
-    ];
+    let rewards = vec![reward(1, 5), reward(900, 6)];
+    let mut packed = pack_rewards(&rewards);
+    packed.pop();
     assert_rejected(
-        submit_rewards(&mut suite, rewards),
-        ContractError::UnsortedMixnodes {
-            position: 1,
-            mix_id: 3,
-            previous: 5,
-        },
+        submit_packed_rewards(&mut suite, &rewards, packed),
+        PackingError::Truncated { offset: 2 }.into(),
+    );
+    assert!(suite.epoch(0).is_none());
+}
+
+#[test]
+fn a_non_minimal_id_gap_is_rejected() {
+    let mut suite = Suite::new();
+    // Mixnode 3 (gap 3 + 0) with its LEB128 gap padded to two bytes.
+    let packed = vec![0xc0, 0x07, 0x80, 0x00];
+    assert_rejected(
+        submit_packed_rewards(&mut suite, &[reward(3, 7)], packed),
+        PackingError::NonCanonicalGap { offset: 0 }.into(),
     );
 }
 
 #[test]
-fn duplicate_mixnode_ids_are_rejected() {
+fn unsorted_or_repeated_ids_cannot_be_packed() {
+    // Ids are the previous id plus one plus a non-negative gap: a stream expresses only strictly
+    // ascending ids. Packing a smaller or repeated id wraps its gap to an id past u32::MAX.
+    for ids in [[5, 3], [3, 3]] {
+        let mut suite = Suite::new();
+        let listed = vec![reward(ids[0], 1), reward(ids[1], 2)];
+        assert_rejected(
+            submit_packed_rewards(&mut suite, &listed, pack_rewards(&listed)),
+            PackingError::IdOverflow { position: 1 }.into(),
+        );
+    }
+}
+
+#[test]
+fn an_id_past_u32_max_is_rejected() {
     let mut suite = Suite::new();
-    let rewards = vec![
-        MixnodeReward {
-            mix_id: 3,
-            uptime_bp: 1,
-        },
-        MixnodeReward {
-            mix_id: 3,
-            uptime_bp: 2,
-        },
-    ];
+    let mut packed = pack_rewards(&[reward(u32::MAX, 1)]);
+    packed.extend_from_slice(&[0x00, 0x01]);
     assert_rejected(
-        submit_rewards(&mut suite, rewards),
-        ContractError::UnsortedMixnodes {
-            position: 1,
-            mix_id: 3,
-            previous: 3,
-        },
+        submit_packed_rewards(&mut suite, &[reward(u32::MAX, 1)], packed),
+        PackingError::IdOverflow { position: 1 }.into(),
     );
 }
 
 #[test]
 fn uptime_above_100_percent_is_rejected() {
     let mut suite = Suite::new();
-    let rewards = vec![
-        MixnodeReward {
-            mix_id: 1,
-            uptime_bp: 10_000,
-        },
-        MixnodeReward {
-            mix_id: 2,
-            uptime_bp: 10_001,
-        },
-    ];
+    let rewards = vec![reward(1, 10_000), reward(2, 10_001)];
     assert_rejected(
-        submit_rewards(&mut suite, rewards),
-        ContractError::UptimeOutOfRange {
+        submit_packed_rewards(&mut suite, &rewards, pack_rewards(&rewards)),
+        PackingError::UptimeOutOfRange {
             mix_id: 2,
             uptime_bp: 10_001,
-        },
+        }
+        .into(),
     );
 }
 
 #[test]
 fn too_many_mixnodes_are_rejected() {
     let mut suite = Suite::new();
-    submit_rewards(&mut suite, rewards(MAX_MIXNODES)).expect("exactly the maximum is fine");
+    let exactly = rewards(MAX_MIXNODES);
+    submit_packed_rewards(&mut suite, &exactly, pack_rewards(&exactly))
+        .expect("exactly the maximum is fine");
     let mut suite = Suite::new();
+    let over = rewards(MAX_MIXNODES + 1);
     assert_rejected(
-        submit_rewards(&mut suite, rewards(MAX_MIXNODES + 1)),
-        ContractError::TooManyMixnodes {
-            count: MAX_MIXNODES as usize + 1,
-            max: MAX_MIXNODES,
-        },
+        submit_packed_rewards(&mut suite, &over, pack_rewards(&over)),
+        PackingError::TooMany { max: MAX_MIXNODES }.into(),
     );
 }
 
@@ -693,9 +732,35 @@ fn too_many_mixnodes_are_rejected() {
 fn empty_rewards_are_rejected() {
     let mut suite = Suite::new();
     assert_rejected(
-        submit_rewards(&mut suite, vec![]),
-        ContractError::EmptyRewards,
+        submit_packed_rewards(&mut suite, &[], vec![]),
+        PackingError::Empty.into(),
     );
+}
+
+#[test]
+fn attached_funds_are_refused() {
+    let mut suite = Suite::new();
+    let sender = suite.member(1, 0).address.clone();
+    suite
+        .app
+        .init_modules(|router, _, storage| {
+            router
+                .bank
+                .init_balance(storage, &sender, coins(1_000, "ustake"))
+        })
+        .expect("fund the member");
+    suite.end_epoch(0);
+    let rewards = rewards(5);
+    let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+    let msg = ExecuteMsg::submit_epoch(0, 1, &rewards, &signatures);
+    let result = suite.app.execute_contract(
+        sender.clone(),
+        suite.contract.clone(),
+        &msg,
+        &coins(10, "ustake"),
+    );
+    assert_rejected(result, ContractError::FundsNotAccepted);
+    assert!(suite.epoch(0).is_none());
 }
 
 // ---------------------------------------------------------------- admin paths
@@ -915,4 +980,293 @@ fn migrate_keeps_state_and_records_the_version() {
             .is_err(),
         "only the chain-level admin may migrate"
     );
+}
+
+// ---------------------------------------------------------------- v2: config, delay, packed
+
+#[test]
+fn the_admin_updates_limits_and_others_cannot() {
+    let mut suite = Suite::new();
+    let admin = suite.admin.clone();
+    let update = ExecuteMsg::UpdateConfig {
+        max_mixnodes_per_epoch: Some(7),
+        min_rotation_delay_epochs: Some(3),
+    };
+    let stranger = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.execute(&stranger, &update),
+        ContractError::Unauthorized {
+            action: "update the config".into(),
+        },
+    );
+    let response = suite.execute(&admin, &update).expect("admin updates");
+    let wasm = response
+        .events
+        .iter()
+        .find(|event| event.ty == "wasm")
+        .expect("wasm event");
+    for (key, value) in [
+        ("action", "update_config"),
+        ("sender", admin.as_str()),
+        ("max_mixnodes_per_epoch", "7"),
+        ("min_rotation_delay_epochs", "3"),
+    ] {
+        assert!(
+            wasm.attributes
+                .iter()
+                .any(|attr| attr.key == key && attr.value == value),
+            "attribute {key}={value} in {:?}",
+            wasm.attributes
+        );
+    }
+    let config: ConfigResponse = suite.query(&QueryMsg::Config {});
+    assert_eq!(config.max_mixnodes_per_epoch, 7);
+    assert_eq!(config.min_rotation_delay_epochs, 3);
+    assert_rejected(
+        suite.execute(
+            &admin,
+            &ExecuteMsg::UpdateConfig {
+                max_mixnodes_per_epoch: Some(0),
+                min_rotation_delay_epochs: None,
+            },
+        ),
+        ContractError::InvalidMaxMixnodes {
+            got: 0,
+            cap: 20_000,
+        },
+    );
+    // The new maximum binds submissions.
+    suite.end_epoch(0);
+    let over = rewards(8);
+    let signatures = suite.sign(1, 0, &over, &[0, 1, 2]);
+    let sender = suite.member(1, 0).address.clone();
+    assert_rejected(
+        suite.submit(&sender, 0, 1, over, signatures),
+        PackingError::TooMany { max: 7 }.into(),
+    );
+}
+
+#[test]
+fn a_rotation_waits_the_minimum_delay() {
+    let mut suite = Suite::new();
+    let admin = suite.admin.clone();
+    suite
+        .execute(
+            &admin,
+            &ExecuteMsg::UpdateConfig {
+                max_mixnodes_per_epoch: None,
+                min_rotation_delay_epochs: Some(5),
+            },
+        )
+        .unwrap();
+    suite.set_time(GENESIS + 3 * EPOCH_SECS + 1); // epoch 3 is running
+    assert_rejected(
+        rotate(&mut suite, 7),
+        ContractError::RotationTooSoon {
+            effective_from_epoch: 7,
+            delay: 5,
+            earliest: 8,
+        },
+    );
+    suite.sets.pop();
+    rotate(&mut suite, 8).expect("exactly the delay is enough");
+}
+
+#[test]
+fn instantiate_with_funds_is_refused() {
+    let mut app = new_app();
+    let creator = app.api().addr_make("creator");
+    app.init_modules(|router, _, storage| {
+        router
+            .bank
+            .init_balance(storage, &creator, coins(100, "ustake"))
+    })
+    .unwrap();
+    let set = members(&app, 4, 1);
+    let code_id = app.store_code(contract());
+    assert_rejected(
+        app.instantiate_contract(
+            code_id,
+            creator,
+            &instantiate_msg(&set, None),
+            &coins(1, "ustake"),
+            "r",
+            None,
+        ),
+        ContractError::FundsNotAccepted,
+    );
+}
+
+/// Rewards over several storage chunks, with gaps of every encoding.
+fn large_rewards(count: u32) -> Vec<MixnodeReward> {
+    let mut next = 1u32;
+    (0..count)
+        .map(|i| {
+            let mix_id = next;
+            next += 1 + [0, 0, 1, 2, 3, 150, 0, 20_000][i as usize % 8];
+            reward(mix_id, (i * 7_919 % 10_001) as u16)
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_epoch_reads_back_whole_packed_and_per_mixnode() {
+    let mut suite = Suite::new();
+    let admin = suite.admin.clone();
+    suite
+        .execute(
+            &admin,
+            &ExecuteMsg::UpdateConfig {
+                max_mixnodes_per_epoch: Some(5_000),
+                min_rotation_delay_epochs: None,
+            },
+        )
+        .unwrap();
+    suite.end_epoch(0);
+    let rewards = large_rewards(2_500);
+    let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+    let sender = suite.member(1, 0).address.clone();
+    suite
+        .submit(&sender, 0, 1, rewards.clone(), signatures.clone())
+        .unwrap();
+
+    let stored = suite.epoch(0).expect("stored");
+    assert_eq!(stored.rewards, rewards);
+    assert_eq!(stored.signatures, signatures);
+    assert_eq!(stored.data_hash.as_slice(), data_hash(&rewards));
+    let packed: Option<PackedEpochRewardsResponse> =
+        suite.query(&QueryMsg::EpochRewardsPacked { epoch: 0 });
+    let packed = packed.expect("stored");
+    assert_eq!(packed.records.as_slice(), encode_rewards(&rewards));
+    assert_eq!(packed.signatures.as_slice(), encode_signatures(&signatures));
+    assert_eq!(packed.data_hash, stored.data_hash);
+    let none: Option<PackedEpochRewardsResponse> =
+        suite.query(&QueryMsg::EpochRewardsPacked { epoch: 1 });
+    assert!(none.is_none());
+
+    for reward in rewards.iter().step_by(211).chain(rewards.last()) {
+        let page: MixnodeRewardsResponse = suite.query(&QueryMsg::MixnodeRewards {
+            mix_id: reward.mix_id,
+            start_after: None,
+            limit: None,
+        });
+        assert_eq!(page.rewards.len(), 1, "mixnode {}", reward.mix_id);
+        assert_eq!(page.rewards[0].uptime_bp, reward.uptime_bp);
+    }
+    let absent: MixnodeRewardsResponse = suite.query(&QueryMsg::MixnodeRewards {
+        mix_id: rewards[5].mix_id + 1,
+        start_after: None,
+        limit: None,
+    });
+    assert!(absent.rewards.is_empty());
+}
+
+/// Rewrites a v2 suite's state the way v1 (0.1.0) lays it out: no submission view of the
+/// signer sets, a config without the rotation delay, and epochs as fixed-width records.
+fn downgrade_to_v1(suite: &mut Suite, epochs: &[(u64, Vec<MixnodeReward>, Vec<SignerSignature>)]) {
+    let contract = suite.contract.clone();
+    let submitter = suite.member(1, 0).address.clone();
+    let admin = suite.admin.clone();
+    let mut storage = suite.app.contract_storage_mut(&contract);
+    for key in ["signer_keys", "signer_index"] {
+        let prefix = (key.len() as u16).to_be_bytes().to_vec();
+        let keys: Vec<Vec<u8>> = storage
+            .range_keys(None, None, cosmwasm_std::Order::Ascending)
+            .filter(|stored| stored.starts_with(&[prefix.as_slice(), key.as_bytes()].concat()))
+            .collect();
+        for stored in keys {
+            storage.remove(&stored);
+        }
+    }
+    let v1_config = serde_json::json!({
+        "admin": admin,
+        "clock": { "genesis_time": GENESIS, "epoch_length_secs": EPOCH_SECS },
+        "max_mixnodes_per_epoch": MAX_MIXNODES,
+    });
+    storage.set(b"config", v1_config.to_string().as_bytes());
+    storage.set(
+        b"contract_info",
+        br#"{"contract":"crates.io:nym-rewards","version":"0.1.0"}"#,
+    );
+    for (epoch, rewards, signatures) in epochs {
+        let records = encode_rewards(rewards);
+        let summary = EpochSummary {
+            epoch: *epoch,
+            signer_set_version: 1,
+            data_hash: HexBinary::from(data_hash(rewards)),
+            submitter: submitter.clone(),
+            height: 100 + epoch,
+            time: cosmwasm_std::Timestamp::from_seconds(GENESIS + 61 + 60 * epoch),
+            mixnodes: rewards.len() as u32,
+            signers: signatures.len() as u32,
+        };
+        EPOCH_SUMMARIES
+            .save(storage.as_mut(), *epoch, &summary)
+            .unwrap();
+        EPOCH_REWARDS_V1.save(storage.as_mut(), *epoch, &records);
+        EPOCH_SIGNATURES.save(storage.as_mut(), *epoch, &encode_signatures(signatures));
+    }
+}
+
+#[test]
+fn v1_state_migrates_and_old_epochs_answer_as_before() {
+    let mut suite = Suite::new();
+    let old: Vec<_> = (0..3u64)
+        .map(|epoch| {
+            let rewards = rewards(10 + epoch as u32);
+            let signatures = suite.sign(1, epoch, &rewards, &[0, 1, 2]);
+            (epoch, rewards, signatures)
+        })
+        .collect();
+    downgrade_to_v1(&mut suite, &old);
+    // Without the migration a v2 submission cannot read the v1 signer set.
+    suite.end_epoch(3);
+    assert_rejected(
+        suite.submit_valid(3, 0),
+        ContractError::NotASigner {
+            sender: suite.member(1, 0).address.to_string(),
+            version: 1,
+        },
+    );
+
+    let new_code = suite.app.store_code(contract());
+    let admin = suite.admin.clone();
+    let contract_addr = suite.contract.clone();
+    let response = suite
+        .app
+        .migrate_contract(admin, contract_addr, &MigrateMsg {}, new_code)
+        .expect("v1 migrates");
+    let wasm = response.events.iter().find(|e| e.ty == "wasm").unwrap();
+    assert!(
+        wasm.attributes
+            .iter()
+            .any(|a| a.key == "from_version" && a.value == "0.1.0")
+    );
+
+    for (epoch, rewards, signatures) in &old {
+        let stored = suite.epoch(*epoch).expect("old epoch still stored");
+        assert_eq!(&stored.rewards, rewards);
+        assert_eq!(&stored.signatures, signatures);
+        assert_eq!(stored.data_hash.as_slice(), data_hash(rewards));
+        assert_eq!(stored.height, 100 + epoch);
+        let page: MixnodeRewardsResponse = suite.query(&QueryMsg::MixnodeRewards {
+            mix_id: rewards[4].mix_id,
+            start_after: Some(*epoch).filter(|&e| e > 0).map(|e| e - 1),
+            limit: Some(1),
+        });
+        assert_eq!(page.rewards[0].uptime_bp, rewards[4].uptime_bp);
+    }
+    let config: ConfigResponse = suite.query(&QueryMsg::Config {});
+    assert_eq!(config.min_rotation_delay_epochs, 0);
+    assert_eq!(config.max_mixnodes_per_epoch, MAX_MIXNODES);
+    // New epochs are stored in the v2 layout beside the old ones.
+    suite
+        .submit_valid(3, 0)
+        .expect("a v2 submission after the migration");
+    assert_eq!(suite.epoch(3).unwrap().rewards, rewards(10));
+    let epochs: EpochsResponse = suite.query(&QueryMsg::Epochs {
+        start_after: None,
+        limit: None,
+    });
+    assert_eq!(epochs.epochs.len(), 4);
 }

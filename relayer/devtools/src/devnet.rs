@@ -205,6 +205,7 @@ impl Devnet {
             members,
             threshold: None,
             max_mixnodes_per_epoch: options.mixnodes.max(1),
+            min_rotation_delay_epochs: None,
         };
         let chain = Arc::new(EmbeddedChain::start(msg, admin.address())?);
         let mut devnet = Self {

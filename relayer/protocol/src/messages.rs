@@ -78,19 +78,20 @@ pub struct Certificate {
 impl Certificate {
     /// The contract message that submits this certificate.
     pub fn submit_msg(&self) -> ExecuteMsg {
-        ExecuteMsg::SubmitEpoch {
-            epoch: self.epoch,
-            signer_set_version: self.signer_set_version,
-            rewards: self.rewards.clone(),
-            signatures: self
-                .signatures
-                .iter()
-                .map(|(index, signature)| SignerSignature {
-                    index: *index,
-                    signature: signature.clone().into(),
-                })
-                .collect(),
-        }
+        let signatures: Vec<SignerSignature> = self
+            .signatures
+            .iter()
+            .map(|(index, signature)| SignerSignature {
+                index: *index,
+                signature: signature.clone().into(),
+            })
+            .collect();
+        ExecuteMsg::submit_epoch(
+            self.epoch,
+            self.signer_set_version,
+            &self.rewards,
+            &signatures,
+        )
     }
 }
 

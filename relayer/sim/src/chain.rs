@@ -56,6 +56,7 @@ impl SimChain {
                 .collect(),
             threshold: u32::try_from(threshold).ok(),
             max_mixnodes_per_epoch: u32::try_from(max_mixnodes).unwrap_or(u32::MAX),
+            min_rotation_delay_epochs: None,
         };
         let code_id = app.store_code(Box::new(ContractWrapper::new(execute, instantiate, query)));
         let contract = app

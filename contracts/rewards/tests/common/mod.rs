@@ -81,6 +81,7 @@ pub fn instantiate_msg(members: &[TestMember], threshold: Option<u32>) -> Instan
         members: member_inputs(members),
         threshold,
         max_mixnodes_per_epoch: MAX_MIXNODES,
+        min_rotation_delay_epochs: None,
     }
 }
 
@@ -198,11 +199,25 @@ impl Suite {
         rewards: Vec<MixnodeReward>,
         signatures: Vec<SignerSignature>,
     ) -> StdResult<AppResponse> {
+        let msg = ExecuteMsg::submit_epoch(epoch, version, &rewards, &signatures);
+        self.app
+            .execute_contract(sender.clone(), self.contract.clone(), &msg, &[])
+    }
+
+    /// Submits packed bytes as given, well-formed or not.
+    pub fn submit_packed(
+        &mut self,
+        sender: &Addr,
+        epoch: u64,
+        version: u32,
+        rewards: Vec<u8>,
+        signatures: Vec<u8>,
+    ) -> StdResult<AppResponse> {
         let msg = ExecuteMsg::SubmitEpoch {
             epoch,
             signer_set_version: version,
-            rewards,
-            signatures,
+            rewards: rewards.into(),
+            signatures: signatures.into(),
         };
         self.app
             .execute_contract(sender.clone(), self.contract.clone(), &msg, &[])

@@ -40,6 +40,9 @@ pub struct Args {
     /// Signature threshold (default floor(2n/3)+1).
     #[arg(long)]
     threshold: Option<u32>,
+    /// Least number of epochs between a signer-set rotation and its first epoch (default 0).
+    #[arg(long)]
+    min_rotation_delay_epochs: Option<u64>,
 }
 
 /// Deploys and prints the deployment as JSON.
@@ -150,6 +153,7 @@ async fn deploy(options: &Args) -> anyhow::Result<Deployment> {
         members: manifest.members.clone(),
         threshold: options.threshold,
         max_mixnodes_per_epoch: options.max_mixnodes,
+        min_rotation_delay_epochs: options.min_rotation_delay_epochs,
     };
     let instantiate = MsgInstantiateContract {
         sender: sender.clone(),
