@@ -44,12 +44,12 @@ wasm: ## Build artifacts/nym_rewards.wasm (Debian rustc-web + build-std) and che
 	@scripts/build-wasm.sh "$(WASM_TARGET_DIR)" "$(WASM_OUT)" "$(WASM_MAX_BYTES)" "$(RUST_LLD)"
 
 .PHONY: schema
-schema: ## Regenerate schema/ from the contract's messages
+schema: dev-bin ## Regenerate schema/ from the contract's messages
 	@scripts/schema.sh
 
 .PHONY: schema-check
-schema-check: ## Fail when schema/ is stale
-	@$(LINTED) scripts/schema.sh --check
+schema-check: dev-bin ## Fail when schema/ is stale
+	@scripts/schema.sh --check
 
 .PHONY: unit
 unit: ## Every cargo test, built through clippy (-D warnings); the simulation budget and planted bugs included (needs the wasm)

@@ -5,9 +5,10 @@ set -euo pipefail
 top=$(git rev-parse --show-toplevel)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cargo build -q --manifest-path "$top/Cargo.toml" -p nym-rewards --features schema --bin schema
+# The generator comes from the test build (`make dev-bin`), so nothing is compiled here.
 bin="$(cargo metadata --format-version 1 --no-deps --manifest-path "$top/Cargo.toml" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/schema"
+[[ -x $bin ]] || { echo "schema: $bin is missing; run 'make dev-bin' first" >&2; exit 1; }
 # The generator writes ./schema under its working directory.
 (cd "$tmp" && "$bin" >/dev/null)
 if [[ ${1:-} == --check ]]; then
