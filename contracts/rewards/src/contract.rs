@@ -18,7 +18,7 @@ use crate::msg::{
     PackedEpochRewardsResponse, QueryMsg, SignerSetResponse,
 };
 use crate::records::{SIGNATURE_RECORD_LEN, decode_rewards, decode_signatures};
-use crate::rules::MAX_MIXNODES_CAP;
+use crate::rules::{MAX_MIXNODES_CAP, MAX_ROTATION_DELAY_EPOCHS, MAX_ROTATION_HORIZON_EPOCHS};
 use crate::signer_set::{
     build_signer_set, load_signer_set, save_signer_set, signer_set_for_epoch, version_for_epoch,
 };
@@ -45,6 +45,8 @@ pub fn instantiate(
     cw2::set_contract_version(deps.storage, CONTRACT_NAME, CONTRACT_VERSION)?;
     msg.clock.validate()?;
     validate_max_mixnodes(msg.max_mixnodes_per_epoch)?;
+    let min_rotation_delay_epochs = msg.min_rotation_delay_epochs.unwrap_or(0);
+    validate_rotation_delay(min_rotation_delay_epochs)?;
     let admin = match msg.admin {
         Some(admin) => deps.api.addr_validate(&admin)?,
         None => info.sender,
@@ -57,7 +59,8 @@ pub fn instantiate(
             admin: admin.clone(),
             clock: msg.clock,
             max_mixnodes_per_epoch: msg.max_mixnodes_per_epoch,
-            min_rotation_delay_epochs: msg.min_rotation_delay_epochs.unwrap_or(0),
+            min_rotation_delay_epochs,
+            pending_rotation_delay: None,
         },
     )?;
     Ok(Response::new()
@@ -73,6 +76,16 @@ fn validate_max_mixnodes(max: u32) -> Result<(), ContractError> {
         return Err(ContractError::InvalidMaxMixnodes {
             got: max,
             cap: MAX_MIXNODES_CAP,
+        });
+    }
+    Ok(())
+}
+
+fn validate_rotation_delay(delay: u64) -> Result<(), ContractError> {
+    if delay > MAX_ROTATION_DELAY_EPOCHS {
+        return Err(ContractError::InvalidRotationDelay {
+            got: delay,
+            max: MAX_ROTATION_DELAY_EPOCHS,
         });
     }
     Ok(())
@@ -124,6 +137,7 @@ pub fn execute(
             min_rotation_delay_epochs,
         } => execute_update_config(
             deps,
+            env,
             info,
             max_mixnodes_per_epoch,
             min_rotation_delay_epochs,
@@ -305,10 +319,11 @@ fn execute_update_signer_set(
     threshold: Option<u32>,
     effective_from_epoch: u64,
 ) -> Result<Response, ContractError> {
-    let config = load_config_as_admin(deps.as_ref(), &info.sender, "update the signer set")?;
+    let mut config = load_config_as_admin(deps.as_ref(), &info.sender, "update the signer set")?;
     let latest = load_signer_set(deps.storage, LATEST_SIGNER_SET.load(deps.storage)?)?;
     // Epochs up to the running one keep their set; a new set also starts after the latest one.
     let current = config.clock.epoch_at(env.block.time.seconds());
+    config.settle_rotation_delay(current);
     let earliest_excluded = current.map_or(latest.effective_from_epoch, |current| {
         current.max(latest.effective_from_epoch)
     });
@@ -328,6 +343,16 @@ fn execute_update_signer_set(
             earliest,
         });
     }
+    let latest_allowed = earliest
+        .max(earliest_excluded.saturating_add(1))
+        .saturating_add(MAX_ROTATION_HORIZON_EPOCHS);
+    if effective_from_epoch > latest_allowed {
+        return Err(ContractError::RotationTooFar {
+            effective_from_epoch,
+            latest_allowed,
+        });
+    }
+    CONFIG.save(deps.storage, &config)?;
     let version = latest.version + 1;
     let set = build_signer_set(deps.api, version, effective_from_epoch, members, threshold)?;
     save_signer_set(deps.storage, &set)?;
@@ -356,6 +381,7 @@ fn execute_update_admin(
 
 fn execute_update_config(
     deps: DepsMut,
+    env: Env,
     info: MessageInfo,
     max_mixnodes_per_epoch: Option<u32>,
     min_rotation_delay_epochs: Option<u64>,
@@ -366,9 +392,15 @@ fn execute_update_config(
         config.max_mixnodes_per_epoch = max;
     }
     if let Some(delay) = min_rotation_delay_epochs {
-        config.min_rotation_delay_epochs = delay;
+        validate_rotation_delay(delay)?;
+        config.set_rotation_delay(delay, config.clock.epoch_at(env.block.time.seconds()));
     }
     CONFIG.save(deps.storage, &config)?;
+    let pending = config
+        .pending_rotation_delay
+        .map_or_else(String::new, |pending| {
+            format!("{}@{}", pending.delay_epochs, pending.from_epoch)
+        });
     Ok(Response::new()
         .add_attribute("action", "update_config")
         .add_attribute("sender", info.sender)
@@ -379,7 +411,8 @@ fn execute_update_config(
         .add_attribute(
             "min_rotation_delay_epochs",
             config.min_rotation_delay_epochs.to_string(),
-        ))
+        )
+        .add_attribute("pending_rotation_delay", pending))
 }
 
 fn load_config_as_admin(deps: Deps, sender: &Addr, action: &str) -> Result<Config, ContractError> {
@@ -396,7 +429,7 @@ fn load_config_as_admin(deps: Deps, sender: &Addr, action: &str) -> Result<Confi
 #[cfg_attr(not(feature = "library"), entry_point)]
 pub fn query(deps: Deps, env: Env, msg: QueryMsg) -> Result<Binary, ContractError> {
     Ok(match msg {
-        QueryMsg::Config {} => to_json_binary(&query_config(deps)?)?,
+        QueryMsg::Config {} => to_json_binary(&query_config(deps, &env)?)?,
         QueryMsg::SignerSet { version } => to_json_binary(&query_signer_set(deps, version)?)?,
         QueryMsg::SignerSetForEpoch { epoch } => to_json_binary(&signer_set_response(
             signer_set_for_epoch(deps.storage, epoch)?,
@@ -417,13 +450,15 @@ pub fn query(deps: Deps, env: Env, msg: QueryMsg) -> Result<Binary, ContractErro
     })
 }
 
-fn query_config(deps: Deps) -> Result<ConfigResponse, ContractError> {
-    let config = CONFIG.load(deps.storage)?;
+fn query_config(deps: Deps, env: &Env) -> Result<ConfigResponse, ContractError> {
+    let mut config = CONFIG.load(deps.storage)?;
+    config.settle_rotation_delay(config.clock.epoch_at(env.block.time.seconds()));
     Ok(ConfigResponse {
         admin: config.admin,
         clock: config.clock,
         max_mixnodes_per_epoch: config.max_mixnodes_per_epoch,
         min_rotation_delay_epochs: config.min_rotation_delay_epochs,
+        pending_rotation_delay: config.pending_rotation_delay,
         latest_signer_set_version: LATEST_SIGNER_SET.load(deps.storage)?,
     })
 }
@@ -640,6 +675,7 @@ mod tests {
                     },
                     max_mixnodes_per_epoch: 10,
                     min_rotation_delay_epochs: 0,
+                    pending_rotation_delay: None,
                 },
             )
             .unwrap();

@@ -7,9 +7,13 @@
 use cosmwasm_std::Storage;
 
 use crate::error::ContractError;
-use crate::packing::{PackingError, Unpacker};
-use crate::records::find_reward;
+use crate::packing::{MAX_RECORD_LEN, PackingError, Unpacker};
+use crate::records::{REWARD_RECORD_LEN, find_reward};
+use crate::rules::MAX_MIXNODES_CAP;
 use crate::state::{CHUNK_RECORDS, EPOCH_CHUNK_INDEX, EPOCH_REWARD_CHUNKS, EPOCH_REWARDS_V1};
+
+// Chunk numbers are u16 keys: the mixnode cap must stay far below what they can number.
+const _: () = assert!((MAX_MIXNODES_CAP as usize).div_ceil(CHUNK_RECORDS) < u16::MAX as usize);
 
 /// A submission's packed rewards, decoded and checked.
 pub struct UnpackedRewards {
@@ -26,7 +30,14 @@ pub fn unpack_submission(packed: &[u8], max: u32) -> Result<UnpackedRewards, Pac
     if packed.is_empty() {
         return Err(PackingError::Empty);
     }
-    let mut records = Vec::with_capacity(packed.len() * 3);
+    let max_len = max as usize * MAX_RECORD_LEN;
+    if packed.len() > max_len {
+        return Err(PackingError::TooLong {
+            len: packed.len(),
+            max_len,
+        });
+    }
+    let mut records = Vec::with_capacity((packed.len() * 3).min(max as usize * REWARD_RECORD_LEN));
     let mut chunk_starts = Vec::new();
     let mut previous = 0u32;
     let mut count = 0u32;
@@ -103,6 +114,10 @@ pub fn find_uptime(
     let chunk = befores.partition_point(|&before| before < mix_id);
     let key = (epoch, u16::try_from(chunk).unwrap_or(u16::MAX));
     let Some(bytes) = EPOCH_REWARD_CHUNKS.may_load(storage, key) else {
+        // An epoch without chunks is one v1 stored; a missing later chunk is corruption.
+        if chunk > 0 {
+            return Err(ContractError::CorruptEpoch { epoch });
+        }
         return Ok(EPOCH_REWARDS_V1
             .may_load(storage, epoch)
             .and_then(|records| find_reward(&records, mix_id)));

@@ -173,6 +173,14 @@ pub enum ContractError {
         index: usize,
     },
 
+    /// A member key with a torsion component: not a key any signer generates, and one of up
+    /// to eight encodings of one secret's signatures, which would defeat the duplicate check.
+    #[error("invalid signer set: member {index}: ed25519 key has a torsion component")]
+    MemberKeyMixedOrder {
+        /// The member's position.
+        index: usize,
+    },
+
     /// Two members with one ed25519 key.
     #[error("invalid signer set: member {index} repeats an ed25519 key")]
     DuplicateMemberKey {
@@ -262,6 +270,35 @@ pub enum ContractError {
         delay: u64,
         /// Earliest epoch the delay allows.
         earliest: u64,
+    },
+
+    /// A rotation scheduled further ahead than the horizon allows.
+    #[error(
+        "effective_from_epoch {effective_from_epoch} is beyond the latest allowed epoch {latest_allowed}"
+    )]
+    RotationTooFar {
+        /// Epoch requested.
+        effective_from_epoch: u64,
+        /// Latest epoch allowed.
+        latest_allowed: u64,
+    },
+
+    /// A rotation delay above the cap.
+    #[error("min_rotation_delay_epochs must be at most {max}, got {got}")]
+    InvalidRotationDelay {
+        /// Value given.
+        got: u64,
+        /// The cap.
+        max: u64,
+    },
+
+    /// A stored signer set holds a key that v2 refuses; migrating would keep a forgeable member.
+    #[error("cannot migrate: signer set version {version}: {reason}")]
+    MigrateInvalidMemberKey {
+        /// The version.
+        version: u32,
+        /// The key check that failed.
+        reason: String,
     },
 
     /// Funds attached to a message that takes none.

@@ -199,10 +199,23 @@ pub struct ConfigResponse {
     pub clock: EpochClock,
     /// Most mixnodes per epoch.
     pub max_mixnodes_per_epoch: u32,
-    /// Least number of epochs between a rotation and the first epoch the new set governs.
+    /// Least number of epochs between a rotation and the first epoch the new set governs, in
+    /// force at block time.
     pub min_rotation_delay_epochs: u64,
+    /// A lowered delay not yet in force.
+    pub pending_rotation_delay: Option<PendingDelay>,
     /// Latest signer-set version (possibly scheduled for a future epoch).
     pub latest_signer_set_version: u32,
+}
+
+/// A lowered rotation delay that takes effect once the delay it replaces has passed.
+#[cw_serde]
+#[derive(Copy, Eq)]
+pub struct PendingDelay {
+    /// The lower delay, in epochs.
+    pub delay_epochs: u64,
+    /// First epoch in which it applies.
+    pub from_epoch: u64,
 }
 
 /// A signer set.

@@ -26,6 +26,8 @@ const UPTIME_BITS: u32 = 14;
 const UPTIME_MASK: u16 = (1 << UPTIME_BITS) - 1;
 /// Longest LEB128 encoding of a `u32`.
 const MAX_LEB128_LEN: usize = 5;
+/// Longest record: the word and a full LEB128 gap.
+pub const MAX_RECORD_LEN: usize = 2 + MAX_LEB128_LEN;
 
 /// Why a packed reward stream is refused.
 #[derive(Error, Debug, Clone, PartialEq, Eq)]
@@ -58,6 +60,14 @@ pub enum PackingError {
         mix_id: u32,
         /// The uptime given.
         uptime_bp: u16,
+    },
+    /// More bytes than the allowed records could take; refused before decoding.
+    #[error("packed rewards are {len} bytes; {max_len} at most")]
+    TooLong {
+        /// Bytes given.
+        len: usize,
+        /// Most bytes the maximum number of records can take.
+        max_len: usize,
     },
     /// More records than allowed; decoding stops at the first one too many.
     #[error("more than {max} mixnodes in one epoch")]

@@ -31,6 +31,12 @@ pub fn member_count_is_valid(members: usize) -> bool {
     (1..=MAX_MEMBERS).contains(&members)
 }
 
+/// Longest minimum rotation delay the admin may set, in epochs.
+pub const MAX_ROTATION_DELAY_EPOCHS: u64 = 1_000;
+/// How far past its earliest allowed epoch a rotation may be scheduled: a typo cannot lock
+/// rotations for longer than this.
+pub const MAX_ROTATION_HORIZON_EPOCHS: u64 = 1_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,8 +103,8 @@ fn validate_member(
     })
 }
 
-/// Refuses a member key that is not a canonical encoding of an ed25519 point outside the
-/// small-order subgroup. ZIP-215 verification (the chain's) accepts such keys, and a
+/// Refuses a member key that is not a canonical encoding of an ed25519 point in the prime-order
+/// subgroup (what every signer's key is). ZIP-215 verification (the chain's) accepts such keys, and a
 /// small-order key lets anyone forge that member's signature over any digest.
 pub fn validate_member_key(index: usize, key: &[u8]) -> Result<(), ContractError> {
     let bytes: [u8; PUBKEY_LEN] = key.try_into().map_err(|_| ContractError::MemberKeyLength {
@@ -120,6 +120,9 @@ pub fn validate_member_key(index: usize, key: &[u8]) -> Result<(), ContractError
     }
     if point.is_small_order() {
         return Err(ContractError::MemberKeySmallOrder { index });
+    }
+    if !point.is_torsion_free() {
+        return Err(ContractError::MemberKeyMixedOrder { index });
     }
     Ok(())
 }
@@ -205,10 +208,16 @@ mod key_tests {
 
     #[test]
     fn a_mixed_order_point_passes_but_not_its_non_canonical_encodings() {
-        // The base point plus a torsion point is not small-order: accepted (ZIP-215 signers
-        // never produce it, but it is not forgeable either).
+        // The base point plus a torsion point: not small-order, but no signer makes such a key.
         let mixed = ED25519_BASEPOINT_POINT + EIGHT_TORSION[1];
-        assert_eq!(validate_member_key(0, mixed.compress().as_bytes()), Ok(()));
+        assert_eq!(
+            validate_member_key(0, mixed.compress().as_bytes()),
+            Err(ContractError::MemberKeyMixedOrder { index: 0 })
+        );
+        assert_eq!(
+            validate_member_key(0, ED25519_BASEPOINT_POINT.compress().as_bytes()),
+            Ok(())
+        );
         // y + p, which the field reduces back to y: the same point, a second encoding.
         // (Any y < 19 has an encoding y + p below 2^255.)
         let mut found = false;

@@ -12,7 +12,7 @@ use cw_storage_plus::{Item, Map, PrimaryKey};
 
 use crate::clock::EpochClock;
 use crate::error::ContractError;
-use crate::msg::{EpochSummary, Member};
+use crate::msg::{EpochSummary, Member, PendingDelay};
 use crate::records::PUBKEY_LEN;
 
 /// Contract-wide settings.
@@ -28,6 +28,38 @@ pub struct Config {
     /// (absent in v1 state: 0).
     #[serde(default)]
     pub min_rotation_delay_epochs: u64,
+    /// A lowered delay waiting for the current one to pass (absent in v1 state).
+    #[serde(default)]
+    pub pending_rotation_delay: Option<PendingDelay>,
+}
+
+impl Config {
+    /// Applies a pending lower delay once `current_epoch` reaches it.
+    pub fn settle_rotation_delay(&mut self, current_epoch: Option<u64>) {
+        if let Some(pending) = self.pending_rotation_delay
+            && current_epoch.is_some_and(|current| current >= pending.from_epoch)
+        {
+            self.min_rotation_delay_epochs = pending.delay_epochs;
+            self.pending_rotation_delay = None;
+        }
+    }
+
+    /// Sets the rotation delay: a higher one at once, a lower one only after the current delay
+    /// has passed, so that lowering it cannot shorten the notice of a rotation.
+    pub fn set_rotation_delay(&mut self, delay_epochs: u64, current_epoch: Option<u64>) {
+        self.settle_rotation_delay(current_epoch);
+        if delay_epochs >= self.min_rotation_delay_epochs {
+            self.min_rotation_delay_epochs = delay_epochs;
+            self.pending_rotation_delay = None;
+        } else {
+            self.pending_rotation_delay = Some(PendingDelay {
+                delay_epochs,
+                from_epoch: current_epoch
+                    .unwrap_or(0)
+                    .saturating_add(self.min_rotation_delay_epochs),
+            });
+        }
+    }
 }
 
 /// A signer-set version.
@@ -84,6 +116,11 @@ impl<'a, K: PrimaryKey<'a>> RawBytesMap<K> {
         Self {
             keys: Map::new(namespace),
         }
+    }
+
+    /// The storage key of `key`.
+    pub fn storage_key(&self, key: K) -> Vec<u8> {
+        self.keys.key(key).to_vec()
     }
 
     /// Stores `value` under `key`.

@@ -4,18 +4,21 @@
 mod common;
 
 use common::*;
-use cosmwasm_std::{Addr, HexBinary, coins};
+use cosmwasm_std::{Addr, HexBinary, StdResult, coins};
 use cw_multi_test::Executor;
 use nym_rewards::ContractError;
 use nym_rewards::digest::data_hash;
 use nym_rewards::msg::{
     ConfigResponse, EpochSummary, EpochsResponse, ExecuteMsg, LatestEpochResponse, MigrateMsg,
-    MixnodeReward, MixnodeRewardsResponse, PackedEpochRewardsResponse, QueryMsg, SignerSetResponse,
-    SignerSignature,
+    MixnodeReward, MixnodeRewardsResponse, PackedEpochRewardsResponse, PendingDelay, QueryMsg,
+    SignerSetResponse, SignerSignature,
 };
 use nym_rewards::packing::{PackingError, pack_rewards};
 use nym_rewards::records::{encode_rewards, encode_signatures};
-use nym_rewards::state::{EPOCH_REWARDS_V1, EPOCH_SIGNATURES, EPOCH_SUMMARIES};
+use nym_rewards::rules::{MAX_ROTATION_DELAY_EPOCHS, MAX_ROTATION_HORIZON_EPOCHS};
+use nym_rewards::state::{
+    EPOCH_REWARD_CHUNKS, EPOCH_REWARDS_V1, EPOCH_SIGNATURES, EPOCH_SUMMARIES, SIGNER_SETS,
+};
 
 // ---------------------------------------------------------------- instantiate and config
 
@@ -391,6 +394,14 @@ fn duplicate_epoch_is_rejected_before_any_signature_work() {
     let sender = suite.member(1, 3).address.clone();
     assert_rejected(
         suite.submit(&sender, 0, 99, rewards(3), garbage),
+        ContractError::EpochAlreadySubmitted {
+            epoch: 0,
+            submitter: suite.member(1, 0).address.to_string(),
+        },
+    );
+    // A cut-off stream and a partial signature record: nothing of either is parsed first.
+    assert_rejected(
+        suite.submit_packed(&sender, 0, 1, vec![0xc0], vec![0; 65]),
         ContractError::EpochAlreadySubmitted {
             epoch: 0,
             submitter: suite.member(1, 0).address.to_string(),
@@ -1073,6 +1084,64 @@ fn a_rotation_waits_the_minimum_delay() {
 }
 
 #[test]
+fn a_lowered_delay_waits_for_the_old_one_and_rotations_have_a_horizon() {
+    let mut suite = Suite::new();
+    let admin = suite.admin.clone();
+    let set_delay = |suite: &mut Suite, delay: u64| {
+        suite.execute(
+            &admin,
+            &ExecuteMsg::UpdateConfig {
+                max_mixnodes_per_epoch: None,
+                min_rotation_delay_epochs: Some(delay),
+            },
+        )
+    };
+    suite.set_time(GENESIS + 10 * EPOCH_SECS + 1); // epoch 10
+    set_delay(&mut suite, 20).unwrap();
+    // Lowering to 0 only applies once the 20 epochs of notice have passed.
+    set_delay(&mut suite, 0).unwrap();
+    let config: ConfigResponse = suite.query(&QueryMsg::Config {});
+    assert_eq!(config.min_rotation_delay_epochs, 20);
+    assert_eq!(
+        config.pending_rotation_delay,
+        Some(PendingDelay {
+            delay_epochs: 0,
+            from_epoch: 30
+        })
+    );
+    assert_rejected(
+        rotate(&mut suite, 11),
+        ContractError::RotationTooSoon {
+            effective_from_epoch: 11,
+            delay: 20,
+            earliest: 30,
+        },
+    );
+    suite.sets.pop();
+    suite.set_time(GENESIS + 30 * EPOCH_SECS + 1); // epoch 30
+    let config: ConfigResponse = suite.query(&QueryMsg::Config {});
+    assert_eq!(config.min_rotation_delay_epochs, 0);
+    assert_eq!(config.pending_rotation_delay, None);
+    // A rotation may not be scheduled past the horizon (a typo would lock rotations).
+    assert_rejected(
+        rotate(&mut suite, 1_700_000_000),
+        ContractError::RotationTooFar {
+            effective_from_epoch: 1_700_000_000,
+            latest_allowed: 31 + MAX_ROTATION_HORIZON_EPOCHS,
+        },
+    );
+    suite.sets.pop();
+    rotate(&mut suite, 31 + MAX_ROTATION_HORIZON_EPOCHS).expect("the horizon itself is fine");
+    assert_rejected(
+        set_delay(&mut suite, MAX_ROTATION_DELAY_EPOCHS + 1),
+        ContractError::InvalidRotationDelay {
+            got: MAX_ROTATION_DELAY_EPOCHS + 1,
+            max: MAX_ROTATION_DELAY_EPOCHS,
+        },
+    );
+}
+
+#[test]
 fn instantiate_with_funds_is_refused() {
     let mut app = new_app();
     let creator = app.api().addr_make("creator");
@@ -1107,6 +1176,93 @@ fn large_rewards(count: u32) -> Vec<MixnodeReward> {
             reward(mix_id, (i * 7_919 % 10_001) as u16)
         })
         .collect()
+}
+
+#[test]
+fn epochs_of_exactly_one_and_two_chunks_read_back_at_every_boundary() {
+    for count in [1_024u32, 1_025, 2_048] {
+        let mut suite = Suite::new();
+        let admin = suite.admin.clone();
+        suite
+            .execute(
+                &admin,
+                &ExecuteMsg::UpdateConfig {
+                    max_mixnodes_per_epoch: Some(count),
+                    min_rotation_delay_epochs: None,
+                },
+            )
+            .unwrap();
+        suite.end_epoch(0);
+        let rewards = large_rewards(count);
+        let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+        let sender = suite.member(1, 0).address.clone();
+        suite
+            .submit(&sender, 0, 1, rewards.clone(), signatures)
+            .unwrap();
+        assert_eq!(suite.epoch(0).unwrap().rewards, rewards, "{count} records");
+        for index in [0, 1_022, 1_023, 1_024, 1_025, 2_046, 2_047] {
+            let Some(reward) = rewards.get(index) else {
+                continue;
+            };
+            let page: MixnodeRewardsResponse = suite.query(&QueryMsg::MixnodeRewards {
+                mix_id: reward.mix_id,
+                start_after: None,
+                limit: None,
+            });
+            assert_eq!(page.rewards.len(), 1, "record {index} of {count}");
+            assert_eq!(page.rewards[0].uptime_bp, reward.uptime_bp);
+        }
+    }
+}
+
+#[test]
+fn a_missing_chunk_is_reported_not_read_as_absent() {
+    let mut suite = Suite::new();
+    let admin = suite.admin.clone();
+    suite
+        .execute(
+            &admin,
+            &ExecuteMsg::UpdateConfig {
+                max_mixnodes_per_epoch: Some(3_000),
+                min_rotation_delay_epochs: None,
+            },
+        )
+        .unwrap();
+    suite.end_epoch(0);
+    let rewards = large_rewards(2_100);
+    let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+    let sender = suite.member(1, 0).address.clone();
+    suite
+        .submit(&sender, 0, 1, rewards.clone(), signatures)
+        .unwrap();
+    let contract = suite.contract.clone();
+    let key = EPOCH_REWARD_CHUNKS.storage_key((0, 1));
+    suite.app.contract_storage_mut(&contract).remove(&key);
+    let result: StdResult<MixnodeRewardsResponse> = suite.app.wrap().query_wasm_smart(
+        &contract,
+        &QueryMsg::MixnodeRewards {
+            mix_id: rewards[1_500].mix_id,
+            start_after: None,
+            limit: None,
+        },
+    );
+    assert_rejected(result, ContractError::CorruptEpoch { epoch: 0 });
+}
+
+#[test]
+fn a_stream_longer_than_the_maximum_allows_is_refused_before_decoding() {
+    let mut suite = Suite::new();
+    let rewards = rewards(5);
+    let mut packed = pack_rewards(&rewards);
+    packed.resize(MAX_MIXNODES as usize * 7 + 1, 0);
+    assert_rejected(
+        submit_packed_rewards(&mut suite, &rewards, packed),
+        PackingError::TooLong {
+            len: MAX_MIXNODES as usize * 7 + 1,
+            max_len: MAX_MIXNODES as usize * 7,
+        }
+        .into(),
+    );
 }
 
 #[test]
@@ -1209,6 +1365,32 @@ fn downgrade_to_v1(suite: &mut Suite, epochs: &[(u64, Vec<MixnodeReward>, Vec<Si
 }
 
 #[test]
+fn a_v1_signer_set_with_a_small_order_key_is_not_migrated() {
+    let mut suite = Suite::new();
+    downgrade_to_v1(&mut suite, &[]);
+    let addr = suite.contract.clone();
+    {
+        let mut storage = suite.app.contract_storage_mut(&addr);
+        let mut set = SIGNER_SETS.load(storage.as_ref(), 1).unwrap();
+        let mut identity = vec![0u8; 32];
+        identity[0] = 1;
+        set.members[2].ed25519_pubkey = HexBinary::from(identity);
+        SIGNER_SETS.save(storage.as_mut(), 1, &set).unwrap();
+    }
+    let new_code = suite.app.store_code(contract());
+    let admin = suite.admin.clone();
+    assert_rejected(
+        suite
+            .app
+            .migrate_contract(admin, addr, &MigrateMsg {}, new_code),
+        ContractError::MigrateInvalidMemberKey {
+            version: 1,
+            reason: ContractError::MemberKeySmallOrder { index: 2 }.to_string(),
+        },
+    );
+}
+
+#[test]
 fn v1_state_migrates_and_old_epochs_answer_as_before() {
     let mut suite = Suite::new();
     let old: Vec<_> = (0..3u64)
@@ -1256,9 +1438,30 @@ fn v1_state_migrates_and_old_epochs_answer_as_before() {
         });
         assert_eq!(page.rewards[0].uptime_bp, rewards[4].uptime_bp);
     }
+    let packed: Option<PackedEpochRewardsResponse> =
+        suite.query(&QueryMsg::EpochRewardsPacked { epoch: 1 });
+    assert_eq!(
+        packed.unwrap().records.as_slice(),
+        encode_rewards(&old[1].1)
+    );
+    let absent: MixnodeRewardsResponse = suite.query(&QueryMsg::MixnodeRewards {
+        mix_id: 1,
+        start_after: None,
+        limit: None,
+    });
+    assert!(absent.rewards.is_empty(), "ids are multiples of 3");
     let config: ConfigResponse = suite.query(&QueryMsg::Config {});
     assert_eq!(config.min_rotation_delay_epochs, 0);
     assert_eq!(config.max_mixnodes_per_epoch, MAX_MIXNODES);
+    // Migrating again changes nothing.
+    let again = suite.app.store_code(contract());
+    let admin = suite.admin.clone();
+    let contract_addr = suite.contract.clone();
+    suite
+        .app
+        .migrate_contract(admin, contract_addr, &MigrateMsg {}, again)
+        .expect("a second migration");
+    assert_eq!(suite.epoch(2).unwrap().rewards, old[2].1);
     // New epochs are stored in the v2 layout beside the old ones.
     suite
         .submit_valid(3, 0)
