@@ -1178,27 +1178,34 @@ fn large_rewards(count: u32) -> Vec<MixnodeReward> {
         .collect()
 }
 
+/// A suite whose maximum allows `count` mixnodes, with `large_rewards(count)` stored for epoch
+/// 0 (signed by members 0..3); returns the rewards and signatures.
+fn suite_with_large_epoch(count: u32) -> (Suite, Vec<MixnodeReward>, Vec<SignerSignature>) {
+    let mut suite = Suite::new();
+    let admin = suite.admin.clone();
+    suite
+        .execute(
+            &admin,
+            &ExecuteMsg::UpdateConfig {
+                max_mixnodes_per_epoch: Some(count),
+                min_rotation_delay_epochs: None,
+            },
+        )
+        .unwrap();
+    suite.end_epoch(0);
+    let rewards = large_rewards(count);
+    let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
+    let sender = suite.member(1, 0).address.clone();
+    suite
+        .submit(&sender, 0, 1, rewards.clone(), signatures.clone())
+        .unwrap();
+    (suite, rewards, signatures)
+}
+
 #[test]
 fn epochs_of_exactly_one_and_two_chunks_read_back_at_every_boundary() {
     for count in [1_024u32, 1_025, 2_048] {
-        let mut suite = Suite::new();
-        let admin = suite.admin.clone();
-        suite
-            .execute(
-                &admin,
-                &ExecuteMsg::UpdateConfig {
-                    max_mixnodes_per_epoch: Some(count),
-                    min_rotation_delay_epochs: None,
-                },
-            )
-            .unwrap();
-        suite.end_epoch(0);
-        let rewards = large_rewards(count);
-        let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
-        let sender = suite.member(1, 0).address.clone();
-        suite
-            .submit(&sender, 0, 1, rewards.clone(), signatures)
-            .unwrap();
+        let (suite, rewards, _) = suite_with_large_epoch(count);
         assert_eq!(suite.epoch(0).unwrap().rewards, rewards, "{count} records");
         for index in [0, 1_022, 1_023, 1_024, 1_025, 2_046, 2_047] {
             let Some(reward) = rewards.get(index) else {
@@ -1217,24 +1224,7 @@ fn epochs_of_exactly_one_and_two_chunks_read_back_at_every_boundary() {
 
 #[test]
 fn a_missing_chunk_is_reported_not_read_as_absent() {
-    let mut suite = Suite::new();
-    let admin = suite.admin.clone();
-    suite
-        .execute(
-            &admin,
-            &ExecuteMsg::UpdateConfig {
-                max_mixnodes_per_epoch: Some(3_000),
-                min_rotation_delay_epochs: None,
-            },
-        )
-        .unwrap();
-    suite.end_epoch(0);
-    let rewards = large_rewards(2_100);
-    let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
-    let sender = suite.member(1, 0).address.clone();
-    suite
-        .submit(&sender, 0, 1, rewards.clone(), signatures)
-        .unwrap();
+    let (mut suite, rewards, _) = suite_with_large_epoch(2_100);
     let contract = suite.contract.clone();
     let key = EPOCH_REWARD_CHUNKS.storage_key((0, 1));
     suite.app.contract_storage_mut(&contract).remove(&key);
@@ -1267,25 +1257,7 @@ fn a_stream_longer_than_the_maximum_allows_is_refused_before_decoding() {
 
 #[test]
 fn a_large_epoch_reads_back_whole_packed_and_per_mixnode() {
-    let mut suite = Suite::new();
-    let admin = suite.admin.clone();
-    suite
-        .execute(
-            &admin,
-            &ExecuteMsg::UpdateConfig {
-                max_mixnodes_per_epoch: Some(5_000),
-                min_rotation_delay_epochs: None,
-            },
-        )
-        .unwrap();
-    suite.end_epoch(0);
-    let rewards = large_rewards(2_500);
-    let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);
-    let sender = suite.member(1, 0).address.clone();
-    suite
-        .submit(&sender, 0, 1, rewards.clone(), signatures.clone())
-        .unwrap();
-
+    let (suite, rewards, signatures) = suite_with_large_epoch(2_500);
     let stored = suite.epoch(0).expect("stored");
     assert_eq!(stored.rewards, rewards);
     assert_eq!(stored.signatures, signatures);
