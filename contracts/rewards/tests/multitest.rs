@@ -1060,16 +1060,7 @@ fn the_admin_updates_limits_and_others_cannot() {
 #[test]
 fn a_rotation_waits_the_minimum_delay() {
     let mut suite = Suite::new();
-    let admin = suite.admin.clone();
-    suite
-        .execute(
-            &admin,
-            &ExecuteMsg::UpdateConfig {
-                max_mixnodes_per_epoch: None,
-                min_rotation_delay_epochs: Some(5),
-            },
-        )
-        .unwrap();
+    suite.update_config(None, Some(5)).unwrap();
     suite.set_time(GENESIS + 3 * EPOCH_SECS + 1); // epoch 3 is running
     assert_rejected(
         rotate(&mut suite, 7),
@@ -1086,16 +1077,7 @@ fn a_rotation_waits_the_minimum_delay() {
 #[test]
 fn a_lowered_delay_waits_for_the_old_one_and_rotations_have_a_horizon() {
     let mut suite = Suite::new();
-    let admin = suite.admin.clone();
-    let set_delay = |suite: &mut Suite, delay: u64| {
-        suite.execute(
-            &admin,
-            &ExecuteMsg::UpdateConfig {
-                max_mixnodes_per_epoch: None,
-                min_rotation_delay_epochs: Some(delay),
-            },
-        )
-    };
+    let set_delay = |suite: &mut Suite, delay: u64| suite.update_config(None, Some(delay));
     suite.set_time(GENESIS + 10 * EPOCH_SECS + 1); // epoch 10
     set_delay(&mut suite, 20).unwrap();
     // Lowering to 0 only applies once the 20 epochs of notice have passed.
@@ -1182,16 +1164,7 @@ fn large_rewards(count: u32) -> Vec<MixnodeReward> {
 /// 0 (signed by members 0..3); returns the rewards and signatures.
 fn suite_with_large_epoch(count: u32) -> (Suite, Vec<MixnodeReward>, Vec<SignerSignature>) {
     let mut suite = Suite::new();
-    let admin = suite.admin.clone();
-    suite
-        .execute(
-            &admin,
-            &ExecuteMsg::UpdateConfig {
-                max_mixnodes_per_epoch: Some(count),
-                min_rotation_delay_epochs: None,
-            },
-        )
-        .unwrap();
+    suite.update_config(Some(count), None).unwrap();
     suite.end_epoch(0);
     let rewards = large_rewards(count);
     let signatures = suite.sign(1, 0, &rewards, &[0, 1, 2]);

@@ -231,6 +231,22 @@ impl Suite {
         self.submit(&sender, epoch, 1, rewards, signatures)
     }
 
+    /// `UpdateConfig` sent by the admin.
+    pub fn update_config(
+        &mut self,
+        max_mixnodes_per_epoch: Option<u32>,
+        min_rotation_delay_epochs: Option<u64>,
+    ) -> StdResult<AppResponse> {
+        let admin = self.admin.clone();
+        self.execute(
+            &admin,
+            &ExecuteMsg::UpdateConfig {
+                max_mixnodes_per_epoch,
+                min_rotation_delay_epochs,
+            },
+        )
+    }
+
     pub fn execute(&mut self, sender: &Addr, msg: &ExecuteMsg) -> StdResult<AppResponse> {
         self.app
             .execute_contract(sender.clone(), self.contract.clone(), msg, &[])
