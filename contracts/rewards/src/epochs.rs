@@ -8,7 +8,7 @@ use cosmwasm_std::Storage;
 
 use crate::error::ContractError;
 use crate::packing::{MAX_RECORD_LEN, PackingError, Unpacker};
-use crate::records::{REWARD_RECORD_LEN, find_reward};
+use crate::records::{REWARD_RECORD_LEN, find_reward, push_reward};
 use crate::rules::MAX_MIXNODES_CAP;
 use crate::state::{CHUNK_RECORDS, EPOCH_CHUNK_INDEX, EPOCH_REWARD_CHUNKS, EPOCH_REWARDS_V1};
 
@@ -46,8 +46,7 @@ pub fn unpack_submission(packed: &[u8], max: u32) -> Result<UnpackedRewards, Pac
         if count > 0 && (count as usize).is_multiple_of(CHUNK_RECORDS) {
             chunk_starts.push((unpacked.offset, previous));
         }
-        records.extend_from_slice(&unpacked.reward.mix_id.to_be_bytes());
-        records.extend_from_slice(&unpacked.reward.uptime_bp.to_be_bytes());
+        push_reward(&mut records, &unpacked.reward);
         previous = unpacked.reward.mix_id;
         count += 1;
     }
@@ -157,8 +156,7 @@ fn decode_chunk(
         let reward = item
             .map_err(|_| ContractError::CorruptEpoch { epoch })?
             .reward;
-        records.extend_from_slice(&reward.mix_id.to_be_bytes());
-        records.extend_from_slice(&reward.uptime_bp.to_be_bytes());
+        push_reward(records, &reward);
     }
     Ok(())
 }

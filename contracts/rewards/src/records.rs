@@ -19,10 +19,15 @@ pub const PUBKEY_LEN: usize = 32;
 pub fn encode_rewards(rewards: &[MixnodeReward]) -> Vec<u8> {
     let mut out = Vec::with_capacity(rewards.len() * REWARD_RECORD_LEN);
     for reward in rewards {
-        out.extend_from_slice(&reward.mix_id.to_be_bytes());
-        out.extend_from_slice(&reward.uptime_bp.to_be_bytes());
+        push_reward(&mut out, reward);
     }
     out
+}
+
+/// Appends one reward's record to `out`.
+pub fn push_reward(out: &mut Vec<u8>, reward: &MixnodeReward) {
+    out.extend_from_slice(&reward.mix_id.to_be_bytes());
+    out.extend_from_slice(&reward.uptime_bp.to_be_bytes());
 }
 
 /// Decodes reward records; trailing bytes that do not fill a record are ignored.

@@ -88,8 +88,7 @@ pub fn loopback_api_limits(nodes: usize) -> ApiLimits {
         max_connections: 4 * nodes + 128,
         max_connections_per_client: 4 * nodes + 64,
         max_connections_per_network: 4 * nodes + 64,
-        connection_idle_ms: 5_000,
-        connection_lifetime_ms: 30_000,
+        ..ApiLimits::default()
     }
 }
 

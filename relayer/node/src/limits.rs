@@ -79,29 +79,25 @@ impl Default for ApiLimits {
 impl ApiLimits {
     /// Checks that the limits let requests through at all.
     pub fn validate(&self) -> Result<(), InvalidValue> {
-        if self.max_concurrent == 0 {
-            return Err(InvalidValue::ApiLimit("max_concurrent"));
-        }
-        if self.per_client_per_sec == 0 {
-            return Err(InvalidValue::ApiLimit("per_client_per_sec"));
-        }
-        if self.per_client_burst == 0 {
-            return Err(InvalidValue::ApiLimit("per_client_burst"));
-        }
-        if self.max_connections == 0 {
-            return Err(InvalidValue::ApiLimit("max_connections"));
-        }
-        if self.max_connections_per_client == 0 {
-            return Err(InvalidValue::ApiLimit("max_connections_per_client"));
-        }
-        if self.max_connections_per_network == 0 {
-            return Err(InvalidValue::ApiLimit("max_connections_per_network"));
-        }
-        if self.connection_idle_ms == 0 {
-            return Err(InvalidValue::ApiLimit("connection_idle_ms"));
-        }
-        if self.connection_lifetime_ms == 0 {
-            return Err(InvalidValue::ApiLimit("connection_lifetime_ms"));
+        // Every limit is a count or a duration that refuses everything at zero.
+        let limits: [(&'static str, u64); 8] = [
+            ("max_concurrent", self.max_concurrent as u64),
+            ("per_client_per_sec", u64::from(self.per_client_per_sec)),
+            ("per_client_burst", u64::from(self.per_client_burst)),
+            ("max_connections", self.max_connections as u64),
+            (
+                "max_connections_per_client",
+                self.max_connections_per_client as u64,
+            ),
+            (
+                "max_connections_per_network",
+                self.max_connections_per_network as u64,
+            ),
+            ("connection_idle_ms", self.connection_idle_ms),
+            ("connection_lifetime_ms", self.connection_lifetime_ms),
+        ];
+        if let Some((name, _)) = limits.iter().find(|(_, value)| *value == 0) {
+            return Err(InvalidValue::ApiLimit(name));
         }
         Ok(())
     }

@@ -323,32 +323,35 @@ async fn a_client_past_its_share_of_connections_is_closed_at_once() {
     assert!(response.status().is_success());
 }
 
-#[tokio::test]
-async fn a_silent_connection_is_closed_when_its_lifetime_is_over() {
+/// Opens a connection that sends nothing to a node served with `limits`; the server must
+/// close it within 5 s.
+async fn assert_silent_connection_closed(limits: ApiLimits) {
     let dir = tempfile::tempdir().unwrap();
-    let limits = ApiLimits {
-        connection_lifetime_ms: 200,
-        ..ApiLimits::default()
-    };
     let (url, _shutdown) = serve_limited(state(&dir, Box::new(|| 3)).await, limits);
     let mut silent = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
         .await
         .unwrap();
-    // It sends nothing (a slowloris); the server closes it after 200 ms, well within 5 s.
     closed_by_server(&mut silent, std::time::Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
+async fn a_silent_connection_is_closed_when_its_lifetime_is_over() {
+    // A slowloris: closed by its 200 ms lifetime, with an idle deadline far past the 5 s
+    // the test waits, so only the lifetime can close it.
+    assert_silent_connection_closed(ApiLimits {
+        connection_lifetime_ms: 200,
+        connection_idle_ms: 60_000,
+        ..ApiLimits::default()
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_connection_idle_past_its_deadline_is_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let limits = ApiLimits {
+    // No byte either way: closed after 200 ms of idleness, long before its 30 s lifetime.
+    assert_silent_connection_closed(ApiLimits {
         connection_idle_ms: 200,
         ..ApiLimits::default()
-    };
-    let (url, _shutdown) = serve_limited(state(&dir, Box::new(|| 3)).await, limits);
-    let mut idle = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    // No byte either way: closed after 200 ms of idleness, long before its 30 s lifetime.
-    closed_by_server(&mut idle, std::time::Duration::from_secs(5)).await;
+    })
+    .await;
 }

@@ -215,20 +215,19 @@ impl Protocol {
 
     /// Writes again every official copy whose write failed.
     pub(crate) fn retry_stalled_finality(&mut self, out: &mut Out) {
-        let stalled: Vec<(u64, PersistRecord)> = self
+        let stalled: Vec<u64> = self
             .finalizing
             .iter()
-            .filter_map(|(&epoch, state)| match state {
-                Finalizing::Stalled { record } => Some((epoch, (**record).clone())),
-                _ => None,
-            })
+            .filter(|(_, state)| matches!(state, Finalizing::Stalled { .. }))
+            .map(|(&epoch, _)| epoch)
             .collect();
-        for (epoch, record) in stalled {
-            let PersistRecord::Official { source, .. } = &record else {
+        for epoch in stalled {
+            let Some(Finalizing::Stalled { record }) = self.finalizing.remove(&epoch) else {
                 continue;
             };
-            let source = *source;
-            self.write_official(epoch, record, source, out);
+            if let PersistRecord::Official { source, .. } = *record {
+                self.write_official(epoch, *record, source, out);
+            }
         }
     }
 }

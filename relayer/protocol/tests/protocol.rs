@@ -1029,16 +1029,7 @@ fn a_failed_submission_is_retried_only_after_the_backoff() {
     );
     let is_submit = |actions: &[Action]| actions.iter().any(|a| matches!(a, Action::Submit { .. }));
     assert!(!is_submit(&failed), "no immediate resubmission");
-    let retry_at = failed
-        .iter()
-        .find_map(|a| match a {
-            Action::SetTimer {
-                at_ms,
-                timer: Timer::SubmitRetry { epoch: 0 },
-            } => Some(*at_ms),
-            _ => None,
-        })
-        .expect("a retry timer");
+    let retry_at = submit_retry_at(&failed, 0);
     assert_eq!(retry_at, T0 + 10 + config.resend_interval_ms);
     // A chain read in the meantime (a re-send round) does not resubmit either.
     let early = node0.handle(
@@ -1214,16 +1205,7 @@ fn a_submission_answered_with_another_epochs_record_backs_off_exponentially() {
             rejections(&actions).contains(&Rejection::RecordForAnotherEpoch { asked: 0, got: 7 })
         );
         assert!(!node0.is_settled(0));
-        let retry_at = actions
-            .iter()
-            .find_map(|a| match a {
-                Action::SetTimer {
-                    at_ms,
-                    timer: Timer::SubmitRetry { epoch: 0 },
-                } => Some(*at_ms),
-                _ => None,
-            })
-            .expect("a retry timer");
+        let retry_at = submit_retry_at(&actions, 0);
         waits.push(retry_at - now);
         node0.handle(retry_at, Input::Timer(Timer::SubmitRetry { epoch: 0 }));
         let resubmit = node0.handle(
@@ -1249,4 +1231,18 @@ fn a_submission_answered_with_another_epochs_record_backs_off_exponentially() {
         ],
         "doubling up to a cap"
     );
+}
+
+/// When the submission retry timer of `epoch` among `actions` fires.
+fn submit_retry_at(actions: &[Action], epoch: u64) -> u64 {
+    actions
+        .iter()
+        .find_map(|action| match action {
+            Action::SetTimer {
+                at_ms,
+                timer: Timer::SubmitRetry { epoch: timer_epoch },
+            } if *timer_epoch == epoch => Some(*at_ms),
+            _ => None,
+        })
+        .expect("a retry timer")
 }

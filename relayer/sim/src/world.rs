@@ -280,9 +280,7 @@ impl World {
                 epoch,
             } => {
                 if self.nodes[node].current(incarnation) {
-                    let now = self.now();
-                    let held = self.nodes[node].official(epoch).is_some();
-                    self.checker.official_held(now, epoch, node, held);
+                    self.check_official_held(node, epoch);
                 }
             }
         }
@@ -389,12 +387,18 @@ impl World {
                 continue;
             }
             if sim.up_since + RECOVERY_MS <= now {
-                let held = sim.official(epoch).is_some();
-                self.checker.official_held(now, epoch, node, held);
+                self.check_official_held(node, epoch);
             } else {
                 self.check_official_later(node, epoch);
             }
         }
+    }
+
+    /// Liveness for one node: it must hold `epoch`'s official data now.
+    fn check_official_held(&mut self, node: usize, epoch: u64) {
+        let now = self.now();
+        let held = self.nodes[node].official(epoch).is_some();
+        self.checker.official_held(now, epoch, node, held);
     }
 
     /// Schedules the official-data check of an honest, up `node` for `epoch` once it has had
