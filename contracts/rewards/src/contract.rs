@@ -18,7 +18,10 @@ use crate::msg::{
     PackedEpochRewardsResponse, QueryMsg, SignerSetResponse,
 };
 use crate::records::{SIGNATURE_RECORD_LEN, decode_rewards, decode_signatures};
-use crate::rules::{MAX_MIXNODES_CAP, MAX_ROTATION_DELAY_EPOCHS, MAX_ROTATION_HORIZON_EPOCHS};
+use crate::rules::{
+    DEFAULT_EPOCHS_PAGE, DEFAULT_MIXNODE_SCAN, MAX_EPOCHS_PAGE, MAX_MIXNODE_SCAN, MAX_MIXNODES_CAP,
+    MAX_ROTATION_DELAY_EPOCHS, MAX_ROTATION_HORIZON_EPOCHS, MIXNODE_SCAN_READ_BUDGET,
+};
 use crate::signer_set::{
     build_signer_set, load_signer_set, save_signer_set, signer_set_for_epoch, version_for_epoch,
 };
@@ -27,11 +30,6 @@ use crate::state::{
     SignerSet,
 };
 use crate::{CONTRACT_NAME, CONTRACT_VERSION};
-
-const DEFAULT_EPOCHS_LIMIT: u32 = 10;
-const MAX_EPOCHS_LIMIT: u32 = 30;
-const DEFAULT_MIXNODE_SCAN: u32 = 10;
-const MAX_MIXNODE_SCAN: u32 = 20;
 
 /// Instantiates: admin, clock, signer set version 1 (from epoch 0), limits.
 #[cfg_attr(not(feature = "library"), entry_point)]
@@ -542,13 +540,20 @@ fn query_mixnode_rewards(
         .take(scan)
         .collect::<StdResult<Vec<u64>>>()?;
     let mut rewards = Vec::new();
-    for &epoch in &epochs {
-        if let Some(uptime_bp) = find_uptime(deps.storage, epoch, mix_id)? {
+    let (mut scanned, mut bytes_read) = (0, 0);
+    // The first epoch is always read, so every page makes progress.
+    while scanned < epochs.len() && (scanned == 0 || bytes_read < MIXNODE_SCAN_READ_BUDGET) {
+        let epoch = epochs[scanned];
+        let lookup = find_uptime(deps.storage, epoch, mix_id)?;
+        if let Some(uptime_bp) = lookup.uptime_bp {
             rewards.push(EpochUptime { epoch, uptime_bp });
         }
+        bytes_read += lookup.bytes_read;
+        scanned += 1;
     }
-    let next_start_after = if epochs.len() == scan {
-        epochs.last().copied()
+    // More may follow when the page is full or the budget cut it short.
+    let next_start_after = if scanned < epochs.len() || epochs.len() == scan {
+        epochs[..scanned].last().copied()
     } else {
         None
     };
@@ -576,7 +581,7 @@ fn query_epochs(
     start_after: Option<u64>,
     limit: Option<u32>,
 ) -> Result<EpochsResponse, ContractError> {
-    let limit = page_size(limit, DEFAULT_EPOCHS_LIMIT, MAX_EPOCHS_LIMIT);
+    let limit = page_size(limit, DEFAULT_EPOCHS_PAGE, MAX_EPOCHS_PAGE);
     let epochs = EPOCH_SUMMARIES
         .range(
             deps.storage,

@@ -9,11 +9,19 @@ use cosmwasm_std::Storage;
 use crate::error::ContractError;
 use crate::packing::{MAX_RECORD_LEN, PackingError, Unpacker};
 use crate::records::{REWARD_RECORD_LEN, find_reward, push_reward};
-use crate::rules::MAX_MIXNODES_CAP;
+use crate::rules::{MAX_MIXNODE_SCAN, MAX_MIXNODES_CAP, MIXNODE_SCAN_READ_BUDGET};
 use crate::state::{CHUNK_RECORDS, EPOCH_CHUNK_INDEX, EPOCH_REWARD_CHUNKS, EPOCH_REWARDS_V1};
 
 // Chunk numbers are u16 keys: the mixnode cap must stay far below what they can number.
 const _: () = assert!((MAX_MIXNODES_CAP as usize).div_ceil(CHUNK_RECORDS) < u16::MAX as usize);
+// A full `MixnodeRewards` page of v2 epochs (one chunk and the index each) fits the read
+// budget: only epochs migrated from v1 cut a page short.
+const _: () = assert!(
+    MAX_MIXNODE_SCAN as usize
+        * (CHUNK_RECORDS * MAX_RECORD_LEN
+            + 4 * (MAX_MIXNODES_CAP as usize).div_ceil(CHUNK_RECORDS))
+        <= MIXNODE_SCAN_READ_BUDGET
+);
 
 /// A submission's packed rewards, decoded and checked.
 pub struct UnpackedRewards {
@@ -89,7 +97,7 @@ pub fn load_records(storage: &dyn Storage, epoch: u64) -> Result<Vec<u8>, Contra
             .may_load(storage, epoch)
             .ok_or(ContractError::CorruptEpoch { epoch });
     };
-    let befores = chunk_index(storage, epoch)?;
+    let (befores, _) = chunk_index(storage, epoch)?;
     let mut records = Vec::with_capacity(first.len() * 3 * (befores.len() + 1));
     decode_chunk(&first, None, epoch, &mut records)?;
     for (chunk, &before) in befores.iter().enumerate() {
@@ -102,13 +110,23 @@ pub fn load_records(storage: &dyn Storage, epoch: u64) -> Result<Vec<u8>, Contra
     Ok(records)
 }
 
-/// The uptime of `mix_id` in a stored epoch, reading one chunk.
+/// One mixnode's value in one epoch, and the stored bytes read to find it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookup {
+    /// The uptime, if the epoch holds the mixnode.
+    pub uptime_bp: Option<u16>,
+    /// Stored value bytes read (the index and one chunk; a v1 epoch's whole record blob).
+    pub bytes_read: usize,
+}
+
+/// Finds `mix_id` in `epoch`, reading the chunk index and the one chunk that may hold it (a v1
+/// epoch: its whole fixed-width blob).
 pub fn find_uptime(
     storage: &dyn Storage,
     epoch: u64,
     mix_id: u32,
-) -> Result<Option<u16>, ContractError> {
-    let befores = chunk_index(storage, epoch)?;
+) -> Result<Lookup, ContractError> {
+    let (befores, index_bytes) = chunk_index(storage, epoch)?;
     // Chunk k > 0 holds the ids after befores[k - 1]; the first chunk everything before.
     let chunk = befores.partition_point(|&before| before < mix_id);
     let key = (epoch, u16::try_from(chunk).unwrap_or(u16::MAX));
@@ -117,33 +135,46 @@ pub fn find_uptime(
         if chunk > 0 {
             return Err(ContractError::CorruptEpoch { epoch });
         }
-        return Ok(EPOCH_REWARDS_V1
-            .may_load(storage, epoch)
-            .and_then(|records| find_reward(&records, mix_id)));
+        let records = EPOCH_REWARDS_V1.may_load(storage, epoch);
+        return Ok(Lookup {
+            uptime_bp: records
+                .as_deref()
+                .and_then(|records| find_reward(records, mix_id)),
+            bytes_read: records.map_or(0, |records| records.len()),
+        });
     };
+    let bytes_read = index_bytes + bytes.len();
     let after = chunk.checked_sub(1).map(|index| befores[index]);
     for item in Unpacker::new(&bytes, after, CHUNK_RECORDS as u32) {
         let reward = item
             .map_err(|_| ContractError::CorruptEpoch { epoch })?
             .reward;
         if reward.mix_id >= mix_id {
-            return Ok((reward.mix_id == mix_id).then_some(reward.uptime_bp));
+            return Ok(Lookup {
+                uptime_bp: (reward.mix_id == mix_id).then_some(reward.uptime_bp),
+                bytes_read,
+            });
         }
     }
-    Ok(None)
+    Ok(Lookup {
+        uptime_bp: None,
+        bytes_read,
+    })
 }
 
-fn chunk_index(storage: &dyn Storage, epoch: u64) -> Result<Vec<u32>, ContractError> {
+/// The ids before each chunk after the first, and the stored bytes they took.
+fn chunk_index(storage: &dyn Storage, epoch: u64) -> Result<(Vec<u32>, usize), ContractError> {
     let bytes = EPOCH_CHUNK_INDEX
         .may_load(storage, epoch)
         .unwrap_or_default();
     if !bytes.len().is_multiple_of(4) {
         return Err(ContractError::CorruptEpoch { epoch });
     }
-    Ok(bytes
+    let befores = bytes
         .chunks_exact(4)
         .map(|entry| u32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]))
-        .collect())
+        .collect();
+    Ok((befores, bytes.len()))
 }
 
 fn decode_chunk(
@@ -195,7 +226,7 @@ mod tests {
         assert_eq!(load_records(&storage, 7).unwrap(), unpacked.records);
         for reward in rewards.iter().step_by(97).chain(rewards.last()) {
             assert_eq!(
-                find_uptime(&storage, 7, reward.mix_id).unwrap(),
+                find_uptime(&storage, 7, reward.mix_id).unwrap().uptime_bp,
                 Some(reward.uptime_bp)
             );
         }
@@ -204,11 +235,15 @@ mod tests {
             let boundary = rewards[chunk * CHUNK_RECORDS - 1].mix_id;
             for id in boundary - 1..=boundary + 2 {
                 let expected = rewards.iter().find(|r| r.mix_id == id).map(|r| r.uptime_bp);
-                assert_eq!(find_uptime(&storage, 7, id).unwrap(), expected, "id {id}");
+                assert_eq!(
+                    find_uptime(&storage, 7, id).unwrap().uptime_bp,
+                    expected,
+                    "id {id}"
+                );
             }
         }
-        assert_eq!(find_uptime(&storage, 7, 0).unwrap(), None);
-        assert_eq!(find_uptime(&storage, 7, u32::MAX).unwrap(), None);
+        assert_eq!(find_uptime(&storage, 7, 0).unwrap().uptime_bp, None);
+        assert_eq!(find_uptime(&storage, 7, u32::MAX).unwrap().uptime_bp, None);
     }
 
     #[test]
@@ -219,7 +254,10 @@ mod tests {
         assert_eq!(load_records(&storage, 3).unwrap(), encode_rewards(&rewards));
         assert_eq!(
             find_uptime(&storage, 3, rewards[10].mix_id).unwrap(),
-            Some(rewards[10].uptime_bp)
+            Lookup {
+                uptime_bp: Some(rewards[10].uptime_bp),
+                bytes_read: 50 * REWARD_RECORD_LEN,
+            }
         );
         assert_eq!(
             load_records(&storage, 4),

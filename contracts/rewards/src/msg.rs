@@ -163,7 +163,8 @@ pub enum QueryMsg {
         /// The epoch.
         epoch: u64,
     },
-    /// A mixnode's uptime across stored epochs; scans at most `limit` epochs after `start_after`.
+    /// A mixnode's uptime across stored epochs; scans at most `limit` epochs after `start_after`,
+    /// fewer when they are large epochs migrated from v1 (a read budget per page).
     #[returns(MixnodeRewardsResponse)]
     MixnodeRewards {
         /// The mixnode.

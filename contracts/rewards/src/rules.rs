@@ -37,6 +37,21 @@ pub const MAX_ROTATION_DELAY_EPOCHS: u64 = 1_000;
 /// rotations for longer than this.
 pub const MAX_ROTATION_HORIZON_EPOCHS: u64 = 1_000;
 
+/// Epochs per `Epochs` page: default and most.
+pub const DEFAULT_EPOCHS_PAGE: u32 = 10;
+/// See [`DEFAULT_EPOCHS_PAGE`].
+pub const MAX_EPOCHS_PAGE: u32 = 30;
+/// Epochs one `MixnodeRewards` page scans: default and most.
+pub const DEFAULT_MIXNODE_SCAN: u32 = 10;
+/// See [`DEFAULT_MIXNODE_SCAN`].
+pub const MAX_MIXNODE_SCAN: u32 = 20;
+/// Stored bytes one `MixnodeRewards` page may read before it stops early (its
+/// `next_start_after` resumes after the last epoch read). A v2 epoch costs one chunk (at most
+/// ~7 KB), so a full page stays below it; an epoch migrated from v1 is read whole (6 bytes per
+/// mixnode, 120 KB at the cap), and without the budget a page of those would exceed wasmd's
+/// default query gas limit.
+pub const MIXNODE_SCAN_READ_BUDGET: usize = 192 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;

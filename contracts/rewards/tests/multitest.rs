@@ -15,7 +15,10 @@ use nym_rewards::msg::{
 };
 use nym_rewards::packing::{PackingError, pack_rewards};
 use nym_rewards::records::{encode_rewards, encode_signatures};
-use nym_rewards::rules::{MAX_ROTATION_DELAY_EPOCHS, MAX_ROTATION_HORIZON_EPOCHS};
+use nym_rewards::rules::{
+    MAX_MIXNODES_CAP, MAX_ROTATION_DELAY_EPOCHS, MAX_ROTATION_HORIZON_EPOCHS,
+    MIXNODE_SCAN_READ_BUDGET,
+};
 use nym_rewards::state::{
     EPOCH_REWARD_CHUNKS, EPOCH_REWARDS_V1, EPOCH_SIGNATURES, EPOCH_SUMMARIES, SIGNER_SETS,
 };
@@ -1310,6 +1313,54 @@ fn downgrade_to_v1(suite: &mut Suite, epochs: &[(u64, Vec<MixnodeReward>, Vec<Si
 }
 
 #[test]
+fn a_page_of_large_v1_epochs_stops_at_the_read_budget_and_resumes() {
+    let mut suite = Suite::new();
+    // v1 epochs at the cap are read whole (120 KB each): a full page of them would exceed
+    // wasmd's default query gas limit, so a page stops once its read budget is spent.
+    let large: Vec<MixnodeReward> = (1..=MAX_MIXNODES_CAP)
+        .map(|mix_id| MixnodeReward {
+            mix_id,
+            uptime_bp: (mix_id % 10_001) as u16,
+        })
+        .collect();
+    let old: Vec<_> = (0..5u64)
+        .map(|epoch| {
+            let signatures = suite.sign(1, epoch, &large, &[0, 1, 2]);
+            (epoch, large.clone(), signatures)
+        })
+        .collect();
+    downgrade_to_v1(&mut suite, &old);
+    suite.migrate_to_new_code().expect("v1 migrates");
+    let per_page = MIXNODE_SCAN_READ_BUDGET.div_ceil(large.len() * 6);
+    let (mut start_after, mut seen, mut pages) = (None, Vec::new(), 0);
+    loop {
+        let page: MixnodeRewardsResponse = suite.query(&QueryMsg::MixnodeRewards {
+            mix_id: MAX_MIXNODES_CAP,
+            start_after,
+            limit: Some(20),
+        });
+        pages += 1;
+        assert!(page.rewards.len() <= per_page, "page {pages}: {page:?}");
+        assert!(
+            page.rewards
+                .iter()
+                .all(|r| r.uptime_bp == large[large.len() - 1].uptime_bp)
+        );
+        seen.extend(page.rewards.iter().map(|r| r.epoch));
+        match page.next_start_after {
+            Some(next) => start_after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![0, 1, 2, 3, 4],
+        "paging resumes where the budget stopped"
+    );
+    assert_eq!(pages, 5usize.div_ceil(per_page));
+}
+
+#[test]
 fn a_v1_signer_set_with_a_small_order_key_is_not_migrated() {
     let mut suite = Suite::new();
     downgrade_to_v1(&mut suite, &[]);
@@ -1322,12 +1373,8 @@ fn a_v1_signer_set_with_a_small_order_key_is_not_migrated() {
         set.members[2].ed25519_pubkey = HexBinary::from(identity);
         SIGNER_SETS.save(storage.as_mut(), 1, &set).unwrap();
     }
-    let new_code = suite.app.store_code(contract());
-    let admin = suite.admin.clone();
     assert_rejected(
-        suite
-            .app
-            .migrate_contract(admin, addr, &MigrateMsg {}, new_code),
+        suite.migrate_to_new_code(),
         ContractError::MigrateInvalidMemberKey {
             version: 1,
             reason: ContractError::MemberKeySmallOrder { index: 2 }.to_string(),
@@ -1356,13 +1403,7 @@ fn v1_state_migrates_and_old_epochs_answer_as_before() {
         },
     );
 
-    let new_code = suite.app.store_code(contract());
-    let admin = suite.admin.clone();
-    let contract_addr = suite.contract.clone();
-    let response = suite
-        .app
-        .migrate_contract(admin, contract_addr, &MigrateMsg {}, new_code)
-        .expect("v1 migrates");
+    let response = suite.migrate_to_new_code().expect("v1 migrates");
     let wasm = response.events.iter().find(|e| e.ty == "wasm").unwrap();
     assert!(
         wasm.attributes
@@ -1399,13 +1440,7 @@ fn v1_state_migrates_and_old_epochs_answer_as_before() {
     assert_eq!(config.min_rotation_delay_epochs, 0);
     assert_eq!(config.max_mixnodes_per_epoch, MAX_MIXNODES);
     // Migrating again changes nothing.
-    let again = suite.app.store_code(contract());
-    let admin = suite.admin.clone();
-    let contract_addr = suite.contract.clone();
-    suite
-        .app
-        .migrate_contract(admin, contract_addr, &MigrateMsg {}, again)
-        .expect("a second migration");
+    suite.migrate_to_new_code().expect("a second migration");
     assert_eq!(suite.epoch(2).unwrap().rewards, old[2].1);
     // New epochs are stored in the v2 layout beside the old ones.
     suite

@@ -10,8 +10,8 @@ use nym_rewards::ContractError;
 use nym_rewards::contract::{execute, instantiate, migrate, query};
 use nym_rewards::digest::{DigestContext, data_hash, epoch_digest};
 use nym_rewards::msg::{
-    EpochClock, EpochRewardsResponse, ExecuteMsg, InstantiateMsg, MemberInput, MixnodeReward,
-    QueryMsg, SignerSignature,
+    EpochClock, EpochRewardsResponse, ExecuteMsg, InstantiateMsg, MemberInput, MigrateMsg,
+    MixnodeReward, QueryMsg, SignerSignature,
 };
 
 pub type TestApp = App<cw_multi_test::BankKeeper, MockApiBech32>;
@@ -245,6 +245,14 @@ impl Suite {
                 min_rotation_delay_epochs,
             },
         )
+    }
+
+    /// Stores this code again and migrates the contract to it, as the chain-level admin.
+    pub fn migrate_to_new_code(&mut self) -> StdResult<AppResponse> {
+        let new_code = self.app.store_code(contract());
+        let (admin, contract) = (self.admin.clone(), self.contract.clone());
+        self.app
+            .migrate_contract(admin, contract, &MigrateMsg {}, new_code)
     }
 
     pub fn execute(&mut self, sender: &Addr, msg: &ExecuteMsg) -> StdResult<AppResponse> {
