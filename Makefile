@@ -84,6 +84,10 @@ e2e-wasmd: dev-bin ## Real wasmd: deploy, 4 relayer processes, 2 final epochs, q
 bench-gas: wasm ## Contract gas for n in {4,16,64} and M in {100,1000,5000} -> bench/results/contract_gas.json
 	cargo bench -q -p nym-rewards-vm --bench contract_gas --profile dev # gas is deterministic: no release build needed
 
+.PHONY: bench-wasmd
+bench-wasmd: dev-bin ## Real wasmd gas: SubmitEpoch for n in {4,16,64} x M in {100,1000,5000}, duplicates, queries at M = 20,000 -> bench/results/wasmd_gas.json + .svg
+	@RELAYER_DEV=$(DEV) scripts/bench-wasmd.sh
+
 .PHONY: bench
 bench: bench-gas bench-network bench-micro ## Every benchmark: contract gas, network (n = 4, 16, 64), micro
 

@@ -2,9 +2,12 @@
 # End to end against a real local wasmd: build the wasm and wasmd (cached), start the chain,
 # deploy, run 4 `relayer run` processes, wait for 2 final epochs, query the contract, run the
 # auditor check against every node, check one accepted submission per epoch and identical
-# official data everywhere, print the gas of each SubmitEpoch, and stop everything (also on
-# failure).
+# official data everywhere, print the gas of each SubmitEpoch, survive a chain outage, then
+# migrate a v1 contract (built from its git commit, cached) to this code and compare every
+# answer, run the gas benchmark's smallest case, and stop everything (also on failure).
 set -euo pipefail
+# The last commit whose contract is v1 (0.1.0, tagged contract-v0.1.0): the migration's source.
+V1_CONTRACT_COMMIT=85289d8fd121b00f39566031025729a2ae0ac0ac
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 work=$(mktemp -d "${TMPDIR:-/tmp}/e2e-wasmd.XXXXXX")
@@ -146,4 +149,18 @@ for ((epoch = want + 1; epoch < resumed; epoch++)); do
   "$relayer" verify --epoch "$epoch" --api "${apis%% *}" --node "$rpc" --contract "$contract"
   echo "e2e-wasmd: epoch $epoch, which ended while the chain was down, is final on all nodes"
 done
+
+echo "e2e-wasmd: migrating a v1 contract (commit ${V1_CONTRACT_COMMIT:0:12}) to this code"
+v1_wasm=$(scripts/build-wasm-at.sh "$V1_CONTRACT_COMMIT" | tail -1)
+"$relayer_dev" migration-check --node "$rpc" --cluster "$work/cluster" --v1-wasm "$v1_wasm" >"$work/migration.json"
+python3 - "$work/migration.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"  migrated {r['from_version']} -> {r['to_version']}: {r['queries_compared']} answers unchanged; "
+      f"M = 1000 gas: v1 JSON {r['v1_submit_gas_m1000']}, v2 packed {r['v2_submit_gas_m1000']}; migrate {r['migrate_gas']}")
+PY
+echo "e2e-wasmd: gas benchmark smoke run (n = 4, M = 100)"
+"$relayer_dev" bench-wasmd --node "$rpc" --cluster "$work/cluster" --sizes 4 --mixnodes 100 \
+  --query-mixnodes 0 --out "$work/bench" | tail -2
+test -s "$work/bench/wasmd_gas.json" && test -s "$work/bench/wasmd_gas.svg"
 echo "e2e-wasmd: passed"

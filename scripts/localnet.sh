@@ -3,6 +3,9 @@
 #   localnet.sh start [CLUSTER_DIR]   init (test keyring, fast blocks, free ports), fund the admin
 #                                     and members of CLUSTER_DIR/cluster.json, start, wait for blocks
 #   localnet.sh stop                  stop it cleanly
+#   localnet.sh restart               stop and start it again on its data (same ports); applies
+#                                     QUERY_GAS_LIMIT (wasmd's smart-query gas limit, default
+#                                     3000000) to app.toml first
 #   localnet.sh status                running or not, and the latest height
 # Settings: LOCALNET_HOME (default target/localnet), CHAIN_ID (default testing), WASMD (binary).
 # After start, $LOCALNET_HOME/env holds RPC=... and CHAIN_ID=... for other scripts.
@@ -82,11 +85,27 @@ start() {
   sed -i -e 's/^minimum-gas-prices = .*/minimum-gas-prices = "0stake"/' \
     -e "s#^address = \"localhost:9090\"#address = \"127.0.0.1:$grpc_port\"#" \
     -e "s#^address = \"0.0.0.0:9090\"#address = \"127.0.0.1:$grpc_port\"#" "$h/config/app.toml"
-  printf 'RPC=http://127.0.0.1:%s\nCHAIN_ID=%s\n' "$rpc_port" "$chain_id" >"$home/env"
-  nohup "$wasmd" start --home "$h" --rpc.laddr "tcp://127.0.0.1:$rpc_port" --p2p.laddr "tcp://127.0.0.1:$p2p_port" \
-    --grpc.address "127.0.0.1:$grpc_port" --api.enable=false >"$log" 2>&1 &
+  printf 'RPC=http://127.0.0.1:%s\nCHAIN_ID=%s\nRPC_PORT=%s\nP2P_PORT=%s\nGRPC_PORT=%s\n' \
+    "$rpc_port" "$chain_id" "$rpc_port" "$p2p_port" "$grpc_port" >"$home/env"
+  launch "$wasmd"
+}
+
+# Starts wasmd on the data and ports recorded in $home, and waits for blocks.
+launch() {
+  local wasmd=$1 h=$home/node
+  # shellcheck disable=SC1091
+  source "$home/env"
+  if ! grep -q '^query_gas_limit = ' "$h/config/app.toml"; then
+    echo "localnet: no query_gas_limit in $h/config/app.toml; cannot set the query gas limit" >&2
+    exit 1
+  fi
+  sed -i -e "s/^query_gas_limit = .*/query_gas_limit = ${QUERY_GAS_LIMIT:-3000000}/" "$h/config/app.toml"
+  local start_height
+  start_height=$(cat "$home/height" 2>/dev/null || echo 0)
+  nohup "$wasmd" start --home "$h" --rpc.laddr "tcp://127.0.0.1:$RPC_PORT" --p2p.laddr "tcp://127.0.0.1:$P2P_PORT" \
+    --grpc.address "127.0.0.1:$GRPC_PORT" --api.enable=false >>"$log" 2>&1 &
   echo $! >"$pidfile"
-  echo "localnet: started wasmd (pid $!), RPC http://127.0.0.1:$rpc_port, log $log"
+  echo "localnet: started wasmd (pid $!), RPC $RPC, log $log"
   for _ in $(seq 1 120); do
     if ! running; then
       echo "localnet: wasmd exited; last log lines:" >&2
@@ -95,7 +114,7 @@ start() {
     fi
     local current
     current=$(height 2>/dev/null || echo 0)
-    if [[ ${current:-0} -ge 2 ]]; then
+    if [[ ${current:-0} -ge $((start_height + 2)) ]]; then
       echo "localnet: producing blocks (height $current)"
       return 0
     fi
@@ -103,6 +122,15 @@ start() {
   done
   echo "localnet: no blocks after 60 s; see $log" >&2
   exit 1
+}
+
+restart() {
+  [[ -f $home/env ]] || { echo "localnet: nothing to restart in $home; 'localnet.sh start' first" >&2; exit 1; }
+  local wasmd
+  wasmd=$(wasmd_bin)
+  height >"$home/height" 2>/dev/null || true
+  stop >/dev/null
+  launch "$wasmd"
 }
 
 stop() {
@@ -135,6 +163,7 @@ status() {
 case ${1:-} in
   start) start "${2:-}" ;;
   stop) stop ;;
+  restart) restart ;;
   status) status ;;
-  *) echo "usage: localnet.sh start [CLUSTER_DIR] | stop | status" >&2; exit 2 ;;
+  *) echo "usage: localnet.sh start [CLUSTER_DIR] | stop | restart | status" >&2; exit 2 ;;
 esac

@@ -1,12 +1,13 @@
 //! Developer tooling, kept out of the operator's binary: whole networks in one process on an
 //! embedded chain (the real contract in cw-multi-test), clusters of keys and configs for a
-//! local wasmd, and the network benchmark. The `relayer-dev` binary exposes them, and the
-//! simulator, one file per command.
+//! local wasmd, the network benchmark, and gas and migration checks against a real wasmd.
+//! The `relayer-dev` binary exposes them, and the simulator, one file per command.
 
 pub mod bench;
 pub mod cluster;
 pub mod devnet;
 pub mod embedded_chain;
 mod error;
+pub mod wasmd;
 
 pub use error::DevError;

@@ -5,12 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use cosmrs::cosmwasm::{MsgInstantiateContract, MsgStoreCode};
-use cosmrs::tx::Msg;
 use nym_rewards::msg::{EpochClock, InstantiateMsg};
 use serde::Serialize;
 
-use relayer_node::chain::wasmd::{TxOutcome, WasmdChain};
+use relayer_node::chain::wasmd::WasmdChain;
 use relayer_node::chain::{Chain, ChainError};
 use relayer_node::cluster::read_manifest;
 use relayer_node::config::NodeConfig;
@@ -69,30 +67,6 @@ struct Deployment {
     pub genesis_time: u64,
 }
 
-/// Names the cause of a failed transaction from its ABCI code (informational).
-fn explain(outcome: &TxOutcome, what: &str) -> anyhow::Error {
-    let cause = match outcome.code {
-        5 => "insufficient funds",
-        11 => "out of gas",
-        13 => "insufficient fee",
-        _ if outcome.log.contains("wasm") => "wasm rejected",
-        _ => "refused",
-    };
-    anyhow::anyhow!(
-        "{what} failed: {cause} (code {}): {}",
-        outcome.code,
-        outcome.log
-    )
-}
-
-fn event(outcome: &TxOutcome, kind: &str, key: &str) -> Option<String> {
-    outcome
-        .events
-        .iter()
-        .find(|(k, attr, _)| k == kind && attr == key)
-        .map(|(_, _, value)| value.clone())
-}
-
 fn chain_context(err: ChainError, node: &str) -> anyhow::Error {
     match err {
         ChainError::Unavailable(why) => {
@@ -111,33 +85,16 @@ async fn deploy(options: &Args) -> anyhow::Result<Deployment> {
     let chain = WasmdChain::connect(&options.node, options.chain_id.as_deref(), "", "0stake")
         .await
         .map_err(|err| chain_context(err, &options.node))?;
-    let sender = WasmdChain::account_id(admin.address())?;
-
     eprintln!(
         "deploy: storing {} ({} bytes)...",
         options.wasm.display(),
         wasm.len()
     );
-    let store = MsgStoreCode {
-        sender: sender.clone(),
-        wasm_byte_code: wasm,
-        instantiate_permission: None,
-    };
-    let outcome = chain
-        .sign_and_broadcast(
-            &admin,
-            vec![store.to_any().map_err(|err| anyhow::anyhow!("{err}"))?],
-        )
+    let (code_id, stored) = chain
+        .store_code(&admin, wasm)
         .await
         .map_err(|err| chain_context(err, &options.node))?;
-    if outcome.code != 0 {
-        return Err(explain(&outcome, "storing the code"));
-    }
-    let code_id: u64 = event(&outcome, "store_code", "code_id")
-        .context("no code_id in the store_code events")?
-        .parse()
-        .context("code_id is not a number")?;
-    let store_gas_used = outcome.gas_used;
+    let store_gas_used = stored.gas_used;
     eprintln!("deploy: code id {code_id} (gas {store_gas_used})");
 
     let genesis_time = chain
@@ -155,37 +112,20 @@ async fn deploy(options: &Args) -> anyhow::Result<Deployment> {
         max_mixnodes_per_epoch: options.max_mixnodes,
         min_rotation_delay_epochs: options.min_rotation_delay_epochs,
     };
-    let instantiate = MsgInstantiateContract {
-        sender: sender.clone(),
-        admin: Some(sender),
-        code_id,
-        label: Some("nym-rewards".into()),
-        msg: serde_json::to_vec(&msg)?,
-        funds: vec![],
-    };
-    let outcome = chain
-        .sign_and_broadcast(
-            &admin,
-            vec![
-                instantiate
-                    .to_any()
-                    .map_err(|err| anyhow::anyhow!("{err}"))?,
-            ],
-        )
+    let (contract, instantiated) = chain
+        .instantiate(&admin, code_id, serde_json::to_vec(&msg)?, "nym-rewards")
         .await
         .map_err(|err| chain_context(err, &options.node))?;
-    if outcome.code != 0 {
-        return Err(explain(&outcome, "instantiating the contract"));
-    }
-    let contract = event(&outcome, "instantiate", "_contract_address")
-        .context("no contract address in the instantiate events")?;
-    eprintln!("deploy: contract {contract} (gas {})", outcome.gas_used);
+    eprintln!(
+        "deploy: contract {contract} (gas {})",
+        instantiated.gas_used
+    );
     let deployment = Deployment {
         chain_id: chain.chain_id().to_string(),
         code_id,
         contract: contract.clone(),
         store_gas_used,
-        instantiate_gas_used: outcome.gas_used,
+        instantiate_gas_used: instantiated.gas_used,
         genesis_time,
     };
     for config in &manifest.configs {

@@ -6,7 +6,7 @@
 //! measures, to show what API traffic costs the protocol. Results go to JSON and SVG plots.
 
 mod flood;
-mod plot;
+pub(crate) mod plot;
 mod system;
 
 use std::path::PathBuf;

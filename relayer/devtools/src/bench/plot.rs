@@ -25,17 +25,30 @@ fn cases_of_any_policy(report: &BenchReport) -> Vec<&CaseResult> {
         .collect()
 }
 
-type Series = (String, RGBColor, Vec<(f64, f64)>);
+/// A named line: label, colour, points.
+pub(crate) type Series = (String, RGBColor, Vec<(f64, f64)>);
+
+/// Axis descriptions of a plot.
+pub(crate) struct Axes<'a> {
+    /// The title above the plot.
+    pub title: &'a str,
+    /// The x axis.
+    pub x_desc: &'a str,
+    /// The y axis.
+    pub y_desc: &'a str,
+}
 
 /// Draws `series` on log-log axes into `path`.
-fn draw(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> Result<(), DevError> {
+pub(crate) fn draw(path: &Path, axes: &Axes<'_>, series: &[Series]) -> Result<(), DevError> {
     let points = series.iter().flat_map(|(_, _, points)| points.iter());
-    let (mut x_max, mut y_min, mut y_max) = (4.0f64, f64::MAX, 1.0f64);
+    let (mut x_min, mut x_max, mut y_min, mut y_max) = (f64::MAX, 4.0f64, f64::MAX, 1.0f64);
     for &(x, y) in points {
+        x_min = x_min.min(x);
         x_max = x_max.max(x);
         y_min = y_min.min(y);
         y_max = y_max.max(y);
     }
+    let x_min = (x_min.min(x_max) * 0.75).max(0.1);
     let y_min = (y_min.min(y_max) / 2.0).max(0.1);
     let root = SVGBackend::new(path, (820, 520)).into_drawing_area();
     let error = |err: &dyn std::fmt::Display| DevError::Plot {
@@ -44,19 +57,19 @@ fn draw(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> Result<(),
     };
     root.fill(&WHITE).map_err(|e| error(&e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+        .caption(axes.title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(72)
         .build_cartesian_2d(
-            (3.0f64..x_max * 1.3).log_scale(),
+            (x_min..x_max * 1.3).log_scale(),
             (y_min..y_max * 2.0).log_scale(),
         )
         .map_err(|e| error(&e))?;
     chart
         .configure_mesh()
-        .x_desc("nodes (n)")
-        .y_desc(y_desc)
+        .x_desc(axes.x_desc)
+        .y_desc(axes.y_desc)
         .draw()
         .map_err(|e| error(&e))?;
     for (label, color, points) in series {
@@ -85,11 +98,16 @@ fn draw(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> Result<(),
     Ok(())
 }
 
-const COLORS: [RGBColor; 4] = [
+const NODES: &str = "nodes (n)";
+
+/// The palette, in order of use.
+pub(crate) const COLORS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
 ];
 
 /// Latency from epoch end to acceptance (p50, p95) vs n, per policy.
@@ -113,7 +131,12 @@ pub fn latency(report: &BenchReport, path: &Path) -> Result<(), DevError> {
         series.push((format!("{name} p50"), COLORS[2 * i], p50.collect()));
         series.push((format!("{name} p95"), COLORS[2 * i + 1], p95.collect()));
     }
-    draw(path, "Epoch end -> contract accepts", "ms", &series)
+    let axes = Axes {
+        title: "Epoch end -> contract accepts",
+        x_desc: NODES,
+        y_desc: "ms",
+    };
+    draw(path, &axes, &series)
 }
 
 /// Messages and signature verifications per epoch (network-wide) vs n, with n^2.
@@ -150,5 +173,10 @@ pub fn work(report: &BenchReport, path: &Path) -> Result<(), DevError> {
                 .collect(),
         ),
     ];
-    draw(path, "Network-wide work per epoch", "count", &series)
+    let axes = Axes {
+        title: "Network-wide work per epoch",
+        x_desc: NODES,
+        y_desc: "count",
+    };
+    draw(path, &axes, &series)
 }

@@ -1,11 +1,16 @@
 //! The commands of `relayer-dev`, one module each.
 
 mod bench;
+mod bench_wasmd;
 mod devnet;
 mod init_cluster;
+mod migration_check;
 mod sim;
 
+use std::path::PathBuf;
+
 use clap::Subcommand;
+use relayer_node::keys::ChainAccount;
 
 /// Every command.
 #[derive(Subcommand)]
@@ -18,6 +23,30 @@ pub enum Command {
     Bench(bench::Args),
     /// Run the deterministic simulator (virtual clock, seeded faults, invariants).
     Sim(sim::Args),
+    /// Measure the contract's gas on a real wasmd (submissions for n x M, duplicates, queries).
+    BenchWasmd(bench_wasmd::Args),
+    /// Migrate a v1 contract to this code on a real wasmd and compare every answer.
+    MigrationCheck(migration_check::Args),
+}
+
+/// The chain and the paying account of the commands that run against a local wasmd.
+#[derive(clap::Args)]
+struct ChainArgs {
+    /// CometBFT RPC URL.
+    #[arg(long)]
+    node: String,
+    /// Cluster directory whose admin key pays (`keys/admin.secp256k1`, funded by
+    /// `scripts/localnet.sh start CLUSTER`).
+    #[arg(long)]
+    cluster: PathBuf,
+}
+
+impl ChainArgs {
+    fn admin(&self) -> anyhow::Result<ChainAccount> {
+        Ok(ChainAccount::from_file(
+            &self.cluster.join("keys/admin.secp256k1"),
+        )?)
+    }
 }
 
 impl Command {
@@ -28,6 +57,8 @@ impl Command {
             Command::InitCluster(args) => init_cluster::run(args),
             Command::Bench(args) => bench::run(args).await,
             Command::Sim(args) => sim::run(args),
+            Command::BenchWasmd(args) => bench_wasmd::run(args).await,
+            Command::MigrationCheck(args) => migration_check::run(args).await,
         }
     }
 }

@@ -7,7 +7,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cosmrs::cosmwasm::MsgExecuteContract;
+use cosmrs::cosmwasm::{
+    MsgExecuteContract, MsgInstantiateContract, MsgMigrateContract, MsgStoreCode,
+};
 use cosmrs::proto::cosmos::auth::v1beta1::{
     BaseAccount, QueryAccountRequest, QueryAccountResponse,
 };
@@ -31,6 +33,9 @@ const GAS_EXTRA: u64 = 20_000;
 /// ABCI code of a wrong account sequence.
 const CODE_WRONG_SEQUENCE: u32 = 32;
 const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Gas limit of the transaction that is only simulated (simulation meters without a limit;
+/// the fee this limit implies must still be covered by the balance).
+const PROBE_GAS_LIMIT: u64 = 10_000_000;
 
 /// A transaction's result as included in a block.
 #[derive(Debug, Clone)]
@@ -47,6 +52,47 @@ pub struct TxOutcome {
     pub log: String,
     /// Events as (type, key, value).
     pub events: Vec<(String, String, String)>,
+    /// Size of the signed transaction as broadcast, in bytes.
+    pub tx_bytes: usize,
+}
+
+impl TxOutcome {
+    /// The value of the first attribute `key` of an event of type `kind`.
+    pub fn event(&self, kind: &str, key: &str) -> Option<&str> {
+        self.events
+            .iter()
+            .find(|(k, attr, _)| k == kind && attr == key)
+            .map(|(_, _, value)| value.as_str())
+    }
+
+    /// `Ok` for a successful transaction; otherwise a refusal naming `what` failed and the
+    /// likely cause from the ABCI code (informational).
+    pub fn success(self, what: &str) -> Result<Self, ChainError> {
+        if self.code == 0 {
+            return Ok(self);
+        }
+        let cause = match self.code {
+            5 => "insufficient funds",
+            11 => "out of gas",
+            13 => "insufficient fee",
+            _ if self.log.contains("wasm") => "wasm rejected",
+            _ => "refused",
+        };
+        Err(ChainError::Refused(format!(
+            "{what} failed: {cause} (code {}, tx {}): {}",
+            self.code, self.hash, self.log
+        )))
+    }
+}
+
+/// How a transaction's gas limit is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GasLimit {
+    /// Simulated, plus a margin (a transaction that would fail is refused before broadcast).
+    Simulated,
+    /// Fixed, without simulation: the transaction is broadcast even if it will fail, so its
+    /// gas is charged and reported (benchmarks of rejected transactions).
+    Fixed(u64),
 }
 
 /// A wasmd node and the rewards contract on it.
@@ -201,15 +247,31 @@ impl WasmdChain {
         key: &ChainAccount,
         msgs: Vec<Any>,
     ) -> Result<TxOutcome, ChainError> {
+        self.broadcast(key, msgs, GasLimit::Simulated).await
+    }
+
+    /// [`Self::sign_and_broadcast`] with the gas limit chosen by `gas`.
+    pub async fn broadcast(
+        &self,
+        key: &ChainAccount,
+        msgs: Vec<Any>,
+        gas: GasLimit,
+    ) -> Result<TxOutcome, ChainError> {
         let _serial = self.tx_lock.lock().await;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let (account_number, sequence) = self.account(key.address()).await?;
-            let probe = self.sign(key, &msgs, 10_000_000, account_number, sequence)?;
-            let simulated = self.simulate(probe).await?;
-            let gas_limit = (simulated as f64 * GAS_ADJUSTMENT) as u64 + GAS_EXTRA;
+            let gas_limit = match gas {
+                GasLimit::Fixed(limit) => limit,
+                GasLimit::Simulated => {
+                    let probe = self.sign(key, &msgs, PROBE_GAS_LIMIT, account_number, sequence)?;
+                    let simulated = self.simulate(probe).await?;
+                    (simulated as f64 * GAS_ADJUSTMENT) as u64 + GAS_EXTRA
+                }
+            };
             let tx = self.sign(key, &msgs, gas_limit, account_number, sequence)?;
+            let tx_bytes = tx.len();
             let sent = self.rpc.broadcast_tx_sync(tx).await.map_err(unavailable)?;
             if sent.code.is_err() {
                 if sent.code.value() == CODE_WRONG_SEQUENCE && attempt < 4 {
@@ -222,7 +284,9 @@ impl WasmdChain {
                     sent.log
                 )));
             }
-            return self.wait_for_inclusion(sent.hash).await;
+            let mut outcome = self.wait_for_inclusion(sent.hash).await?;
+            outcome.tx_bytes = tx_bytes;
+            return Ok(outcome);
         }
     }
 
@@ -254,6 +318,7 @@ impl WasmdChain {
                     code: result.code.value(),
                     log: result.log,
                     events,
+                    tx_bytes: 0,
                 });
             }
             if tokio::time::Instant::now() >= deadline {
@@ -263,6 +328,95 @@ impl WasmdChain {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Stores `wasm` (sender `key`); returns the code id and the transaction.
+    pub async fn store_code(
+        &self,
+        key: &ChainAccount,
+        wasm: Vec<u8>,
+    ) -> Result<(u64, TxOutcome), ChainError> {
+        let store = MsgStoreCode {
+            sender: Self::account_id(key.address())?,
+            wasm_byte_code: wasm,
+            instantiate_permission: None,
+        };
+        let outcome = self
+            .sign_and_broadcast(key, vec![to_any(&store)?])
+            .await?
+            .success("storing the code")?;
+        let code_id = outcome
+            .event("store_code", "code_id")
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| ChainError::Decode("no code_id in the store_code events".into()))?;
+        Ok((code_id, outcome))
+    }
+
+    /// Instantiates `code_id` with the JSON `msg`, `key` as sender and wasmd admin (so it may
+    /// migrate); returns the contract address and the transaction.
+    pub async fn instantiate(
+        &self,
+        key: &ChainAccount,
+        code_id: u64,
+        msg: Vec<u8>,
+        label: &str,
+    ) -> Result<(String, TxOutcome), ChainError> {
+        let sender = Self::account_id(key.address())?;
+        let instantiate = MsgInstantiateContract {
+            sender: sender.clone(),
+            admin: Some(sender),
+            code_id,
+            label: Some(label.to_string()),
+            msg,
+            funds: vec![],
+        };
+        let outcome = self
+            .sign_and_broadcast(key, vec![to_any(&instantiate)?])
+            .await?
+            .success("instantiating the contract")?;
+        let contract = outcome
+            .event("instantiate", "_contract_address")
+            .ok_or_else(|| {
+                ChainError::Decode("no contract address in the instantiate events".into())
+            })?
+            .to_string();
+        Ok((contract, outcome))
+    }
+
+    /// Migrates this handle's contract to `code_id` with the JSON `msg` (sender `key`, which
+    /// must be the contract's wasmd admin).
+    pub async fn migrate(
+        &self,
+        key: &ChainAccount,
+        code_id: u64,
+        msg: Vec<u8>,
+    ) -> Result<TxOutcome, ChainError> {
+        let migrate = MsgMigrateContract {
+            sender: Self::account_id(key.address())?,
+            contract: Self::account_id(&self.contract)?,
+            code_id,
+            msg,
+        };
+        self.sign_and_broadcast(key, vec![to_any(&migrate)?])
+            .await?
+            .success("migrating the contract")
+    }
+
+    /// Executes the JSON `msg` on this handle's contract and returns the included transaction
+    /// whatever its result (callers read `code` and `gas_used`).
+    pub async fn execute_json(
+        &self,
+        key: &ChainAccount,
+        msg: Vec<u8>,
+        gas: GasLimit,
+    ) -> Result<TxOutcome, ChainError> {
+        let execute = MsgExecuteContract {
+            sender: Self::account_id(key.address())?,
+            contract: Self::account_id(&self.contract)?,
+            msg,
+            funds: vec![],
+        };
+        self.broadcast(key, vec![to_any(&execute)?], gas).await
     }
 
     /// Parses a bech32 account id.
@@ -281,6 +435,11 @@ impl WasmdChain {
         self.contract = contract.to_string();
         self
     }
+}
+
+fn to_any(msg: &impl Msg) -> Result<Any, ChainError> {
+    msg.to_any()
+        .map_err(|err| ChainError::Refused(format!("encoding a message: {err}")))
 }
 
 #[async_trait]
@@ -312,22 +471,11 @@ impl Chain for WasmdChain {
     }
 
     async fn execute(&self, account: &ChainAccount, msg: &ExecuteMsg) -> Result<TxRef, ChainError> {
-        let execute = MsgExecuteContract {
-            sender: Self::account_id(account.address())?,
-            contract: Self::account_id(&self.contract)?,
-            msg: serde_json::to_vec(msg).map_err(|err| ChainError::Decode(err.to_string()))?,
-            funds: vec![],
-        };
-        let any = execute
-            .to_any()
-            .map_err(|err| ChainError::Refused(err.to_string()))?;
-        let outcome = self.sign_and_broadcast(account, vec![any]).await?;
-        if outcome.code != 0 {
-            return Err(ChainError::Refused(format!(
-                "tx {} failed (code {}): {}",
-                outcome.hash, outcome.code, outcome.log
-            )));
-        }
+        let msg = serde_json::to_vec(msg).map_err(|err| ChainError::Decode(err.to_string()))?;
+        let outcome = self
+            .execute_json(account, msg, GasLimit::Simulated)
+            .await?
+            .success("executing the contract")?;
         tracing::info!(tx = %outcome.hash, height = outcome.height, gas_used = outcome.gas_used, "transaction included");
         Ok(TxRef {
             tx_hash: outcome.hash,

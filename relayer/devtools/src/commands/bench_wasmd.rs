@@ -1,0 +1,169 @@
+//! `relayer-dev bench-wasmd`: gas on a real wasmd (SubmitEpoch for n x M and its rejected
+//! duplicate, the largest query answers at the mixnode cap) -> `wasmd_gas.json` and `.svg`.
+
+use std::path::PathBuf;
+
+use nym_rewards::msg::QueryMsg;
+use nym_rewards::rules::{MAX_EPOCHS_PAGE, MAX_MIXNODE_SCAN};
+use relayer_devtools::wasmd::gas::{FixtureContract, Model, measure_submissions};
+use relayer_devtools::wasmd::query_gas::{CommandRestarter, NamedQuery, measure_queries};
+use relayer_devtools::wasmd::report::{FLOOR, MODEL, WasmdGasReport, write};
+use relayer_devtools::wasmd::{SignerFixture, dense_rewards};
+use relayer_node::chain::wasmd::WasmdChain;
+
+use super::ChainArgs;
+
+/// Arguments of `relayer-dev bench-wasmd`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// The contract's wasm.
+    #[arg(long, default_value = "artifacts/nym_rewards.wasm")]
+    wasm: PathBuf,
+    /// Signer-set sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "4,16,64")]
+    sizes: Vec<usize>,
+    /// Mixnodes per epoch, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
+    mixnodes: Vec<u32>,
+    /// The VM model's results, shown beside the measurements (`make bench-gas`).
+    #[arg(long, default_value = "bench/results/contract_gas.json")]
+    model: PathBuf,
+    /// Mixnodes per epoch of the query data set (0: no query measurement).
+    #[arg(long, default_value_t = 20_000)]
+    query_mixnodes: u32,
+    /// Shell command restarting the chain with `QUERY_GAS_LIMIT` from its environment
+    /// (needed for the query measurement).
+    #[arg(long)]
+    restart_command: Option<String>,
+    /// Bracket width, in percent of the gas, at which the query-gas bisection stops.
+    #[arg(long, default_value_t = 2)]
+    precision_pct: u64,
+    /// The chain's version, as reported (`wasmd version`).
+    #[arg(long, default_value = "unknown")]
+    wasmd_version: String,
+    /// Output directory.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+}
+
+/// Runs the benchmark and writes the report.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let admin = args.chain.admin()?;
+    let model = Model::read(&args.model)?;
+    let wasm = std::fs::read(&args.wasm)
+        .map_err(|err| anyhow::anyhow!("reading {}: {err}", args.wasm.display()))?;
+    let rpc = args.chain.node.as_str();
+    let chain = WasmdChain::connect(rpc, None, "", "0stake").await?;
+    let (code_id, _) = chain.store_code(&admin, wasm).await?;
+    eprintln!(
+        "bench-wasmd: wasmd {}, code id {code_id}",
+        args.wasmd_version
+    );
+    let submissions =
+        measure_submissions(rpc, &admin, code_id, &args.sizes, &args.mixnodes, &model).await?;
+
+    let query_epochs = MAX_MIXNODE_SCAN;
+    let queries = if args.query_mixnodes == 0 {
+        Vec::new()
+    } else {
+        let Some(command) = args.restart_command.clone() else {
+            anyhow::bail!(
+                "--restart-command is needed to measure query gas (or --query-mixnodes 0)"
+            );
+        };
+        let count = args.query_mixnodes;
+        let fixture = SignerFixture::new(4, &admin)?;
+        let contract = FixtureContract::instantiate(rpc, &admin, code_id, fixture, count).await?;
+        let rewards = dense_rewards(count);
+        for epoch in 0..u64::from(query_epochs) {
+            let outcome = contract.submit(&admin, epoch, &rewards).await?;
+            eprintln!(
+                "bench-wasmd: query data set: epoch {epoch} of {query_epochs}, {count} mixnodes ({} gas)",
+                outcome.gas_used
+            );
+        }
+        let queries = [
+            (
+                format!("MixnodeRewards: a page of {query_epochs} epochs, the last mixnode"),
+                QueryMsg::MixnodeRewards {
+                    mix_id: count,
+                    start_after: None,
+                    limit: Some(MAX_MIXNODE_SCAN),
+                },
+            ),
+            (
+                "EpochRewardsPacked: one whole epoch".to_string(),
+                QueryMsg::EpochRewardsPacked { epoch: 0 },
+            ),
+            (
+                "EpochRewards (JSON): one whole epoch".to_string(),
+                QueryMsg::EpochRewards { epoch: 0 },
+            ),
+            (
+                format!("Epochs: a page of up to {MAX_EPOCHS_PAGE} summaries"),
+                QueryMsg::Epochs {
+                    start_after: None,
+                    limit: Some(MAX_EPOCHS_PAGE),
+                },
+            ),
+        ]
+        .map(|(name, msg)| NamedQuery { name, msg });
+        let mut restarter = CommandRestarter { command };
+        measure_queries(
+            &contract.chain,
+            &mut restarter,
+            &queries,
+            args.precision_pct,
+        )
+        .await?
+    };
+    let report = WasmdGasReport {
+        wasmd_version: args.wasmd_version,
+        floor: FLOOR,
+        model: MODEL,
+        submissions,
+        query_mixnodes: args.query_mixnodes,
+        query_epochs,
+        queries,
+    };
+    write(&report, &args.out)?;
+    print_summary(&report);
+    eprintln!(
+        "bench-wasmd: written to {}",
+        args.out.join("wasmd_gas.json").display()
+    );
+    Ok(())
+}
+
+fn print_summary(report: &WasmdGasReport) {
+    println!(
+        "{:>4} {:>6} {:>10} {:>10} {:>6} {:>10} {:>7} {:>10} {:>10} {:>6}",
+        "n", "M", "submit", "floor", "x", "model", "err %", "duplicate", "floor", "x"
+    );
+    for row in &report.submissions {
+        println!(
+            "{:>4} {:>6} {:>10} {:>10} {:>6.2} {:>10} {:>7.1} {:>10} {:>10} {:>6.2}",
+            row.signers_n,
+            row.mixnodes,
+            row.submit.gas_used,
+            row.submit.floor,
+            row.submit.over_floor,
+            row.submit.model,
+            row.submit.model_error_pct,
+            row.duplicate.gas_used,
+            row.duplicate.floor,
+            row.duplicate.over_floor
+        );
+    }
+    for query in &report.queries {
+        let at_most = query
+            .gas_at_most
+            .map_or_else(|| "above the ceiling".to_string(), |gas| gas.to_string());
+        println!(
+            "{}: gas in ({}, {}], answer {} bytes, within the default limit: {}",
+            query.name, query.gas_above, at_most, query.answer_bytes, query.within_default_limit
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! The v1 -> v2 migration on a real wasmd: the v1 contract (built from its git commit) is
+//! instantiated and fed the way v1 relayers fed it (JSON rewards, a scheduled second signer
+//! set), migrated to this code with `MsgMigrateContract`, and every query over the old state
+//! must answer byte-for-byte as before; a v2 submission must then be accepted beside the old
+//! epochs.
+
+use nym_rewards::msg::{MigrateMsg, MixnodeReward, QueryMsg};
+use relayer_node::chain::wasmd::{GasLimit, WasmdChain};
+use relayer_node::chain::{Chain, epoch_record};
+use relayer_node::keys::ChainAccount;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::gas::FixtureContract;
+use super::{PAST_EPOCHS, SignerFixture, dense_rewards};
+use crate::DevError;
+
+/// The cw2 version v1 records.
+const V1_VERSION: &str = "0.1.0";
+/// Members of the v1 signer set, and of the second set v1 schedules.
+const MEMBERS: usize = 4;
+const SECOND_SET_MEMBERS: usize = 7;
+/// How many epochs ahead v1 schedules the second set.
+const ROTATION_AHEAD_EPOCHS: u64 = 3_600;
+
+/// What the check did and measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationReport {
+    /// Code id of the v1 wasm.
+    pub v1_code_id: u64,
+    /// Code id of this wasm.
+    pub v2_code_id: u64,
+    /// The migrated contract.
+    pub contract: String,
+    /// The cw2 versions the migration reported.
+    pub from_version: String,
+    /// See `from_version`.
+    pub to_version: String,
+    /// Queries answered identically before and after.
+    pub queries_compared: usize,
+    /// Gas of v1's JSON submission of 1000 mixnodes.
+    pub v1_submit_gas_m1000: u64,
+    /// Gas of v2's packed submission of the same data after the migration.
+    pub v2_submit_gas_m1000: u64,
+    /// Gas of the migration.
+    pub migrate_gas: u64,
+}
+
+/// The epochs v1 stores: dense, sparse with long gaps, and a single mixnode.
+fn v1_epochs() -> Vec<(u64, Vec<MixnodeReward>)> {
+    let sparse = (0..100u32)
+        .map(|i| MixnodeReward {
+            mix_id: 1 + i * i * 37,
+            uptime_bp: (i * 101 % 10_001) as u16,
+        })
+        .collect();
+    let single = vec![MixnodeReward {
+        mix_id: 4_000_000_000,
+        uptime_bp: 10_000,
+    }];
+    vec![(0, dense_rewards(1_000)), (1, sparse), (2, single)]
+}
+
+/// The queries compared across the migration.
+fn queries(rotation_epoch: u64) -> Vec<QueryMsg> {
+    let mut queries = vec![
+        QueryMsg::SignerSet { version: Some(1) },
+        QueryMsg::SignerSet { version: Some(2) },
+        QueryMsg::SignerSet { version: None },
+        QueryMsg::SignerSetForEpoch { epoch: 0 },
+        QueryMsg::SignerSetForEpoch {
+            epoch: rotation_epoch,
+        },
+        QueryMsg::Epochs {
+            start_after: None,
+            limit: None,
+        },
+        QueryMsg::EpochRewards { epoch: 3 },
+    ];
+    for (epoch, rewards) in v1_epochs() {
+        queries.push(QueryMsg::EpochRewards { epoch });
+        for reward in [rewards.first(), rewards.get(37), rewards.last()]
+            .into_iter()
+            .flatten()
+        {
+            queries.push(QueryMsg::MixnodeRewards {
+                mix_id: reward.mix_id,
+                start_after: None,
+                limit: None,
+            });
+        }
+    }
+    queries
+}
+
+async fn answers(chain: &WasmdChain, queries: &[QueryMsg]) -> Result<Vec<Value>, DevError> {
+    let mut answers = Vec::with_capacity(queries.len());
+    for query in queries {
+        answers.push(serde_json::from_slice(&chain.query_raw(query).await?)?);
+    }
+    Ok(answers)
+}
+
+/// v1's `SubmitEpoch`: JSON rewards and signature objects.
+fn v1_submit_msg(
+    contract: &FixtureContract,
+    epoch: u64,
+    rewards: &[MixnodeReward],
+) -> Result<Vec<u8>, DevError> {
+    let signatures = contract.signatures(epoch, rewards)?;
+    Ok(serde_json::to_vec(&json!({
+        "submit_epoch": {
+            "epoch": epoch,
+            "signer_set_version": 1,
+            "rewards": rewards,
+            "signatures": signatures,
+        }
+    }))?)
+}
+
+/// v1's instantiate message: v2's without the fields v2 added.
+fn v1_instantiate_msg(fixture: &SignerFixture, chain_time: u64) -> Result<Vec<u8>, DevError> {
+    let mut msg = serde_json::to_value(fixture.instantiate_msg(chain_time, 5_000))?;
+    if let Some(fields) = msg.as_object_mut() {
+        fields.remove("min_rotation_delay_epochs");
+    }
+    Ok(serde_json::to_vec(&msg)?)
+}
+
+/// Runs the check on the chain at `rpc`, `admin` paying and administering.
+pub async fn check_migration(
+    rpc: &str,
+    admin: &ChainAccount,
+    v1_wasm: Vec<u8>,
+    v2_wasm: Vec<u8>,
+) -> Result<MigrationReport, DevError> {
+    let chain = WasmdChain::connect(rpc, None, "", "0stake").await?;
+    let (v1_code_id, _) = chain.store_code(admin, v1_wasm).await?;
+    let (v2_code_id, _) = chain.store_code(admin, v2_wasm).await?;
+    eprintln!("migration-check: v1 code {v1_code_id}, v2 code {v2_code_id}");
+
+    let fixture = SignerFixture::new(MEMBERS, admin)?;
+    let chain_time = chain.latest_block_time().await?;
+    let (address, _) = chain
+        .instantiate(
+            admin,
+            v1_code_id,
+            v1_instantiate_msg(&fixture, chain_time)?,
+            "nym-rewards-v1",
+        )
+        .await?;
+    let contract = FixtureContract {
+        chain: WasmdChain::connect(rpc, None, &address, "0stake").await?,
+        fixture,
+    };
+    let mut v1_submit_gas_m1000 = 0;
+    for (epoch, rewards) in v1_epochs() {
+        let outcome = contract
+            .chain
+            .execute_json(
+                admin,
+                v1_submit_msg(&contract, epoch, &rewards)?,
+                GasLimit::Simulated,
+            )
+            .await?
+            .success("v1 SubmitEpoch")?;
+        if rewards.len() == 1_000 {
+            v1_submit_gas_m1000 = outcome.gas_used;
+        }
+    }
+    // v1 schedules a second, larger signer set well ahead.
+    let rotation_epoch = PAST_EPOCHS + ROTATION_AHEAD_EPOCHS;
+    let second = SignerFixture::new(SECOND_SET_MEMBERS, admin)?;
+    let rotate = json!({
+        "update_signer_set": {
+            "members": second.members(),
+            "threshold": null,
+            "effective_from_epoch": rotation_epoch,
+        }
+    });
+    contract
+        .chain
+        .execute_json(admin, serde_json::to_vec(&rotate)?, GasLimit::Simulated)
+        .await?
+        .success("v1 UpdateSignerSet")?;
+
+    let queries = queries(rotation_epoch);
+    let before = answers(&contract.chain, &queries).await?;
+    let migrated = contract
+        .chain
+        .migrate(admin, v2_code_id, serde_json::to_vec(&MigrateMsg {})?)
+        .await?;
+    let version = |key: &str| migrated.event("wasm", key).unwrap_or_default().to_string();
+    let (from_version, to_version) = (version("from_version"), version("to_version"));
+    if from_version != V1_VERSION || to_version != nym_rewards::CONTRACT_VERSION {
+        return Err(DevError::Invalid(format!(
+            "the migration reports {from_version:?} -> {to_version:?}, not {V1_VERSION} -> {}",
+            nym_rewards::CONTRACT_VERSION
+        )));
+    }
+    let after = answers(&contract.chain, &queries).await?;
+    for ((query, before), after) in queries.iter().zip(&before).zip(&after) {
+        if before != after {
+            return Err(DevError::Invalid(format!(
+                "{} answers differently after the migration:\n  before {before}\n  after  {after}",
+                serde_json::to_string(query)?
+            )));
+        }
+    }
+    eprintln!(
+        "migration-check: {} queries answer as before the migration",
+        queries.len()
+    );
+
+    // A v2 submission beside the old epochs.
+    let rewards = dense_rewards(1_000);
+    let submitted = contract.submit(admin, 3, &rewards).await?;
+    let stored = epoch_record(&contract.chain, 3)
+        .await?
+        .ok_or(DevError::NotOnChain(3))?;
+    if stored.rewards != rewards {
+        return Err(DevError::Invalid(
+            "the v2 epoch after the migration reads back different rewards".into(),
+        ));
+    }
+    Ok(MigrationReport {
+        v1_code_id,
+        v2_code_id,
+        contract: address,
+        from_version,
+        to_version,
+        queries_compared: queries.len(),
+        v1_submit_gas_m1000,
+        v2_submit_gas_m1000: submitted.gas_used,
+        migrate_gas: migrated.gas_used,
+    })
+}

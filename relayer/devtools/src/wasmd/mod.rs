@@ -1,0 +1,123 @@
+//! Tooling that runs against a real local wasmd (started by `scripts/localnet.sh`): the gas
+//! benchmark ([`gas`], [`report`]), the query-gas measurement ([`query_gas`]) and the v1 -> v2
+//! migration check ([`migration`]). This module holds what they share: deterministic signer sets whose
+//! member 0 is the funded submitting account, reward data and certificates signed the way the
+//! relayer signs them.
+
+pub mod gas;
+pub mod migration;
+pub mod query_gas;
+pub mod report;
+
+use cosmwasm_std::HexBinary;
+use nym_rewards::digest::{DigestContext, data_hash, epoch_digest};
+use nym_rewards::msg::{EpochClock, InstantiateMsg, MemberInput, MixnodeReward, SignerSignature};
+use nym_rewards::rules::default_threshold;
+use relayer_node::keys::ChainAccount;
+use relayer_protocol::Keypair;
+
+use crate::DevError;
+
+/// How far before the chain's time the fixtures' epoch clock starts: every epoch below this
+/// many (one-second epochs) has ended and may be submitted at once.
+pub const PAST_EPOCHS: u64 = 100_000;
+
+/// A signer set of `n` members with known ed25519 keys; member 0's address is the account
+/// that submits (the contract accepts submissions from members only).
+pub struct SignerFixture {
+    keys: Vec<Keypair>,
+    addresses: Vec<String>,
+}
+
+fn seed(tag: u8, index: usize) -> [u8; 32] {
+    let mut seed = [tag; 32];
+    seed[..8].copy_from_slice(&(index as u64 + 1).to_be_bytes());
+    seed
+}
+
+impl SignerFixture {
+    /// `n` members, deterministic keys; `submitter` is member 0.
+    pub fn new(n: usize, submitter: &ChainAccount) -> Result<Self, DevError> {
+        let keys = (0..n).map(|i| Keypair::from_seed(&seed(0xed, i))).collect();
+        let addresses = (0..n)
+            .map(|i| match i {
+                0 => Ok(submitter.address().to_string()),
+                _ => ChainAccount::from_secret(&seed(0x5e, i))
+                    .map(|account| account.address().to_string())
+                    .ok_or_else(|| DevError::Invalid(format!("no chain key for member {i}"))),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { keys, addresses })
+    }
+
+    /// Members as `instantiate` and `UpdateSignerSet` take them.
+    pub fn members(&self) -> Vec<MemberInput> {
+        self.keys
+            .iter()
+            .zip(&self.addresses)
+            .enumerate()
+            .map(|(i, (key, address))| MemberInput {
+                ed25519_pubkey: HexBinary::from(key.public()),
+                address: address.clone(),
+                api_url: format!("http://127.0.0.1:{}", 8000 + i),
+                p2p_multiaddr: format!("/ip4/127.0.0.1/tcp/{}", 9000 + i),
+            })
+            .collect()
+    }
+
+    /// The default threshold of this set.
+    pub fn threshold(&self) -> usize {
+        default_threshold(self.keys.len())
+    }
+
+    /// Signatures of the first `threshold` members over `rewards` for `epoch` under
+    /// `version` of the contract at `context`'s address.
+    pub fn sign(
+        &self,
+        context: &DigestContext<'_>,
+        rewards: &[MixnodeReward],
+    ) -> Result<Vec<SignerSignature>, DevError> {
+        let digest = epoch_digest(context, &data_hash(rewards))
+            .map_err(|err| DevError::Invalid(err.to_string()))?;
+        Ok(self.keys[..self.threshold()]
+            .iter()
+            .enumerate()
+            .map(|(index, key)| SignerSignature {
+                index: index as u16,
+                signature: HexBinary::from(key.sign(&digest)),
+            })
+            .collect())
+    }
+
+    /// A v2 instantiate message: one-second epochs starting [`PAST_EPOCHS`] before
+    /// `chain_time`, the sender as admin.
+    pub fn instantiate_msg(&self, chain_time: u64, max_mixnodes: u32) -> InstantiateMsg {
+        InstantiateMsg {
+            admin: None,
+            clock: past_clock(chain_time),
+            members: self.members(),
+            threshold: None,
+            max_mixnodes_per_epoch: max_mixnodes,
+            min_rotation_delay_epochs: None,
+        }
+    }
+}
+
+/// One-second epochs from [`PAST_EPOCHS`] seconds before `chain_time`.
+pub fn past_clock(chain_time: u64) -> EpochClock {
+    EpochClock {
+        genesis_time: chain_time.saturating_sub(PAST_EPOCHS),
+        epoch_length_secs: 1,
+    }
+}
+
+/// Rewards of mixnodes `1..=count` with uptimes spread over the whole range (the gas bench's
+/// data, as the VM model uses it).
+pub fn dense_rewards(count: u32) -> Vec<MixnodeReward> {
+    (1..=count)
+        .map(|mix_id| MixnodeReward {
+            mix_id,
+            uptime_bp: (mix_id * 7_919 % 10_001) as u16,
+        })
+        .collect()
+}
