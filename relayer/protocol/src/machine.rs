@@ -66,11 +66,17 @@ pub(crate) struct Proposal {
 pub(crate) struct EpochState {
     /// First valid observation per author, with its digest (computed once).
     observations: BTreeMap<MemberIndex, (Hash, Observation)>,
-    /// Other valid observations (equivocations), by reference.
+    /// Other valid observations (equivocations), by reference: per author, every version a
+    /// parked block references and at most one other (the evidence). One parked block per
+    /// proposer bounds them at n + 1 per author, whatever an equivocator sends.
     alternates: BTreeMap<ObservationRef, Observation>,
     equivocators: BTreeSet<MemberIndex>,
-    /// Aggregate and its data hash, by hash of the observation set.
+    /// Aggregate and its data hash, by hash of the observation set: computed at most once
+    /// per proposer (and for this member's own proposals), so bounded by n + 1.
     aggregates: BTreeMap<Hash, (Vec<MixnodeReward>, Hash)>,
+    /// Proposers whose block's claimed data hash did not match its aggregate: their further
+    /// blocks of the epoch are refused without computing anything.
+    refuted: BTreeSet<MemberIndex>,
     own: Option<Observation>,
     grace_armed: bool,
     grace_over: bool,
@@ -89,6 +95,42 @@ pub(crate) struct EpochState {
 impl EpochState {
     pub(crate) fn certificate(&self) -> Option<&Certificate> {
         self.proposal.as_ref()?.certificate.as_ref()
+    }
+
+    /// Whether a parked block references `reference`.
+    fn parked_block_needs(&self, reference: &ObservationRef) -> bool {
+        self.parked
+            .values()
+            .any(|block| block.observations.contains(reference))
+    }
+
+    /// Holds another version of an author's observation if a parked block needs it (so the
+    /// block can be checked, however many versions the author signed) or if it is the
+    /// author's first alternate; then drops the author's versions no parked block needs,
+    /// keeping one as evidence.
+    fn hold_alternate(&mut self, reference: ObservationRef, observation: Observation) {
+        let author = reference.author;
+        let has_evidence = self
+            .alternates
+            .keys()
+            .any(|held| held.author == author && !self.parked_block_needs(held));
+        if !self.parked_block_needs(&reference) && has_evidence {
+            return;
+        }
+        self.alternates.insert(reference, observation);
+        let mut evidence_kept = false;
+        let unneeded: Vec<ObservationRef> = self
+            .alternates
+            .keys()
+            .filter(|held| held.author == author && !self.parked_block_needs(held))
+            .copied()
+            .collect();
+        for held in unneeded {
+            if evidence_kept {
+                self.alternates.remove(&held);
+            }
+            evidence_kept = true;
+        }
     }
 }
 
@@ -247,6 +289,14 @@ impl Protocol {
     /// The certificate of this member's block for `epoch`, if it has one.
     pub fn certificate(&self, epoch: u64) -> Option<&Certificate> {
         self.epochs.get(&epoch)?.certificate()
+    }
+
+    /// Observations held for `epoch`, every version counted (a gauge of the memory an
+    /// equivocator can make this member spend).
+    pub fn held_observations(&self, epoch: u64) -> usize {
+        self.epochs
+            .get(&epoch)
+            .map_or(0, |state| state.observations.len() + state.alternates.len())
     }
 
     /// The data hash this member decided to sign for `proposer`'s block of `epoch`.
@@ -460,10 +510,7 @@ impl Protocol {
         let state = self.epochs.entry(epoch).or_default();
         if first.is_some() {
             state.equivocators.insert(author);
-            // Bounded: at most one alternate per author is kept.
-            if !state.alternates.keys().any(|held| held.author == author) {
-                state.alternates.insert(reference, observation);
-            }
+            state.hold_alternate(reference, observation);
             Self::reject(out, from, Rejection::Equivocation { author });
         } else {
             state.observations.insert(author, (digest, observation));
@@ -600,6 +647,13 @@ impl Protocol {
             }
             return;
         }
+        if self
+            .epochs
+            .get(&epoch)
+            .is_some_and(|state| state.refuted.contains(&from))
+        {
+            return Self::reject(out, from, Rejection::AggregateMismatch);
+        }
         let already_pending = self.pending.values().any(|pending| {
             matches!(pending, Pending::Echo { epoch: e, proposer, .. } if *e == epoch && *proposer == from)
         });
@@ -672,7 +726,15 @@ impl Protocol {
                     out,
                 );
             }
-            _ => Self::reject(out, from, Rejection::AggregateMismatch),
+            _ => {
+                // An honest proposer's hash always matches (the aggregate is deterministic):
+                // this proposer gets no second computation in this epoch.
+                if let Some(state) = self.epochs.get_mut(&epoch) {
+                    state.refuted.insert(from);
+                    state.parked.remove(&from);
+                }
+                Self::reject(out, from, Rejection::AggregateMismatch)
+            }
         }
     }
 

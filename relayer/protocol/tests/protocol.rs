@@ -762,6 +762,120 @@ fn missing_observation_is_fetched_from_the_proposer() {
     );
 }
 
+/// The block of `proposer` over `observations`, with its correct data hash.
+fn block_of(proposer: u16, observations: &[&Observation]) -> Block {
+    let owned: Vec<Observation> = observations.iter().map(|o| (*o).clone()).collect();
+    Block {
+        proposer,
+        ..honest_block(&owned)
+    }
+}
+
+/// A version of `author`'s observation for epoch 0 that differs by `version`.
+fn version_of(author: usize, version: u16) -> Observation {
+    signed_observation(4, author, 0, values(author as u16 * 10 + version))
+}
+
+#[test]
+fn a_block_with_an_equivocators_third_version_is_fetched_and_echoed() {
+    // Node 1 already holds two versions of author 3's observation; proposer 0 saw a third
+    // one first and built its block on it. Node 1 must fetch and check it, not park the
+    // block for good (the stall found in review).
+    let mut node1 = node(4, 1, SubmitPolicy::Race);
+    let honest: Vec<Observation> = [0, 2]
+        .map(|a| signed_observation(4, a, 0, values(a as u16)))
+        .to_vec();
+    for observation in &honest {
+        receive(
+            &mut node1,
+            T0,
+            observation.author,
+            Message::Observation(observation.clone()),
+        );
+    }
+    receive(&mut node1, T0, 3, Message::Observation(version_of(3, 1)));
+    let actions = receive(&mut node1, T0, 3, Message::Observation(version_of(3, 2)));
+    assert_eq!(
+        rejections(&actions),
+        vec![Rejection::Equivocation { author: 3 }]
+    );
+    let third = version_of(3, 3);
+    let block = block_of(0, &[&honest[0], &honest[1], &third]);
+    let actions = receive(&mut node1, T0, 0, Message::Block(block));
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Send { to: 0, message: Message::ObservationRequest { reference, .. } } if reference.author == 3)),
+        "the missing version is requested from the proposer: {actions:?}"
+    );
+    let actions = receive(&mut node1, T0, 0, Message::Observation(third));
+    assert_eq!(
+        rejections(&actions),
+        vec![Rejection::Equivocation { author: 3 }]
+    );
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Persist { .. })),
+        "the block is checked once its version arrives: {actions:?}"
+    );
+}
+
+#[test]
+fn an_equivocator_cannot_make_a_member_hold_unbounded_versions() {
+    // A byzantine proposer (author 3 too) sends block after block, each over a new version
+    // of its own observation; each replaces the last parked block, so versions no parked
+    // block needs are dropped (one kept as evidence).
+    let mut node1 = node(4, 1, SubmitPolicy::Race);
+    let honest: Vec<Observation> = [0, 2]
+        .map(|a| signed_observation(4, a, 0, values(a as u16)))
+        .to_vec();
+    for observation in &honest {
+        receive(
+            &mut node1,
+            T0,
+            observation.author,
+            Message::Observation(observation.clone()),
+        );
+    }
+    receive(&mut node1, T0, 3, Message::Observation(version_of(3, 0)));
+    for version in 1..40 {
+        let alternate = version_of(3, version);
+        let mut block = block_of(3, &[&honest[0], &honest[1], &alternate]);
+        block.data_hash[0] ^= 1; // never echoed: the versions stay needed only while parked
+        receive(&mut node1, T0, 3, Message::Block(block));
+        receive(&mut node1, T0, 3, Message::Observation(alternate));
+        assert!(
+            node1.held_observations(0) <= 2 + 1 + 2,
+            "version {version}: {} held",
+            node1.held_observations(0)
+        );
+    }
+}
+
+#[test]
+fn a_proposer_whose_hash_did_not_match_gets_no_second_aggregate() {
+    let (mut node1, observations) = validator();
+    let extra = signed_observation(4, 3, 0, values(3));
+    receive(&mut node1, T0, 3, Message::Observation(extra.clone()));
+    let before = node1.metrics().aggregates_computed;
+    let mut wrong = honest_block(&observations);
+    wrong.data_hash[0] ^= 1;
+    let actions = receive(&mut node1, T0, 0, Message::Block(wrong));
+    assert_eq!(rejections(&actions), vec![Rejection::AggregateMismatch]);
+    assert_eq!(node1.metrics().aggregates_computed, before + 1);
+    // Other subsets, right or wrong hash: refused without computing.
+    for subset in [
+        [&observations[0], &observations[1], &extra],
+        [&observations[0], &observations[2], &extra],
+    ] {
+        let right = block_of(0, &subset);
+        let actions = receive(&mut node1, T0, 0, Message::Block(right));
+        assert_eq!(rejections(&actions), vec![Rejection::AggregateMismatch]);
+    }
+    assert_eq!(node1.metrics().aggregates_computed, before + 1);
+    // Another proposer's honest block is still checked and echoed.
+    let other = block_of(2, &[&observations[0], &observations[1], &extra]);
+    let actions = receive(&mut node1, T0, 2, Message::Block(other));
+    assert!(actions.iter().any(|a| matches!(a, Action::Persist { .. })));
+}
+
 #[test]
 fn a_second_block_of_the_same_proposer_gets_no_echo_even_after_a_restart() {
     let (mut node1, observations) = validator();
