@@ -10,8 +10,8 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use relayer_protocol::{
-    Block, Echo, MemberIndex, Message, MixnodeReward, Observation, ObservationRef, ProtocolConfig,
-    lower_median, observation_digest,
+    Block, Echo, Keypair, MemberIndex, Message, MixnodeReward, Observation, ObservationRef,
+    ProtocolConfig, lower_median, observation_digest,
 };
 use serde::{Deserialize, Serialize};
 use strum::{IntoStaticStr, VariantArray};
@@ -49,6 +49,15 @@ pub enum Behaviour {
     Withhold,
     /// Sends garbage and oversized messages.
     Flood,
+    /// Sends every other member two versions of its observation of its own, freshly signed
+    /// and different for each recipient, again on every re-send: no two members hold the same
+    /// versions, and each may propose with the one it saw first.
+    EquivocateObservations,
+    /// Besides its block, sends every member blocks over other observation subsets, with
+    /// right and wrong data hashes alternately, again on every re-send.
+    FloodBlocks,
+    /// Proposes and gathers a certificate like an honest member, then never submits it.
+    WithholdCertificate,
 }
 
 relayer_protocol::derived_names!(Behaviour, "byzantine behaviour");
@@ -73,6 +82,10 @@ pub(crate) enum Target {
 }
 
 const HISTORY_LIMIT: usize = 512;
+/// Observation versions each recipient gets per send of an equivocating observer.
+const VERSIONS_PER_RECIPIENT: usize = 2;
+/// Extra blocks a block flooder sends each member per send of its block.
+const FLOOD_BLOCKS: usize = 24;
 /// Epochs whose two block versions an equivocator remembers.
 const VERSIONS_KEPT: usize = 4;
 
@@ -80,7 +93,10 @@ const VERSIONS_KEPT: usize = 4;
 pub(crate) struct Adversary {
     pub(crate) behaviour: Behaviour,
     me: MemberIndex,
+    key: Keypair,
     config: ProtocolConfig,
+    /// Sends so far per epoch (versions and flooded blocks differ from round to round).
+    rounds: BTreeMap<u64, usize>,
     /// Observations seen, per epoch and author.
     seen: BTreeMap<u64, BTreeMap<MemberIndex, Observation>>,
     history: Vec<Message>,
@@ -92,11 +108,18 @@ pub(crate) struct Adversary {
 }
 
 impl Adversary {
-    pub(crate) fn new(behaviour: Behaviour, me: MemberIndex, config: ProtocolConfig) -> Self {
+    pub(crate) fn new(
+        behaviour: Behaviour,
+        me: MemberIndex,
+        key: Keypair,
+        config: ProtocolConfig,
+    ) -> Self {
         Self {
             behaviour,
             me,
+            key,
             config,
+            rounds: BTreeMap::new(),
             seen: BTreeMap::new(),
             history: Vec::new(),
             swap: false,
@@ -164,8 +187,121 @@ impl Adversary {
                 vec![(target, Message::Echo(echo))]
             }
             (Behaviour::Withhold, Message::Observation(_) | Message::Echo(_)) => vec![],
+            (Behaviour::EquivocateObservations, Message::Observation(observation))
+                if target == Target::All && observation.author == self.me =>
+            {
+                self.observation_versions(&observation)
+            }
+            (Behaviour::FloodBlocks, Message::Block(block)) if target == Target::All => {
+                // The flood first, so that members meet it before they decide on the block.
+                let mut out = self.flood_blocks(&block);
+                out.push((Target::All, Message::Block(block)));
+                out
+            }
             (_, message) => vec![(target, message)],
         }
+    }
+
+    /// Whether this member keeps its certificates to itself.
+    pub(crate) fn withholds_certificates(&self) -> bool {
+        self.behaviour == Behaviour::WithholdCertificate
+    }
+
+    fn next_round(&mut self, epoch: u64) -> usize {
+        let round = self.rounds.entry(epoch).or_default();
+        *round += 1;
+        while self.rounds.len() > VERSIONS_KEPT {
+            self.rounds.pop_first();
+        }
+        self.rounds.get(&epoch).copied().unwrap_or(1)
+    }
+
+    fn others(&self) -> Vec<MemberIndex> {
+        (0..self.config.n() as MemberIndex)
+            .filter(|&member| member != self.me)
+            .collect()
+    }
+
+    /// Distinct, validly signed versions of `observation` for each other member.
+    fn observation_versions(&mut self, observation: &Observation) -> Vec<(Target, Message)> {
+        let round = self.next_round(observation.epoch);
+        let n = self.config.n();
+        let mut out = Vec::new();
+        for member in self.others() {
+            for copy in 0..VERSIONS_PER_RECIPIENT {
+                let version = 1 + copy + VERSIONS_PER_RECIPIENT * (usize::from(member) + n * round);
+                let mut values = observation.values.clone();
+                if let Some(first) = values.first_mut() {
+                    let bump = (version % usize::from(MAX_UPTIME_BP)) as u16;
+                    first.uptime_bp = (first.uptime_bp + bump) % (MAX_UPTIME_BP + 1);
+                }
+                let digest = observation_digest(&self.config, observation.epoch, &values);
+                let signed = Observation {
+                    values,
+                    signature: self.key.sign(&digest),
+                    ..observation.clone()
+                };
+                out.push((Target::One(member), Message::Observation(signed)));
+            }
+        }
+        out
+    }
+
+    /// Blocks over other subsets of the observations seen, to every other member: three in
+    /// four with a wrong data hash (sent first), the others with the right one.
+    fn flood_blocks(&mut self, block: &Block) -> Vec<(Target, Message)> {
+        let round = self.next_round(block.epoch);
+        let Some(held) = self.seen.get(&block.epoch) else {
+            return vec![];
+        };
+        let k = self.config.observation_threshold;
+        let authors: Vec<MemberIndex> = held.keys().copied().collect();
+        if authors.len() < k {
+            return vec![];
+        }
+        let mut blocks = Vec::new();
+        for i in 0..FLOOD_BLOCKS {
+            // A k-subset that rotates with the round and the block number.
+            let start = (round * FLOOD_BLOCKS + i) % authors.len();
+            let mut chosen: Vec<MemberIndex> = (0..k)
+                .map(|j| authors[(start + j * (1 + i % 2)) % authors.len()])
+                .collect();
+            chosen.sort_unstable();
+            chosen.dedup();
+            if chosen.len() < k {
+                continue;
+            }
+            let observations: Vec<&Observation> = chosen.iter().map(|a| &held[a]).collect();
+            let columns: Vec<&[MixnodeReward]> =
+                observations.iter().map(|o| o.values.as_slice()).collect();
+            let Ok(rewards) = lower_median(&columns) else {
+                continue;
+            };
+            let mut data_hash = nym_rewards::digest::data_hash(&rewards);
+            let wrong = i % 4 != 0;
+            if wrong {
+                data_hash[31] ^= 0x80;
+            }
+            blocks.push((
+                !wrong,
+                Block {
+                    observations: observations
+                        .iter()
+                        .map(|o| ObservationRef {
+                            author: o.author,
+                            digest: observation_digest(&self.config, o.epoch, &o.values),
+                        })
+                        .collect(),
+                    data_hash,
+                    ..block.clone()
+                },
+            ));
+        }
+        blocks.sort_by_key(|(right, _)| *right);
+        blocks
+            .into_iter()
+            .map(|(_, block)| (Target::All, Message::Block(block)))
+            .collect()
     }
 
     /// Sends one block to half the members and a different valid block to the other half.

@@ -89,6 +89,7 @@ impl BatchConfig {
             faults,
             policy,
             planted_bug: self.planted_bug,
+            behaviour: None,
         }
     }
 }

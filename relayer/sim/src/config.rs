@@ -2,6 +2,8 @@
 //! optional planted bug (to prove the invariants catch one).
 
 use relayer_protocol::{PlantedBug, SubmitPolicy};
+
+use crate::adversary::Behaviour;
 use serde::{Deserialize, Serialize};
 use strum::{IntoStaticStr, VariantArray};
 use thiserror::Error;
@@ -86,6 +88,9 @@ pub struct SimConfig {
     /// A bug planted in the production code, for testing the simulator itself (needs the
     /// `planted-bugs` feature).
     pub planted_bug: Option<PlantedBug>,
+    /// The behaviour of every byzantine member (drawn per member when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<Behaviour>,
 }
 
 /// A run that cannot start.
@@ -143,6 +148,7 @@ impl SimConfig {
             faults,
             policy: SubmitPolicy::Staggered,
             planted_bug: None,
+            behaviour: None,
         }
     }
 

@@ -50,7 +50,17 @@ impl World {
                 self.scheduler.after(delay, event);
             }
             Action::ReadChain { epoch } => self.chain_call(node, ChainCall::Read(epoch)),
-            Action::Submit { certificate } => self.chain_call(node, ChainCall::Submit(certificate)),
+            Action::Submit { certificate } => {
+                let withheld = self.nodes[node]
+                    .adversary
+                    .as_ref()
+                    .is_some_and(|adversary| adversary.withholds_certificates());
+                if withheld {
+                    self.count_fault("withheld_certificate");
+                } else {
+                    self.chain_call(node, ChainCall::Submit(certificate));
+                }
+            }
             Action::FetchOfficial { epoch, from } => {
                 let delay = self.network_delay() * 2;
                 let event = Event::Fetch {

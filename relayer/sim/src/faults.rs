@@ -86,7 +86,8 @@ impl FaultPlan {
             let mut members: Vec<usize> = (0..n).collect();
             members.shuffle(rng);
             for node in members.into_iter().take(count) {
-                let behaviour = *Behaviour::ALL.choose(rng).unwrap_or(&Behaviour::Flood);
+                let drawn = *Behaviour::ALL.choose(rng).unwrap_or(&Behaviour::Flood);
+                let behaviour = config.behaviour.unwrap_or(drawn);
                 plan.byzantine.insert(node, behaviour);
             }
         }

@@ -1,8 +1,9 @@
 //! The invariants, checked as events happen: agreement, validity, one acceptance per epoch,
 //! no conflicting echoes (across restarts too), liveness within a bound, and every honest
-//! node holding the official data of every accepted epoch. They look only at what a node
-//! does (messages it sends, data it stores), never at its internals, so a bug shows by its
-//! harm.
+//! node holding the official data of every accepted epoch, and bounded work (aggregate
+//! computations, from the counters a node exports as metrics). They look only at what a node
+//! does (messages it sends, data it stores, work it reports), never at its internals, so a
+//! bug shows by its harm.
 
 use std::collections::BTreeMap;
 
@@ -166,6 +167,21 @@ impl Checker {
     }
 
     /// A protocol instance panicked.
+    /// An honest node's aggregate computations since its start against the bound: one per
+    /// proposer (itself included) per epoch it has handled.
+    pub(crate) fn work(&mut self, at_ms: u64, node: usize, aggregates: u64, bound: u64) {
+        self.checks += 1;
+        if aggregates > bound {
+            self.violate(
+                ViolationKind::UnboundedWork,
+                at_ms,
+                None,
+                Some(node),
+                format!("{aggregates} aggregates computed, bound {bound}"),
+            );
+        }
+    }
+
     pub(crate) fn panicked(&mut self, at_ms: u64, node: usize, detail: String) {
         self.violate(ViolationKind::Panic, at_ms, None, Some(node), detail);
     }

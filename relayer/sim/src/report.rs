@@ -25,6 +25,9 @@ pub enum ViolationKind {
     /// An honest node that stayed up does not hold the official data of an accepted epoch by
     /// its deadline.
     OfficialMissing,
+    /// An honest node computed more aggregates than one per proposer and epoch (plus its
+    /// own proposals).
+    UnboundedWork,
     /// A protocol instance panicked.
     Panic,
 }

@@ -183,8 +183,13 @@ impl World {
         let byzantine: Vec<_> = self.plan.byzantine.iter().map(|(&n, &b)| (n, b)).collect();
         for (node, behaviour) in byzantine {
             let me = node as MemberIndex;
-            self.nodes[node].adversary =
-                Some(Adversary::new(behaviour, me, self.protocol_config.clone()));
+            let key = self.nodes[node].key.clone();
+            self.nodes[node].adversary = Some(Adversary::new(
+                behaviour,
+                me,
+                key,
+                self.protocol_config.clone(),
+            ));
             self.count_fault(&format!("byzantine_{behaviour}"));
             if behaviour.ticks() {
                 self.scheduler.at(
@@ -380,6 +385,7 @@ impl World {
             return;
         }
         self.settled_deadlines.insert(epoch);
+        self.check_work(now);
         for node in 0..self.config.nodes {
             let sim = &self.nodes[node];
             let in_window = epoch >= self.protocol_config.window_start(sim.up_since);
@@ -391,6 +397,23 @@ impl World {
             } else {
                 self.check_official_later(node, epoch);
             }
+        }
+    }
+
+    /// Bounded work for every honest node that is up: at most one aggregate per proposer
+    /// (itself included) for each ended epoch of the run it has handled since its start, its
+    /// catch-up window included, whatever byzantine proposers send.
+    fn check_work(&mut self, now: u64) {
+        let n = self.config.nodes as u64;
+        let ended = CLOCK.epoch_at_ms(now).unwrap_or(0).min(self.config.epochs);
+        for node in 0..self.config.nodes {
+            let sim = &self.nodes[node];
+            let (Some(protocol), None) = (sim.protocol.as_ref(), sim.adversary.as_ref()) else {
+                continue;
+            };
+            let handled = ended - self.protocol_config.window_start(sim.up_since).min(ended);
+            let aggregates = protocol.metrics().aggregates_computed;
+            self.checker.work(now, node, aggregates, handled * n);
         }
     }
 

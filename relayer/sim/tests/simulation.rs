@@ -33,6 +33,37 @@ fn a_fault_free_network_finalises_every_epoch_with_one_tx_each() {
     }
 }
 
+/// The adversaries of the protocol-v2 review, each a deterministic regression test: per
+/// recipient observation versions (two per send, more on every re-send), a proposer flooding
+/// blocks over other observation subsets with right and wrong hashes, and a proposer that
+/// withholds its certificate. No epoch may stall, no honest node may do more than one
+/// aggregate per proposer and epoch, and every other invariant holds.
+#[test]
+fn protocol_v2_adversaries_neither_stall_an_epoch_nor_inflate_work() {
+    for behaviour in [
+        Behaviour::EquivocateObservations,
+        Behaviour::FloodBlocks,
+        Behaviour::WithholdCertificate,
+    ] {
+        for nodes in [4, 7] {
+            for seed in 1..=6 {
+                let config = SimConfig {
+                    behaviour: Some(behaviour),
+                    ..SimConfig::new(seed, nodes, 4, FaultProfile::Byzantine)
+                };
+                let report = run(&config).unwrap();
+                assert!(
+                    report.passed(),
+                    "{behaviour:?}, n = {nodes}, seed {seed}: {:#?}",
+                    report.violations
+                );
+                assert_eq!(report.epochs_final, 4);
+                assert!(report.byzantine.values().all(|b| *b == behaviour));
+            }
+        }
+    }
+}
+
 /// Wall-time budget of the CI batch, from `SIM_BUDGET_SECS` (default 150 s).
 fn budget() -> Duration {
     let secs = std::env::var("SIM_BUDGET_SECS")
