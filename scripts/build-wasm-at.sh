@@ -16,11 +16,12 @@ if [[ -s $out ]]; then
   exit 0
 fi
 src=$(mktemp -d "${TMPDIR:-/tmp}/wasm-at.XXXXXX")
-trap 'rm -rf "$src"' EXIT
+mkdir -p "$cache"
+partial=$(mktemp "$cache/.nym_rewards-$commit.XXXXXX")
+trap 'rm -rf "$src" "$partial"' EXIT
 git -C "$top" archive "$commit" | tar -x -C "$src"
 echo "build-wasm-at: building the contract of ${commit:0:12}" >&2
-mkdir -p "$cache"
 lld=$(rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld
-(cd "$src" && scripts/build-wasm.sh "$src/target-wasm" "$out.tmp" 819200 "$lld" >&2)
-mv "$out.tmp" "$out"
+(cd "$src" && scripts/build-wasm.sh "$src/target-wasm" "$partial" 819200 "$lld" >&2)
+mv "$partial" "$out"
 echo "$out"

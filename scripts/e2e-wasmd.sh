@@ -6,9 +6,9 @@
 # migrate a v1 contract (built from its git commit, cached) to this code and compare every
 # answer, run the gas benchmark's smallest case, and stop everything (also on failure).
 set -euo pipefail
-# The last commit whose contract is v1 (0.1.0, tagged contract-v0.1.0): the migration's source.
-V1_CONTRACT_COMMIT=85289d8fd121b00f39566031025729a2ae0ac0ac
 top=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/versions.sh
+source "$top/scripts/versions.sh"
 cd "$top"
 work=$(mktemp -d "${TMPDIR:-/tmp}/e2e-wasmd.XXXXXX")
 export LOCALNET_HOME=$work/chain

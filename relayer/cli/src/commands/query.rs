@@ -34,10 +34,17 @@ enum What {
     },
     /// The running and the latest stored epoch.
     Latest,
-    /// A mixnode's uptime across stored epochs.
+    /// A mixnode's uptime across stored epochs, one page (pass the answer's
+    /// `next_start_after` as `--start-after` for the next).
     Mixnode {
         /// The mixnode.
         id: u32,
+        /// Only epochs after this one.
+        #[arg(long)]
+        start_after: Option<u64>,
+        /// Epochs to scan (the contract caps it, and stops early on epochs migrated from v1).
+        #[arg(long)]
+        limit: Option<u32>,
     },
 }
 
@@ -49,10 +56,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         What::Signers { version } => QueryMsg::SignerSet { version },
         What::Epoch { epoch } => QueryMsg::EpochRewards { epoch },
         What::Latest => QueryMsg::LatestEpoch {},
-        What::Mixnode { id } => QueryMsg::MixnodeRewards {
+        What::Mixnode {
+            id,
+            start_after,
+            limit,
+        } => QueryMsg::MixnodeRewards {
             mix_id: id,
-            start_after: None,
-            limit: None,
+            start_after,
+            limit,
         },
     };
     let answer: serde_json::Value = serde_json::from_slice(&chain.query_raw(&msg).await?)?;

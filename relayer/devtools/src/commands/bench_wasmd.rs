@@ -5,11 +5,14 @@ use std::path::PathBuf;
 
 use nym_rewards::msg::QueryMsg;
 use nym_rewards::rules::{MAX_EPOCHS_PAGE, MAX_MIXNODE_SCAN};
+use nym_rewards::state::CHUNK_RECORDS;
 use relayer_devtools::wasmd::gas::{FixtureContract, Model, measure_submissions};
 use relayer_devtools::wasmd::query_gas::{CommandRestarter, NamedQuery, measure_queries};
 use relayer_devtools::wasmd::report::{FLOOR, MODEL, WasmdGasReport, write};
 use relayer_devtools::wasmd::{SignerFixture, dense_rewards};
+use relayer_node::chain::Chain;
 use relayer_node::chain::wasmd::WasmdChain;
+use relayer_node::keys::ChainAccount;
 
 use super::ChainArgs;
 
@@ -40,6 +43,10 @@ pub struct Args {
     /// Bracket width, in percent of the gas, at which the query-gas bisection stops.
     #[arg(long, default_value_t = 2)]
     precision_pct: u64,
+    /// The v1 wasm: adds epochs stored by v1 and migrated (read whole by queries) to the
+    /// query data set (`scripts/build-wasm-at.sh` builds it).
+    #[arg(long)]
+    v1_wasm: Option<PathBuf>,
     /// The chain's version, as reported (`wasmd version`).
     #[arg(long, default_value = "unknown")]
     wasmd_version: String,
@@ -74,50 +81,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             );
         };
         let count = args.query_mixnodes;
-        let fixture = SignerFixture::new(4, &admin)?;
-        let contract = FixtureContract::instantiate(rpc, &admin, code_id, fixture, count).await?;
-        let rewards = dense_rewards(count);
-        for epoch in 0..u64::from(query_epochs) {
-            let outcome = contract.submit(&admin, epoch, &rewards).await?;
-            eprintln!(
-                "bench-wasmd: query data set: epoch {epoch} of {query_epochs}, {count} mixnodes ({} gas)",
-                outcome.gas_used
-            );
+        let mut queries = v2_query_set(rpc, &admin, code_id, count).await?;
+        if let Some(path) = &args.v1_wasm {
+            let v1_wasm = std::fs::read(path)
+                .map_err(|err| anyhow::anyhow!("reading {}: {err}", path.display()))?;
+            queries.extend(v1_query_set(rpc, &admin, code_id, v1_wasm, count).await?);
         }
-        let queries = [
-            (
-                format!("MixnodeRewards: a page of {query_epochs} epochs, the last mixnode"),
-                QueryMsg::MixnodeRewards {
-                    mix_id: count,
-                    start_after: None,
-                    limit: Some(MAX_MIXNODE_SCAN),
-                },
-            ),
-            (
-                "EpochRewardsPacked: one whole epoch".to_string(),
-                QueryMsg::EpochRewardsPacked { epoch: 0 },
-            ),
-            (
-                "EpochRewards (JSON): one whole epoch".to_string(),
-                QueryMsg::EpochRewards { epoch: 0 },
-            ),
-            (
-                format!("Epochs: a page of up to {MAX_EPOCHS_PAGE} summaries"),
-                QueryMsg::Epochs {
-                    start_after: None,
-                    limit: Some(MAX_EPOCHS_PAGE),
-                },
-            ),
-        ]
-        .map(|(name, msg)| NamedQuery { name, msg });
         let mut restarter = CommandRestarter { command };
-        measure_queries(
-            &contract.chain,
-            &mut restarter,
-            &queries,
-            args.precision_pct,
-        )
-        .await?
+        measure_queries(&chain, &mut restarter, &queries, args.precision_pct).await?
     };
     let report = WasmdGasReport {
         wasmd_version: args.wasmd_version,
@@ -135,6 +106,114 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.out.join("wasmd_gas.json").display()
     );
     Ok(())
+}
+
+/// The v2 query data set: `MAX_MIXNODE_SCAN` epochs of `count` mixnodes, and the queries
+/// with the largest answers over it.
+async fn v2_query_set(
+    rpc: &str,
+    admin: &ChainAccount,
+    code_id: u64,
+    count: u32,
+) -> anyhow::Result<Vec<NamedQuery>> {
+    let fixture = SignerFixture::new(4, admin)?;
+    let contract = FixtureContract::instantiate(rpc, admin, code_id, fixture, count).await?;
+    let rewards = dense_rewards(count);
+    for epoch in 0..u64::from(MAX_MIXNODE_SCAN) {
+        let outcome = contract.submit(admin, epoch, &rewards).await?;
+        eprintln!(
+            "bench-wasmd: query data set: epoch {epoch} of {MAX_MIXNODE_SCAN}, {count} mixnodes ({} gas)",
+            outcome.gas_used
+        );
+    }
+    let page = |mix_id| QueryMsg::MixnodeRewards {
+        mix_id,
+        start_after: None,
+        limit: Some(MAX_MIXNODE_SCAN),
+    };
+    let full_chunk = (CHUNK_RECORDS as u32).min(count);
+    Ok(named(
+        contract.chain.contract(),
+        vec![
+            (
+                format!("MixnodeRewards: a page of {MAX_MIXNODE_SCAN} epochs, the last mixnode"),
+                page(count),
+            ),
+            (
+                format!(
+                    "MixnodeRewards: a page of {MAX_MIXNODE_SCAN} epochs, the end of a full chunk"
+                ),
+                page(full_chunk),
+            ),
+            (
+                "EpochRewardsPacked: one whole epoch".to_string(),
+                QueryMsg::EpochRewardsPacked { epoch: 0 },
+            ),
+            (
+                "EpochRewards (JSON): one whole epoch".to_string(),
+                QueryMsg::EpochRewards { epoch: 0 },
+            ),
+            (
+                format!("Epochs: a page of up to {MAX_EPOCHS_PAGE} summaries"),
+                QueryMsg::Epochs {
+                    start_after: None,
+                    limit: Some(MAX_EPOCHS_PAGE),
+                },
+            ),
+        ],
+    ))
+}
+
+/// Epochs v1 stored (one blob each, read whole): two of `count` mixnodes submitted to the v1
+/// code and migrated to `code_id`, which a `MixnodeRewards` page reads to its budget.
+async fn v1_query_set(
+    rpc: &str,
+    admin: &ChainAccount,
+    code_id: u64,
+    v1_wasm: Vec<u8>,
+    count: u32,
+) -> anyhow::Result<Vec<NamedQuery>> {
+    let chain = WasmdChain::connect(rpc, None, "", "0stake").await?;
+    let (v1_code_id, _) = chain.store_code(admin, v1_wasm).await?;
+    let fixture = SignerFixture::new(4, admin)?;
+    let contract = FixtureContract::instantiate_v1(rpc, admin, v1_code_id, fixture, count).await?;
+    let rewards = dense_rewards(count);
+    for epoch in 0..2 {
+        let outcome = contract.submit_v1(admin, epoch, &rewards).await?;
+        eprintln!(
+            "bench-wasmd: query data set: v1 epoch {epoch}, {count} mixnodes ({} gas)",
+            outcome.gas_used
+        );
+    }
+    contract.migrate_from_v1(admin, code_id).await?;
+    Ok(named(
+        contract.chain.contract(),
+        vec![
+            (
+                "MixnodeRewards over v1 epochs (migrated): a page, the last mixnode".to_string(),
+                QueryMsg::MixnodeRewards {
+                    mix_id: count,
+                    start_after: None,
+                    limit: Some(MAX_MIXNODE_SCAN),
+                },
+            ),
+            (
+                "EpochRewards (JSON) of a v1 epoch (migrated)".to_string(),
+                QueryMsg::EpochRewards { epoch: 0 },
+            ),
+        ],
+    ))
+}
+
+fn named(contract: &str, queries: Vec<(String, QueryMsg)>) -> Vec<NamedQuery> {
+    queries
+        .into_iter()
+        .map(|(name, msg)| NamedQuery {
+            name,
+            contract: contract.to_string(),
+            msg,
+        })
+        .collect()
 }
 
 fn print_summary(report: &WasmdGasReport) {

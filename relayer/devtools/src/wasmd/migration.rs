@@ -1,11 +1,13 @@
 //! The v1 -> v2 migration on a real wasmd: the v1 contract (built from its git commit) is
 //! instantiated and fed the way v1 relayers fed it (JSON rewards, a scheduled second signer
 //! set), migrated to this code with `MsgMigrateContract`, and every query over the old state
-//! must answer byte-for-byte as before; a v2 submission must then be accepted beside the old
-//! epochs.
+//! must give an equal JSON answer as before (the config: its v1 fields); old epochs must hash
+//! to their data hash and refuse a second submission, and a v2 submission must then be
+//! accepted beside them.
 
-use nym_rewards::msg::{MigrateMsg, MixnodeReward, QueryMsg};
-use relayer_node::chain::wasmd::{GasLimit, WasmdChain};
+use nym_rewards::digest::hash_records;
+use nym_rewards::msg::{MigrateMsg, MixnodeReward, PackedEpochRewardsResponse, QueryMsg};
+use relayer_node::chain::wasmd::{GasLimit, TxOutcome, WasmdChain};
 use relayer_node::chain::{Chain, epoch_record};
 use relayer_node::keys::ChainAccount;
 use serde::Serialize;
@@ -88,9 +90,72 @@ fn queries(rotation_epoch: u64) -> Vec<QueryMsg> {
                 start_after: None,
                 limit: None,
             });
+            // Paged: one epoch at a time after the first.
+            queries.push(QueryMsg::MixnodeRewards {
+                mix_id: reward.mix_id,
+                start_after: Some(0),
+                limit: Some(1),
+            });
         }
     }
+    // Absent ids: below, between and above every stored one.
+    for mix_id in [0, 2, 362_640, u32::MAX] {
+        queries.push(QueryMsg::MixnodeRewards {
+            mix_id,
+            start_after: None,
+            limit: None,
+        });
+    }
     queries
+}
+
+/// The config fields v1 had (v2 adds others).
+async fn old_config_fields(chain: &WasmdChain) -> Result<Vec<Value>, DevError> {
+    let config: Value = serde_json::from_slice(&chain.query_raw(&QueryMsg::Config {}).await?)?;
+    Ok(["admin", "clock", "max_mixnodes_per_epoch"]
+        .iter()
+        .map(|field| config[field].clone())
+        .collect())
+}
+
+/// After the migration: each old epoch's packed records hash to its data hash (what an
+/// auditor checks), and submitting an old epoch again is refused without changing it.
+async fn check_migrated_epochs(
+    contract: &FixtureContract,
+    admin: &ChainAccount,
+) -> Result<(), DevError> {
+    for (epoch, rewards) in v1_epochs() {
+        let packed: Option<PackedEpochRewardsResponse> = serde_json::from_slice(
+            &contract
+                .chain
+                .query_raw(&QueryMsg::EpochRewardsPacked { epoch })
+                .await?,
+        )?;
+        let packed = packed.ok_or(DevError::NotOnChain(epoch))?;
+        if hash_records(packed.records.as_slice()) != packed.data_hash.as_slice() {
+            return Err(DevError::Invalid(format!(
+                "migrated epoch {epoch}: the packed records do not hash to the data hash"
+            )));
+        }
+        let again = contract
+            .chain
+            .execute_json(
+                admin,
+                contract.submit_msg(epoch, &rewards)?,
+                GasLimit::Fixed(2_000_000),
+            )
+            .await?;
+        let stored = epoch_record(&contract.chain, epoch)
+            .await?
+            .ok_or(DevError::NotOnChain(epoch))?;
+        if again.code == 0 || stored.height == again.height {
+            return Err(DevError::Invalid(format!(
+                "migrated epoch {epoch} was accepted a second time (tx {})",
+                again.hash
+            )));
+        }
+    }
+    Ok(())
 }
 
 async fn answers(chain: &WasmdChain, queries: &[QueryMsg]) -> Result<Vec<Value>, DevError> {
@@ -101,30 +166,84 @@ async fn answers(chain: &WasmdChain, queries: &[QueryMsg]) -> Result<Vec<Value>,
     Ok(answers)
 }
 
-/// v1's `SubmitEpoch`: JSON rewards and signature objects.
-fn v1_submit_msg(
-    contract: &FixtureContract,
-    epoch: u64,
-    rewards: &[MixnodeReward],
-) -> Result<Vec<u8>, DevError> {
-    let signatures = contract.signatures(epoch, rewards)?;
-    Ok(serde_json::to_vec(&json!({
-        "submit_epoch": {
-            "epoch": epoch,
-            "signer_set_version": 1,
-            "rewards": rewards,
-            "signatures": signatures,
-        }
-    }))?)
-}
-
 /// v1's instantiate message: v2's without the fields v2 added.
-fn v1_instantiate_msg(fixture: &SignerFixture, chain_time: u64) -> Result<Vec<u8>, DevError> {
-    let mut msg = serde_json::to_value(fixture.instantiate_msg(chain_time, 5_000))?;
+fn v1_instantiate_msg(
+    fixture: &SignerFixture,
+    chain_time: u64,
+    max_mixnodes: u32,
+) -> Result<Vec<u8>, DevError> {
+    let mut msg = serde_json::to_value(fixture.instantiate_msg(chain_time, max_mixnodes))?;
     if let Some(fields) = msg.as_object_mut() {
         fields.remove("min_rotation_delay_epochs");
     }
     Ok(serde_json::to_vec(&msg)?)
+}
+
+impl FixtureContract {
+    /// Instantiates the v1 code `v1_code_id` with `fixture` (`admin` pays, is member 0 and
+    /// may migrate).
+    pub async fn instantiate_v1(
+        rpc: &str,
+        admin: &ChainAccount,
+        v1_code_id: u64,
+        fixture: SignerFixture,
+        max_mixnodes: u32,
+    ) -> Result<Self, DevError> {
+        let chain = WasmdChain::connect(rpc, None, "", "0stake").await?;
+        let msg = v1_instantiate_msg(&fixture, chain.latest_block_time().await?, max_mixnodes)?;
+        let (address, _) = chain
+            .instantiate(admin, v1_code_id, msg, "nym-rewards-v1")
+            .await?;
+        Ok(Self {
+            chain: chain.with_contract(&address),
+            fixture,
+        })
+    }
+
+    /// Submits `rewards` for `epoch` as v1 did (JSON rewards and signature objects); the
+    /// transaction must succeed.
+    pub async fn submit_v1(
+        &self,
+        admin: &ChainAccount,
+        epoch: u64,
+        rewards: &[MixnodeReward],
+    ) -> Result<TxOutcome, DevError> {
+        let signatures = self.signatures(epoch, rewards)?;
+        let msg = serde_json::to_vec(&json!({
+            "submit_epoch": {
+                "epoch": epoch,
+                "signer_set_version": 1,
+                "rewards": rewards,
+                "signatures": signatures,
+            }
+        }))?;
+        Ok(self
+            .chain
+            .execute_json(admin, msg, GasLimit::Simulated)
+            .await?
+            .success("v1 SubmitEpoch")?)
+    }
+
+    /// Migrates to `code_id` and checks the versions the migration reports.
+    pub async fn migrate_from_v1(
+        &self,
+        admin: &ChainAccount,
+        code_id: u64,
+    ) -> Result<TxOutcome, DevError> {
+        let migrated = self
+            .chain
+            .migrate(admin, code_id, serde_json::to_vec(&MigrateMsg {})?)
+            .await?;
+        let version = |key: &str| migrated.event("wasm", key).unwrap_or_default().to_string();
+        let (from, to) = (version("from_version"), version("to_version"));
+        if from != V1_VERSION || to != nym_rewards::CONTRACT_VERSION {
+            return Err(DevError::Invalid(format!(
+                "the migration reports {from:?} -> {to:?}, not {V1_VERSION} -> {}",
+                nym_rewards::CONTRACT_VERSION
+            )));
+        }
+        Ok(migrated)
+    }
 }
 
 /// Runs the check on the chain at `rpc`, `admin` paying and administering.
@@ -140,30 +259,10 @@ pub async fn check_migration(
     eprintln!("migration-check: v1 code {v1_code_id}, v2 code {v2_code_id}");
 
     let fixture = SignerFixture::new(MEMBERS, admin)?;
-    let chain_time = chain.latest_block_time().await?;
-    let (address, _) = chain
-        .instantiate(
-            admin,
-            v1_code_id,
-            v1_instantiate_msg(&fixture, chain_time)?,
-            "nym-rewards-v1",
-        )
-        .await?;
-    let contract = FixtureContract {
-        chain: WasmdChain::connect(rpc, None, &address, "0stake").await?,
-        fixture,
-    };
+    let contract = FixtureContract::instantiate_v1(rpc, admin, v1_code_id, fixture, 5_000).await?;
     let mut v1_submit_gas_m1000 = 0;
     for (epoch, rewards) in v1_epochs() {
-        let outcome = contract
-            .chain
-            .execute_json(
-                admin,
-                v1_submit_msg(&contract, epoch, &rewards)?,
-                GasLimit::Simulated,
-            )
-            .await?
-            .success("v1 SubmitEpoch")?;
+        let outcome = contract.submit_v1(admin, epoch, &rewards).await?;
         if rewards.len() == 1_000 {
             v1_submit_gas_m1000 = outcome.gas_used;
         }
@@ -186,18 +285,8 @@ pub async fn check_migration(
 
     let queries = queries(rotation_epoch);
     let before = answers(&contract.chain, &queries).await?;
-    let migrated = contract
-        .chain
-        .migrate(admin, v2_code_id, serde_json::to_vec(&MigrateMsg {})?)
-        .await?;
-    let version = |key: &str| migrated.event("wasm", key).unwrap_or_default().to_string();
-    let (from_version, to_version) = (version("from_version"), version("to_version"));
-    if from_version != V1_VERSION || to_version != nym_rewards::CONTRACT_VERSION {
-        return Err(DevError::Invalid(format!(
-            "the migration reports {from_version:?} -> {to_version:?}, not {V1_VERSION} -> {}",
-            nym_rewards::CONTRACT_VERSION
-        )));
-    }
+    let config_before = old_config_fields(&contract.chain).await?;
+    let migrated = contract.migrate_from_v1(admin, v2_code_id).await?;
     let after = answers(&contract.chain, &queries).await?;
     for ((query, before), after) in queries.iter().zip(&before).zip(&after) {
         if before != after {
@@ -207,8 +296,14 @@ pub async fn check_migration(
             )));
         }
     }
+    if old_config_fields(&contract.chain).await? != config_before {
+        return Err(DevError::Invalid(
+            "the config's v1 fields changed in the migration".into(),
+        ));
+    }
+    check_migrated_epochs(&contract, admin).await?;
     eprintln!(
-        "migration-check: {} queries answer as before the migration",
+        "migration-check: {} queries and the config answer as before the migration; old epochs hash to their data hash and cannot be submitted again",
         queries.len()
     );
 
@@ -226,9 +321,9 @@ pub async fn check_migration(
     Ok(MigrationReport {
         v1_code_id,
         v2_code_id,
-        contract: address,
-        from_version,
-        to_version,
+        contract: contract.chain.contract().to_string(),
+        from_version: V1_VERSION.to_string(),
+        to_version: nym_rewards::CONTRACT_VERSION.to_string(),
         queries_compared: queries.len(),
         v1_submit_gas_m1000,
         v2_submit_gas_m1000: submitted.gas_used,

@@ -5,8 +5,8 @@
 //! restart).
 
 use nym_rewards::msg::QueryMsg;
+use relayer_node::chain::ChainError;
 use relayer_node::chain::wasmd::WasmdChain;
-use relayer_node::chain::{Chain, ChainError};
 use serde::Serialize;
 
 use crate::DevError;
@@ -39,6 +39,8 @@ pub struct QueryGas {
 pub struct NamedQuery {
     /// Shown in reports.
     pub name: String,
+    /// The contract asked.
+    pub contract: String,
     /// The query.
     pub msg: QueryMsg,
 }
@@ -87,7 +89,8 @@ struct Bracket {
 
 impl Bracket {
     fn width(&self) -> u64 {
-        self.at_most.map_or(0, |high| high - self.above)
+        self.at_most
+            .map_or(0, |high| high.saturating_sub(self.above))
     }
 
     /// Whether the bracket is narrower than `precision_pct` percent of its upper end.
@@ -98,9 +101,9 @@ impl Bracket {
 }
 
 /// Runs `msg`: `Some(answer size)` when it passes, `None` when it runs out of gas.
-async fn run_query(chain: &WasmdChain, msg: &QueryMsg) -> Result<Option<usize>, DevError> {
+async fn run_query(chain: &WasmdChain, query: &NamedQuery) -> Result<Option<usize>, DevError> {
     for _ in 0..READY_ATTEMPTS {
-        match chain.query_raw(msg).await {
+        match chain.query_contract(&query.contract, &query.msg).await {
             Ok(answer) => return Ok(Some(answer.len())),
             // wasmd words it two ways: out of gas in the VM or storage, or too little left to
             // decode the answer.
@@ -131,20 +134,44 @@ async fn probe(
     let restart_limit = (limit != DEFAULT_QUERY_GAS_LIMIT).then_some(limit);
     tokio::task::block_in_place(|| restarter.restart(restart_limit))?;
     for (query, bracket) in queries.iter().zip(brackets.iter_mut()) {
-        match run_query(chain, &query.msg).await? {
+        match run_query(chain, query).await? {
             Some(bytes) => {
                 bracket.answer_bytes = bytes;
                 bracket.at_most = Some(bracket.at_most.map_or(limit, |high| high.min(limit)));
             }
             None => bracket.above = bracket.above.max(limit),
         }
+        if bracket.at_most.is_some_and(|high| high <= bracket.above) {
+            return Err(DevError::Invalid(format!(
+                "{}: passed under {:?} but failed under {} (gas is not deterministic?)",
+                query.name, bracket.at_most, bracket.above
+            )));
+        }
     }
     Ok(())
 }
 
-/// Brackets each query's gas to within `precision_pct` percent, then restarts the chain with
-/// the default limit again.
+/// Brackets each query's gas to within `precision_pct` percent (1 to 100), then restarts the
+/// chain with the default limit again (also when the measurement fails).
 pub async fn measure_queries(
+    chain: &WasmdChain,
+    restarter: &mut dyn ChainRestarter,
+    queries: &[NamedQuery],
+    precision_pct: u64,
+) -> Result<Vec<QueryGas>, DevError> {
+    if !(1..=100).contains(&precision_pct) {
+        return Err(DevError::Invalid(format!(
+            "the precision must be 1 to 100 %, not {precision_pct}"
+        )));
+    }
+    let measured = bisect(chain, restarter, queries, precision_pct).await;
+    let restored = tokio::task::block_in_place(|| restarter.restart(None));
+    let measured = measured?;
+    restored?;
+    Ok(measured)
+}
+
+async fn bisect(
     chain: &WasmdChain,
     restarter: &mut dyn ChainRestarter,
     queries: &[NamedQuery],
@@ -181,7 +208,6 @@ pub async fn measure_queries(
         eprintln!("bench-wasmd: query gas limit {limit} (restart {restarts})");
         probe(chain, restarter, queries, &mut brackets, limit).await?;
     }
-    tokio::task::block_in_place(|| restarter.restart(None))?;
     Ok(queries
         .iter()
         .zip(brackets)

@@ -48,6 +48,8 @@ pub struct TxOutcome {
     pub gas_used: u64,
     /// ABCI code (0 = success).
     pub code: u32,
+    /// The module the code belongs to (`sdk`, `wasm`, ...).
+    pub codespace: String,
     /// Log (informational only).
     pub log: String,
     /// Events as (type, key, value).
@@ -71,16 +73,16 @@ impl TxOutcome {
         if self.code == 0 {
             return Ok(self);
         }
-        let cause = match self.code {
-            5 => "insufficient funds",
-            11 => "out of gas",
-            13 => "insufficient fee",
-            _ if self.log.contains("wasm") => "wasm rejected",
+        let cause = match (self.codespace.as_str(), self.code) {
+            ("sdk", 5) => "insufficient funds",
+            ("sdk", 11) => "out of gas",
+            ("sdk", 13) => "insufficient fee",
+            ("wasm", _) => "wasm rejected",
             _ => "refused",
         };
         Err(ChainError::Refused(format!(
-            "{what} failed: {cause} (code {}, tx {}): {}",
-            self.code, self.hash, self.log
+            "{what} failed: {cause} ({} code {}, tx {}): {}",
+            self.codespace, self.code, self.hash, self.log
         )))
     }
 }
@@ -316,6 +318,7 @@ impl WasmdChain {
                     height: found.height.value(),
                     gas_used: result.gas_used.max(0) as u64,
                     code: result.code.value(),
+                    codespace: result.codespace.clone(),
                     log: result.log,
                     events,
                     tx_bytes: 0,
@@ -419,6 +422,23 @@ impl WasmdChain {
         self.broadcast(key, vec![to_any(&execute)?], gas).await
     }
 
+    /// A smart query of the contract at `contract` (not necessarily this handle's).
+    pub async fn query_contract(
+        &self,
+        contract: &str,
+        msg: &QueryMsg,
+    ) -> Result<Vec<u8>, ChainError> {
+        let request = QuerySmartContractStateRequest {
+            address: contract.to_string(),
+            query_data: serde_json::to_vec(msg)
+                .map_err(|err| ChainError::Decode(err.to_string()))?,
+        };
+        let response: QuerySmartContractStateResponse = self
+            .abci("/cosmwasm.wasm.v1.Query/SmartContractState", &request)
+            .await?;
+        Ok(response.data)
+    }
+
     /// Parses a bech32 account id.
     pub fn account_id(address: &str) -> Result<AccountId, ChainError> {
         AccountId::from_str(address)
@@ -453,15 +473,7 @@ impl Chain for WasmdChain {
     }
 
     async fn query_raw(&self, msg: &QueryMsg) -> Result<Vec<u8>, ChainError> {
-        let request = QuerySmartContractStateRequest {
-            address: self.contract.clone(),
-            query_data: serde_json::to_vec(msg)
-                .map_err(|err| ChainError::Decode(err.to_string()))?,
-        };
-        let response: QuerySmartContractStateResponse = self
-            .abci("/cosmwasm.wasm.v1.Query/SmartContractState", &request)
-            .await?;
-        Ok(response.data)
+        self.query_contract(&self.contract, msg).await
     }
 
     async fn latest_block_time(&self) -> Result<u64, ChainError> {
