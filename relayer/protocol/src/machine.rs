@@ -842,7 +842,8 @@ impl Protocol {
         let Some(proposal) = known else {
             return Self::reject(out, from, Rejection::UnknownBlock);
         };
-        if proposal.echoes.contains_key(&from) {
+        // Once t echoes formed the certificate, later ones are not even verified.
+        if proposal.echoes.contains_key(&from) || proposal.certificate.is_some() {
             return;
         }
         let digest = echo_digest(&self.config, echo.epoch, &echo.data_hash);

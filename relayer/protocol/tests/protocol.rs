@@ -1001,6 +1001,33 @@ fn echo_with_a_bad_signature_is_rejected() {
 }
 
 #[test]
+fn echoes_past_the_threshold_are_not_verified() {
+    let mut node0 = proposer();
+    let data_hash = node0.echo_decision(0, 0).expect("proposed");
+    let config = config(4, SubmitPolicy::Race);
+    let echo_of = |member: usize| Echo {
+        epoch: 0,
+        proposer: 0,
+        data_hash,
+        signature: keys(4)[member].sign(&echo_digest(&config, 0, &data_hash)),
+    };
+    // Own echo + members 1 and 2: t = 3 forms the certificate.
+    for member in [1, 2] {
+        receive(
+            &mut node0,
+            T0,
+            member as u16,
+            Message::Echo(echo_of(member)),
+        );
+    }
+    assert!(node0.certificate(0).is_some());
+    let verified = node0.metrics().signature_verifications;
+    let actions = receive(&mut node0, T0, 3, Message::Echo(echo_of(3)));
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(node0.metrics().signature_verifications, verified);
+}
+
+#[test]
 fn invalid_own_values_are_reported_not_signed() {
     let mut node0 = node(4, 0, SubmitPolicy::Race);
     let actions = node0.handle(
