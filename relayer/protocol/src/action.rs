@@ -4,7 +4,7 @@
 use crate::aggregate::AggregateError;
 use crate::official::{OfficialEpoch, OfficialSource};
 use crate::verify::VerifyError;
-use crate::{Certificate, Hash, MemberIndex, Message};
+use crate::{Certificate, Hash, MemberIndex, Message, Observation};
 
 /// One thing for the driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +84,12 @@ pub enum Action {
 /// Records that must be durable before what depends on them happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PersistRecord {
+    /// This member's signed observation of an epoch: sent only once durable, so that after a
+    /// restart the same bytes are sent again, never a second version.
+    OwnObservation {
+        /// The observation.
+        observation: Observation,
+    },
     /// This member signs `data_hash` for `proposer`'s block of `epoch`, and never another.
     EchoDecision {
         /// The epoch.

@@ -25,6 +25,8 @@ pub struct RestoredState {
     pub echo_decisions: Vec<(u64, MemberIndex, Hash)>,
     /// Epochs known to be on chain.
     pub final_epochs: Vec<u64>,
+    /// This member's own signed observations, as first sent.
+    pub own_observations: Vec<Observation>,
 }
 
 /// Counters for metrics and benchmarks.
@@ -136,6 +138,9 @@ impl EpochState {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Pending {
+    OwnObservation {
+        observation: Observation,
+    },
     Echo {
         epoch: u64,
         proposer: MemberIndex,
@@ -185,6 +190,9 @@ pub struct Protocol {
     pub(crate) awaiting: BTreeSet<u64>,
     /// Epochs on chain whose official data is being stored.
     pub(crate) finalizing: BTreeMap<u64, Finalizing>,
+    /// Epochs whose own observation could not be stored: measured again at the next re-send
+    /// round.
+    remeasure: BTreeSet<u64>,
     pub(crate) metrics: ProtocolMetrics,
     #[cfg(feature = "planted-bugs")]
     pub(crate) planted: Option<PlantedBug>,
@@ -220,11 +228,21 @@ impl Protocol {
                 key: hex::encode(key.public()),
                 version: config.signer_set.version,
             })?;
+        let mut epochs: BTreeMap<u64, EpochState> = BTreeMap::new();
+        // Only observations this member signed under this signer set (a store written under
+        // another key or version has nothing to resend).
+        let version = config.signer_set.version;
+        for observation in restored.own_observations {
+            if observation.author == me && observation.signer_set_version == version {
+                let epoch = observation.epoch;
+                epochs.entry(epoch).or_default().own = Some(observation);
+            }
+        }
         Ok(Self {
             config,
             me,
             key,
-            epochs: BTreeMap::new(),
+            epochs,
             echo_decisions: restored
                 .echo_decisions
                 .into_iter()
@@ -235,6 +253,7 @@ impl Protocol {
             final_epochs: restored.final_epochs.into_iter().collect(),
             awaiting: BTreeSet::new(),
             finalizing: BTreeMap::new(),
+            remeasure: BTreeSet::new(),
             metrics: ProtocolMetrics::default(),
             #[cfg(feature = "planted-bugs")]
             planted: None,
@@ -312,7 +331,7 @@ impl Protocol {
             Input::Measured { epoch, values } => self.on_measured(now_ms, epoch, values, &mut out),
             Input::Message { from, message } => self.on_message(now_ms, from, message, &mut out),
             Input::Timer(timer) => self.on_timer(now_ms, timer, &mut out),
-            Input::Persisted { id } => self.on_persisted(id, &mut out),
+            Input::Persisted { id } => self.on_persisted(now_ms, id, &mut out),
             Input::PersistFailed { id } => self.on_persist_failed(id, &mut out),
             Input::ChainRecord { epoch, record } => {
                 self.on_chain_record(now_ms, epoch, record.map(|record| *record), &mut out)
@@ -377,7 +396,8 @@ impl Protocol {
         });
     }
 
-    /// Signs this member's averages of an ended epoch as its observation and sends it.
+    /// Signs this member's averages of an ended epoch as its observation, stores it and sends
+    /// it once stored; an observation already stored (before a restart) is sent as it was.
     fn on_measured(
         &mut self,
         now_ms: u64,
@@ -386,6 +406,15 @@ impl Protocol {
         out: &mut Out,
     ) {
         if self.is_settled(epoch) || !self.config.in_window(now_ms, epoch) {
+            return;
+        }
+        if let Some(own) = self.epochs.get(&epoch).and_then(|state| state.own.clone()) {
+            return self.send_own(now_ms, own, out);
+        }
+        let storing = self.pending.values().any(
+            |pending| matches!(pending, Pending::OwnObservation { observation } if observation.epoch == epoch),
+        );
+        if storing {
             return;
         }
         let Some(values) = values else {
@@ -411,10 +440,21 @@ impl Protocol {
             signature: self.key.sign(&digest),
             values,
         };
+        let record = PersistRecord::OwnObservation {
+            observation: observation.clone(),
+        };
+        self.persist(record, Pending::OwnObservation { observation }, out);
+    }
+
+    /// Sends this member's (stored) observation and takes it as its own: held, the
+    /// submission slot armed, a proposal considered.
+    fn send_own(&mut self, now_ms: u64, observation: Observation, out: &mut Out) {
+        let epoch = observation.epoch;
         out.push(Action::Broadcast {
             message: Message::Observation(observation.clone()),
         });
         let me = self.me;
+        let digest = observation_digest(&self.config, epoch, &observation.values);
         let state = self.epochs.entry(epoch).or_default();
         state.own = Some(observation.clone());
         if let std::collections::btree_map::Entry::Vacant(slot) = state.observations.entry(me) {
@@ -699,6 +739,19 @@ impl Protocol {
             .copied()
             .collect();
         if !missing.is_empty() {
+            match state.parked.get(&from) {
+                // An honest proposer has one block per epoch: a second one with another hash
+                // refutes it (no more requests for its blocks, whatever they reference).
+                Some(parked) if parked.data_hash != block.data_hash => {
+                    state.refuted.insert(from);
+                    state.parked.remove(&from);
+                    return Self::reject(out, from, Rejection::ConflictingBlock { proposer: from });
+                }
+                // The same block again: its missing observations were requested already (and
+                // are requested again at each re-send round).
+                Some(parked) if *parked == block => return,
+                _ => {}
+            }
             for reference in missing {
                 out.push(Action::Send {
                     to: from,
@@ -773,8 +826,11 @@ impl Protocol {
         });
     }
 
-    fn on_persisted(&mut self, id: u64, out: &mut Out) {
+    fn on_persisted(&mut self, now_ms: u64, id: u64, out: &mut Out) {
         match self.pending.remove(&id) {
+            Some(Pending::OwnObservation { observation }) => {
+                self.send_own(now_ms, observation, out)
+            }
             Some(Pending::Echo {
                 epoch,
                 proposer,
@@ -818,10 +874,14 @@ impl Protocol {
         }
     }
 
-    /// A failed write leaves no decision behind: an echo is not sent, an own block not
-    /// proposed (retried at the next re-send round), official data is retried.
+    /// A failed write leaves no decision behind: an own observation is not sent (measured
+    /// again at the next re-send round), an echo is not sent, an own block not proposed
+    /// (retried at the next re-send round), official data is retried.
     fn on_persist_failed(&mut self, id: u64, out: &mut Out) {
         match self.pending.remove(&id) {
+            Some(Pending::OwnObservation { observation }) => {
+                self.remeasure.insert(observation.epoch);
+            }
             Some(Pending::OwnBlock { epoch, .. }) => {
                 if let Some(state) = self.epochs.get_mut(&epoch) {
                     state.proposing = false;
@@ -1070,6 +1130,11 @@ impl Protocol {
             .collect();
         for epoch in unproposed {
             self.maybe_propose(now_ms, epoch, out);
+        }
+        for epoch in std::mem::take(&mut self.remeasure) {
+            if epoch >= window_start && !self.is_settled(epoch) {
+                out.push(Action::Measure { epoch });
+            }
         }
         self.retry_stalled_finality(out);
         out.push(Action::SetTimer {

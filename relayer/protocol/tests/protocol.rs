@@ -108,6 +108,29 @@ fn reference(n: usize, observation: &Observation) -> ObservationRef {
     }
 }
 
+/// Feeds `node` its measurements of `epoch` and acknowledges the write of its observation,
+/// which is sent only once stored; returns every action.
+fn measured(node: &mut Protocol, now: u64, epoch: u64, vals: Vec<MixnodeReward>) -> Vec<Action> {
+    let mut actions = node.handle(
+        now,
+        Input::Measured {
+            epoch,
+            values: Some(vals),
+        },
+    );
+    let stored = actions.iter().find_map(|action| match action {
+        Action::Persist {
+            id,
+            record: PersistRecord::OwnObservation { .. },
+        } => Some(*id),
+        _ => None,
+    });
+    if let Some(id) = stored {
+        actions.extend(node.handle(now, Input::Persisted { id }));
+    }
+    actions
+}
+
 /// Delivers `message` from member `from` to `node` at `now`.
 fn receive(node: &mut Protocol, now: u64, from: u16, message: Message) -> Vec<Action> {
     node.handle(now, Input::Message { from, message })
@@ -237,6 +260,9 @@ impl Net {
                 }
             }
             Action::Persist { id, record } => match record {
+                PersistRecord::OwnObservation { .. } => {
+                    self.queue.push_back((i, Input::Persisted { id }))
+                }
                 PersistRecord::EchoDecision {
                     epoch,
                     proposer,
@@ -422,13 +448,7 @@ fn one_silent_node_of_four_does_not_stop_the_epoch() {
 #[test]
 fn proposer_waits_the_grace_period_for_the_last_observation() {
     let mut node0 = node(4, 0, SubmitPolicy::Race);
-    node0.handle(
-        T0,
-        Input::Measured {
-            epoch: 0,
-            values: Some(values(0)),
-        },
-    );
+    measured(&mut node0, T0, 0, values(0));
     for author in [1, 2] {
         let observation = signed_observation(4, author, 0, values(author as u16));
         let actions = receive(
@@ -601,13 +621,7 @@ fn oversized_or_wrong_mixnode_sets_are_rejected() {
 #[test]
 fn two_observations_from_one_author_are_detected_and_excluded() {
     let mut node0 = node(4, 0, SubmitPolicy::Race);
-    node0.handle(
-        T0,
-        Input::Measured {
-            epoch: 0,
-            values: Some(values(0)),
-        },
-    );
+    measured(&mut node0, T0, 0, values(0));
     let first = signed_observation(4, 1, 0, values(1));
     let second = signed_observation(4, 1, 0, values(9));
     receive(&mut node0, T0, 1, Message::Observation(first));
@@ -850,6 +864,50 @@ fn an_equivocator_cannot_make_a_member_hold_unbounded_versions() {
 }
 
 #[test]
+fn a_second_unfinished_block_of_a_proposer_refutes_it_instead_of_drawing_requests() {
+    let (mut node1, observations) = validator();
+    let requests = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Send {
+                        message: Message::ObservationRequest { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    let unknown = |version: u16| version_of(3, version);
+    let first = block_of(0, &[&observations[0], &observations[1], &unknown(1)]);
+    assert_eq!(
+        requests(&receive(&mut node1, T0, 0, Message::Block(first.clone()))),
+        1
+    );
+    // The same block again draws nothing new (re-send rounds ask again).
+    assert_eq!(
+        requests(&receive(&mut node1, T0, 0, Message::Block(first))),
+        0
+    );
+    // Another block of the proposer: refuted, nothing requested, then everything refused.
+    let second = block_of(0, &[&observations[0], &observations[2], &unknown(2)]);
+    let actions = receive(&mut node1, T0, 0, Message::Block(second));
+    assert_eq!(requests(&actions), 0);
+    assert_eq!(
+        rejections(&actions),
+        vec![Rejection::ConflictingBlock { proposer: 0 }]
+    );
+    for version in 3..10 {
+        let next = block_of(0, &[&observations[0], &observations[1], &unknown(version)]);
+        let actions = receive(&mut node1, T0, 0, Message::Block(next));
+        assert_eq!(requests(&actions), 0);
+        assert_eq!(rejections(&actions), vec![Rejection::AggregateMismatch]);
+    }
+}
+
+#[test]
 fn a_proposer_whose_hash_did_not_match_gets_no_second_aggregate() {
     let (mut node1, observations) = validator();
     let extra = signed_observation(4, 3, 0, values(3));
@@ -888,7 +946,7 @@ fn a_second_block_of_the_same_proposer_gets_no_echo_even_after_a_restart() {
     // Restart: a fresh instance restored from the store.
     let restored = RestoredState {
         echo_decisions: vec![(0, 0, decided)],
-        final_epochs: vec![],
+        ..RestoredState::default()
     };
     let mut node1 =
         Protocol::new(config(4, SubmitPolicy::Race), keys(4)[1].clone(), restored).unwrap();
@@ -937,13 +995,7 @@ fn a_second_block_of_the_same_proposer_gets_no_echo_even_after_a_restart() {
 /// Node 0 with all four observations of epoch 0, its block proposed and persisted.
 fn proposer() -> Protocol {
     let mut node0 = node(4, 0, SubmitPolicy::Race);
-    node0.handle(
-        T0,
-        Input::Measured {
-            epoch: 0,
-            values: Some(values(0)),
-        },
-    );
+    measured(&mut node0, T0, 0, values(0));
     let mut proposed = None;
     for author in 1..4 {
         let observation = signed_observation(4, author, 0, values(author as u16));
@@ -1025,6 +1077,89 @@ fn echoes_past_the_threshold_are_not_verified() {
     let actions = receive(&mut node0, T0, 3, Message::Echo(echo_of(3)));
     assert!(actions.is_empty(), "{actions:?}");
     assert_eq!(node0.metrics().signature_verifications, verified);
+}
+
+#[test]
+fn an_observation_is_sent_only_once_stored_and_resent_unchanged_after_a_restart() {
+    let mut node0 = node(4, 0, SubmitPolicy::Race);
+    let actions = node0.handle(
+        T0,
+        Input::Measured {
+            epoch: 0,
+            values: Some(values(0)),
+        },
+    );
+    let sent = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter_map(|action| match action {
+                Action::Broadcast {
+                    message: Message::Observation(observation),
+                } => Some(observation.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        sent(&actions).is_empty(),
+        "nothing sent before it is stored"
+    );
+    let (id, stored) = actions
+        .iter()
+        .find_map(|action| match action {
+            Action::Persist {
+                id,
+                record: PersistRecord::OwnObservation { observation },
+            } => Some((*id, observation.clone())),
+            _ => None,
+        })
+        .expect("the observation is stored first");
+    assert_eq!(
+        sent(&node0.handle(T0, Input::Persisted { id })),
+        vec![stored.clone()]
+    );
+    // Restarted with the store's copy: measurements that now differ do not make a second
+    // version; the stored bytes are sent again.
+    let restored = RestoredState {
+        own_observations: vec![stored.clone()],
+        ..RestoredState::default()
+    };
+    let mut node0 =
+        Protocol::new(config(4, SubmitPolicy::Race), keys(4)[0].clone(), restored).unwrap();
+    let actions = node0.handle(
+        T0 + 1_000,
+        Input::Measured {
+            epoch: 0,
+            values: Some(values(7)),
+        },
+    );
+    assert_eq!(sent(&actions), vec![stored]);
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Persist { .. })),
+        "nothing new is signed: {actions:?}"
+    );
+}
+
+#[test]
+fn a_failed_write_of_the_own_observation_sends_nothing_and_measures_again() {
+    let mut node0 = node(4, 0, SubmitPolicy::Race);
+    let actions = node0.handle(
+        T0,
+        Input::Measured {
+            epoch: 0,
+            values: Some(values(0)),
+        },
+    );
+    let id = persist_id(&actions).unwrap();
+    let actions = node0.handle(T0, Input::PersistFailed { id });
+    assert!(actions.is_empty(), "{actions:?}");
+    let actions = node0.handle(T0 + 5_000, Input::Timer(Timer::Resend));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Measure { epoch: 0 })),
+        "measured again at the next re-send round: {actions:?}"
+    );
 }
 
 #[test]
@@ -1199,8 +1334,8 @@ fn start_resumes_recent_unfinished_epochs_and_arms_the_epoch_clock() {
     // resumed unless final.
     let now = 5 * EPOCH_SECS * 1_000 + 300;
     let restored = RestoredState {
-        echo_decisions: vec![],
         final_epochs: vec![4],
+        ..RestoredState::default()
     };
     let mut node0 = Protocol::new(
         config(4, SubmitPolicy::Staggered),

@@ -18,7 +18,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use nym_rewards::msg::MixnodeReward;
 use nym_rewards::rules::MAX_UPTIME_BP;
-use relayer_protocol::{Certificate, OfficialEpoch, OfficialSource, PersistRecord, RestoredState};
+use relayer_protocol::{
+    Certificate, Observation, OfficialEpoch, OfficialSource, PersistRecord, RestoredState,
+};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -82,9 +84,10 @@ pub enum Persisted {
 }
 
 impl Persisted {
-    /// Whether the protocol may count `record` as durable. A conflicting echo decision is not
-    /// (the member must not sign); a conflicting official copy is (the first is kept and the
-    /// epoch is done; the conflict is for the logs).
+    /// Whether the protocol may count `record` as durable. A conflicting echo decision or own
+    /// observation is not (the member must not sign, or send, a second one); a conflicting
+    /// official copy is (the first is kept and the epoch is done; the conflict is for the
+    /// logs).
     pub fn acknowledges(self, record: &PersistRecord) -> bool {
         match self {
             Persisted::Written | Persisted::AlreadyHeld => true,
@@ -158,6 +161,8 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO official_rewards (mix_id, epoch, uptime_bp)
          SELECT json_extract(reward.value, '$.mix_id'), official.epoch, json_extract(reward.value, '$.uptime_bp')
          FROM official, json_each(official.body, '$.rewards') AS reward;",
+    // 3: this member's own observations, stored before they are sent
+    "CREATE TABLE own_observations (epoch INTEGER PRIMARY KEY, body TEXT NOT NULL);",
 ];
 
 /// Where a database lives: a file, or (for the simulator) a named in-memory database shared
@@ -351,6 +356,41 @@ impl Store {
         Ok(count as u64)
     }
 
+    /// Records this member's observation of an epoch; an existing one is kept (the first is
+    /// what was sent). Returns the observation in force.
+    pub fn save_own_observation(
+        &self,
+        observation: &Observation,
+    ) -> Result<Observation, StoreError> {
+        let conn = self.conn();
+        let body = serde_json::to_string(observation)
+            .map_err(|err| StoreError::Corrupt(format!("own observation: {err}")))?;
+        conn.execute(
+            "INSERT OR IGNORE INTO own_observations (epoch, body) VALUES (?1, ?2)",
+            params![observation.epoch as i64, body],
+        )?;
+        let held: String = conn.query_row(
+            "SELECT body FROM own_observations WHERE epoch = ?1",
+            params![observation.epoch as i64],
+            |row| row.get(0),
+        )?;
+        serde_json::from_str(&held)
+            .map_err(|err| StoreError::Corrupt(format!("own observation: {err}")))
+    }
+
+    /// This member's observations of epochs `>= from_epoch`.
+    pub fn own_observations_since(&self, from_epoch: u64) -> Result<Vec<Observation>, StoreError> {
+        let conn = self.conn();
+        let mut query =
+            conn.prepare("SELECT body FROM own_observations WHERE epoch >= ?1 ORDER BY epoch")?;
+        let rows = query.query_map(params![from_epoch as i64], |row| row.get::<_, String>(0))?;
+        rows.map(|body| {
+            serde_json::from_str(&body?)
+                .map_err(|err| StoreError::Corrupt(format!("own observation: {err}")))
+        })
+        .collect()
+    }
+
     /// Records an echo decision; an existing decision for the same proposer and epoch is kept
     /// (the first decision is final). Returns the decision in force.
     pub fn save_echo_decision(
@@ -393,6 +433,14 @@ impl Store {
     /// node and the simulator both persist through this.
     pub fn persist(&self, record: &PersistRecord, now_ms: u64) -> Result<Persisted, StoreError> {
         match record {
+            PersistRecord::OwnObservation { observation } => {
+                let held = self.save_own_observation(observation)?;
+                Ok(if held == *observation {
+                    Persisted::Written
+                } else {
+                    Persisted::Conflicting
+                })
+            }
             PersistRecord::EchoDecision {
                 epoch,
                 proposer,
@@ -427,13 +475,14 @@ impl Store {
         }
     }
 
-    /// What a (re)started protocol instance recovers: the echo decisions and the final epochs
-    /// from `window_start` (see `ProtocolConfig::window_start`) on. The node and the
+    /// What a (re)started protocol instance recovers: the echo decisions, the final epochs
+    /// and its own observations from `window_start` (see `ProtocolConfig::window_start`) on. The node and the
     /// simulator both restore through this.
     pub fn restored_state(&self, window_start: u64) -> Result<RestoredState, StoreError> {
         Ok(RestoredState {
             echo_decisions: self.echo_decisions_since(window_start)?,
             final_epochs: self.official_epochs_since(window_start)?,
+            own_observations: self.own_observations_since(window_start)?,
         })
     }
 
@@ -705,6 +754,52 @@ mod tests {
             vec![(4, 1, [1; 32])]
         );
         assert!(store.echo_decisions_since(5).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_first_own_observation_is_kept_and_restored_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        let observation = |epoch: u64, uptime_bp: u16| Observation {
+            epoch,
+            signer_set_version: 1,
+            author: 2,
+            values: vec![MixnodeReward {
+                mix_id: 1,
+                uptime_bp,
+            }],
+            signature: vec![9; 64],
+        };
+        {
+            let store = Store::open(&path).unwrap();
+            let first = PersistRecord::OwnObservation {
+                observation: observation(4, 100),
+            };
+            assert_eq!(store.persist(&first, 0).unwrap(), Persisted::Written);
+            assert_eq!(store.persist(&first, 0).unwrap(), Persisted::Written);
+            let second = PersistRecord::OwnObservation {
+                observation: observation(4, 200),
+            };
+            let outcome = store.persist(&second, 0).unwrap();
+            assert_eq!(outcome, Persisted::Conflicting);
+            assert!(
+                !outcome.acknowledges(&second),
+                "a second version is never sent"
+            );
+            store
+                .persist(
+                    &PersistRecord::OwnObservation {
+                        observation: observation(2, 50),
+                    },
+                    0,
+                )
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.restored_state(3).unwrap().own_observations,
+            vec![observation(4, 100)]
+        );
     }
 
     pub(crate) fn official(epoch: u64, rewards: &[(u32, u16)]) -> StoredOfficial {
