@@ -107,11 +107,17 @@ impl World {
         if !self.nodes[node].current(incarnation) {
             return; // crashed before the write completed: never acknowledged
         }
-        let disk_fault = matches!(record, PersistRecord::Official { .. })
-            && self.plan.official_write_failure > 0.0
-            && self.rng.gen_bool(self.plan.official_write_failure);
-        if disk_fault {
-            self.count_fault("official_write_failure");
+        // Disks fail writes of official data and of own observations (both are retried).
+        let fault = match record {
+            PersistRecord::Official { .. } => Some("official_write_failure"),
+            PersistRecord::OwnObservation { .. } => Some("observation_write_failure"),
+            PersistRecord::EchoDecision { .. } => None,
+        };
+        if let Some(fault) = fault.filter(|_| {
+            self.plan.official_write_failure > 0.0
+                && self.rng.gen_bool(self.plan.official_write_failure)
+        }) {
+            self.count_fault(fault);
             return self.feed(node, Input::PersistFailed { id });
         }
         let Some(store) = self.nodes[node].store.as_ref() else {

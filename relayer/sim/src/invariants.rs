@@ -166,7 +166,6 @@ impl Checker {
         }
     }
 
-    /// A protocol instance panicked.
     /// An honest node's aggregate computations since its start against the bound: one per
     /// proposer (itself included) per epoch it has handled.
     pub(crate) fn work(&mut self, at_ms: u64, node: usize, aggregates: u64, bound: u64) {
@@ -182,6 +181,7 @@ impl Checker {
         }
     }
 
+    /// A protocol instance panicked.
     pub(crate) fn panicked(&mut self, at_ms: u64, node: usize, detail: String) {
         self.violate(ViolationKind::Panic, at_ms, None, Some(node), detail);
     }
