@@ -108,16 +108,20 @@ fn reference(n: usize, observation: &Observation) -> ObservationRef {
     }
 }
 
+/// Feeds `node` its measurements of `epoch` (`None`: it has none).
+fn feed_measured(
+    node: &mut Protocol,
+    now: u64,
+    epoch: u64,
+    values: Option<Vec<MixnodeReward>>,
+) -> Vec<Action> {
+    node.handle(now, Input::Measured { epoch, values })
+}
+
 /// Feeds `node` its measurements of `epoch` and acknowledges the write of its observation,
 /// which is sent only once stored; returns every action.
 fn measured(node: &mut Protocol, now: u64, epoch: u64, vals: Vec<MixnodeReward>) -> Vec<Action> {
-    let mut actions = node.handle(
-        now,
-        Input::Measured {
-            epoch,
-            values: Some(vals),
-        },
-    );
+    let mut actions = feed_measured(node, now, epoch, Some(vals));
     let stored = actions.iter().find_map(|action| match action {
         Action::Persist {
             id,
@@ -785,16 +789,8 @@ fn block_of(proposer: u16, observations: &[&Observation]) -> Block {
     }
 }
 
-/// A version of `author`'s observation for epoch 0 that differs by `version`.
-fn version_of(author: usize, version: u16) -> Observation {
-    signed_observation(4, author, 0, values(author as u16 * 10 + version))
-}
-
-#[test]
-fn a_block_with_an_equivocators_third_version_is_fetched_and_echoed() {
-    // Node 1 already holds two versions of author 3's observation; proposer 0 saw a third
-    // one first and built its block on it. Node 1 must fetch and check it, not park the
-    // block for good (the stall found in review).
+/// Node 1 holding the observations of authors 0 and 2 for epoch 0.
+fn holding_authors_0_and_2() -> (Protocol, Vec<Observation>) {
     let mut node1 = node(4, 1, SubmitPolicy::Race);
     let honest: Vec<Observation> = [0, 2]
         .map(|a| signed_observation(4, a, 0, values(a as u16)))
@@ -807,6 +803,20 @@ fn a_block_with_an_equivocators_third_version_is_fetched_and_echoed() {
             Message::Observation(observation.clone()),
         );
     }
+    (node1, honest)
+}
+
+/// A version of `author`'s observation for epoch 0 that differs by `version`.
+fn version_of(author: usize, version: u16) -> Observation {
+    signed_observation(4, author, 0, values(author as u16 * 10 + version))
+}
+
+#[test]
+fn a_block_with_an_equivocators_third_version_is_fetched_and_echoed() {
+    // Node 1 already holds two versions of author 3's observation; proposer 0 saw a third
+    // one first and built its block on it. Node 1 must fetch and check it, not park the
+    // block for good (the stall found in review).
+    let (mut node1, honest) = holding_authors_0_and_2();
     receive(&mut node1, T0, 3, Message::Observation(version_of(3, 1)));
     let actions = receive(&mut node1, T0, 3, Message::Observation(version_of(3, 2)));
     assert_eq!(
@@ -836,18 +846,7 @@ fn an_equivocator_cannot_make_a_member_hold_unbounded_versions() {
     // A byzantine proposer (author 3 too) sends block after block, each over a new version
     // of its own observation; each replaces the last parked block, so versions no parked
     // block needs are dropped (one kept as evidence).
-    let mut node1 = node(4, 1, SubmitPolicy::Race);
-    let honest: Vec<Observation> = [0, 2]
-        .map(|a| signed_observation(4, a, 0, values(a as u16)))
-        .to_vec();
-    for observation in &honest {
-        receive(
-            &mut node1,
-            T0,
-            observation.author,
-            Message::Observation(observation.clone()),
-        );
-    }
+    let (mut node1, honest) = holding_authors_0_and_2();
     receive(&mut node1, T0, 3, Message::Observation(version_of(3, 0)));
     for version in 1..40 {
         let alternate = version_of(3, version);
@@ -1082,13 +1081,7 @@ fn echoes_past_the_threshold_are_not_verified() {
 #[test]
 fn an_observation_is_sent_only_once_stored_and_resent_unchanged_after_a_restart() {
     let mut node0 = node(4, 0, SubmitPolicy::Race);
-    let actions = node0.handle(
-        T0,
-        Input::Measured {
-            epoch: 0,
-            values: Some(values(0)),
-        },
-    );
+    let actions = feed_measured(&mut node0, T0, 0, Some(values(0)));
     let sent = |actions: &[Action]| {
         actions
             .iter()
@@ -1126,13 +1119,7 @@ fn an_observation_is_sent_only_once_stored_and_resent_unchanged_after_a_restart(
     };
     let mut node0 =
         Protocol::new(config(4, SubmitPolicy::Race), keys(4)[0].clone(), restored).unwrap();
-    let actions = node0.handle(
-        T0 + 1_000,
-        Input::Measured {
-            epoch: 0,
-            values: Some(values(7)),
-        },
-    );
+    let actions = feed_measured(&mut node0, T0 + 1_000, 0, Some(values(7)));
     assert_eq!(sent(&actions), vec![stored]);
     assert!(
         !actions.iter().any(|a| matches!(a, Action::Persist { .. })),
@@ -1143,13 +1130,7 @@ fn an_observation_is_sent_only_once_stored_and_resent_unchanged_after_a_restart(
 #[test]
 fn a_failed_write_of_the_own_observation_sends_nothing_and_measures_again() {
     let mut node0 = node(4, 0, SubmitPolicy::Race);
-    let actions = node0.handle(
-        T0,
-        Input::Measured {
-            epoch: 0,
-            values: Some(values(0)),
-        },
-    );
+    let actions = feed_measured(&mut node0, T0, 0, Some(values(0)));
     let id = persist_id(&actions).unwrap();
     let actions = node0.handle(T0, Input::PersistFailed { id });
     assert!(actions.is_empty(), "{actions:?}");
@@ -1165,13 +1146,7 @@ fn a_failed_write_of_the_own_observation_sends_nothing_and_measures_again() {
 #[test]
 fn invalid_own_values_are_reported_not_signed() {
     let mut node0 = node(4, 0, SubmitPolicy::Race);
-    let actions = node0.handle(
-        T0,
-        Input::Measured {
-            epoch: 0,
-            values: Some(values(0)[..2].to_vec()),
-        },
-    );
+    let actions = feed_measured(&mut node0, T0, 0, Some(values(0)[..2].to_vec()));
     assert!(matches!(
         rejections(&actions)[..],
         [Rejection::InvalidOwnValues(_)]
@@ -1381,13 +1356,7 @@ fn start_resumes_recent_unfinished_epochs_and_arms_the_epoch_clock() {
             },
         ]
     );
-    let none = node0.handle(
-        6 * EPOCH_SECS * 1_000,
-        Input::Measured {
-            epoch: 5,
-            values: None,
-        },
-    );
+    let none = feed_measured(&mut node0, 6 * EPOCH_SECS * 1_000, 5, None);
     assert_eq!(
         rejections(&none),
         vec![Rejection::NoMeasurements { epoch: 5 }]
@@ -1420,13 +1389,7 @@ fn an_epoch_this_member_has_no_measurements_of_is_still_finalized() {
     assert!(net.chain.contains_key(&0), "three members certify it");
     net.down[3] = false;
     let node3 = &mut net.nodes[3];
-    let none = node3.handle(
-        T0 + 2_000,
-        Input::Measured {
-            epoch: 0,
-            values: None,
-        },
-    );
+    let none = feed_measured(node3, T0 + 2_000, 0, None);
     assert_eq!(
         rejections(&none),
         vec![Rejection::NoMeasurements { epoch: 0 }]

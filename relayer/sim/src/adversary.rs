@@ -272,30 +272,14 @@ impl Adversary {
                 continue;
             }
             let observations: Vec<&Observation> = chosen.iter().map(|a| &held[a]).collect();
-            let columns: Vec<&[MixnodeReward]> =
-                observations.iter().map(|o| o.values.as_slice()).collect();
-            let Ok(rewards) = lower_median(&columns) else {
+            let Some(mut flooded) = self.block_over(block, &observations) else {
                 continue;
             };
-            let mut data_hash = nym_rewards::digest::data_hash(&rewards);
             let wrong = i % 4 != 0;
             if wrong {
-                data_hash[31] ^= 0x80;
+                flooded.data_hash[31] ^= 0x80;
             }
-            blocks.push((
-                !wrong,
-                Block {
-                    observations: observations
-                        .iter()
-                        .map(|o| ObservationRef {
-                            author: o.author,
-                            digest: observation_digest(&self.config, o.epoch, &o.values),
-                        })
-                        .collect(),
-                    data_hash,
-                    ..block.clone()
-                },
-            ));
+            blocks.push((!wrong, flooded));
         }
         blocks.sort_by_key(|(right, _)| *right);
         blocks
@@ -370,6 +354,11 @@ impl Adversary {
             (chosen.len() >= k && chosen != current).then_some(chosen)
         })?;
         let observations: Vec<&Observation> = choice.iter().map(|a| &held[a]).collect();
+        self.block_over(block, &observations)
+    }
+
+    /// `template` over `observations` (by author), with its correct data hash.
+    fn block_over(&self, template: &Block, observations: &[&Observation]) -> Option<Block> {
         let columns: Vec<&[MixnodeReward]> =
             observations.iter().map(|o| o.values.as_slice()).collect();
         let rewards = lower_median(&columns).ok()?;
@@ -382,7 +371,7 @@ impl Adversary {
                 })
                 .collect(),
             data_hash: nym_rewards::digest::data_hash(&rewards),
-            ..block.clone()
+            ..template.clone()
         })
     }
 
