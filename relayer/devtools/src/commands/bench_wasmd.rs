@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 
 use nym_rewards::msg::QueryMsg;
-use nym_rewards::rules::{MAX_EPOCHS_PAGE, MAX_MIXNODE_SCAN};
+use nym_rewards::rules::{MAX_EPOCHS_PAGE, MAX_MEMBERS, MAX_MIXNODE_SCAN};
 use nym_rewards::state::CHUNK_RECORDS;
 use relayer_devtools::wasmd::gas::{FixtureContract, Model, measure_submissions};
 use relayer_devtools::wasmd::query_gas::{CommandRestarter, NamedQuery, measure_queries};
 use relayer_devtools::wasmd::report::{FLOOR, MODEL, WasmdGasReport, write};
-use relayer_devtools::wasmd::{SignerFixture, dense_rewards};
+use relayer_devtools::wasmd::{SignerFixture, dense_rewards, sparse_rewards};
 use relayer_node::chain::Chain;
 use relayer_node::chain::wasmd::WasmdChain;
 use relayer_node::keys::ChainAccount;
@@ -82,6 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         let count = args.query_mixnodes;
         let mut queries = v2_query_set(rpc, &admin, code_id, count).await?;
+        queries.extend(largest_answers_set(rpc, &admin, code_id, count).await?);
         if let Some(path) = &args.v1_wasm {
             let v1_wasm = std::fs::read(path)
                 .map_err(|err| anyhow::anyhow!("reading {}: {err}", path.display()))?;
@@ -158,6 +159,50 @@ async fn v2_query_set(
                 QueryMsg::Epochs {
                     start_after: None,
                     limit: Some(MAX_EPOCHS_PAGE),
+                },
+            ),
+        ],
+    ))
+}
+
+/// The largest answers the rules allow: a signer set of the most members with the longest
+/// endpoints, and one epoch of `count` mixnodes with ten-digit ids certified by its threshold.
+async fn largest_answers_set(
+    rpc: &str,
+    admin: &ChainAccount,
+    code_id: u64,
+    count: u32,
+) -> anyhow::Result<Vec<NamedQuery>> {
+    let fixture = SignerFixture::new(MAX_MEMBERS, admin)?.with_long_endpoints();
+    let contract = FixtureContract::instantiate(rpc, admin, code_id, fixture, count).await?;
+    let rewards = sparse_rewards(count);
+    let outcome = contract.submit(admin, 0, &rewards).await?;
+    eprintln!(
+        "bench-wasmd: query data set: {MAX_MEMBERS} members, {} signatures, {count} sparse mixnodes ({} gas)",
+        contract.fixture.threshold(),
+        outcome.gas_used
+    );
+    let last = rewards.last().map_or(0, |reward| reward.mix_id);
+    Ok(named(
+        contract.chain.contract(),
+        vec![
+            (
+                format!("SignerSet: {MAX_MEMBERS} members with the longest endpoints"),
+                QueryMsg::SignerSet { version: None },
+            ),
+            (
+                format!(
+                    "EpochRewards (JSON): one epoch, ten-digit ids, {} signatures",
+                    contract.fixture.threshold()
+                ),
+                QueryMsg::EpochRewards { epoch: 0 },
+            ),
+            (
+                "MixnodeRewards: the last of the sparse mixnodes".to_string(),
+                QueryMsg::MixnodeRewards {
+                    mix_id: last,
+                    start_after: None,
+                    limit: Some(MAX_MIXNODE_SCAN),
                 },
             ),
         ],

@@ -13,6 +13,7 @@ use cosmwasm_std::HexBinary;
 use nym_rewards::digest::{DigestContext, data_hash, epoch_digest};
 use nym_rewards::msg::{EpochClock, InstantiateMsg, MemberInput, MixnodeReward, SignerSignature};
 use nym_rewards::rules::default_threshold;
+use nym_rewards::signer_set::MAX_ENDPOINT_LEN;
 use relayer_node::keys::ChainAccount;
 use relayer_protocol::Keypair;
 
@@ -27,6 +28,8 @@ pub const PAST_EPOCHS: u64 = 100_000;
 pub struct SignerFixture {
     keys: Vec<Keypair>,
     addresses: Vec<String>,
+    /// Endpoints as long as the contract allows (the largest signer-set answers).
+    long_endpoints: bool,
 }
 
 fn seed(tag: u8, index: usize) -> [u8; 32] {
@@ -47,7 +50,19 @@ impl SignerFixture {
                     .ok_or_else(|| DevError::Invalid(format!("no chain key for member {i}"))),
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { keys, addresses })
+        Ok(Self {
+            keys,
+            addresses,
+            long_endpoints: false,
+        })
+    }
+
+    /// The same members with API URLs and multiaddresses of the longest allowed length.
+    pub fn with_long_endpoints(self) -> Self {
+        Self {
+            long_endpoints: true,
+            ..self
+        }
     }
 
     /// Members as `instantiate` and `UpdateSignerSet` take them.
@@ -56,11 +71,19 @@ impl SignerFixture {
             .iter()
             .zip(&self.addresses)
             .enumerate()
-            .map(|(i, (key, address))| MemberInput {
-                ed25519_pubkey: HexBinary::from(key.public()),
-                address: address.clone(),
-                api_url: format!("http://127.0.0.1:{}", 8000 + i),
-                p2p_multiaddr: format!("/ip4/127.0.0.1/tcp/{}", 9000 + i),
+            .map(|(i, (key, address))| {
+                let mut api_url = format!("http://127.0.0.1:{}", 8000 + i);
+                let mut p2p_multiaddr = format!("/ip4/127.0.0.1/tcp/{}", 9000 + i);
+                if self.long_endpoints {
+                    pad_to(&mut api_url, "/", MAX_ENDPOINT_LEN);
+                    pad_to(&mut p2p_multiaddr, "/p2p-circuit", MAX_ENDPOINT_LEN);
+                }
+                MemberInput {
+                    ed25519_pubkey: HexBinary::from(key.public()),
+                    address: address.clone(),
+                    api_url,
+                    p2p_multiaddr,
+                }
             })
             .collect()
     }
@@ -103,12 +126,32 @@ impl SignerFixture {
     }
 }
 
+/// Appends `separator` and then `x`s to `text` up to `len` bytes.
+fn pad_to(text: &mut String, separator: &str, len: usize) {
+    text.push_str(separator);
+    while text.len() < len {
+        text.push('x');
+    }
+}
+
 /// One-second epochs from [`PAST_EPOCHS`] seconds before `chain_time`.
 pub fn past_clock(chain_time: u64) -> EpochClock {
     EpochClock {
         genesis_time: chain_time.saturating_sub(PAST_EPOCHS),
         epoch_length_secs: 1,
     }
+}
+
+/// Rewards of `count` mixnodes with ids spread up to near `u32::MAX` (ten digits in JSON, a
+/// multi-byte gap per record in the packed stream): the largest answers for a given count.
+pub fn sparse_rewards(count: u32) -> Vec<MixnodeReward> {
+    let step = u32::MAX / count.max(1);
+    (0..count)
+        .map(|i| MixnodeReward {
+            mix_id: 1 + i * step,
+            uptime_bp: (i * 7_919 % 10_001) as u16,
+        })
+        .collect()
 }
 
 /// Rewards of mixnodes `1..=count` with uptimes spread over the whole range (the gas bench's
