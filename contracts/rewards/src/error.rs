@@ -143,6 +143,17 @@ pub enum ContractError {
         max: usize,
     },
 
+    /// A signer set whose stored form exceeds [`crate::rules::MAX_SIGNER_SET_BYTES`].
+    #[error(
+        "invalid signer set: {bytes} bytes stored, at most {max} (shorten the endpoints or use fewer members)"
+    )]
+    SignerSetTooLarge {
+        /// Bytes the set would take.
+        bytes: usize,
+        /// The cap.
+        max: usize,
+    },
+
     /// A member key that is not 32 bytes.
     #[error("invalid signer set: member {index}: ed25519 key is {len} bytes, expected 32")]
     MemberKeyLength {

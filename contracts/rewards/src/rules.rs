@@ -37,6 +37,11 @@ pub const MAX_ROTATION_DELAY_EPOCHS: u64 = 1_000;
 /// rotations for longer than this.
 pub const MAX_ROTATION_HORIZON_EPOCHS: u64 = 1_000;
 
+/// Largest stored signer set, in bytes of its JSON: the VM refuses to write a storage value
+/// above 128 KiB, so a set of 256 members with endpoints near their length limit (about
+/// 175 KB) must be refused with a clear error at registration, not fail in the VM.
+pub const MAX_SIGNER_SET_BYTES: usize = 128 * 1024;
+
 /// Epochs per `Epochs` page: default and most.
 pub const DEFAULT_EPOCHS_PAGE: u32 = 10;
 /// See [`DEFAULT_EPOCHS_PAGE`].

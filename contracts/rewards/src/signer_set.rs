@@ -10,7 +10,7 @@ use cw_storage_plus::Bound;
 use crate::error::ContractError;
 use crate::msg::{Member, MemberInput};
 use crate::records::PUBKEY_LEN;
-use crate::rules::{self, MAX_MEMBERS};
+use crate::rules::{self, MAX_MEMBERS, MAX_SIGNER_SET_BYTES};
 use crate::state::{
     LATEST_SIGNER_SET, SIGNER_INDEX, SIGNER_KEYS, SIGNER_SET_BY_START, SIGNER_SETS, SignerKeys,
     SignerSet,
@@ -61,12 +61,20 @@ pub fn build_signer_set(
         }
         validated.push(member);
     }
-    Ok(SignerSet {
+    let set = SignerSet {
         version,
         effective_from_epoch,
         threshold,
         members: validated,
-    })
+    };
+    let bytes = cosmwasm_std::to_json_vec(&set)?.len();
+    if bytes > MAX_SIGNER_SET_BYTES {
+        return Err(ContractError::SignerSetTooLarge {
+            bytes,
+            max: MAX_SIGNER_SET_BYTES,
+        });
+    }
+    Ok(set)
 }
 
 fn validate_member(

@@ -229,6 +229,43 @@ fn instantiate_accepts_256_members_and_rejects_257() {
     );
 }
 
+#[test]
+fn a_signer_set_too_large_to_store_is_refused_with_its_size() {
+    // 256 members with endpoints at their length limit: about 175 KB as stored, above the
+    // VM's 128 KiB per value (wasmd refuses the write with a VM error otherwise).
+    let mut app = new_app();
+    let code_id = app.store_code(contract());
+    let creator = app.api().addr_make("creator");
+    let long = |prefix: &str| format!("{prefix}{}", "x".repeat(256 - prefix.len()));
+    let inputs: Vec<nym_rewards::msg::MemberInput> = (0..256u32)
+        .map(|i| {
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&i.to_be_bytes());
+            let key = ed25519_dalek::SigningKey::from_bytes(&key);
+            nym_rewards::msg::MemberInput {
+                ed25519_pubkey: HexBinary::from(key.verifying_key().to_bytes()),
+                address: app.api().addr_make(&format!("m{i}")).to_string(),
+                api_url: long("http://127.0.0.1:1/"),
+                p2p_multiaddr: long("/ip4/127.0.0.1/tcp/1/"),
+            }
+        })
+        .collect();
+    let mut msg = instantiate_msg(&[], None);
+    msg.members = inputs.clone();
+    let err = app
+        .instantiate_contract(code_id, creator.clone(), &msg, &[], "r", None)
+        .expect_err("too large to store");
+    let text = err.to_string();
+    assert!(text.contains("bytes stored, at most 131072"), "{text}");
+    // Half the endpoint length fits.
+    for input in &mut msg.members {
+        input.api_url.truncate(128);
+        input.p2p_multiaddr.truncate(128);
+    }
+    app.instantiate_contract(code_id, creator, &msg, &[], "r", None)
+        .expect("a set within the size limit is stored");
+}
+
 // ---------------------------------------------------------------- submit: success and queries
 
 #[test]
