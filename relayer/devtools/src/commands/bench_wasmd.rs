@@ -16,6 +16,10 @@ use relayer_node::keys::ChainAccount;
 
 use super::ChainArgs;
 
+/// Endpoint length at which a set of `MAX_MEMBERS` still fits `MAX_SIGNER_SET_BYTES`
+/// (about 180 + 2 x len bytes per member as stored).
+const LONGEST_FITTING_ENDPOINT: usize = 150;
+
 /// Arguments of `relayer-dev bench-wasmd`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -165,15 +169,17 @@ async fn v2_query_set(
     ))
 }
 
-/// The largest answers the rules allow: a signer set of the most members with the longest
-/// endpoints, and one epoch of `count` mixnodes with ten-digit ids certified by its threshold.
+/// The largest answers the rules allow: a signer set of the most members with endpoints as
+/// long as such a set can store (`MAX_SIGNER_SET_BYTES`), and one epoch of `count` mixnodes
+/// with ten-digit ids certified by its threshold.
 async fn largest_answers_set(
     rpc: &str,
     admin: &ChainAccount,
     code_id: u64,
     count: u32,
 ) -> anyhow::Result<Vec<NamedQuery>> {
-    let fixture = SignerFixture::new(MAX_MEMBERS, admin)?.with_long_endpoints();
+    let fixture =
+        SignerFixture::new(MAX_MEMBERS, admin)?.with_endpoints_of(LONGEST_FITTING_ENDPOINT);
     let contract = FixtureContract::instantiate(rpc, admin, code_id, fixture, count).await?;
     let rewards = sparse_rewards(count);
     let outcome = contract.submit(admin, 0, &rewards).await?;
@@ -187,7 +193,9 @@ async fn largest_answers_set(
         contract.chain.contract(),
         vec![
             (
-                format!("SignerSet: {MAX_MEMBERS} members with the longest endpoints"),
+                format!(
+                    "SignerSet: {MAX_MEMBERS} members, {LONGEST_FITTING_ENDPOINT}-byte endpoints"
+                ),
                 QueryMsg::SignerSet { version: None },
             ),
             (

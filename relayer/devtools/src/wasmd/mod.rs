@@ -28,8 +28,8 @@ pub const PAST_EPOCHS: u64 = 100_000;
 pub struct SignerFixture {
     keys: Vec<Keypair>,
     addresses: Vec<String>,
-    /// Endpoints as long as the contract allows (the largest signer-set answers).
-    long_endpoints: bool,
+    /// Length to pad endpoints to (the largest signer-set answers), if any.
+    endpoint_len: Option<usize>,
 }
 
 fn seed(tag: u8, index: usize) -> [u8; 32] {
@@ -53,14 +53,15 @@ impl SignerFixture {
         Ok(Self {
             keys,
             addresses,
-            long_endpoints: false,
+            endpoint_len: None,
         })
     }
 
-    /// The same members with API URLs and multiaddresses of the longest allowed length.
-    pub fn with_long_endpoints(self) -> Self {
+    /// The same members with API URLs and multiaddresses padded to `len` bytes (at most
+    /// `MAX_ENDPOINT_LEN`; the whole set must also fit `MAX_SIGNER_SET_BYTES`).
+    pub fn with_endpoints_of(self, len: usize) -> Self {
         Self {
-            long_endpoints: true,
+            endpoint_len: Some(len.min(MAX_ENDPOINT_LEN)),
             ..self
         }
     }
@@ -74,9 +75,9 @@ impl SignerFixture {
             .map(|(i, (key, address))| {
                 let mut api_url = format!("http://127.0.0.1:{}", 8000 + i);
                 let mut p2p_multiaddr = format!("/ip4/127.0.0.1/tcp/{}", 9000 + i);
-                if self.long_endpoints {
-                    pad_to(&mut api_url, "/", MAX_ENDPOINT_LEN);
-                    pad_to(&mut p2p_multiaddr, "/p2p-circuit", MAX_ENDPOINT_LEN);
+                if let Some(len) = self.endpoint_len {
+                    pad_to(&mut api_url, "/", len);
+                    pad_to(&mut p2p_multiaddr, "/p2p-circuit", len);
                 }
                 MemberInput {
                     ed25519_pubkey: HexBinary::from(key.public()),
