@@ -41,6 +41,14 @@ impl Protocol {
         out: &mut Out,
     ) {
         match record {
+            // This member's own submission is in flight: its outcome brings the record with
+            // the transaction, so a read that overtakes it is not taken (the epoch would be
+            // stored as won without its transaction reference).
+            Some(_)
+                if self
+                    .epochs
+                    .get(&epoch)
+                    .is_some_and(|state| state.submit_in_flight) => {}
             Some(record) => self.on_on_chain(epoch, record, None, out),
             None => self.on_not_on_chain(now_ms, epoch, out),
         }

@@ -108,6 +108,27 @@ fn reference(n: usize, observation: &Observation) -> ObservationRef {
     }
 }
 
+/// The contract's record of `certificate` submitted by member `winner`.
+fn record_of(certificate: &Certificate, winner: usize) -> EpochRewardsResponse {
+    EpochRewardsResponse {
+        epoch: certificate.epoch,
+        signer_set_version: certificate.signer_set_version,
+        data_hash: HexBinary::from(certificate.data_hash),
+        rewards: certificate.rewards.clone(),
+        signatures: certificate
+            .signatures
+            .iter()
+            .map(|(index, signature)| SignerSignature {
+                index: *index,
+                signature: HexBinary::from(signature.clone()),
+            })
+            .collect(),
+        submitter: Addr::unchecked(address(winner)),
+        height: 100 + certificate.epoch,
+        time: Timestamp::from_seconds(1),
+    }
+}
+
 /// Feeds `node` its measurements of `epoch` (`None`: it has none).
 fn feed_measured(
     node: &mut Protocol,
@@ -227,23 +248,7 @@ impl Net {
     /// The contract's record of `epoch`, as the real contract answers it.
     fn record(&self, epoch: u64) -> Option<Box<EpochRewardsResponse>> {
         let (winner, certificate) = self.chain.get(&epoch)?;
-        Some(Box::new(EpochRewardsResponse {
-            epoch,
-            signer_set_version: certificate.signer_set_version,
-            data_hash: HexBinary::from(certificate.data_hash),
-            rewards: certificate.rewards.clone(),
-            signatures: certificate
-                .signatures
-                .iter()
-                .map(|(index, signature)| SignerSignature {
-                    index: *index,
-                    signature: HexBinary::from(signature.clone()),
-                })
-                .collect(),
-            submitter: Addr::unchecked(address(*winner)),
-            height: 100 + epoch,
-            time: Timestamp::from_seconds(1),
-        }))
+        Some(Box::new(record_of(certificate, *winner)))
     }
 
     fn perform(&mut self, i: usize, action: Action) {
@@ -1193,6 +1198,59 @@ fn the_winner_stores_its_record_and_losers_store_the_verified_copy_of_the_winner
     }
     let finals: BTreeSet<usize> = net.finals.iter().map(|(i, ..)| *i).collect();
     assert_eq!(finals.len(), 4, "every node reports the epoch final once");
+}
+
+#[test]
+fn a_read_overtaking_the_own_submission_waits_for_its_outcome_and_tx() {
+    // Found in CI: a re-send round's chain read returned the record of this member's own
+    // submission before the submission's result, and the epoch was stored as won without
+    // its transaction.
+    let mut node0 = proposer();
+    let data_hash = node0.echo_decision(0, 0).expect("proposed");
+    let config = config(4, SubmitPolicy::Race);
+    let mut submitted = None;
+    for member in [1usize, 2] {
+        let echo = Echo {
+            epoch: 0,
+            proposer: 0,
+            data_hash,
+            signature: keys(4)[member].sign(&echo_digest(&config, 0, &data_hash)),
+        };
+        for action in receive(&mut node0, T0, member as u16, Message::Echo(echo)) {
+            if let Action::Submit { certificate } = action {
+                submitted = Some(certificate);
+            }
+        }
+    }
+    let certificate = submitted.expect("race policy submits the certificate at once");
+    let record = record_of(&certificate, 0);
+    let actions = node0.handle(
+        T0 + 100,
+        Input::ChainRecord {
+            epoch: 0,
+            record: Some(Box::new(record.clone())),
+        },
+    );
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Persist { .. })),
+        "{actions:?}"
+    );
+    let actions = node0.handle(
+        T0 + 200,
+        Input::Submitted {
+            epoch: 0,
+            record: Some(Box::new(record)),
+            tx_ref: Some("ABC".into()),
+        },
+    );
+    let stored = actions.iter().find_map(|a| match a {
+        Action::Persist {
+            record: PersistRecord::Official { source, tx_ref, .. },
+            ..
+        } => Some((*source, tx_ref.clone())),
+        _ => None,
+    });
+    assert_eq!(stored, Some((OfficialSource::Own, Some("ABC".to_string()))));
 }
 
 #[test]
