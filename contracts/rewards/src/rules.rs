@@ -3,6 +3,10 @@
 
 /// Most members a signer set may have (signer indices fit in a u16, and gas stays bounded).
 pub const MAX_MEMBERS: usize = 256;
+/// Most signatures one `ed25519_batch_verify` takes in the VM (cosmwasm-crypto's
+/// `MAX_COUNT_ED25519_BATCH`): a full set's signatures are verified in one batch.
+pub const VM_ED25519_BATCH_MAX: usize = 256;
+const _: () = assert!(MAX_MEMBERS <= VM_ED25519_BATCH_MAX);
 /// Uptime of 100 % in basis points: the largest value a reward may carry.
 pub const MAX_UPTIME_BP: u16 = 10_000;
 /// Highest `max_mixnodes_per_epoch` accepted, to keep one submission within block gas.
