@@ -14,7 +14,7 @@ use relayer_node::chain::Chain;
 use relayer_node::chain::wasmd::WasmdChain;
 use relayer_node::keys::ChainAccount;
 
-use super::ChainArgs;
+use super::{ChainArgs, read};
 
 /// Endpoint length at which a set of `MAX_MEMBERS` still fits `MAX_SIGNER_SET_BYTES`
 /// (about 180 + 2 x len bytes per member as stored).
@@ -63,8 +63,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let admin = args.chain.admin()?;
     let model = Model::read(&args.model)?;
-    let wasm = std::fs::read(&args.wasm)
-        .map_err(|err| anyhow::anyhow!("reading {}: {err}", args.wasm.display()))?;
+    let wasm = read(&args.wasm)?;
     let rpc = args.chain.node.as_str();
     let chain = WasmdChain::connect(rpc, None, "", "0stake").await?;
     let (code_id, _) = chain.store_code(&admin, wasm).await?;
@@ -88,9 +87,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let mut queries = v2_query_set(rpc, &admin, code_id, count).await?;
         queries.extend(largest_answers_set(rpc, &admin, code_id, count).await?);
         if let Some(path) = &args.v1_wasm {
-            let v1_wasm = std::fs::read(path)
-                .map_err(|err| anyhow::anyhow!("reading {}: {err}", path.display()))?;
-            queries.extend(v1_query_set(rpc, &admin, code_id, v1_wasm, count).await?);
+            queries.extend(v1_query_set(rpc, &admin, code_id, read(path)?, count).await?);
         }
         let mut restarter = CommandRestarter { command };
         measure_queries(&chain, &mut restarter, &queries, args.precision_pct).await?

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use relayer_devtools::wasmd::migration::check_migration;
 
-use super::ChainArgs;
+use super::{ChainArgs, read};
 
 /// Arguments of `relayer-dev migration-check`.
 #[derive(clap::Args)]
@@ -18,10 +18,6 @@ pub struct Args {
     /// This version's wasm.
     #[arg(long, default_value = "artifacts/nym_rewards.wasm")]
     wasm: PathBuf,
-}
-
-fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|err| anyhow::anyhow!("reading {}: {err}", path.display()))
 }
 
 /// Runs the check and prints its report as JSON.

@@ -41,6 +41,11 @@ struct ChainArgs {
     cluster: PathBuf,
 }
 
+/// A file's bytes, or an error naming it.
+fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|err| anyhow::anyhow!("reading {}: {err}", path.display()))
+}
+
 impl ChainArgs {
     fn admin(&self) -> anyhow::Result<ChainAccount> {
         Ok(ChainAccount::from_file(

@@ -191,9 +191,8 @@ impl FixtureContract {
         let msg = self.submit_msg(epoch, rewards)?;
         Ok(self
             .chain
-            .execute_json(submitter, msg, GasLimit::Simulated)
-            .await?
-            .success("SubmitEpoch")?)
+            .execute_checked(submitter, msg, "SubmitEpoch")
+            .await?)
     }
 }
 

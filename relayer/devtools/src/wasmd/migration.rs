@@ -219,9 +219,8 @@ impl FixtureContract {
         }))?;
         Ok(self
             .chain
-            .execute_json(admin, msg, GasLimit::Simulated)
-            .await?
-            .success("v1 SubmitEpoch")?)
+            .execute_checked(admin, msg, "v1 SubmitEpoch")
+            .await?)
     }
 
     /// Migrates to `code_id` and checks the versions the migration reports.
@@ -279,9 +278,8 @@ pub async fn check_migration(
     });
     contract
         .chain
-        .execute_json(admin, serde_json::to_vec(&rotate)?, GasLimit::Simulated)
-        .await?
-        .success("v1 UpdateSignerSet")?;
+        .execute_checked(admin, serde_json::to_vec(&rotate)?, "v1 UpdateSignerSet")
+        .await?;
 
     let queries = queries(rotation_epoch);
     let before = answers(&contract.chain, &queries).await?;

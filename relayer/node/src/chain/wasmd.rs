@@ -344,10 +344,7 @@ impl WasmdChain {
             wasm_byte_code: wasm,
             instantiate_permission: None,
         };
-        let outcome = self
-            .sign_and_broadcast(key, vec![to_any(&store)?])
-            .await?
-            .success("storing the code")?;
+        let outcome = self.send_checked(key, &store, "storing the code").await?;
         let code_id = outcome
             .event("store_code", "code_id")
             .and_then(|id| id.parse().ok())
@@ -374,9 +371,8 @@ impl WasmdChain {
             funds: vec![],
         };
         let outcome = self
-            .sign_and_broadcast(key, vec![to_any(&instantiate)?])
-            .await?
-            .success("instantiating the contract")?;
+            .send_checked(key, &instantiate, "instantiating the contract")
+            .await?;
         let contract = outcome
             .event("instantiate", "_contract_address")
             .ok_or_else(|| {
@@ -400,9 +396,21 @@ impl WasmdChain {
             code_id,
             msg,
         };
-        self.sign_and_broadcast(key, vec![to_any(&migrate)?])
+        self.send_checked(key, &migrate, "migrating the contract")
+            .await
+    }
+
+    /// Signs and broadcasts the one message `msg` (gas from simulation); a failed transaction
+    /// is an error naming `what` failed.
+    async fn send_checked(
+        &self,
+        key: &ChainAccount,
+        msg: &impl Msg,
+        what: &str,
+    ) -> Result<TxOutcome, ChainError> {
+        self.sign_and_broadcast(key, vec![to_any(msg)?])
             .await?
-            .success("migrating the contract")
+            .success(what)
     }
 
     /// Executes the JSON `msg` on this handle's contract and returns the included transaction
@@ -420,6 +428,19 @@ impl WasmdChain {
             funds: vec![],
         };
         self.broadcast(key, vec![to_any(&execute)?], gas).await
+    }
+
+    /// Executes the JSON `msg` on this handle's contract (gas from simulation); a failed
+    /// transaction is an error naming `what` failed.
+    pub async fn execute_checked(
+        &self,
+        key: &ChainAccount,
+        msg: Vec<u8>,
+        what: &str,
+    ) -> Result<TxOutcome, ChainError> {
+        self.execute_json(key, msg, GasLimit::Simulated)
+            .await?
+            .success(what)
     }
 
     /// A smart query of the contract at `contract` (not necessarily this handle's).
@@ -485,9 +506,8 @@ impl Chain for WasmdChain {
     async fn execute(&self, account: &ChainAccount, msg: &ExecuteMsg) -> Result<TxRef, ChainError> {
         let msg = serde_json::to_vec(msg).map_err(|err| ChainError::Decode(err.to_string()))?;
         let outcome = self
-            .execute_json(account, msg, GasLimit::Simulated)
-            .await?
-            .success("executing the contract")?;
+            .execute_checked(account, msg, "executing the contract")
+            .await?;
         tracing::info!(tx = %outcome.hash, height = outcome.height, gas_used = outcome.gas_used, "transaction included");
         Ok(TxRef {
             tx_hash: outcome.hash,
