@@ -53,8 +53,8 @@ pub enum Behaviour {
     /// and different for each recipient, again on every re-send: no two members hold the same
     /// versions, and each may propose with the one it saw first.
     EquivocateObservations,
-    /// Besides its block, sends every member blocks over other observation subsets, with
-    /// right and wrong data hashes alternately, again on every re-send.
+    /// Before its block, sends every member blocks over other observation subsets, three in
+    /// four with a wrong data hash (those first), again on every re-send.
     FloodBlocks,
     /// Proposes and gathers a certificate like an honest member, then never submits it.
     WithholdCertificate,
@@ -207,15 +207,19 @@ impl Adversary {
         self.behaviour == Behaviour::WithholdCertificate
     }
 
+    /// Counts one more send for `epoch` and returns the count (the oldest epochs are
+    /// forgotten).
     fn next_round(&mut self, epoch: u64) -> usize {
         let round = self.rounds.entry(epoch).or_default();
         *round += 1;
+        let round = *round;
         while self.rounds.len() > VERSIONS_KEPT {
             self.rounds.pop_first();
         }
-        self.rounds.get(&epoch).copied().unwrap_or(1)
+        round
     }
 
+    /// Every member but this one.
     fn others(&self) -> Vec<MemberIndex> {
         (0..self.config.n() as MemberIndex)
             .filter(|&member| member != self.me)
@@ -306,10 +310,7 @@ impl Adversary {
                 self.sent.retain(|(sent_epoch, _), _| *sent_epoch != epoch);
             }
         }
-        let members: Vec<MemberIndex> = (0..self.config.n() as MemberIndex)
-            .filter(|&member| member != self.me)
-            .collect();
-        members
+        self.others()
             .into_iter()
             .map(|member| {
                 let chosen = if member % 2 == 0 { &first } else { &second };

@@ -113,10 +113,9 @@ impl World {
             PersistRecord::OwnObservation { .. } => Some("observation_write_failure"),
             PersistRecord::EchoDecision { .. } => None,
         };
-        if let Some(fault) = fault.filter(|_| {
-            self.plan.official_write_failure > 0.0
-                && self.rng.gen_bool(self.plan.official_write_failure)
-        }) {
+        if let Some(fault) = fault
+            .filter(|_| self.plan.write_failure > 0.0 && self.rng.gen_bool(self.plan.write_failure))
+        {
             self.count_fault(fault);
             return self.feed(node, Input::PersistFailed { id });
         }

@@ -55,8 +55,9 @@ pub(crate) struct FaultPlan {
     pub(crate) crashes: Vec<(usize, u64, u64)>,
     /// `(start, heal, side)`.
     pub(crate) partitions: Vec<(u64, u64, Vec<bool>)>,
-    /// Probability that a write of official data fails (a full or failing disk).
-    pub(crate) official_write_failure: f64,
+    /// Probability that a write of official data or of an own observation fails (a full or
+    /// failing disk).
+    pub(crate) write_failure: f64,
     /// Probability that a chain read gets no answer (an RPC error or timeout).
     pub(crate) chain_read_failure: f64,
     /// Probability that a node has no measurements of an ended epoch (no samples). Such a
@@ -92,7 +93,7 @@ impl FaultPlan {
             }
         }
         if config.faults.disk_faults() {
-            plan.official_write_failure = 0.2;
+            plan.write_failure = 0.2;
         }
         if config.faults.network_faults() {
             plan.chain_read_failure = 0.1;
