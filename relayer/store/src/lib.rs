@@ -144,6 +144,16 @@ fn connect(location: &Location) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// The JSON body a record is stored as; `what` names it in the error.
+fn to_body(what: &str, value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|err| StoreError::Corrupt(format!("{what}: {err}")))
+}
+
+/// A record read back from its JSON body; `what` names it in the error.
+fn from_body<T: serde::de::DeserializeOwned>(what: &str, body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(|err| StoreError::Corrupt(format!("{what}: {err}")))
+}
+
 const MIGRATIONS: &[&str] = &[
     // 1: initial schema
     "CREATE TABLE samples (epoch INTEGER NOT NULL, mix_id INTEGER NOT NULL, at_ms INTEGER NOT NULL, uptime_pct INTEGER NOT NULL);
@@ -363,8 +373,7 @@ impl Store {
         observation: &Observation,
     ) -> Result<Observation, StoreError> {
         let conn = self.conn();
-        let body = serde_json::to_string(observation)
-            .map_err(|err| StoreError::Corrupt(format!("own observation: {err}")))?;
+        let body = to_body("own observation", observation)?;
         conn.execute(
             "INSERT OR IGNORE INTO own_observations (epoch, body) VALUES (?1, ?2)",
             params![observation.epoch as i64, body],
@@ -374,8 +383,7 @@ impl Store {
             params![observation.epoch as i64],
             |row| row.get(0),
         )?;
-        serde_json::from_str(&held)
-            .map_err(|err| StoreError::Corrupt(format!("own observation: {err}")))
+        from_body("own observation", &held)
     }
 
     /// This member's observations of epochs `>= from_epoch`.
@@ -384,11 +392,8 @@ impl Store {
         let mut query =
             conn.prepare("SELECT body FROM own_observations WHERE epoch >= ?1 ORDER BY epoch")?;
         let rows = query.query_map(params![from_epoch as i64], |row| row.get::<_, String>(0))?;
-        rows.map(|body| {
-            serde_json::from_str(&body?)
-                .map_err(|err| StoreError::Corrupt(format!("own observation: {err}")))
-        })
-        .collect()
+        rows.map(|body| from_body("own observation", &body?))
+            .collect()
     }
 
     /// Records an echo decision; an existing decision for the same proposer and epoch is kept
@@ -512,8 +517,7 @@ impl Store {
 
     /// Stores this node's certificate for an epoch.
     pub fn save_certificate(&self, certificate: &Certificate) -> Result<(), StoreError> {
-        let body = serde_json::to_string(certificate)
-            .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let body = to_body("certificate", certificate)?;
         self.conn().execute(
             "INSERT OR REPLACE INTO certificates (epoch, body) VALUES (?1, ?2)",
             params![certificate.epoch as i64, body],
@@ -531,17 +535,13 @@ impl Store {
                 |row| row.get(0),
             )
             .optional()?;
-        body.map(|body| {
-            serde_json::from_str(&body).map_err(|err| StoreError::Corrupt(err.to_string()))
-        })
-        .transpose()
+        body.map(|body| from_body("certificate", &body)).transpose()
     }
 
     /// Stores the official data of an epoch, and its per-mixnode index, in one transaction;
     /// the first stored copy is kept. Returns whether this call stored it.
     pub fn save_official(&self, stored: &StoredOfficial, now_ms: u64) -> Result<bool, StoreError> {
-        let body =
-            serde_json::to_string(stored).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let body = to_body("official data", stored)?;
         let epoch = stored.official.epoch as i64;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -573,8 +573,7 @@ impl Store {
             )
             .optional()?;
         row.map(|(body, source)| {
-            let mut stored: StoredOfficial =
-                serde_json::from_str(&body).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+            let mut stored: StoredOfficial = from_body("official data", &body)?;
             stored.source = source
                 .parse()
                 .map_err(|err: relayer_protocol::UnknownName| {
