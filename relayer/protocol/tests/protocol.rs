@@ -483,18 +483,7 @@ fn proposer_waits_the_grace_period_for_the_last_observation() {
 
 #[test]
 fn echo_is_sent_only_after_the_decision_is_persisted() {
-    let mut node1 = node(4, 1, SubmitPolicy::Race);
-    let observations: Vec<Observation> = (0..3)
-        .map(|a| signed_observation(4, a, 0, values(a as u16)))
-        .collect();
-    for observation in &observations {
-        receive(
-            &mut node1,
-            T0,
-            observation.author,
-            Message::Observation(observation.clone()),
-        );
-    }
+    let (mut node1, observations) = validator();
     let block = honest_block(&observations);
     let actions = receive(&mut node1, T0, 0, Message::Block(block.clone()));
     assert!(!actions.iter().any(|a| matches!(
@@ -531,11 +520,17 @@ fn honest_block(observations: &[Observation]) -> Block {
     }
 }
 
-/// Node 1 holding observations of authors 0..3 for epoch 0.
+/// Node 1 holding the observations of authors 0..3 for epoch 0.
 fn validator() -> (Protocol, Vec<Observation>) {
+    node1_holding(&[0, 1, 2])
+}
+
+/// Node 1 holding the (accepted) observations of `authors` for epoch 0.
+fn node1_holding(authors: &[usize]) -> (Protocol, Vec<Observation>) {
     let mut node1 = node(4, 1, SubmitPolicy::Race);
-    let observations: Vec<Observation> = (0..3)
-        .map(|a| signed_observation(4, a, 0, values(a as u16)))
+    let observations: Vec<Observation> = authors
+        .iter()
+        .map(|&a| signed_observation(4, a, 0, values(a as u16)))
         .collect();
     for observation in &observations {
         let actions = receive(
@@ -794,23 +789,6 @@ fn block_of(proposer: u16, observations: &[&Observation]) -> Block {
     }
 }
 
-/// Node 1 holding the observations of authors 0 and 2 for epoch 0.
-fn holding_authors_0_and_2() -> (Protocol, Vec<Observation>) {
-    let mut node1 = node(4, 1, SubmitPolicy::Race);
-    let honest: Vec<Observation> = [0, 2]
-        .map(|a| signed_observation(4, a, 0, values(a as u16)))
-        .to_vec();
-    for observation in &honest {
-        receive(
-            &mut node1,
-            T0,
-            observation.author,
-            Message::Observation(observation.clone()),
-        );
-    }
-    (node1, honest)
-}
-
 /// A version of `author`'s observation for epoch 0 that differs by `version`.
 fn version_of(author: usize, version: u16) -> Observation {
     signed_observation(4, author, 0, values(author as u16 * 10 + version))
@@ -821,7 +799,7 @@ fn a_block_with_an_equivocators_third_version_is_fetched_and_echoed() {
     // Node 1 already holds two versions of author 3's observation; proposer 0 saw a third
     // one first and built its block on it. Node 1 must fetch and check it, not park the
     // block for good (the stall found in review).
-    let (mut node1, honest) = holding_authors_0_and_2();
+    let (mut node1, honest) = node1_holding(&[0, 2]);
     receive(&mut node1, T0, 3, Message::Observation(version_of(3, 1)));
     let actions = receive(&mut node1, T0, 3, Message::Observation(version_of(3, 2)));
     assert_eq!(
@@ -851,7 +829,7 @@ fn an_equivocator_cannot_make_a_member_hold_unbounded_versions() {
     // A byzantine proposer (author 3 too) sends block after block, each over a new version
     // of its own observation; each replaces the last parked block, so versions no parked
     // block needs are dropped (one kept as evidence).
-    let (mut node1, honest) = holding_authors_0_and_2();
+    let (mut node1, honest) = node1_holding(&[0, 2]);
     receive(&mut node1, T0, 3, Message::Observation(version_of(3, 0)));
     for version in 1..40 {
         let alternate = version_of(3, version);
@@ -1020,6 +998,35 @@ fn proposer() -> Protocol {
     node0
 }
 
+/// Member `member`'s echo of node 0's block with `data_hash` for epoch 0.
+fn echo_of(member: usize, data_hash: [u8; 32]) -> Echo {
+    let config = config(4, SubmitPolicy::Race);
+    Echo {
+        epoch: 0,
+        proposer: 0,
+        data_hash,
+        signature: keys(4)[member].sign(&echo_digest(&config, 0, &data_hash)),
+    }
+}
+
+/// [`proposer`] with its block certified by the echoes of members 1 and 2, and the
+/// certificate it submitted at once (race policy).
+fn certified_proposer() -> (Protocol, Certificate) {
+    let mut node0 = proposer();
+    let data_hash = node0.echo_decision(0, 0).expect("proposed");
+    let mut submitted = None;
+    for member in [1, 2] {
+        let echo = Message::Echo(echo_of(member, data_hash));
+        for action in receive(&mut node0, T0, member as u16, echo) {
+            if let Action::Submit { certificate } = action {
+                submitted = Some(certificate);
+            }
+        }
+    }
+    let certificate = submitted.expect("race: submits once certified");
+    (node0, certificate)
+}
+
 #[test]
 fn echo_for_an_unknown_block_is_rejected() {
     let mut node0 = proposer();
@@ -1058,27 +1065,16 @@ fn echo_with_a_bad_signature_is_rejected() {
 
 #[test]
 fn echoes_past_the_threshold_are_not_verified() {
-    let mut node0 = proposer();
-    let data_hash = node0.echo_decision(0, 0).expect("proposed");
-    let config = config(4, SubmitPolicy::Race);
-    let echo_of = |member: usize| Echo {
-        epoch: 0,
-        proposer: 0,
-        data_hash,
-        signature: keys(4)[member].sign(&echo_digest(&config, 0, &data_hash)),
-    };
     // Own echo + members 1 and 2: t = 3 forms the certificate.
-    for member in [1, 2] {
-        receive(
-            &mut node0,
-            T0,
-            member as u16,
-            Message::Echo(echo_of(member)),
-        );
-    }
+    let (mut node0, certificate) = certified_proposer();
     assert!(node0.certificate(0).is_some());
     let verified = node0.metrics().signature_verifications;
-    let actions = receive(&mut node0, T0, 3, Message::Echo(echo_of(3)));
+    let actions = receive(
+        &mut node0,
+        T0,
+        3,
+        Message::Echo(echo_of(3, certificate.data_hash)),
+    );
     assert!(actions.is_empty(), "{actions:?}");
     assert_eq!(node0.metrics().signature_verifications, verified);
 }
@@ -1205,24 +1201,7 @@ fn a_read_overtaking_the_own_submission_waits_for_its_outcome_and_tx() {
     // Found in CI: a re-send round's chain read returned the record of this member's own
     // submission before the submission's result, and the epoch was stored as won without
     // its transaction.
-    let mut node0 = proposer();
-    let data_hash = node0.echo_decision(0, 0).expect("proposed");
-    let config = config(4, SubmitPolicy::Race);
-    let mut submitted = None;
-    for member in [1usize, 2] {
-        let echo = Echo {
-            epoch: 0,
-            proposer: 0,
-            data_hash,
-            signature: keys(4)[member].sign(&echo_digest(&config, 0, &data_hash)),
-        };
-        for action in receive(&mut node0, T0, member as u16, Message::Echo(echo)) {
-            if let Action::Submit { certificate } = action {
-                submitted = Some(certificate);
-            }
-        }
-    }
-    let certificate = submitted.expect("race policy submits the certificate at once");
+    let (mut node0, certificate) = certified_proposer();
     let record = record_of(&certificate, 0);
     let actions = node0.handle(
         T0 + 100,
@@ -1309,25 +1288,8 @@ fn a_failed_official_write_keeps_the_epoch_until_a_retry_stores_it() {
 
 #[test]
 fn a_failed_submission_is_retried_only_after_the_backoff() {
-    let mut node0 = proposer();
-    // Certify node 0's block with echoes of members 1 and 2.
-    let data_hash = node0.echo_decision(0, 0).unwrap();
+    let (mut node0, _) = certified_proposer();
     let config = config(4, SubmitPolicy::Race);
-    let mut submitted = None;
-    for member in [1u16, 2] {
-        let echo = Echo {
-            epoch: 0,
-            proposer: 0,
-            data_hash,
-            signature: keys(4)[usize::from(member)].sign(&echo_digest(&config, 0, &data_hash)),
-        };
-        let actions = receive(&mut node0, T0, member, Message::Echo(echo));
-        submitted = submitted.or(actions
-            .iter()
-            .find(|a| matches!(a, Action::Submit { .. }))
-            .cloned());
-    }
-    assert!(submitted.is_some(), "race: submits once certified");
     let failed = node0.handle(
         T0 + 10,
         Input::Submitted {
@@ -1460,18 +1422,8 @@ fn an_epoch_this_member_has_no_measurements_of_is_still_finalized() {
 
 #[test]
 fn a_submission_answered_with_another_epochs_record_backs_off_exponentially() {
-    let mut node0 = proposer();
-    let data_hash = node0.echo_decision(0, 0).unwrap();
+    let (mut node0, _) = certified_proposer();
     let config = config(4, SubmitPolicy::Race);
-    for member in [1u16, 2] {
-        let echo = Echo {
-            epoch: 0,
-            proposer: 0,
-            data_hash,
-            signature: keys(4)[usize::from(member)].sign(&echo_digest(&config, 0, &data_hash)),
-        };
-        receive(&mut node0, T0, member, Message::Echo(echo));
-    }
     // A record for epoch 7 answers the submission of epoch 0: a failed read, not an outcome.
     let mut wrong = Net::new(4, SubmitPolicy::Race);
     wrong.chain.insert(
