@@ -141,16 +141,27 @@ impl FixtureContract {
         fixture: SignerFixture,
         max_mixnodes: u32,
     ) -> Result<Self, DevError> {
+        let msg = |fixture: &SignerFixture, chain_time| {
+            Ok(serde_json::to_vec(
+                &fixture.instantiate_msg(chain_time, max_mixnodes),
+            )?)
+        };
+        Self::instantiate_code(rpc, submitter, code_id, fixture, "nym-rewards-bench", msg).await
+    }
+
+    /// Instantiates `code_id` with the message `msg` builds from `fixture` and the chain's
+    /// time (`submitter` pays, is member 0 and may migrate).
+    pub(super) async fn instantiate_code(
+        rpc: &str,
+        submitter: &ChainAccount,
+        code_id: u64,
+        fixture: SignerFixture,
+        label: &str,
+        msg: impl FnOnce(&SignerFixture, u64) -> Result<Vec<u8>, DevError>,
+    ) -> Result<Self, DevError> {
         let chain = WasmdChain::connect(rpc, None, "", "0stake").await?;
-        let msg = fixture.instantiate_msg(chain.latest_block_time().await?, max_mixnodes);
-        let (contract, _) = chain
-            .instantiate(
-                submitter,
-                code_id,
-                serde_json::to_vec(&msg)?,
-                "nym-rewards-bench",
-            )
-            .await?;
+        let msg = msg(&fixture, chain.latest_block_time().await?)?;
+        let (contract, _) = chain.instantiate(submitter, code_id, msg, label).await?;
         Ok(Self {
             chain: chain.with_contract(&contract),
             fixture,

@@ -189,15 +189,10 @@ impl FixtureContract {
         fixture: SignerFixture,
         max_mixnodes: u32,
     ) -> Result<Self, DevError> {
-        let chain = WasmdChain::connect(rpc, None, "", "0stake").await?;
-        let msg = v1_instantiate_msg(&fixture, chain.latest_block_time().await?, max_mixnodes)?;
-        let (address, _) = chain
-            .instantiate(admin, v1_code_id, msg, "nym-rewards-v1")
-            .await?;
-        Ok(Self {
-            chain: chain.with_contract(&address),
-            fixture,
-        })
+        let msg = |fixture: &SignerFixture, chain_time| {
+            v1_instantiate_msg(fixture, chain_time, max_mixnodes)
+        };
+        Self::instantiate_code(rpc, admin, v1_code_id, fixture, "nym-rewards-v1", msg).await
     }
 
     /// Submits `rewards` for `epoch` as v1 did (JSON rewards and signature objects); the
