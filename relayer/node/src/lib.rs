@@ -19,7 +19,6 @@ pub mod net;
 pub mod process;
 pub mod runtime;
 pub mod sampling;
-pub mod wire;
 
 pub use runtime::{NodeSettings, RunningNode, StartError, start_node};
 

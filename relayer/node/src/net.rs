@@ -20,9 +20,9 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 use crate::metrics::NodeMetrics;
-use crate::wire::{self, MAX_MESSAGE_BYTES};
+use relayer_protocol::wire::{self, MAX_MESSAGE_BYTES, PROTOCOL_ID};
 
-const PROTOCOL: StreamProtocol = StreamProtocol::new("/nym-rewards/msg/1");
+const PROTOCOL: StreamProtocol = StreamProtocol::new(PROTOCOL_ID);
 /// Messages a peer may burst before rate limiting starts.
 const RATE_BURST: f64 = 4_096.0;
 /// Sustained messages per second per peer.
@@ -283,6 +283,7 @@ impl BoundNet {
                 .collect(),
             peers,
             connected_peers: HashSet::new(),
+            other_versions: HashSet::new(),
             connected: connected.clone(),
             buckets: HashMap::new(),
             redial: HashMap::new(),
@@ -326,6 +327,8 @@ struct SwarmTask {
     peers: Vec<(PeerId, Multiaddr)>,
     index_of: HashMap<PeerId, MemberIndex>,
     connected_peers: HashSet<PeerId>,
+    /// Peers already reported as speaking another protocol version (one warning each).
+    other_versions: HashSet<PeerId>,
     connected: Arc<std::sync::atomic::AtomicUsize>,
     buckets: HashMap<PeerId, TokenBucket>,
     redial: HashMap<PeerId, (Instant, Duration)>,
@@ -414,11 +417,38 @@ impl SwarmTask {
                 self.on_request(peer, &request).await;
             }
             SwarmEvent::Behaviour(BehaviourEvent::Messages(
-                request_response::Event::InboundFailure { .. },
+                request_response::Event::OutboundFailure {
+                    peer,
+                    error: request_response::OutboundFailure::UnsupportedProtocols,
+                    ..
+                },
+            )) => self.on_other_version(peer),
+            SwarmEvent::Behaviour(BehaviourEvent::Messages(
+                request_response::Event::InboundFailure { peer, error, .. },
             )) => {
                 NodeMetrics::inc(&self.metrics.messages_dropped);
+                if matches!(
+                    error,
+                    request_response::InboundFailure::UnsupportedProtocols
+                ) {
+                    self.on_other_version(peer);
+                }
             }
             _ => {}
+        }
+    }
+
+    /// A peer does not speak this node's message protocol: it runs another version, and
+    /// nothing is exchanged with it. Said once per peer, at warn level.
+    fn on_other_version(&mut self, peer: PeerId) {
+        NodeMetrics::inc(&self.metrics.messages_dropped);
+        if self.other_versions.insert(peer) {
+            let member = self.index_of.get(&peer).copied();
+            tracing::warn!(
+                %peer,
+                ?member,
+                "peer does not speak {PROTOCOL_ID}: it runs another protocol version; its messages are refused and none are sent to it"
+            );
         }
     }
 

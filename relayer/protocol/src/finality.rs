@@ -7,9 +7,11 @@
 
 use nym_rewards::msg::EpochRewardsResponse;
 
+use crate::MixnodeReward;
 use crate::action::{Action, PersistRecord, Rejection};
 use crate::input::FetchFailed;
-use crate::machine::{Out, Pending, Protocol};
+use crate::machine::{EpochState, Out, Pending, Protocol};
+use crate::messages::Message;
 use crate::official::{OfficialEpoch, OfficialSource};
 use crate::planted::PlantedBug;
 
@@ -80,11 +82,20 @@ impl Protocol {
         if self.is_final(epoch) || busy {
             return;
         }
-        self.epochs.remove(&epoch);
+        let state = self.epochs.remove(&epoch);
         let own_address = &self.config.signer_set.members[usize::from(self.me)].address;
         if record.submitter.as_str() == own_address {
+            // The others learn it now rather than at their next re-send round.
+            out.push(Action::Broadcast {
+                message: Message::Accepted { epoch },
+            });
             let official = OfficialEpoch::from(&record);
             return self.store_official(epoch, official, OfficialSource::Own, tx_ref, out);
+        }
+        if let Some(rewards) = state.and_then(|state| self.own_aggregate_of(state, &record)) {
+            let mut official = OfficialEpoch::from(&record);
+            official.rewards = rewards;
+            return self.store_official(epoch, official, OfficialSource::Aggregate, None, out);
         }
         // The winner's copy can be checked only under the set this member holds.
         let winner = (record.signer_set_version == self.config.signer_set.version)
@@ -106,6 +117,20 @@ impl Protocol {
             }
             None => self.store_from_contract(epoch, &record, out),
         }
+    }
+
+    /// This member's own aggregate with the record's data hash, if it computed one under the
+    /// record's signer set (it checked that block and echoed it, or proposed it): the contract
+    /// verified the signatures, so nothing needs fetching or verifying again.
+    fn own_aggregate_of(
+        &self,
+        state: EpochState,
+        record: &EpochRewardsResponse,
+    ) -> Option<Vec<MixnodeReward>> {
+        if record.signer_set_version != self.config.signer_set.version {
+            return None;
+        }
+        state.into_aggregate(record.data_hash.as_slice())
     }
 
     /// The winner's copy (or why there is none) arrived.

@@ -37,6 +37,7 @@ mod release_guard;
 mod schedule;
 mod signer_set;
 mod verify;
+pub mod wire;
 
 pub use action::{Action, PersistRecord, Rejection};
 pub use aggregate::{AggregateError, lower_median, validate_values};
@@ -46,13 +47,15 @@ pub use config::{
 pub use crypto::{Keypair, SignatureCheck, echo_digest, observation_digest, verify_signature};
 pub use input::{FetchFailed, Input, Timer};
 pub use machine::{NewError, Protocol, ProtocolMetrics, RestoredState};
-pub use messages::{Block, Certificate, Echo, Message, Observation, ObservationRef};
+pub use messages::{
+    Block, Certificate, Echo, Message, Observation, ObservationRef, holding_bitmap, holds,
+};
 pub use names::{UnknownName, parse_variant};
 pub use nym_rewards::msg::MixnodeReward;
 pub use nym_rewards::rules::{self, default_threshold, faulty_tolerated};
 pub use official::{OfficialEpoch, OfficialSource};
 pub use planted::{PLANTED_BUGS_AVAILABLE, PlantedBug};
-pub use schedule::{submission_rank, submission_slot_ms};
+pub use schedule::{proposing_from_ms, submission_rank, submission_slot_ms};
 pub use signer_set::{Signer, SignerSet, SignerSetError};
 pub use verify::{
     Certified, NotAccepted, NotCertified, SignedData, Verdict, VerifyError, check_accepted,

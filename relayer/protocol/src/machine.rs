@@ -12,11 +12,14 @@ use crate::config::ConfigError;
 use crate::crypto::{Keypair, SignatureCheck, echo_digest, observation_digest, verify_signature};
 use crate::finality::Finalizing;
 use crate::input::{Input, Timer};
-use crate::messages::{Block, Certificate, Echo, Message, Observation, ObservationRef};
+use crate::messages::{
+    Block, Certificate, Echo, Message, Observation, ObservationRef, holding_bitmap, holds,
+};
 use crate::official::OfficialSource;
 use crate::planted::PlantedBug;
-use crate::schedule::{submission_rank, submission_slot_ms};
+use crate::schedule::{proposing_from_ms, submission_rank, submission_slot_ms};
 use crate::{Hash, MemberIndex, MixnodeReward, ProtocolConfig, SubmitPolicy};
+use nym_rewards::rules::faulty_tolerated;
 
 /// What a restarted member recovers from its store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,6 +89,12 @@ pub(crate) struct EpochState {
     pub(crate) proposal: Option<Proposal>,
     /// Blocks waiting for observations fetched from their proposer.
     parked: BTreeMap<MemberIndex, Block>,
+    /// When this member last answered each peer's `Holding` with its observation: at most
+    /// once per re-send interval per peer, so a small message cannot draw large answers
+    /// without bound.
+    served: BTreeMap<MemberIndex, u64>,
+    /// Members whose `Accepted` hint was followed (one chain read per hinting member).
+    hinted: BTreeSet<MemberIndex>,
     pub(crate) slot_reached: bool,
     pub(crate) submit_in_flight: bool,
     /// After a failed submission, no new one before this time (backoff).
@@ -97,6 +106,14 @@ pub(crate) struct EpochState {
 impl EpochState {
     pub(crate) fn certificate(&self) -> Option<&Certificate> {
         self.proposal.as_ref()?.certificate.as_ref()
+    }
+
+    /// The aggregate computed in this epoch whose data hash is `data_hash`, if any.
+    pub(crate) fn into_aggregate(self, data_hash: &[u8]) -> Option<Vec<MixnodeReward>> {
+        self.aggregates
+            .into_values()
+            .find(|(_, hash)| hash.as_slice() == data_hash)
+            .map(|(rewards, _)| rewards)
     }
 
     /// Whether a parked block references `reference`.
@@ -462,7 +479,7 @@ impl Protocol {
             self.metrics.observations_accepted += 1;
         }
         if self.config.policy == SubmitPolicy::Staggered {
-            let rank = submission_rank(epoch, &self.key.public(), self.config.signer_set.keys());
+            let rank = self.rank(epoch);
             let at_ms = submission_slot_ms(
                 self.config.epoch_end_ms(epoch),
                 rank,
@@ -510,6 +527,10 @@ impl Protocol {
             Message::ObservationRequest { epoch, reference } => {
                 self.on_observation_request(from, epoch, reference, out)
             }
+            Message::Holding { epoch, authors } => {
+                self.on_holding(now_ms, from, epoch, &authors, out)
+            }
+            Message::Accepted { epoch } => self.on_accepted(now_ms, from, epoch, out),
         }
     }
 
@@ -560,16 +581,41 @@ impl Protocol {
         self.maybe_propose(now_ms, epoch, out);
     }
 
+    /// This member's rank in `epoch`'s order (submission slot and proposer group).
+    fn rank(&self, epoch: u64) -> usize {
+        submission_rank(epoch, &self.key.public(), self.config.signer_set.keys())
+    }
+
+    /// Whether this member's proposer group may propose for `epoch` at `now_ms`: the first
+    /// f + 1 ranks at once, later groups only once the earlier groups' submission slots passed
+    /// without the epoch reaching the chain (checked at the re-send rounds).
+    fn may_propose(&self, now_ms: u64, epoch: u64) -> bool {
+        let group_size = faulty_tolerated(self.config.n()) + 1;
+        let from_ms = proposing_from_ms(
+            self.config.epoch_end_ms(epoch),
+            self.rank(epoch),
+            group_size,
+            self.config.submit_slot_ms,
+        );
+        now_ms >= from_ms
+    }
+
     fn maybe_propose(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
         let k = self.config.observation_threshold;
         let n = self.config.n();
         let grace = self.config.observation_grace_ms;
-        let Some(state) = self.epochs.get_mut(&epoch) else {
+        let Some(state) = self.epochs.get(&epoch) else {
             return;
         };
         if state.proposal.is_some() || state.proposing {
             return;
         }
+        if !self.may_propose(now_ms, epoch) {
+            return;
+        }
+        let Some(state) = self.epochs.get_mut(&epoch) else {
+            return;
+        };
         let usable = state
             .observations
             .keys()
@@ -989,6 +1035,78 @@ impl Protocol {
         }
     }
 
+    /// A member that may propose for `epoch` and has not yet tells the others whose
+    /// observations it holds, and each member it lacks answers with its own. Only proposers
+    /// need every observation they can get; a member checking a block fetches what the block
+    /// references from its proposer.
+    fn ask_for_missing_observations(&self, now_ms: u64, epoch: u64, out: &mut Out) {
+        let state = self.epochs.get(&epoch);
+        let proposed = state.is_some_and(|state| state.proposal.is_some() || state.proposing);
+        if proposed || !self.may_propose(now_ms, epoch) {
+            return;
+        }
+        let n = self.config.n();
+        let held = state.map_or_else(
+            || holding_bitmap(n, []),
+            |state| holding_bitmap(n, state.observations.keys().copied()),
+        );
+        out.push(Action::Broadcast {
+            message: Message::Holding {
+                epoch,
+                authors: held,
+            },
+        });
+    }
+
+    /// A peer says whose observations of `epoch` it holds: if it lacks this member's, send it
+    /// (at most once per re-send interval per peer).
+    fn on_holding(
+        &mut self,
+        now_ms: u64,
+        from: MemberIndex,
+        epoch: u64,
+        authors: &[u8],
+        out: &mut Out,
+    ) {
+        let interval = self.config.resend_interval_ms;
+        if holds(authors, self.me) {
+            return;
+        }
+        let Some(state) = self.epochs.get_mut(&epoch) else {
+            return;
+        };
+        let Some(own) = state.own.as_ref() else {
+            return;
+        };
+        if state
+            .served
+            .get(&from)
+            .is_some_and(|&last| now_ms < last.saturating_add(interval))
+        {
+            return;
+        }
+        state.served.insert(from, now_ms);
+        out.push(Action::Send {
+            to: from,
+            message: Message::Observation(own.clone()),
+        });
+    }
+
+    /// A peer says its submission of `epoch` was accepted: read the chain now (once per
+    /// hinting peer and epoch; the hint is not taken as fact).
+    fn on_accepted(&mut self, now_ms: u64, from: MemberIndex, epoch: u64, out: &mut Out) {
+        let ended = self
+            .config
+            .epoch_at_ms(now_ms)
+            .is_some_and(|current| epoch < current);
+        if !ended {
+            return;
+        }
+        if self.epochs.entry(epoch).or_default().hinted.insert(from) {
+            out.push(Action::ReadChain { epoch });
+        }
+    }
+
     /// The epoch is not on chain: submit if this member holds a certificate, may submit
     /// now (its staggered slot has come, or the race policy) and is not backing off.
     pub(crate) fn on_not_on_chain(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
@@ -1096,13 +1214,9 @@ impl Protocol {
             .collect();
         for epoch in unknown {
             out.push(Action::ReadChain { epoch });
+            self.ask_for_missing_observations(now_ms, epoch, out);
         }
         for (&epoch, state) in &self.epochs {
-            if let Some(own) = &state.own {
-                out.push(Action::Broadcast {
-                    message: Message::Observation(own.clone()),
-                });
-            }
             if let Some(proposal) = state.proposal.as_ref().filter(|p| p.certificate.is_none()) {
                 out.push(Action::Broadcast {
                     message: Message::Block(proposal.block.clone()),

@@ -112,6 +112,44 @@ pub enum Message {
         /// The observation wanted.
         reference: ObservationRef,
     },
+    /// Sent at each re-send round for every unsettled ended epoch, instead of the sender's
+    /// observation: whose observations the sender holds. A member whose bit is clear answers
+    /// with its own observation, so observations are re-sent only to those that lack them.
+    Holding {
+        /// The epoch.
+        epoch: u64,
+        /// Bit `i % 8` of byte `i / 8` is set when the sender holds author `i`'s observation;
+        /// missing bytes count as clear.
+        authors: Vec<u8>,
+    },
+    /// A hint from a member whose submission of the epoch the contract accepted: the
+    /// receiver reads the chain at once instead of at its next re-send round. It is never
+    /// taken as fact.
+    Accepted {
+        /// The epoch.
+        epoch: u64,
+    },
+}
+
+/// The [`Message::Holding`] bitmap of `authors` among `n` members (others are left out).
+pub fn holding_bitmap(n: usize, authors: impl IntoIterator<Item = MemberIndex>) -> Vec<u8> {
+    let mut bitmap = vec![0u8; n.div_ceil(8)];
+    for author in authors
+        .into_iter()
+        .filter(|&author| usize::from(author) < n)
+    {
+        if let Some(byte) = bitmap.get_mut(usize::from(author) / 8) {
+            *byte |= 1 << (author % 8);
+        }
+    }
+    bitmap
+}
+
+/// Whether a [`Message::Holding`] bitmap has `author`'s bit set.
+pub fn holds(bitmap: &[u8], author: MemberIndex) -> bool {
+    bitmap
+        .get(usize::from(author) / 8)
+        .is_some_and(|byte| byte & (1 << (author % 8)) != 0)
 }
 
 impl Message {
@@ -121,7 +159,9 @@ impl Message {
             Message::Observation(observation) => observation.epoch,
             Message::Block(block) => block.epoch,
             Message::Echo(echo) => echo.epoch,
-            Message::ObservationRequest { epoch, .. } => *epoch,
+            Message::ObservationRequest { epoch, .. }
+            | Message::Holding { epoch, .. }
+            | Message::Accepted { epoch } => *epoch,
         }
     }
 
@@ -130,7 +170,25 @@ impl Message {
         match self {
             Message::Observation(observation) => Some(observation.signer_set_version),
             Message::Block(block) => Some(block.signer_set_version),
-            Message::Echo(_) | Message::ObservationRequest { .. } => None,
+            Message::Echo(_)
+            | Message::ObservationRequest { .. }
+            | Message::Holding { .. }
+            | Message::Accepted { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holding_bitmaps_name_exactly_the_authors_held() {
+        let bitmap = holding_bitmap(10, [0, 3, 9]);
+        assert_eq!(bitmap.len(), 2);
+        let held: Vec<MemberIndex> = (0..16).filter(|&i| holds(&bitmap, i)).collect();
+        assert_eq!(held, [0, 3, 9]);
+        assert!(!holds(&[], 0), "missing bytes are clear");
+        assert_eq!(holding_bitmap(4, [7]), [0], "authors beyond n are left out");
     }
 }

@@ -20,6 +20,9 @@ pub enum OfficialSource {
     Own,
     /// Fetched from the winner's API and verified.
     Peer,
+    /// This node's own aggregate: it checked the accepted block (echoed or proposed it), and
+    /// the contract's data hash is that of its aggregate, so nothing was fetched.
+    Aggregate,
     /// Read from the contract (the winner was unreachable or served data that did not verify).
     Contract,
 }

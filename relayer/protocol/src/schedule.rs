@@ -1,6 +1,10 @@
-//! The staggered submission schedule: each epoch ranks members by `sha256(epoch || key)`, and
-//! the member of rank `r` submits from `epoch_end + r * submit_slot`. Ranks rotate per epoch, so
-//! no member pays every epoch's fee, and only one transaction per epoch is expected.
+//! The per-epoch schedule: each epoch ranks members by `sha256(epoch || key)`. The member of
+//! rank `r` submits from `epoch_end + r * submit_slot` (staggered submission), and proposes in
+//! groups of `f + 1` ranks: group 0 at once, each later group from the submission slot of its
+//! first rank, that is once every earlier proposer's slot has passed without the epoch reaching
+//! the chain. Ranks rotate per epoch, so no member pays every epoch's fee, only one transaction
+//! per epoch is expected, and without faults only `f + 1` blocks are proposed (one of them by
+//! an honest member, since at most `f` members are faulty).
 
 use sha2::{Digest, Sha256};
 
@@ -29,6 +33,13 @@ pub fn submission_slot_ms(epoch_end_ms: u64, rank: usize, slot_ms: u64) -> u64 {
     epoch_end_ms.saturating_add((rank as u64).saturating_mul(slot_ms))
 }
 
+/// From when the member of `rank` may propose: ranks come in groups of `group_size` (f + 1);
+/// group 0 proposes at the epoch end, a later group from the submission slot of its first rank.
+pub fn proposing_from_ms(epoch_end_ms: u64, rank: usize, group_size: usize, slot_ms: u64) -> u64 {
+    let first_of_group = rank - rank % group_size.max(1);
+    submission_slot_ms(epoch_end_ms, first_of_group, slot_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +59,20 @@ mod tests {
             assert_eq!(ranks, (0..7).collect::<Vec<_>>());
         }
         assert!(seen_first.len() > 3, "rank 0 rotates among members");
+    }
+
+    #[test]
+    fn proposers_come_in_groups_of_f_plus_one() {
+        // n = 7, f = 2: ranks 0-2 at the epoch end, 3-5 from rank 3's slot, 6 from rank 6's.
+        let from: Vec<u64> = (0..7)
+            .map(|rank| proposing_from_ms(1_000, rank, 3, 250))
+            .collect();
+        assert_eq!(from, [1_000, 1_000, 1_000, 1_750, 1_750, 1_750, 2_500]);
+        assert_eq!(
+            proposing_from_ms(1_000, 5, 0, 250),
+            2_250,
+            "a zero group is one rank"
+        );
     }
 
     #[test]

@@ -12,17 +12,26 @@ use relayer_protocol::{
     Action, Block, Certificate, ChainContext, Echo, FetchFailed, Input, Keypair, Message,
     MixnodeReward, Observation, ObservationRef, OfficialEpoch, OfficialSource, PersistRecord,
     Protocol, ProtocolConfig, Rejection, RestoredState, SignatureCheck, Signer, SignerSet,
-    SubmitPolicy, Timer, echo_digest, observation_digest, verify_signature,
+    SubmitPolicy, Timer, echo_digest, observation_digest, submission_rank, verify_signature,
 };
 
 const EPOCH_SECS: u64 = 10;
 /// Just after epoch 0 ended.
 const T0: u64 = EPOCH_SECS * 1_000 + 5;
 
+/// The members' keys, listed in epoch 0's rank order: member i has rank i in epoch 0, so
+/// members 0..=f propose it at once and member 0 submits first.
 fn keys(n: usize) -> Vec<Keypair> {
-    (0..n)
+    let keys: Vec<Keypair> = (0..n)
         .map(|i| Keypair::from_seed(&[i as u8 + 1; 32]))
-        .collect()
+        .collect();
+    let publics: Vec<[u8; 32]> = keys.iter().map(Keypair::public).collect();
+    let mut ranked: Vec<(usize, Keypair)> = keys
+        .into_iter()
+        .map(|key| (submission_rank(0, &key.public(), &publics), key))
+        .collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    ranked.into_iter().map(|(_, key)| key).collect()
 }
 
 fn address(index: usize) -> String {
@@ -199,6 +208,8 @@ struct Net {
     tampering: BTreeSet<usize>,
     /// Nodes whose API is down.
     api_down: BTreeSet<usize>,
+    /// Nodes without samples: their measurements are `None`.
+    unmeasured: BTreeSet<usize>,
     finals: Vec<(usize, u64, OfficialSource)>,
 }
 
@@ -219,6 +230,7 @@ impl Net {
             failing_official_writes: BTreeMap::new(),
             tampering: BTreeSet::new(),
             api_down: BTreeSet::new(),
+            unmeasured: BTreeSet::new(),
             finals: Vec::new(),
         };
         for i in 0..n {
@@ -226,6 +238,13 @@ impl Net {
         }
         net.deliver();
         net
+    }
+
+    /// Brings a down node back, as a restart: it starts again on its state.
+    fn restart(&mut self, i: usize) {
+        self.down[i] = false;
+        self.queue.push_back((i, Input::Start));
+        self.deliver();
     }
 
     /// Runs until just after `epoch` ends: its epoch-end timers fire and nodes measure it.
@@ -300,7 +319,7 @@ impl Net {
                 i,
                 Input::Measured {
                     epoch,
-                    values: Some(values(i as u16)),
+                    values: (!self.unmeasured.contains(&i)).then(|| values(i as u16)),
                 },
             )),
             Action::ReadChain { epoch } => {
@@ -421,12 +440,73 @@ fn four_honest_nodes_certify_and_exactly_one_submission_lands_staggered() {
 }
 
 #[test]
-fn race_policy_has_everyone_submit() {
+fn race_policy_has_every_proposer_submit() {
     let mut net = Net::new(4, SubmitPolicy::Race);
     net.end_epoch(0);
     net.run_until(T0 + 1_000);
-    assert_eq!(net.submissions.len(), 4);
+    // f + 1 = 2 members propose, and each certificate holder submits at once.
+    let submitters: BTreeSet<usize> = net.submissions.iter().map(|(i, _)| *i).collect();
+    assert_eq!(submitters, BTreeSet::from([0, 1]));
     assert_eq!(net.chain.len(), 1);
+}
+
+#[test]
+fn only_the_first_f_plus_one_ranks_propose_without_faults() {
+    let mut net = Net::new(7, SubmitPolicy::Staggered);
+    net.end_epoch(0);
+    net.run_until(T0 + 9_000);
+    assert!(net.chain.contains_key(&0));
+    let proposers: Vec<usize> = (0..7)
+        .filter(|&i| net.nodes[i].metrics().blocks_proposed > 0)
+        .collect();
+    // n = 7, f = 2: ranks 0, 1 and 2 of epoch 0 (members are listed in that order).
+    assert_eq!(proposers, [0, 1, 2]);
+}
+
+#[test]
+fn a_later_rank_proposes_once_the_earlier_groups_slots_passed_without_the_epoch_on_chain() {
+    // n = 4, f = 1: ranks 2 and 3 propose from rank 2's slot (2 slots after the epoch end),
+    // checked at a re-send round, if the epoch is still not on chain.
+    let mut node2 = node(4, 2, SubmitPolicy::Staggered);
+    measured(&mut node2, T0, 0, values(2));
+    for author in [0, 1, 3] {
+        let observation = signed_observation(4, author, 0, values(author as u16));
+        receive(
+            &mut node2,
+            T0,
+            author as u16,
+            Message::Observation(observation),
+        );
+    }
+    let actions = node2.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
+    assert_eq!(
+        persist_id(&actions),
+        None,
+        "rank 2 does not propose at once"
+    );
+    let slot = config(4, SubmitPolicy::Staggered).submit_slot_ms;
+    let before = node2.handle(T0 + 2 * slot - 10, Input::Timer(Timer::Resend));
+    assert!(
+        !before.iter().any(|a| matches!(
+            a,
+            Action::Persist {
+                record: PersistRecord::EchoDecision { .. },
+                ..
+            }
+        )),
+        "{before:?}"
+    );
+    let after = node2.handle(T0 + 2 * slot, Input::Timer(Timer::Resend));
+    assert!(
+        after.iter().any(|a| matches!(
+            a,
+            Action::Persist {
+                record: PersistRecord::EchoDecision { proposer: 2, .. },
+                ..
+            }
+        )),
+        "{after:?}"
+    );
 }
 
 #[test]
@@ -1175,25 +1255,88 @@ fn staggered_node_submits_only_at_its_slot_after_querying() {
 // ---------------------------------------------------------------- finalization (node core)
 
 #[test]
-fn the_winner_stores_its_record_and_losers_store_the_verified_copy_of_the_winner() {
+fn the_winner_stores_its_record_echoers_their_aggregate_and_others_the_winners_copy() {
     let mut net = Net::new(4, SubmitPolicy::Staggered);
+    net.down[3] = true;
     net.end_epoch(0);
+    net.run_until(T0 + 1_000);
+    // Node 3 missed the epoch; back, it learns the winner from the chain and fetches.
+    net.restart(3);
     net.run_until(T0 + 10_000);
     let (winner, _) = net.chain.get(&0).cloned().expect("on chain");
+    assert_eq!(winner, 0, "rank 0 submits first");
     let record = OfficialEpoch::from(net.record(0).unwrap().as_ref());
-    for i in 0..4 {
+    let sources = [
+        OfficialSource::Own,
+        OfficialSource::Aggregate,
+        OfficialSource::Aggregate,
+        OfficialSource::Peer,
+    ];
+    for (i, expected) in sources.into_iter().enumerate() {
         let (copy, source) = net.stored(i, 0).expect("every node stores the epoch");
         assert_eq!(copy, &record, "node {i} holds the contract's data");
-        let expected = if i == winner {
-            OfficialSource::Own
-        } else {
-            OfficialSource::Peer
-        };
         assert_eq!(*source, expected, "node {i}");
         assert!(net.nodes[i].is_final(0));
     }
     let finals: BTreeSet<usize> = net.finals.iter().map(|(i, ..)| *i).collect();
     assert_eq!(finals.len(), 4, "every node reports the epoch final once");
+}
+
+#[test]
+fn the_winner_tells_the_others_so_they_read_the_chain_at_once() {
+    let mut net = Net::new(4, SubmitPolicy::Staggered);
+    net.end_epoch(0);
+    // No re-send round has run yet (the first is 5 s after the start): the hint did it.
+    net.run_until(T0 + 1_000);
+    assert!((0..4).all(|i| net.nodes[i].is_final(0)));
+    // A hint is followed once per hinting member and epoch, and only for ended epochs.
+    let mut node1 = node(4, 1, SubmitPolicy::Staggered);
+    let reads = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::ReadChain { .. }))
+            .count()
+    };
+    let hint = || Message::Accepted { epoch: 0 };
+    assert_eq!(reads(&receive(&mut node1, T0, 0, hint())), 1);
+    assert_eq!(reads(&receive(&mut node1, T0, 0, hint())), 0);
+    assert_eq!(reads(&receive(&mut node1, T0, 2, hint())), 1);
+    let running = Message::Accepted { epoch: 1 };
+    assert_eq!(reads(&receive(&mut node1, T0, 0, running)), 0);
+}
+
+#[test]
+fn an_observation_is_re_sent_only_to_a_member_that_lacks_it() {
+    let mut node0 = node(4, 0, SubmitPolicy::Staggered);
+    measured(&mut node0, T0, 0, values(0));
+    let sent_own = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::Send { message: Message::Observation(o), .. } if o.author == 0))
+            .count()
+    };
+    let holding = |authors: &[u16]| Message::Holding {
+        epoch: 0,
+        authors: relayer_protocol::holding_bitmap(4, authors.iter().copied()),
+    };
+    assert_eq!(sent_own(&receive(&mut node0, T0, 1, holding(&[0, 1]))), 0);
+    assert_eq!(sent_own(&receive(&mut node0, T0, 1, holding(&[1]))), 1);
+    // At most once per re-send interval per peer, however often it asks.
+    assert_eq!(sent_own(&receive(&mut node0, T0 + 10, 1, holding(&[1]))), 0);
+    assert_eq!(sent_own(&receive(&mut node0, T0 + 10, 2, holding(&[]))), 1);
+    assert_eq!(
+        sent_own(&receive(&mut node0, T0 + 5_000, 1, holding(&[1]))),
+        1
+    );
+    // A re-send round sends what this member holds, not its observation.
+    let round = node0.handle(T0 + 5_000, Input::Timer(Timer::Resend));
+    assert!(!round.iter().any(|a| matches!(
+        a,
+        Action::Broadcast {
+            message: Message::Observation(_)
+        }
+    )));
+    assert!(round.iter().any(|a| matches!(a, Action::Broadcast { message: Message::Holding { epoch: 0, authors } } if relayer_protocol::holds(authors, 0))));
 }
 
 #[test]
@@ -1243,17 +1386,17 @@ fn a_tampered_or_unreachable_winner_copy_is_replaced_by_the_contracts() {
         } else {
             net.api_down = all;
         }
+        // Node 3 misses the epoch, so it has no aggregate of its own and fetches.
+        net.down[3] = true;
         net.end_epoch(0);
+        net.run_until(T0 + 1_000);
+        net.restart(3);
         net.run_until(T0 + 10_000);
-        let (winner, _) = net.chain.get(&0).cloned().expect("on chain");
         let record = OfficialEpoch::from(net.record(0).unwrap().as_ref());
-        for i in (0..4).filter(|&i| i != winner) {
-            assert_eq!(
-                net.stored(i, 0),
-                Some(&(record.clone(), OfficialSource::Contract)),
-                "node {i}"
-            );
-        }
+        assert_eq!(
+            net.stored(3, 0),
+            Some(&(record.clone(), OfficialSource::Contract)),
+        );
         let fallbacks = net
             .rejected
             .iter()
@@ -1265,7 +1408,7 @@ fn a_tampered_or_unreachable_winner_copy_is_replaced_by_the_contracts() {
                 }
             })
             .count();
-        assert_eq!(fallbacks, 3, "each loser says why it fell back");
+        assert_eq!(fallbacks, 1, "the fetching member says why it fell back");
     }
 }
 
@@ -1400,24 +1543,19 @@ fn a_key_outside_the_signer_set_is_refused() {
 
 #[test]
 fn an_epoch_this_member_has_no_measurements_of_is_still_finalized() {
-    // Node 3 has no samples for epoch 0 and sees none of its messages (it was down): it still
-    // reads the chain for the ended epoch every re-send round and stores the official data.
+    // Node 3 has no samples for epoch 0: it signs nothing, yet it checks and echoes the
+    // others' block and stores the official data.
     let mut net = Net::new(4, SubmitPolicy::Staggered);
-    net.down[3] = true;
+    net.unmeasured.insert(3);
     net.end_epoch(0);
     net.run_until(T0 + 2_000);
     assert!(net.chain.contains_key(&0), "three members certify it");
-    net.down[3] = false;
-    let node3 = &mut net.nodes[3];
-    let none = feed_measured(node3, T0 + 2_000, 0, None);
-    assert_eq!(
-        rejections(&none),
-        vec![Rejection::NoMeasurements { epoch: 0 }]
+    assert!(
+        net.rejected
+            .contains(&(3, Rejection::NoMeasurements { epoch: 0 }))
     );
-    // Its earlier chain read (at the epoch end) found nothing; the re-send rounds ask again.
-    net.run_until(T0 + 12_000);
     assert!(net.nodes[3].is_final(0));
-    assert!(net.stored(3, 0).is_some());
+    assert_eq!(net.stored(3, 0).unwrap().1, OfficialSource::Aggregate);
 }
 
 #[test]

@@ -400,7 +400,7 @@ impl Adversary {
         let author = rng.gen_range(0..n + 3);
         let digest: [u8; 32] = rng.r#gen();
         let signature: Vec<u8> = (0..rng.gen_range(0..80)).map(|_| rng.r#gen()).collect();
-        match rng.gen_range(0..4) {
+        match rng.gen_range(0..6) {
             0 => {
                 let len = rng.gen_range(0..=self.config.mixnodes.len() * 4 + 1);
                 Message::Observation(Observation {
@@ -434,10 +434,17 @@ impl Adversary {
                 data_hash: digest,
                 signature,
             }),
-            _ => Message::ObservationRequest {
+            3 => Message::ObservationRequest {
                 epoch,
                 reference: ObservationRef { author, digest },
             },
+            4 => Message::Holding {
+                epoch,
+                authors: (0..rng.gen_range(0..n / 4 + 3))
+                    .map(|_| rng.r#gen())
+                    .collect(),
+            },
+            _ => Message::Accepted { epoch },
         }
     }
 }
