@@ -28,5 +28,5 @@ pub use adversary::Behaviour;
 pub use batch::{BatchConfig, BatchReport, FailedRun, run_batch};
 pub use config::{FaultProfile, SimConfig, SimError};
 pub use relayer_protocol::PlantedBug;
-pub use report::{SimReport, Violation, ViolationKind};
+pub use report::{SimReport, Violation, ViolationKind, WorkStats};
 pub use world::run;

@@ -3,7 +3,7 @@
 //! partition. Honest messages are checked as they leave (no two blocks of one proposer signed).
 
 use rand::Rng;
-use relayer_protocol::{MemberIndex, Message};
+use relayer_protocol::{MemberIndex, Message, wire};
 
 use crate::adversary::Target;
 use crate::events::Event;
@@ -21,6 +21,9 @@ impl World {
             None => {
                 let now = self.now();
                 self.checker.honest_message(now, node, &message);
+                if let Message::Block(block) = &message {
+                    self.honest_proposals.insert((block.epoch, block.proposer));
+                }
                 self.maybe_crash_after_echo(node, &message);
                 vec![(target, message)]
             }
@@ -77,6 +80,12 @@ impl World {
     /// One message onto the simulated wire: maybe lost, delayed, duplicated.
     fn transmit(&mut self, from: usize, to: usize, message: Message) {
         self.messages.sent += 1;
+        let bytes = wire::encode(&message).map_or(0, |bytes| bytes.len() as u64);
+        *self
+            .messages
+            .bytes_by_epoch
+            .entry(message.epoch())
+            .or_default() += bytes;
         if to >= self.config.nodes || self.partitioned(from, to) {
             self.messages.lost += 1;
             return;

@@ -58,6 +58,23 @@ pub struct MessageStats {
     pub lost: u64,
     /// Inputs the protocol refused (all causes, byzantine ones included).
     pub rejected: u64,
+    /// Bytes handed to the network, in the nodes' wire encoding, by the epoch the messages
+    /// are about.
+    pub bytes_by_epoch: BTreeMap<u64, u64>,
+}
+
+/// Work done by the honest members, counted from what they send and the counters they
+/// export (a restarted node's counters start again from zero).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkStats {
+    /// Distinct `(epoch, proposer)` blocks honest members sent.
+    pub proposals: u64,
+    /// Aggregates computed, summed over honest members.
+    pub aggregates: u64,
+    /// Most aggregates computed by one honest member.
+    pub max_aggregates_at_a_node: u64,
+    /// ed25519 verifications, summed over honest members.
+    pub signature_verifications: u64,
 }
 
 /// Everything a run produced.
@@ -77,6 +94,8 @@ pub struct SimReport {
     pub faults: BTreeMap<String, u64>,
     /// Network counts.
     pub messages: MessageStats,
+    /// Honest members' work.
+    pub work: WorkStats,
     /// Invariant checks performed.
     pub invariant_checks: u64,
     /// Broken invariants (empty on a good run).

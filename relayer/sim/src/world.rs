@@ -3,7 +3,7 @@
 //! measurements; it carries out what each node's protocol asks (module `effects`) and checks
 //! the invariants as events happen. Every decision a node makes is production code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 
 use nym_rewards::msg::{EpochClock, MixnodeReward};
@@ -11,7 +11,7 @@ use nym_rewards::rules::{MAX_UPTIME_BP, default_threshold};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use relayer_protocol::{
-    ChainContext, Input, Keypair, MemberIndex, ProtocolConfig, Signer, SignerSet,
+    ChainContext, Input, Keypair, MemberIndex, Protocol, ProtocolConfig, Signer, SignerSet,
     default_observation_threshold,
 };
 use sha2::{Digest, Sha256};
@@ -23,7 +23,7 @@ use crate::events::Event;
 use crate::faults::{FaultPlan, NetworkModel};
 use crate::invariants::Checker;
 use crate::node::SimNode;
-use crate::report::{MessageStats, SimReport};
+use crate::report::{MessageStats, SimReport, WorkStats};
 use crate::scheduler::Scheduler;
 
 pub(crate) const GENESIS_MS: u64 = 1_700_000_000_000;
@@ -75,6 +75,8 @@ pub(crate) struct World {
     pub(crate) messages: MessageStats,
     pub(crate) faults: BTreeMap<String, u64>,
     pub(crate) chain_txs: u64,
+    /// `(epoch, proposer)` of every block an honest member sent.
+    pub(crate) honest_proposals: BTreeSet<(u64, MemberIndex)>,
     /// Epochs for which the targeted crash after an echo already happened.
     pub(crate) crashed_after_echo: std::collections::BTreeSet<u64>,
     /// The node the targeted crash took down, until it restarts.
@@ -169,6 +171,7 @@ impl World {
             messages: MessageStats::default(),
             faults: BTreeMap::new(),
             chain_txs: 0,
+            honest_proposals: BTreeSet::new(),
             crashed_after_echo: std::collections::BTreeSet::new(),
             targeted_down: None,
             missing_measurements: BTreeMap::new(),
@@ -501,6 +504,27 @@ impl World {
         }
     }
 
+    /// The honest members' work so far.
+    fn work_stats(&self) -> WorkStats {
+        let honest = self
+            .nodes
+            .iter()
+            .filter(|sim| sim.adversary.is_none())
+            .filter_map(|sim| sim.protocol.as_ref().map(Protocol::metrics));
+        let mut work = WorkStats {
+            proposals: self.honest_proposals.len() as u64,
+            ..WorkStats::default()
+        };
+        for metrics in honest {
+            work.aggregates += metrics.aggregates_computed;
+            work.max_aggregates_at_a_node = work
+                .max_aggregates_at_a_node
+                .max(metrics.aggregates_computed);
+            work.signature_verifications += metrics.signature_verifications;
+        }
+        work
+    }
+
     fn report(mut self, end_ms: u64) -> SimReport {
         let epochs_final = (0..self.config.epochs)
             .filter(|&epoch| self.chain.record(epoch).is_some())
@@ -511,6 +535,7 @@ impl World {
             epochs_simulated: self.config.epochs,
             epochs_final,
             chain_txs: self.chain_txs,
+            work: self.work_stats(),
             faults: self.faults,
             messages: self.messages,
             invariant_checks,

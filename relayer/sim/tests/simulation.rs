@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use relayer_protocol::SubmitPolicy;
+use relayer_protocol::{
+    Block, Message, MixnodeReward, Observation, ObservationRef, SubmitPolicy, wire,
+};
 use relayer_sim::{BatchConfig, Behaviour, FaultProfile, SimConfig, run, run_batch};
 
 #[test]
@@ -31,6 +33,76 @@ fn a_fault_free_network_finalises_every_epoch_with_one_tx_each() {
         );
         assert!(report.invariant_checks > 0);
     }
+}
+
+/// Protocol v2's work bounds, counted at n = 64 and M = 1000 without faults: at most f + 1
+/// proposals per epoch (only the first proposer group), at most one aggregate per proposer and
+/// epoch at each node, one transaction per epoch, and the bytes on the wire per epoch.
+#[test]
+fn at_n_64_only_f_plus_one_members_propose_and_each_aggregate_is_computed_once() {
+    let epochs = 3;
+    let config = SimConfig {
+        mixnodes: 1_000,
+        ..SimConfig::new(1, 64, epochs, FaultProfile::None)
+    };
+    let report = run(&config).unwrap();
+    assert!(report.passed(), "{:#?}", report.violations);
+    assert_eq!(report.epochs_final, epochs);
+    let f_plus_one = relayer_protocol::faulty_tolerated(64) as u64 + 1;
+    let work = &report.work;
+    eprintln!("n = 64: {work:?}, {:?}", report.messages);
+    assert!(work.proposals <= f_plus_one * epochs, "{work:?}");
+    assert!(
+        work.max_aggregates_at_a_node <= work.proposals,
+        "one aggregate per proposer and epoch at each node: {work:?}"
+    );
+    assert_eq!(report.chain_txs, epochs, "one transaction per epoch");
+    // Each observation crosses the wire once per recipient, and each block once: nothing is
+    // re-sent in full (one re-send round of observations would double the bytes).
+    let (n, f_plus_one) = (64u64, f_plus_one);
+    let once = n * (n - 1) * encoded_observation_bytes(1_000)
+        + f_plus_one * (n - 1) * encoded_block_bytes(64);
+    for epoch in 0..epochs {
+        let bytes = report.messages.bytes_by_epoch[&epoch];
+        eprintln!(
+            "epoch {epoch}: {:.2} MB on the wire (sending each once: {:.2} MB)",
+            bytes as f64 / 1e6,
+            once as f64 / 1e6
+        );
+        assert!(bytes * 10 <= once * 12, "epoch {epoch}: {bytes} bytes");
+    }
+}
+
+fn encoded_observation_bytes(mixnodes: u32) -> u64 {
+    let observation = Message::Observation(Observation {
+        epoch: 1,
+        signer_set_version: 1,
+        author: 63,
+        values: (1..=mixnodes)
+            .map(|mix_id| MixnodeReward {
+                mix_id,
+                uptime_bp: 5_000,
+            })
+            .collect(),
+        signature: vec![0; 64],
+    });
+    wire::encode(&observation).unwrap().len() as u64
+}
+
+fn encoded_block_bytes(authors: u16) -> u64 {
+    let block = Message::Block(Block {
+        epoch: 1,
+        signer_set_version: 1,
+        proposer: 0,
+        observations: (0..authors)
+            .map(|author| ObservationRef {
+                author,
+                digest: [0; 32],
+            })
+            .collect(),
+        data_hash: [0; 32],
+    });
+    wire::encode(&block).unwrap().len() as u64
 }
 
 /// The adversaries of the protocol-v2 review, each a deterministic regression test: per
@@ -195,7 +267,7 @@ mod planted {
     #[test]
     fn a_loser_storing_the_winners_copy_unverified_is_caught() {
         found_by_seed(
-            SimConfig::new(0, 4, 4, FaultProfile::Byzantine),
+            SimConfig::new(0, 4, 4, FaultProfile::All),
             PlantedBug::TrustWinnerCopy,
             ViolationKind::Agreement,
         );
