@@ -89,10 +89,10 @@ pub(crate) struct EpochState {
     pub(crate) proposal: Option<Proposal>,
     /// Blocks waiting for observations fetched from their proposer.
     parked: BTreeMap<MemberIndex, Block>,
-    /// When this member last answered each peer's `Holding` with its observation: at most
-    /// once per re-send interval per peer, so a small message cannot draw large answers
-    /// without bound.
-    served: BTreeMap<MemberIndex, u64>,
+    /// When this member last sent each peer each observation in answer to a `Holding` or an
+    /// `ObservationRequest`: at most once per half re-send interval per (peer, observation),
+    /// so small messages cannot draw large answers without bound. Bounded by n x (n + 1).
+    served: BTreeMap<(MemberIndex, ObservationRef), u64>,
     /// Members whose `Accepted` hint was followed (one chain read per hinting member).
     hinted: BTreeSet<MemberIndex>,
     pub(crate) slot_reached: bool,
@@ -478,19 +478,26 @@ impl Protocol {
             slot.insert((digest, observation));
             self.metrics.observations_accepted += 1;
         }
-        if self.config.policy == SubmitPolicy::Staggered {
-            let rank = self.rank(epoch);
-            let at_ms = submission_slot_ms(
-                self.config.epoch_end_ms(epoch),
-                rank,
-                self.config.submit_slot_ms,
-            );
-            out.push(Action::SetTimer {
-                at_ms,
-                timer: Timer::SubmitSlot { epoch },
-            });
-        }
+        self.arm_submit_slot(epoch, out);
         self.maybe_propose(now_ms, epoch, out);
+    }
+
+    /// Arms this member's staggered submission slot for `epoch` (when it sends its
+    /// observation, and when it proposes: a proposer without an observation of its own must
+    /// still submit its certificate). Arming it twice only reads the chain once more.
+    fn arm_submit_slot(&self, epoch: u64, out: &mut Out) {
+        if self.config.policy != SubmitPolicy::Staggered {
+            return;
+        }
+        let at_ms = submission_slot_ms(
+            self.config.epoch_end_ms(epoch),
+            self.rank(epoch),
+            self.config.submit_slot_ms,
+        );
+        out.push(Action::SetTimer {
+            at_ms,
+            timer: Timer::SubmitSlot { epoch },
+        });
     }
 
     fn on_message(&mut self, now_ms: u64, from: MemberIndex, message: Message, out: &mut Out) {
@@ -525,7 +532,7 @@ impl Protocol {
             Message::Block(block) => self.on_send(from, block, out),
             Message::Echo(echo) => self.on_echo(from, echo, out),
             Message::ObservationRequest { epoch, reference } => {
-                self.on_observation_request(from, epoch, reference, out)
+                self.on_observation_request(from, epoch, reference, now_ms, out)
             }
             Message::Holding { epoch, authors } => {
                 self.on_holding(now_ms, from, epoch, &authors, out)
@@ -897,6 +904,7 @@ impl Protocol {
                         .sign(&echo_digest(&self.config, epoch, &block.data_hash));
                 self.metrics.signatures_created += 1;
                 self.metrics.blocks_proposed += 1;
+                self.arm_submit_slot(epoch, out);
                 out.push(Action::Broadcast {
                     message: Message::Block(block.clone()),
                 });
@@ -1022,17 +1030,53 @@ impl Protocol {
         from: MemberIndex,
         epoch: u64,
         reference: ObservationRef,
+        now_ms: u64,
         out: &mut Out,
     ) {
+        // Only this member's own observation and those its own block references are served:
+        // a member asks a block's proposer for what the block references.
+        let me = self.me;
         let Some(state) = self.epochs.get(&epoch) else {
             return;
         };
-        if let Some(observation) = find_observation(state, &reference) {
-            out.push(Action::Send {
-                to: from,
-                message: Message::Observation(observation.clone()),
-            });
+        let in_own_block = state
+            .proposal
+            .as_ref()
+            .is_some_and(|proposal| proposal.block.observations.contains(&reference));
+        if reference.author == me || in_own_block {
+            self.serve(now_ms, epoch, from, reference, out);
         }
+    }
+
+    /// Sends the observation `reference` names to `to`, if held and not sent to it within the
+    /// last half re-send interval.
+    fn serve(
+        &mut self,
+        now_ms: u64,
+        epoch: u64,
+        to: MemberIndex,
+        reference: ObservationRef,
+        out: &mut Out,
+    ) {
+        let pause = self.config.resend_interval_ms / 2;
+        let Some(state) = self.epochs.get_mut(&epoch) else {
+            return;
+        };
+        let Some(observation) = find_observation(state, &reference).cloned() else {
+            return;
+        };
+        let recent = state
+            .served
+            .get(&(to, reference))
+            .is_some_and(|&last| now_ms < last.saturating_add(pause));
+        if recent {
+            return;
+        }
+        state.served.insert((to, reference), now_ms);
+        out.push(Action::Send {
+            to,
+            message: Message::Observation(observation),
+        });
     }
 
     /// A member that may propose for `epoch` and has not yet tells the others whose
@@ -1059,7 +1103,7 @@ impl Protocol {
     }
 
     /// A peer says whose observations of `epoch` it holds: if it lacks this member's, send it
-    /// (at most once per re-send interval per peer).
+    /// (see [`Self::serve`]).
     fn on_holding(
         &mut self,
         now_ms: u64,
@@ -1068,28 +1112,21 @@ impl Protocol {
         authors: &[u8],
         out: &mut Out,
     ) {
-        let interval = self.config.resend_interval_ms;
-        if holds(authors, self.me) {
+        let me = self.me;
+        if holds(authors, me) {
             return;
         }
-        let Some(state) = self.epochs.get_mut(&epoch) else {
-            return;
-        };
-        let Some(own) = state.own.as_ref() else {
-            return;
-        };
-        if state
-            .served
-            .get(&from)
-            .is_some_and(|&last| now_ms < last.saturating_add(interval))
-        {
-            return;
+        let own = self
+            .epochs
+            .get(&epoch)
+            .and_then(|state| state.observations.get(&me))
+            .map(|(digest, _)| ObservationRef {
+                author: me,
+                digest: *digest,
+            });
+        if let Some(reference) = own {
+            self.serve(now_ms, epoch, from, reference, out);
         }
-        state.served.insert(from, now_ms);
-        out.push(Action::Send {
-            to: from,
-            message: Message::Observation(own.clone()),
-        });
     }
 
     /// A peer says its submission of `epoch` was accepted: read the chain now (once per

@@ -112,9 +112,10 @@ pub enum Message {
         /// The observation wanted.
         reference: ObservationRef,
     },
-    /// Sent at each re-send round for every unsettled ended epoch, instead of the sender's
-    /// observation: whose observations the sender holds. A member whose bit is clear answers
-    /// with its own observation, so observations are re-sent only to those that lack them.
+    /// Sent at each re-send round, for each unsettled ended epoch, by a member that may
+    /// propose for it and has not yet: whose observations the sender holds. A member whose
+    /// bit is clear answers with its own observation, so observations are re-sent only to
+    /// proposers that lack them.
     Holding {
         /// The epoch.
         epoch: u64,

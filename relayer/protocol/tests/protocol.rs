@@ -860,6 +860,81 @@ fn missing_observation_is_fetched_from_the_proposer() {
     );
 }
 
+#[test]
+fn a_proposer_serves_only_what_its_block_references_and_not_twice_in_a_row() {
+    let node0 = proposer();
+    let mut node0 = node0;
+    let block_ref = reference(4, &signed_observation(4, 2, 0, values(2)));
+    let request = |reference| Message::ObservationRequest {
+        epoch: 0,
+        reference,
+    };
+    let served = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Send {
+                        message: Message::Observation(_),
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(served(&receive(&mut node0, T0, 1, request(block_ref))), 1);
+    assert_eq!(
+        served(&receive(&mut node0, T0 + 1, 1, request(block_ref))),
+        0,
+        "asked again within half a re-send interval"
+    );
+    assert_eq!(
+        served(&receive(&mut node0, T0 + 1, 3, request(block_ref))),
+        1
+    );
+    assert_eq!(
+        served(&receive(&mut node0, T0 + 2_500, 1, request(block_ref))),
+        1
+    );
+    let unknown = ObservationRef {
+        author: 2,
+        digest: [7; 32],
+    };
+    assert_eq!(served(&receive(&mut node0, T0, 3, request(unknown))), 0);
+}
+
+#[test]
+fn a_proposer_without_an_observation_of_its_own_still_gets_its_submission_slot() {
+    let mut node0 = node(4, 0, SubmitPolicy::Staggered);
+    assert_eq!(
+        rejections(&feed_measured(&mut node0, T0, 0, None)),
+        [Rejection::NoMeasurements { epoch: 0 }]
+    );
+    for author in 1..4 {
+        let observation = signed_observation(4, author, 0, values(author as u16));
+        receive(
+            &mut node0,
+            T0,
+            author as u16,
+            Message::Observation(observation),
+        );
+    }
+    let grace_over = node0.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
+    let id = persist_id(&grace_over).expect("proposes with the three others' observations");
+    let actions = node0.handle(T0 + 200, Input::Persisted { id });
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::SetTimer {
+                timer: Timer::SubmitSlot { epoch: 0 },
+                ..
+            }
+        )),
+        "{actions:?}"
+    );
+}
+
 /// The block of `proposer` over `observations`, with its correct data hash.
 fn block_of(proposer: u16, observations: &[&Observation]) -> Block {
     let owned: Vec<Observation> = observations.iter().map(|o| (*o).clone()).collect();
