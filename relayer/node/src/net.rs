@@ -20,7 +20,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 use crate::metrics::NodeMetrics;
-use relayer_protocol::wire::{self, MAX_MESSAGE_BYTES, PROTOCOL_ID};
+use relayer_protocol::wire::{Codec, MAX_MESSAGE_BYTES, PROTOCOL_ID};
 
 const PROTOCOL: StreamProtocol = StreamProtocol::new(PROTOCOL_ID);
 /// Messages a peer may burst before rate limiting starts.
@@ -65,6 +65,7 @@ enum Command {
 /// Sends messages through the swarm task; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct NetHandle {
+    codec: Codec,
     commands: mpsc::UnboundedSender<Command>,
     metrics: Arc<NodeMetrics>,
     connected: Arc<std::sync::atomic::AtomicUsize>,
@@ -73,14 +74,14 @@ pub struct NetHandle {
 impl NetHandle {
     /// Sends `message` to member `to` (dropped silently if the network task has stopped).
     pub fn send(&self, to: MemberIndex, message: &Message) {
-        if let Ok(bytes) = wire::encode(message) {
+        if let Ok(bytes) = self.codec.encode(message) {
             self.send_bytes(to, Arc::new(bytes));
         }
     }
 
     /// Sends the same message to several members, encoding it once.
     pub fn send_many(&self, to: impl IntoIterator<Item = MemberIndex>, message: &Message) {
-        if let Ok(bytes) = wire::encode(message) {
+        if let Ok(bytes) = self.codec.encode(message) {
             let bytes = Arc::new(bytes);
             for member in to {
                 self.send_bytes(member, bytes.clone());
@@ -250,11 +251,12 @@ impl BoundNet {
         })
     }
 
-    /// Starts the swarm task for `members` (ed25519 key and multiaddress, in signer-index order).
-    /// Inbound messages from members arrive on the returned receiver.
+    /// Starts the swarm task for `members` (ed25519 key and multiaddress, in signer-index order),
+    /// speaking `codec`. Inbound messages from members arrive on the returned receiver.
     pub fn run(
         mut self,
         members: &[([u8; 32], String)],
+        codec: Codec,
         metrics: Arc<NodeMetrics>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(NetHandle, mpsc::Receiver<Inbound>), NetError> {
@@ -289,10 +291,12 @@ impl BoundNet {
             redial: HashMap::new(),
             metrics: metrics.clone(),
             inbound: inbound_tx,
+            codec: codec.clone(),
         };
         tokio::spawn(task.run(command_rx, shutdown));
         Ok((
             NetHandle {
+                codec,
                 commands,
                 metrics,
                 connected,
@@ -334,6 +338,7 @@ struct SwarmTask {
     redial: HashMap<PeerId, (Instant, Duration)>,
     metrics: Arc<NodeMetrics>,
     inbound: mpsc::Sender<Inbound>,
+    codec: Codec,
 }
 
 impl SwarmTask {
@@ -475,7 +480,7 @@ impl SwarmTask {
             tracing::warn!(peer = %peer, "rate limit exceeded; message dropped");
             return;
         }
-        match wire::decode(bytes) {
+        match self.codec.decode(bytes) {
             Ok(message) => {
                 let _ = self.inbound.send(Inbound { from, message }).await;
             }

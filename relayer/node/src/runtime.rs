@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nym_rewards::msg::SignerSetResponse;
+use relayer_protocol::wire::Codec;
 use relayer_protocol::{
     ChainContext, Keypair, MemberIndex, NewError, Protocol, ProtocolConfig, SignerSet,
     SignerSetError, default_observation_threshold,
@@ -192,9 +193,11 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
         .copied()
         .zip(set.members.iter().map(|m| m.p2p_multiaddr.clone()))
         .collect();
-    let (net, inbound) = settings
-        .net
-        .run(&member_addrs, metrics.clone(), shutdown_rx.clone())?;
+    let codec = Codec::new(&protocol_config.mixnodes);
+    let (net, inbound) =
+        settings
+            .net
+            .run(&member_addrs, codec, metrics.clone(), shutdown_rx.clone())?;
 
     let mut tasks = Vec::new();
     let mut api_url = None;

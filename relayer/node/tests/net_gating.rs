@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use relayer_node::metrics::NodeMetrics;
 use relayer_node::net::BoundNet;
+use relayer_protocol::wire::Codec;
 use relayer_protocol::{Echo, Keypair, Message};
+
+fn codec() -> Codec {
+    Codec::new(&[1, 2, 3])
+}
 
 fn echo(epoch: u64) -> Message {
     Message::Echo(Echo {
@@ -44,14 +49,20 @@ async fn only_members_get_messages_processed() {
     let members = vec![(keys[0], a_addr.clone()), (keys[1], b_addr)];
     let a_metrics = Arc::new(NodeMetrics::default());
     let (_a_net, mut a_inbound) = a
-        .run(&members, a_metrics.clone(), shutdown.clone())
+        .run(&members, codec(), a_metrics.clone(), shutdown.clone())
         .unwrap();
     let (b_net, _b_inbound) = b
-        .run(&members, Arc::new(NodeMetrics::default()), shutdown.clone())
+        .run(
+            &members,
+            codec(),
+            Arc::new(NodeMetrics::default()),
+            shutdown.clone(),
+        )
         .unwrap();
     let (c_net, _c_inbound) = outsider
         .run(
             &[(keys[0], a_addr), (keys[2], c_addr)],
+            codec(),
             Arc::new(NodeMetrics::default()),
             shutdown.clone(),
         )

@@ -48,7 +48,8 @@ pub use crypto::{Keypair, SignatureCheck, echo_digest, observation_digest, verif
 pub use input::{FetchFailed, Input, Timer};
 pub use machine::{NewError, Protocol, ProtocolMetrics, RestoredState};
 pub use messages::{
-    Block, Certificate, Echo, Message, Observation, ObservationRef, holding_bitmap, holds,
+    Block, BlockDigest, Certificate, Echo, Message, Observation, ObservationRef, holding_bitmap,
+    holds, refs_hash,
 };
 pub use names::{UnknownName, parse_variant};
 pub use nym_rewards::msg::MixnodeReward;

@@ -2,8 +2,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sha2::{Digest, Sha256};
-
 use thiserror::Error;
 
 use crate::action::{Action, PersistRecord, Rejection};
@@ -13,7 +11,8 @@ use crate::crypto::{Keypair, SignatureCheck, echo_digest, observation_digest, ve
 use crate::finality::Finalizing;
 use crate::input::{Input, Timer};
 use crate::messages::{
-    Block, Certificate, Echo, Message, Observation, ObservationRef, holding_bitmap, holds,
+    Block, BlockDigest, Certificate, Echo, Message, Observation, ObservationRef, holding_bitmap,
+    holds, refs_hash,
 };
 use crate::official::OfficialSource;
 use crate::planted::PlantedBug;
@@ -95,6 +94,10 @@ pub(crate) struct EpochState {
     served: BTreeMap<(MemberIndex, ObservationRef), u64>,
     /// Members whose `Accepted` hint was followed (one chain read per hinting member).
     hinted: BTreeSet<MemberIndex>,
+    /// When this member last sent each peer its whole block, and last asked each proposer for
+    /// its whole block: at most once per half re-send interval each.
+    blocks_served: BTreeMap<MemberIndex, u64>,
+    blocks_requested: BTreeMap<MemberIndex, u64>,
     pub(crate) slot_reached: bool,
     pub(crate) submit_in_flight: bool,
     /// After a failed submission, no new one before this time (backoff).
@@ -530,6 +533,8 @@ impl Protocol {
                 self.on_observation(now_ms, from, observation, out)
             }
             Message::Block(block) => self.on_send(from, block, out),
+            Message::BlockDigest(digest) => self.on_block_digest(now_ms, from, digest, out),
+            Message::BlockRequest { epoch } => self.on_block_request(now_ms, from, epoch, out),
             Message::Echo(echo) => self.on_echo(from, echo, out),
             Message::ObservationRequest { epoch, reference } => {
                 self.on_observation_request(from, epoch, reference, now_ms, out)
@@ -704,12 +709,7 @@ impl Protocol {
         epoch: u64,
         refs: &[ObservationRef],
     ) -> Option<(Vec<MixnodeReward>, Hash)> {
-        let mut hasher = Sha256::new();
-        for reference in refs {
-            hasher.update(reference.author.to_be_bytes());
-            hasher.update(reference.digest);
-        }
-        let set_hash: Hash = hasher.finalize().into();
+        let set_hash = refs_hash(refs);
         let state = self.epochs.get_mut(&epoch)?;
         if let Some(cached) = state.aggregates.get(&set_hash) {
             return Some(cached.clone());
@@ -727,25 +727,121 @@ impl Protocol {
         Some((rewards, data_hash))
     }
 
-    fn on_send(&mut self, from: MemberIndex, block: Block, out: &mut Out) {
-        if block.proposer != from {
-            return Self::reject(out, from, Rejection::WrongSender);
-        }
-        let epoch = block.epoch;
+    /// Answers a block of `from` with `data_hash` that needs no checking: echoed again if
+    /// this member already decided on it, refused if it decided on another or refuted the
+    /// proposer. Returns whether it answered.
+    fn answer_known_block(
+        &mut self,
+        epoch: u64,
+        from: MemberIndex,
+        data_hash: Hash,
+        out: &mut Out,
+    ) -> bool {
         if let Some(decided) = self.echo_decision(epoch, from) {
-            if decided == block.data_hash {
+            if decided == data_hash {
                 self.send_echo(epoch, from, decided, out);
             } else {
                 Self::reject(out, from, Rejection::ConflictingBlock { proposer: from });
             }
-            return;
+            return true;
         }
         if self
             .epochs
             .get(&epoch)
             .is_some_and(|state| state.refuted.contains(&from))
         {
-            return Self::reject(out, from, Rejection::AggregateMismatch);
+            Self::reject(out, from, Rejection::AggregateMismatch);
+            return true;
+        }
+        false
+    }
+
+    /// A proposer's block digest: rebuilt from the observations held and checked as a block,
+    /// or, when it cannot be rebuilt, the whole block is asked for.
+    fn on_block_digest(
+        &mut self,
+        now_ms: u64,
+        from: MemberIndex,
+        digest: BlockDigest,
+        out: &mut Out,
+    ) {
+        if digest.proposer != from {
+            return Self::reject(out, from, Rejection::WrongSender);
+        }
+        if self.answer_known_block(digest.epoch, from, digest.data_hash, out) {
+            return;
+        }
+        match self.rebuild(&digest) {
+            Some(block) => self.on_send(from, block, out),
+            None => self.request_block(now_ms, digest.epoch, from, out),
+        }
+    }
+
+    /// The block `digest` names, from the first observation held of each author it names, if
+    /// that gives its references hash.
+    fn rebuild(&self, digest: &BlockDigest) -> Option<Block> {
+        let state = self.epochs.get(&digest.epoch)?;
+        let observations = (0..self.config.n() as MemberIndex)
+            .filter(|&author| holds(&digest.authors, author))
+            .map(|author| {
+                let (held, _) = state.observations.get(&author)?;
+                Some(ObservationRef {
+                    author,
+                    digest: *held,
+                })
+            })
+            .collect::<Option<Vec<ObservationRef>>>()?;
+        (refs_hash(&observations) == digest.refs_hash).then_some(Block {
+            epoch: digest.epoch,
+            signer_set_version: digest.signer_set_version,
+            proposer: digest.proposer,
+            observations,
+            data_hash: digest.data_hash,
+        })
+    }
+
+    /// Asks `proposer` for its whole block of `epoch` (at most once per half re-send interval).
+    fn request_block(&mut self, now_ms: u64, epoch: u64, proposer: MemberIndex, out: &mut Out) {
+        let pause = self.config.resend_interval_ms / 2;
+        let state = self.epochs.entry(epoch).or_default();
+        if !pause_over(&mut state.blocks_requested, proposer, now_ms, pause) {
+            return;
+        }
+        out.push(Action::Send {
+            to: proposer,
+            message: Message::BlockRequest { epoch },
+        });
+    }
+
+    /// A member asks for this member's whole block of `epoch` (sent at most once per half
+    /// re-send interval per asker).
+    fn on_block_request(&mut self, now_ms: u64, from: MemberIndex, epoch: u64, out: &mut Out) {
+        let pause = self.config.resend_interval_ms / 2;
+        let Some(state) = self.epochs.get_mut(&epoch) else {
+            return;
+        };
+        let Some(block) = state
+            .proposal
+            .as_ref()
+            .map(|proposal| proposal.block.clone())
+        else {
+            return;
+        };
+        if pause_over(&mut state.blocks_served, from, now_ms, pause) {
+            out.push(Action::Send {
+                to: from,
+                message: Message::Block(block),
+            });
+        }
+    }
+
+    fn on_send(&mut self, from: MemberIndex, block: Block, out: &mut Out) {
+        if block.proposer != from {
+            return Self::reject(out, from, Rejection::WrongSender);
+        }
+        let epoch = block.epoch;
+        if self.answer_known_block(epoch, from, block.data_hash, out) {
+            return;
         }
         let already_pending = self.pending.values().any(|pending| {
             matches!(pending, Pending::Echo { epoch: e, proposer, .. } if *e == epoch && *proposer == from)
@@ -906,7 +1002,7 @@ impl Protocol {
                 self.metrics.blocks_proposed += 1;
                 self.arm_submit_slot(epoch, out);
                 out.push(Action::Broadcast {
-                    message: Message::Block(block.clone()),
+                    message: Message::BlockDigest(block.digest(self.config.n())),
                 });
                 if let Some(state) = self.epochs.get_mut(&epoch) {
                     state.proposing = false;
@@ -1065,14 +1161,9 @@ impl Protocol {
         let Some(observation) = find_observation(state, &reference).cloned() else {
             return;
         };
-        let recent = state
-            .served
-            .get(&(to, reference))
-            .is_some_and(|&last| now_ms < last.saturating_add(pause));
-        if recent {
+        if !pause_over(&mut state.served, (to, reference), now_ms, pause) {
             return;
         }
-        state.served.insert((to, reference), now_ms);
         out.push(Action::Send {
             to,
             message: Message::Observation(observation),
@@ -1256,7 +1347,7 @@ impl Protocol {
         for (&epoch, state) in &self.epochs {
             if let Some(proposal) = state.proposal.as_ref().filter(|p| p.certificate.is_none()) {
                 out.push(Action::Broadcast {
-                    message: Message::Block(proposal.block.clone()),
+                    message: Message::BlockDigest(proposal.block.digest(self.config.n())),
                 });
             }
             for (&proposer, block) in &state.parked {
@@ -1293,6 +1384,19 @@ impl Protocol {
             timer: Timer::Resend,
         });
     }
+}
+
+/// Whether `pause_ms` has passed since `key`'s last time in `last_at` (or it has none); if
+/// so, records `now_ms` as its last time.
+fn pause_over<K: Ord>(last_at: &mut BTreeMap<K, u64>, key: K, now_ms: u64, pause_ms: u64) -> bool {
+    if last_at
+        .get(&key)
+        .is_some_and(|&last| now_ms < last.saturating_add(pause_ms))
+    {
+        return false;
+    }
+    last_at.insert(key, now_ms);
+    true
 }
 
 fn find_observation<'a>(

@@ -4,6 +4,7 @@
 
 use nym_rewards::msg::{ExecuteMsg, SignerSignature};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::{Hash, MemberIndex, MixnodeReward};
 
@@ -44,6 +45,56 @@ pub struct Block {
     /// Observations, strictly ascending by author.
     pub observations: Vec<ObservationRef>,
     /// Data hash of the aggregate, as the contract computes it.
+    pub data_hash: Hash,
+}
+
+impl Block {
+    /// The hash of the block's exact observation references (author and digest, in order).
+    pub fn refs_hash(&self) -> Hash {
+        refs_hash(&self.observations)
+    }
+
+    /// The block as its proposer broadcasts it.
+    pub fn digest(&self, members: usize) -> BlockDigest {
+        BlockDigest {
+            epoch: self.epoch,
+            signer_set_version: self.signer_set_version,
+            proposer: self.proposer,
+            authors: holding_bitmap(members, self.observations.iter().map(|r| r.author)),
+            refs_hash: self.refs_hash(),
+            data_hash: self.data_hash,
+        }
+    }
+}
+
+/// The hash of observation references, in order: sha256 over each author (big endian) and
+/// digest.
+pub fn refs_hash(refs: &[ObservationRef]) -> Hash {
+    let mut hasher = Sha256::new();
+    for reference in refs {
+        hasher.update(reference.author.to_be_bytes());
+        hasher.update(reference.digest);
+    }
+    hasher.finalize().into()
+}
+
+/// A block without its references: which authors, and the hash of the exact references. A
+/// member holding those authors' observations rebuilds the block; one that cannot (it lacks
+/// one, or holds another version) asks the proposer for the whole block. About 100 bytes
+/// instead of 34 per author.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDigest {
+    /// The epoch.
+    pub epoch: u64,
+    /// Signer-set version.
+    pub signer_set_version: u32,
+    /// Proposer (must be the sender).
+    pub proposer: MemberIndex,
+    /// The authors referenced, as a [`holding_bitmap`].
+    pub authors: Vec<u8>,
+    /// [`Block::refs_hash`].
+    pub refs_hash: Hash,
+    /// Data hash of the aggregate.
     pub data_hash: Hash,
 }
 
@@ -101,8 +152,16 @@ impl Certificate {
 pub enum Message {
     /// An observation (its author's, or relayed by a proposer on request).
     Observation(Observation),
-    /// A proposer's block.
+    /// A proposer's whole block (the answer to a [`Message::BlockRequest`]; any member may
+    /// send its block this way).
     Block(Block),
+    /// A proposer's block as it broadcasts it.
+    BlockDigest(BlockDigest),
+    /// Asks a proposer for its whole block of the epoch.
+    BlockRequest {
+        /// The epoch.
+        epoch: u64,
+    },
     /// An echo for the receiver's block.
     Echo(Echo),
     /// Asks a proposer for an observation its block references.
@@ -159,9 +218,11 @@ impl Message {
         match self {
             Message::Observation(observation) => observation.epoch,
             Message::Block(block) => block.epoch,
+            Message::BlockDigest(digest) => digest.epoch,
             Message::Echo(echo) => echo.epoch,
             Message::ObservationRequest { epoch, .. }
             | Message::Holding { epoch, .. }
+            | Message::BlockRequest { epoch }
             | Message::Accepted { epoch } => *epoch,
         }
     }
@@ -171,9 +232,11 @@ impl Message {
         match self {
             Message::Observation(observation) => Some(observation.signer_set_version),
             Message::Block(block) => Some(block.signer_set_version),
+            Message::BlockDigest(digest) => Some(digest.signer_set_version),
             Message::Echo(_)
             | Message::ObservationRequest { .. }
             | Message::Holding { .. }
+            | Message::BlockRequest { .. }
             | Message::Accepted { .. } => None,
         }
     }

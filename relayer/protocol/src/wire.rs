@@ -1,10 +1,17 @@
 //! The byte encoding of peer messages: postcard (maintained, compact varints) under a
-//! versioned protocol id, with a hard size limit. Decoding is a pure function, so it can be
-//! property-tested; it never panics and never allocates more than its input allows.
+//! versioned protocol id, with a hard size limit. An observation travels as its uptimes only,
+//! in the order of the network's mixnode set (every member knows the set, so mix ids would be
+//! redundant): about 2 bytes per mixnode instead of 4. Decoding is a pure function, so it can
+//! be property-tested; it never panics and never allocates more than its input allows.
 
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::messages::Message;
+use crate::MemberIndex;
+use crate::messages::{Message, Observation};
+use nym_rewards::msg::MixnodeReward;
 
 /// The libp2p protocol id of this encoding and message set. A peer speaking another version
 /// is refused: bump the number with any change to [`Message`] or its encoding.
@@ -22,24 +29,131 @@ pub enum WireError {
     /// Not a valid encoding.
     #[error("undecodable message: {0}")]
     Malformed(String),
+    /// An observation whose mix ids are not the network's mixnode set (it cannot travel in
+    /// the compact form; the protocol would refuse it anyway).
+    #[error("an observation of {got} values does not cover the {expected} mixnodes of the set")]
+    NotTheMixnodeSet {
+        /// Values in the observation.
+        got: usize,
+        /// Mixnodes in the set.
+        expected: usize,
+    },
 }
 
-/// Encodes a message.
-pub fn encode(message: &Message) -> Result<Vec<u8>, WireError> {
-    let bytes =
-        postcard::to_allocvec(message).map_err(|err| WireError::Malformed(err.to_string()))?;
-    if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(WireError::TooLarge(bytes.len()));
-    }
-    Ok(bytes)
+/// The first byte of a frame: which form follows.
+const OBSERVATION_FRAME: u8 = 0;
+const MESSAGE_FRAME: u8 = 1;
+
+/// An observation on the wire: uptimes in the mixnode set's order.
+#[derive(Serialize, Deserialize)]
+struct CompactObservation<Uptimes, Signature> {
+    epoch: u64,
+    signer_set_version: u32,
+    author: MemberIndex,
+    uptimes: Uptimes,
+    signature: Signature,
 }
 
-/// Decodes a message, refusing oversized, malformed or trailing input.
-pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
-    if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(WireError::TooLarge(bytes.len()));
+/// Encodes and decodes the messages of one network (its mixnode set); cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Codec {
+    mixnodes: Arc<[u32]>,
+}
+
+impl Codec {
+    /// The codec of a network whose observations cover `mixnodes` (ascending).
+    pub fn new(mixnodes: &[u32]) -> Self {
+        Self {
+            mixnodes: mixnodes.into(),
+        }
     }
-    let (message, rest) = postcard::take_from_bytes::<Message>(bytes)
+
+    /// Encodes a message.
+    pub fn encode(&self, message: &Message) -> Result<Vec<u8>, WireError> {
+        let mut bytes = match message {
+            Message::Observation(observation) => {
+                let uptimes = self.uptimes(&observation.values)?;
+                let compact = CompactObservation {
+                    epoch: observation.epoch,
+                    signer_set_version: observation.signer_set_version,
+                    author: observation.author,
+                    uptimes: &uptimes,
+                    signature: &observation.signature,
+                };
+                postcard::to_extend(&compact, vec![OBSERVATION_FRAME])
+            }
+            other => postcard::to_extend(other, vec![MESSAGE_FRAME]),
+        }
+        .map_err(|err| WireError::Malformed(err.to_string()))?;
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(WireError::TooLarge(bytes.len()));
+        }
+        bytes.shrink_to_fit();
+        Ok(bytes)
+    }
+
+    /// Decodes a message, refusing oversized, malformed or trailing input, and observations
+    /// in any but the compact form.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Message, WireError> {
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(WireError::TooLarge(bytes.len()));
+        }
+        let (&frame, body) = bytes
+            .split_first()
+            .ok_or_else(|| WireError::Malformed("empty frame".into()))?;
+        match frame {
+            OBSERVATION_FRAME => {
+                let compact: CompactObservation<Vec<u16>, Vec<u8>> = whole(body)?;
+                if compact.uptimes.len() != self.mixnodes.len() {
+                    return Err(WireError::NotTheMixnodeSet {
+                        got: compact.uptimes.len(),
+                        expected: self.mixnodes.len(),
+                    });
+                }
+                let values = self
+                    .mixnodes
+                    .iter()
+                    .zip(compact.uptimes)
+                    .map(|(&mix_id, uptime_bp)| MixnodeReward { mix_id, uptime_bp })
+                    .collect();
+                Ok(Message::Observation(Observation {
+                    epoch: compact.epoch,
+                    signer_set_version: compact.signer_set_version,
+                    author: compact.author,
+                    values,
+                    signature: compact.signature,
+                }))
+            }
+            MESSAGE_FRAME => match whole::<Message>(body)? {
+                Message::Observation(_) => Err(WireError::Malformed(
+                    "an observation outside its compact frame".into(),
+                )),
+                message => Ok(message),
+            },
+            other => Err(WireError::Malformed(format!("unknown frame kind {other}"))),
+        }
+    }
+
+    /// The uptimes of `values`, which must name exactly the mixnode set, in order.
+    fn uptimes(&self, values: &[MixnodeReward]) -> Result<Vec<u16>, WireError> {
+        let same_ids = values.len() == self.mixnodes.len()
+            && values
+                .iter()
+                .zip(self.mixnodes.iter())
+                .all(|(value, &mix_id)| value.mix_id == mix_id);
+        if !same_ids {
+            return Err(WireError::NotTheMixnodeSet {
+                got: values.len(),
+                expected: self.mixnodes.len(),
+            });
+        }
+        Ok(values.iter().map(|value| value.uptime_bp).collect())
+    }
+}
+
+/// Decodes `bytes` as one `T`, with nothing left over.
+fn whole<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes)
         .map_err(|err| WireError::Malformed(err.to_string()))?;
     if !rest.is_empty() {
         return Err(WireError::Malformed(format!(
@@ -47,14 +161,17 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
             rest.len()
         )));
     }
-    Ok(message)
+    Ok(value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MixnodeReward;
-    use crate::messages::{Block, Echo, Observation, ObservationRef};
+    use crate::messages::{Block, Echo, ObservationRef};
+
+    fn codec() -> Codec {
+        Codec::new(&[1, 2, 5])
+    }
 
     fn observation(values: Vec<MixnodeReward>) -> Message {
         Message::Observation(Observation {
@@ -66,13 +183,18 @@ mod tests {
         })
     }
 
+    fn set_values(uptimes: [u16; 3]) -> Vec<MixnodeReward> {
+        [1, 2, 5]
+            .into_iter()
+            .zip(uptimes)
+            .map(|(mix_id, uptime_bp)| MixnodeReward { mix_id, uptime_bp })
+            .collect()
+    }
+
     #[test]
     fn every_kind_round_trips() {
         let messages = vec![
-            observation(vec![MixnodeReward {
-                mix_id: 1,
-                uptime_bp: 10,
-            }]),
+            observation(set_values([0, 10_000, 77])),
             Message::Block(Block {
                 epoch: 1,
                 signer_set_version: 1,
@@ -103,37 +225,75 @@ mod tests {
             Message::Accepted { epoch: u64::MAX },
         ];
         for message in messages {
-            assert_eq!(decode(&encode(&message).unwrap()).unwrap(), message);
+            let codec = codec();
+            assert_eq!(
+                codec.decode(&codec.encode(&message).unwrap()).unwrap(),
+                message
+            );
         }
     }
 
     #[test]
-    fn an_observation_costs_about_four_bytes_per_mixnode() {
-        let values: Vec<MixnodeReward> = (1..=1_000)
-            .map(|mix_id| MixnodeReward {
+    fn an_observation_costs_about_two_bytes_per_mixnode() {
+        let mixnodes: Vec<u32> = (1..=1_000).collect();
+        let values = mixnodes
+            .iter()
+            .map(|&mix_id| MixnodeReward {
                 mix_id,
                 uptime_bp: 9_000,
             })
             .collect();
-        let bytes = encode(&observation(values)).unwrap().len();
-        assert!(bytes <= 4 * 1_000 + 100, "{bytes} bytes");
+        let bytes = Codec::new(&mixnodes)
+            .encode(&observation(values))
+            .unwrap()
+            .len();
+        assert!(bytes <= 2 * 1_000 + 100, "{bytes} bytes");
+    }
+
+    #[test]
+    fn an_observation_of_another_mixnode_set_is_refused_both_ways() {
+        let codec = codec();
+        let mut values = set_values([1, 2, 3]);
+        values[1].mix_id = 3;
+        assert!(matches!(
+            codec.encode(&observation(values)),
+            Err(WireError::NotTheMixnodeSet { .. })
+        ));
+        let shorter = Codec::new(&[1, 2]);
+        let bytes = shorter
+            .encode(&observation(set_values([1, 2, 3])[..2].to_vec()))
+            .unwrap();
+        assert!(matches!(
+            codec.decode(&bytes),
+            Err(WireError::NotTheMixnodeSet {
+                got: 2,
+                expected: 3
+            })
+        ));
+        // The full form is not accepted for an observation: one encoding per message.
+        let full = postcard::to_extend(&observation(set_values([1, 2, 3])), vec![MESSAGE_FRAME]);
+        assert!(matches!(
+            codec.decode(&full.unwrap()),
+            Err(WireError::Malformed(_))
+        ));
     }
 
     #[test]
     fn garbage_trailing_and_oversized_input_are_errors() {
-        assert!(decode(&[]).is_err());
-        assert!(decode(&[0xff; 17]).is_err());
+        let codec = codec();
+        assert!(codec.decode(&[]).is_err());
+        assert!(codec.decode(&[0xff; 17]).is_err());
         assert!(matches!(
-            decode(&vec![0; MAX_MESSAGE_BYTES + 1]),
+            codec.decode(&vec![0; MAX_MESSAGE_BYTES + 1]),
             Err(WireError::TooLarge(_))
         ));
-        let mut bytes = encode(&Message::Accepted { epoch: 1 }).unwrap();
+        let mut bytes = codec.encode(&Message::Accepted { epoch: 1 }).unwrap();
         bytes.push(0);
-        assert!(matches!(decode(&bytes), Err(WireError::Malformed(_))));
-        // An observation whose value count claims far more than the input holds is refused
-        // without allocating it: kind 0, epoch 0, version 0, author 0, count u32::MAX.
-        let huge = [0u8, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f];
-        assert!(decode(&huge).is_err());
+        assert!(matches!(codec.decode(&bytes), Err(WireError::Malformed(_))));
+        // A count far beyond the input is refused without allocating it: observation frame,
+        // epoch 0, version 0, author 0, uptimes count u32::MAX.
+        let huge = [OBSERVATION_FRAME, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(codec.decode(&huge).is_err());
     }
 
     proptest::proptest! {
@@ -141,23 +301,25 @@ mod tests {
 
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-            let _ = decode(&bytes);
+            let _ = codec().decode(&bytes);
         }
 
         #[test]
         fn observations_round_trip(
             epoch in proptest::prelude::any::<u64>(),
             author in proptest::prelude::any::<u16>(),
-            values in proptest::collection::vec((proptest::prelude::any::<u32>(), 0u16..=10_000), 0..64),
+            uptimes in proptest::collection::vec(0u16..=10_000, 0..64),
         ) {
+            let mixnodes: Vec<u32> = (0..uptimes.len() as u32).map(|i| i * 3 + 1).collect();
+            let codec = Codec::new(&mixnodes);
             let message = Message::Observation(Observation {
                 epoch,
                 signer_set_version: 1,
                 author,
-                values: values.into_iter().map(|(mix_id, uptime_bp)| MixnodeReward { mix_id, uptime_bp }).collect(),
+                values: mixnodes.iter().zip(uptimes).map(|(&mix_id, uptime_bp)| MixnodeReward { mix_id, uptime_bp }).collect(),
                 signature: vec![1; 64],
             });
-            proptest::prop_assert_eq!(decode(&encode(&message).unwrap()).unwrap(), message);
+            proptest::prop_assert_eq!(codec.decode(&codec.encode(&message).unwrap()).unwrap(), message);
         }
     }
 }

@@ -731,21 +731,79 @@ fn two_observations_from_one_author_are_detected_and_excluded() {
     let actions = node0.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
     let id = persist_id(&actions).expect("proposes");
     let actions = node0.handle(T0 + 200, Input::Persisted { id });
-    let block = actions
+    let digest = actions
         .iter()
         .find_map(|a| match a {
             Action::Broadcast {
-                message: Message::Block(block),
-            } => Some(block.clone()),
+                message: Message::BlockDigest(digest),
+            } => Some(digest.clone()),
             _ => None,
         })
         .expect("block sent");
-    let authors: Vec<u16> = block.observations.iter().map(|r| r.author).collect();
+    let authors: Vec<u16> = (0..4)
+        .filter(|&a| relayer_protocol::holds(&digest.authors, a))
+        .collect();
     assert_eq!(
         authors,
         vec![0, 2, 3],
         "the equivocating author is excluded"
     );
+}
+
+#[test]
+fn a_block_digest_is_rebuilt_from_held_observations_or_the_whole_block_is_asked_for() {
+    let mut node0 = proposer();
+    // Node 0's block: over all four observations.
+    let observations: Vec<Observation> = (0..4)
+        .map(|a| signed_observation(4, a, 0, values(a as u16)))
+        .collect();
+    let block = honest_block(&observations);
+    assert_eq!(node0.echo_decision(0, 0), Some(block.data_hash));
+    let digest = Message::BlockDigest(block.digest(4));
+    let echoes = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Persist {
+                        record: PersistRecord::EchoDecision { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    // A member holding all four observations rebuilds and checks the block.
+    let (mut node1, _) = node1_holding(&[0, 1, 2, 3]);
+    assert_eq!(echoes(&receive(&mut node1, T0, 0, digest.clone())), 1);
+    // A member lacking one asks the proposer for the whole block, once per half interval.
+    let (mut node2, _) = node1_holding(&[0, 1, 2]);
+    let asked = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Send {
+                        to: 0,
+                        message: Message::BlockRequest { epoch: 0 }
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(asked(&receive(&mut node2, T0, 0, digest.clone())), 1);
+    assert_eq!(asked(&receive(&mut node2, T0 + 1, 0, digest.clone())), 0);
+    assert_eq!(asked(&receive(&mut node2, T0 + 2_500, 0, digest)), 1);
+    // The proposer answers with its whole block.
+    let answer = receive(&mut node0, T0, 2, Message::BlockRequest { epoch: 0 });
+    assert!(
+        answer.iter().any(|a| matches!(a, Action::Send { to: 2, message: Message::Block(whole) } if whole.data_hash == block.data_hash)),
+        "{answer:?}"
+    );
+    let again = receive(&mut node0, T0 + 1, 2, Message::BlockRequest { epoch: 0 });
+    assert!(again.is_empty(), "{again:?}");
 }
 
 #[test]

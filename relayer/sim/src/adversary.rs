@@ -10,8 +10,8 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use relayer_protocol::{
-    Block, Echo, Keypair, MemberIndex, Message, MixnodeReward, Observation, ObservationRef,
-    ProtocolConfig, lower_median, observation_digest,
+    Block, BlockDigest, Echo, Keypair, MemberIndex, Message, MixnodeReward, Observation,
+    ObservationRef, ProtocolConfig, holds, lower_median, observation_digest, refs_hash,
 };
 use serde::{Deserialize, Serialize};
 use strum::{IntoStaticStr, VariantArray};
@@ -164,6 +164,7 @@ impl Adversary {
     /// Rewrites one message the protocol wants sent to `target`.
     pub(crate) fn rewrite(&mut self, target: Target, message: Message) -> Vec<(Target, Message)> {
         self.observe(&message);
+        let message = self.whole_block(message);
         match (self.behaviour, message) {
             (Behaviour::Equivocate, Message::Block(block)) if target == Target::All => {
                 self.equivocate(block)
@@ -200,6 +201,42 @@ impl Adversary {
             }
             (_, message) => vec![(target, message)],
         }
+    }
+
+    /// The protocol broadcasts its block as a digest; the behaviours that tamper with blocks
+    /// send the whole block (a valid message too), rebuilt from the observations seen.
+    fn whole_block(&self, message: Message) -> Message {
+        let tampers = matches!(
+            self.behaviour,
+            Behaviour::Equivocate
+                | Behaviour::WrongAggregate
+                | Behaviour::TooFewAuthors
+                | Behaviour::FloodBlocks
+        );
+        let Message::BlockDigest(digest) = &message else {
+            return message;
+        };
+        let Some(held) = self.seen.get(&digest.epoch).filter(|_| tampers) else {
+            return message;
+        };
+        let observations: Vec<ObservationRef> = held
+            .values()
+            .filter(|observation| holds(&digest.authors, observation.author))
+            .map(|observation| ObservationRef {
+                author: observation.author,
+                digest: observation_digest(&self.config, observation.epoch, &observation.values),
+            })
+            .collect();
+        if refs_hash(&observations) != digest.refs_hash {
+            return message;
+        }
+        Message::Block(Block {
+            epoch: digest.epoch,
+            signer_set_version: digest.signer_set_version,
+            proposer: digest.proposer,
+            observations,
+            data_hash: digest.data_hash,
+        })
     }
 
     /// Whether this member keeps its certificates to itself.
@@ -400,7 +437,7 @@ impl Adversary {
         let author = rng.gen_range(0..n + 3);
         let digest: [u8; 32] = rng.r#gen();
         let signature: Vec<u8> = (0..rng.gen_range(0..80)).map(|_| rng.r#gen()).collect();
-        match rng.gen_range(0..6) {
+        match rng.gen_range(0..8) {
             0 => {
                 let len = rng.gen_range(0..=self.config.mixnodes.len() * 4 + 1);
                 Message::Observation(Observation {
@@ -444,7 +481,18 @@ impl Adversary {
                     .map(|_| rng.r#gen())
                     .collect(),
             },
-            _ => Message::Accepted { epoch },
+            5 => Message::Accepted { epoch },
+            6 => Message::BlockDigest(BlockDigest {
+                epoch,
+                signer_set_version: self.config.signer_set.version,
+                proposer: self.me,
+                authors: (0..rng.gen_range(0..n / 4 + 3))
+                    .map(|_| rng.r#gen())
+                    .collect(),
+                refs_hash: rng.r#gen(),
+                data_hash: digest,
+            }),
+            _ => Message::BlockRequest { epoch },
         }
     }
 }

@@ -58,6 +58,7 @@ impl Checker {
         let (epoch, proposer, data_hash) = match message {
             Message::Echo(echo) => (echo.epoch, echo.proposer, echo.data_hash),
             Message::Block(block) => (block.epoch, block.proposer, block.data_hash),
+            Message::BlockDigest(digest) => (digest.epoch, digest.proposer, digest.data_hash),
             _ => return,
         };
         self.checks += 1;

@@ -3,7 +3,7 @@
 //! partition. Honest messages are checked as they leave (no two blocks of one proposer signed).
 
 use rand::Rng;
-use relayer_protocol::{MemberIndex, Message, wire};
+use relayer_protocol::{MemberIndex, Message};
 
 use crate::adversary::Target;
 use crate::events::Event;
@@ -21,8 +21,15 @@ impl World {
             None => {
                 let now = self.now();
                 self.checker.honest_message(now, node, &message);
-                if let Message::Block(block) = &message {
-                    self.honest_proposals.insert((block.epoch, block.proposer));
+                match &message {
+                    Message::Block(block) => {
+                        self.honest_proposals.insert((block.epoch, block.proposer));
+                    }
+                    Message::BlockDigest(digest) => {
+                        self.honest_proposals
+                            .insert((digest.epoch, digest.proposer));
+                    }
+                    _ => {}
                 }
                 self.maybe_crash_after_echo(node, &message);
                 vec![(target, message)]
@@ -80,7 +87,10 @@ impl World {
     /// One message onto the simulated wire: maybe lost, delayed, duplicated.
     fn transmit(&mut self, from: usize, to: usize, message: Message) {
         self.messages.sent += 1;
-        let bytes = wire::encode(&message).map_or(0, |bytes| bytes.len() as u64);
+        let bytes = self
+            .codec
+            .encode(&message)
+            .map_or(0, |bytes| bytes.len() as u64);
         *self
             .messages
             .bytes_by_epoch

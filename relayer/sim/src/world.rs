@@ -10,6 +10,7 @@ use nym_rewards::msg::{EpochClock, MixnodeReward};
 use nym_rewards::rules::{MAX_UPTIME_BP, default_threshold};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use relayer_protocol::wire::Codec;
 use relayer_protocol::{
     ChainContext, Input, Keypair, MemberIndex, Protocol, ProtocolConfig, Signer, SignerSet,
     default_observation_threshold,
@@ -65,6 +66,8 @@ pub(crate) struct World {
     pub(crate) config: SimConfig,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) protocol_config: ProtocolConfig,
+    /// The nodes' wire encoding, to count the bytes each message costs.
+    pub(crate) codec: Codec,
     pub(crate) network: NetworkModel,
     pub(crate) plan: FaultPlan,
     pub(crate) nodes: Vec<SimNode>,
@@ -162,6 +165,7 @@ impl World {
             network: NetworkModel::for_profile(config.faults),
             plan,
             config,
+            codec: Codec::new(&protocol_config.mixnodes),
             protocol_config,
             nodes,
             scheduler: Scheduler::new(GENESIS_MS),

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use relayer_protocol::{
-    Block, Message, MixnodeReward, Observation, ObservationRef, SubmitPolicy, wire,
+    Block, Message, MixnodeReward, Observation, ObservationRef, SubmitPolicy, wire::Codec,
 };
 use relayer_sim::{BatchConfig, Behaviour, FaultProfile, SimConfig, run, run_batch};
 
@@ -57,11 +57,12 @@ fn at_n_64_only_f_plus_one_members_propose_and_each_aggregate_is_computed_once()
         "one aggregate per proposer and epoch at each node: {work:?}"
     );
     assert_eq!(report.chain_txs, epochs, "one transaction per epoch");
-    // Each observation crosses the wire once per recipient, and each block once: nothing is
-    // re-sent in full (one re-send round of observations would double the bytes).
+    // Each observation crosses the wire once per recipient, and each block digest once:
+    // nothing is re-sent in full (one re-send round of observations would double the bytes),
+    // and the epoch fits the 10 MB target.
     let (n, f_plus_one) = (64u64, f_plus_one);
     let once = n * (n - 1) * encoded_observation_bytes(1_000)
-        + f_plus_one * (n - 1) * encoded_block_bytes(64);
+        + f_plus_one * (n - 1) * encoded_block_digest_bytes(64);
     for epoch in 0..epochs {
         let bytes = report.messages.bytes_by_epoch[&epoch];
         eprintln!(
@@ -70,6 +71,7 @@ fn at_n_64_only_f_plus_one_members_propose_and_each_aggregate_is_computed_once()
             once as f64 / 1e6
         );
         assert!(bytes * 10 <= once * 12, "epoch {epoch}: {bytes} bytes");
+        assert!(bytes <= 10_000_000, "epoch {epoch}: {bytes} bytes");
     }
 }
 
@@ -86,11 +88,12 @@ fn encoded_observation_bytes(mixnodes: u32) -> u64 {
             .collect(),
         signature: vec![0; 64],
     });
-    wire::encode(&observation).unwrap().len() as u64
+    let set: Vec<u32> = (1..=mixnodes).collect();
+    Codec::new(&set).encode(&observation).unwrap().len() as u64
 }
 
-fn encoded_block_bytes(authors: u16) -> u64 {
-    let block = Message::Block(Block {
+fn encoded_block_digest_bytes(authors: u16) -> u64 {
+    let block = Block {
         epoch: 1,
         signer_set_version: 1,
         proposer: 0,
@@ -101,8 +104,9 @@ fn encoded_block_bytes(authors: u16) -> u64 {
             })
             .collect(),
         data_hash: [0; 32],
-    });
-    wire::encode(&block).unwrap().len() as u64
+    };
+    let digest = Message::BlockDigest(block.digest(usize::from(authors)));
+    Codec::new(&[1]).encode(&digest).unwrap().len() as u64
 }
 
 /// The adversaries of the protocol-v2 review, each a deterministic regression test: per
