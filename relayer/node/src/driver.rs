@@ -19,9 +19,10 @@ use tokio::sync::{mpsc, watch};
 use crate::chain::{self, Chain};
 use crate::db::Db;
 use crate::http;
+use crate::inbox::InboxReceiver;
 use crate::keys::ChainAccount;
 use crate::metrics::NodeMetrics;
-use crate::net::{Inbound, NetHandle};
+use crate::net::NetHandle;
 use crate::now_ms;
 use crate::runtime::BLOCK_TIME_WAIT;
 
@@ -107,7 +108,7 @@ impl Driver {
     pub(crate) async fn run(
         mut self,
         mut feedback: mpsc::UnboundedReceiver<Input>,
-        mut inbound: mpsc::Receiver<Inbound>,
+        mut inbound: InboxReceiver,
         mut shutdown: watch::Receiver<bool>,
     ) {
         self.feed(Input::Start);

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod db;
 mod driver;
 pub mod http;
+pub mod inbox;
 pub mod keys;
 mod limits;
 pub mod metrics;

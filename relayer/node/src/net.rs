@@ -19,6 +19,7 @@ use relayer_protocol::{MemberIndex, Message};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
+use crate::inbox::{InboxReceiver, InboxSender, QueueLimits, inbox};
 use crate::metrics::NodeMetrics;
 use relayer_protocol::wire::{Codec, MAX_MESSAGE_BYTES, PROTOCOL_ID};
 
@@ -27,6 +28,11 @@ const PROTOCOL: StreamProtocol = StreamProtocol::new(PROTOCOL_ID);
 const RATE_BURST: f64 = 4_096.0;
 /// Sustained messages per second per peer.
 const RATE_PER_SEC: f64 = 2_048.0;
+/// Encoded bytes a peer may burst, and sustain per second: far above what an honest member
+/// sends (its observation to each member, and the observations its block references to those
+/// that ask), far below what would let one peer fill the node's memory or time.
+const BYTES_BURST: f64 = 32.0 * 1024.0 * 1024.0;
+const BYTES_PER_SEC: f64 = 8.0 * 1024.0 * 1024.0;
 const REDIAL_MIN: Duration = Duration::from_millis(250);
 const REDIAL_MAX: Duration = Duration::from_secs(8);
 
@@ -44,15 +50,6 @@ pub enum NetError {
         /// Why.
         reason: String,
     },
-}
-
-/// A message from an authenticated member.
-#[derive(Debug)]
-pub struct Inbound {
-    /// Sender's member index.
-    pub from: MemberIndex,
-    /// The decoded message.
-    pub message: Message,
 }
 
 enum Command {
@@ -259,7 +256,7 @@ impl BoundNet {
         codec: Codec,
         metrics: Arc<NodeMetrics>,
         shutdown: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<(NetHandle, mpsc::Receiver<Inbound>), NetError> {
+    ) -> Result<(NetHandle, InboxReceiver), NetError> {
         let mut peers = Vec::with_capacity(members.len());
         for (key, addr) in members {
             let peer = peer_id_of(key)?;
@@ -273,7 +270,7 @@ impl BoundNet {
             peers.push((peer, addr));
         }
         let (commands, command_rx) = mpsc::unbounded_channel();
-        let (inbound_tx, inbound) = mpsc::channel(65_536);
+        let (inbound_tx, inbound) = inbox(members.len(), QueueLimits::default());
         let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let task = SwarmTask {
             swarm: self.swarm,
@@ -287,7 +284,7 @@ impl BoundNet {
             connected_peers: HashSet::new(),
             other_versions: HashSet::new(),
             connected: connected.clone(),
-            buckets: HashMap::new(),
+            budgets: HashMap::new(),
             redial: HashMap::new(),
             metrics: metrics.clone(),
             inbound: inbound_tx,
@@ -306,22 +303,60 @@ impl BoundNet {
     }
 }
 
+/// Tokens refilled at `rate` per second up to `burst`.
+#[derive(Debug, Clone, Copy)]
 struct TokenBucket {
     tokens: f64,
-    updated: Instant,
+    rate: f64,
+    burst: f64,
 }
 
 impl TokenBucket {
-    fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.duration_since(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * RATE_PER_SEC).min(RATE_BURST);
-        self.updated = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
+    fn full(rate: f64, burst: f64) -> Self {
+        Self {
+            tokens: burst,
+            rate,
+            burst,
         }
+    }
+
+    fn refill(&mut self, elapsed_secs: f64) {
+        self.tokens = (self.tokens + elapsed_secs * self.rate).min(self.burst);
+    }
+}
+
+/// What one peer may still send: a message count and a byte budget, both refilled over time.
+/// A message is admitted only if both allow it.
+#[derive(Debug, Clone, Copy)]
+struct PeerBudget {
+    messages: TokenBucket,
+    bytes: TokenBucket,
+    updated: Instant,
+}
+
+impl PeerBudget {
+    fn new(now: Instant) -> Self {
+        Self {
+            messages: TokenBucket::full(RATE_PER_SEC, RATE_BURST),
+            bytes: TokenBucket::full(BYTES_PER_SEC, BYTES_BURST),
+            updated: now,
+        }
+    }
+
+    /// Admits a message of `bytes`, spending from both budgets, or refuses it spending
+    /// nothing.
+    fn admit(&mut self, now: Instant, bytes: usize) -> bool {
+        let elapsed = now.duration_since(self.updated).as_secs_f64();
+        self.updated = now;
+        self.messages.refill(elapsed);
+        self.bytes.refill(elapsed);
+        let cost = bytes as f64;
+        if self.messages.tokens < 1.0 || self.bytes.tokens < cost {
+            return false;
+        }
+        self.messages.tokens -= 1.0;
+        self.bytes.tokens -= cost;
+        true
     }
 }
 
@@ -334,10 +369,10 @@ struct SwarmTask {
     /// Peers already reported as speaking another protocol version (one warning each).
     other_versions: HashSet<PeerId>,
     connected: Arc<std::sync::atomic::AtomicUsize>,
-    buckets: HashMap<PeerId, TokenBucket>,
+    budgets: HashMap<PeerId, PeerBudget>,
     redial: HashMap<PeerId, (Instant, Duration)>,
     metrics: Arc<NodeMetrics>,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: InboxSender,
     codec: Codec,
 }
 
@@ -354,7 +389,7 @@ impl SwarmTask {
                     Some(Command::Send { to, bytes }) => self.send(to, bytes),
                     None => break,
                 },
-                event = self.swarm.select_next_some() => self.on_event(event).await,
+                event = self.swarm.select_next_some() => self.on_event(event),
                 _ = redial_tick.tick() => self.redial(),
                 _ = shutdown.changed() => break,
             }
@@ -391,7 +426,7 @@ impl SwarmTask {
         }
     }
 
-    async fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+    fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                 self.connected_peers.insert(peer_id);
@@ -419,7 +454,7 @@ impl SwarmTask {
                     .behaviour_mut()
                     .messages
                     .send_response(channel, ());
-                self.on_request(peer, &request).await;
+                self.on_request(peer, &request);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Messages(
                 request_response::Event::OutboundFailure {
@@ -464,30 +499,65 @@ impl SwarmTask {
         );
     }
 
-    async fn on_request(&mut self, peer: PeerId, bytes: &[u8]) {
+    fn on_request(&mut self, peer: PeerId, bytes: &[u8]) {
         NodeMetrics::inc(&self.metrics.messages_received);
         NodeMetrics::add(&self.metrics.bytes_received, bytes.len() as u64);
         let Some(&from) = self.index_of.get(&peer) else {
             NodeMetrics::inc(&self.metrics.messages_dropped);
             return;
         };
-        let bucket = self.buckets.entry(peer).or_insert(TokenBucket {
-            tokens: RATE_BURST,
-            updated: Instant::now(),
-        });
-        if !bucket.take(Instant::now()) {
+        let now = Instant::now();
+        let budget = self
+            .budgets
+            .entry(peer)
+            .or_insert_with(|| PeerBudget::new(now));
+        if !budget.admit(now, bytes.len()) {
             NodeMetrics::inc(&self.metrics.messages_dropped);
-            tracing::warn!(peer = %peer, "rate limit exceeded; message dropped");
+            tracing::debug!(peer = %peer, "over its message or byte budget; message dropped");
             return;
         }
         match self.codec.decode(bytes) {
             Ok(message) => {
-                let _ = self.inbound.send(Inbound { from, message }).await;
+                if !self.inbound.push(from, message, bytes.len()) {
+                    NodeMetrics::inc(&self.metrics.messages_dropped);
+                    tracing::debug!(peer = %peer, "its inbox queue is full; message dropped");
+                }
             }
             Err(err) => {
                 NodeMetrics::inc(&self.metrics.messages_dropped);
                 tracing::warn!(peer = %peer, "dropped message: {err}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_held_to_its_byte_budget_as_well_as_its_message_count() {
+        let start = Instant::now();
+        let mut budget = PeerBudget::new(start);
+        let large = (BYTES_BURST / 4.0) as usize + 1;
+        let admitted = (0..10).filter(|_| budget.admit(start, large)).count();
+        assert_eq!(
+            admitted, 3,
+            "the byte burst, not the message burst, stops it"
+        );
+        assert!(budget.admit(start, 100), "a small message fits the rest");
+        assert!(!budget.admit(start, large), "refused, spending nothing");
+        // A second later 8 MiB more are allowed: one more large message, not two.
+        let later = start + Duration::from_secs(1);
+        assert!(budget.admit(later, large));
+        assert!(!budget.admit(later, large));
+    }
+
+    #[test]
+    fn a_peer_is_held_to_its_message_count_whatever_their_size() {
+        let start = Instant::now();
+        let mut budget = PeerBudget::new(start);
+        let admitted = (0..10_000).filter(|_| budget.admit(start, 1)).count();
+        assert_eq!(admitted, RATE_BURST as usize);
     }
 }
