@@ -17,6 +17,7 @@ pub mod keys;
 mod limits;
 pub mod metrics;
 pub mod net;
+pub mod outbox;
 pub mod process;
 pub mod runtime;
 pub mod sampling;

@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 
 use crate::inbox::{InboxReceiver, InboxSender, QueueLimits, inbox};
 use crate::metrics::NodeMetrics;
-use relayer_protocol::wire::{Codec, MAX_MESSAGE_BYTES, PROTOCOL_ID};
+use crate::outbox::{MAX_BATCH_BYTES, Outbox, split_batch};
+use relayer_protocol::wire::{Codec, PROTOCOL_ID};
 
 const PROTOCOL: StreamProtocol = StreamProtocol::new(PROTOCOL_ID);
 /// Messages a peer may burst before rate limiting starts.
@@ -105,7 +106,8 @@ pub fn peer_id_of(public_key: &[u8; 32]) -> Result<PeerId, NetError> {
     Ok(identity::PublicKey::from(key).to_peer_id())
 }
 
-/// Length-prefixed raw bytes with a size limit; decoding happens in [`wire`].
+/// One length-prefixed batch of frames per request (see [`crate::outbox`]), with a size limit;
+/// splitting and decoding happen in the swarm task.
 #[derive(Debug, Clone, Default)]
 pub struct WireCodec;
 
@@ -113,7 +115,7 @@ async fn read_frame<T: futures::AsyncRead + Unpin + Send>(io: &mut T) -> io::Res
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_MESSAGE_BYTES {
+    if len > MAX_BATCH_BYTES {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("frame of {len} bytes exceeds the limit"),
@@ -285,6 +287,7 @@ impl BoundNet {
             other_versions: HashSet::new(),
             connected: connected.clone(),
             budgets: HashMap::new(),
+            outbox: Outbox::default(),
             redial: HashMap::new(),
             metrics: metrics.clone(),
             inbound: inbound_tx,
@@ -370,6 +373,7 @@ struct SwarmTask {
     other_versions: HashSet<PeerId>,
     connected: Arc<std::sync::atomic::AtomicUsize>,
     budgets: HashMap<PeerId, PeerBudget>,
+    outbox: Outbox<PeerId>,
     redial: HashMap<PeerId, (Instant, Duration)>,
     metrics: Arc<NodeMetrics>,
     inbound: InboxSender,
@@ -397,17 +401,39 @@ impl SwarmTask {
         tracing::debug!("network task stopped");
     }
 
+    /// Queues `bytes` for member `to` and sends what its queue allows (see [`crate::outbox`]).
     fn send(&mut self, to: MemberIndex, bytes: Arc<Vec<u8>>) {
-        if let Some((peer, _)) = self
+        let Some(peer) = self
             .peers
             .get(usize::from(to))
-            .filter(|(peer, _)| *peer != self.me)
-        {
-            let peer = *peer;
+            .map(|(peer, _)| *peer)
+            .filter(|peer| *peer != self.me)
+        else {
+            return;
+        };
+        if !self.outbox.queue(peer, bytes) {
+            NodeMetrics::inc(&self.metrics.messages_dropped);
+            tracing::debug!(%peer, "its outbound queue is full; message dropped");
+        }
+        self.flush(peer);
+    }
+
+    /// Sends `peer` batches of its queued messages while it has room for requests in flight.
+    fn flush(&mut self, peer: PeerId) {
+        while let Some(batch) = self.outbox.next_batch(peer) {
             self.swarm
                 .behaviour_mut()
                 .messages
-                .send_request(&peer, bytes);
+                .send_request(&peer, Arc::new(batch));
+        }
+    }
+
+    /// A request to `peer` is over: send more if it is connected (a peer that is down gets
+    /// its queue when it is back).
+    fn request_over(&mut self, peer: PeerId) {
+        self.outbox.done(peer);
+        if self.connected_peers.contains(&peer) {
+            self.flush(peer);
         }
     }
 
@@ -432,6 +458,7 @@ impl SwarmTask {
                 self.connected_peers.insert(peer_id);
                 self.redial.remove(&peer_id);
                 self.publish_connected();
+                self.flush(peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -456,13 +483,22 @@ impl SwarmTask {
                     .send_response(channel, ());
                 self.on_request(peer, &request);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Messages(request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { .. },
+                ..
+            })) => self.request_over(peer),
             SwarmEvent::Behaviour(BehaviourEvent::Messages(
-                request_response::Event::OutboundFailure {
-                    peer,
-                    error: request_response::OutboundFailure::UnsupportedProtocols,
-                    ..
-                },
-            )) => self.on_other_version(peer),
+                request_response::Event::OutboundFailure { peer, error, .. },
+            )) => {
+                if matches!(
+                    error,
+                    request_response::OutboundFailure::UnsupportedProtocols
+                ) {
+                    self.on_other_version(peer);
+                }
+                self.request_over(peer);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Messages(
                 request_response::Event::InboundFailure { peer, error, .. },
             )) => {
@@ -499,13 +535,28 @@ impl SwarmTask {
         );
     }
 
-    fn on_request(&mut self, peer: PeerId, bytes: &[u8]) {
-        NodeMetrics::inc(&self.metrics.messages_received);
-        NodeMetrics::add(&self.metrics.bytes_received, bytes.len() as u64);
+    /// A batch from `peer`: each of its messages is admitted, decoded and queued on its own.
+    fn on_request(&mut self, peer: PeerId, batch: &[u8]) {
+        NodeMetrics::add(&self.metrics.bytes_received, batch.len() as u64);
         let Some(&from) = self.index_of.get(&peer) else {
             NodeMetrics::inc(&self.metrics.messages_dropped);
             return;
         };
+        match split_batch(batch) {
+            Ok(frames) => {
+                for frame in frames {
+                    self.on_message(peer, from, frame);
+                }
+            }
+            Err(err) => {
+                NodeMetrics::inc(&self.metrics.messages_dropped);
+                tracing::warn!(%peer, "dropped a malformed batch: {err}");
+            }
+        }
+    }
+
+    fn on_message(&mut self, peer: PeerId, from: MemberIndex, bytes: &[u8]) {
+        NodeMetrics::inc(&self.metrics.messages_received);
         let now = Instant::now();
         let budget = self
             .budgets

@@ -1,6 +1,6 @@
 //! Over real libp2p on loopback: only signer-set members can connect and get messages
-//! processed; a peer whose key is not in the set is refused; a flooding member does not delay
-//! another member's messages.
+//! processed; a peer whose key is not in the set is refused; a burst of thousands of messages
+//! arrives whole, and does not delay another member's message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,10 +93,10 @@ async fn only_members_get_messages_processed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flooding_member_does_not_delay_another_members_message() {
-    // Below yamux's 512 streams per connection: each message is a substream (a burst above it
-    // loses messages, see the protocol-v2 issue).
-    const FLOOD: usize = 400;
+async fn a_burst_arrives_whole_and_does_not_delay_another_members_message() {
+    // Far above yamux's 512 streams per connection: messages leave in batches, so none is
+    // lost (one substream per message lost about two thirds of such a burst).
+    const FLOOD: usize = 3_000;
     let secrets = [[4u8; 32], [5u8; 32], [6u8; 32]];
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let mut bound = Vec::new();
