@@ -72,14 +72,29 @@ pub struct NetHandle {
 impl NetHandle {
     /// Sends `message` to member `to` (dropped silently if the network task has stopped).
     pub fn send(&self, to: MemberIndex, message: &Message) {
-        if let Ok(bytes) = self.codec.encode(message) {
+        if let Some(bytes) = self.encode(message) {
             self.send_bytes(to, Arc::new(bytes));
         }
     }
 
+    /// The message's bytes; a message the codec refuses is a bug, said at error level.
+    fn encode(&self, message: &Message) -> Option<Vec<u8>> {
+        self.codec
+            .encode(message)
+            .map_err(|err| {
+                let kind: &'static str = message.into();
+                tracing::error!(
+                    kind,
+                    epoch = message.epoch(),
+                    "cannot send a message: {err}"
+                );
+            })
+            .ok()
+    }
+
     /// Sends the same message to several members, encoding it once.
     pub fn send_many(&self, to: impl IntoIterator<Item = MemberIndex>, message: &Message) {
-        if let Ok(bytes) = self.codec.encode(message) {
+        if let Some(bytes) = self.encode(message) {
             let bytes = Arc::new(bytes);
             for member in to {
                 self.send_bytes(member, bytes.clone());

@@ -153,6 +153,8 @@ pub enum Rejection {
     },
     /// A block whose authors are not strictly ascending.
     UnsortedAuthors,
+    /// An authors bitmap of the wrong length, or naming a non-member.
+    BadBitmap,
     /// A block whose claimed data hash does not match the recomputed aggregate.
     AggregateMismatch,
     /// A second block of a proposer whose other block this member already echoed.

@@ -201,6 +201,9 @@ pub struct Protocol {
     key: Keypair,
     pub(crate) epochs: BTreeMap<u64, EpochState>,
     echo_decisions: BTreeMap<(u64, MemberIndex), Hash>,
+    /// This member's echo signature per `(epoch, data hash)`, made once: a proposer sending
+    /// its block again gets the same echo without another signing.
+    echo_signatures: BTreeMap<(u64, Hash), Vec<u8>>,
     pending: BTreeMap<u64, Pending>,
     next_persist_id: u64,
     /// Epochs whose official data is stored.
@@ -268,6 +271,7 @@ impl Protocol {
                 .into_iter()
                 .map(|(epoch, proposer, hash)| ((epoch, proposer), hash))
                 .collect(),
+            echo_signatures: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_persist_id: 0,
             final_epochs: restored.final_epochs.into_iter().collect(),
@@ -323,6 +327,11 @@ impl Protocol {
     /// nothing more is signed or sent for it.
     pub fn is_settled(&self, epoch: u64) -> bool {
         self.is_final(epoch) || self.finalizing.contains_key(&epoch)
+    }
+
+    /// This member's block for `epoch`, if it proposed one.
+    pub fn own_block(&self, epoch: u64) -> Option<&Block> {
+        Some(&self.epochs.get(&epoch)?.proposal.as_ref()?.block)
     }
 
     /// The certificate of this member's block for `epoch`, if it has one.
@@ -768,13 +777,36 @@ impl Protocol {
         if digest.proposer != from {
             return Self::reject(out, from, Rejection::WrongSender);
         }
+        if !self.canonical_bitmap(&digest.authors) {
+            return Self::reject(out, from, Rejection::BadBitmap);
+        }
         if self.answer_known_block(digest.epoch, from, digest.data_hash, out) {
+            return;
+        }
+        // The whole block is parked, waiting for observations it references: those are
+        // requested at each re-send round, the block need not come again.
+        let parked = self
+            .epochs
+            .get(&digest.epoch)
+            .and_then(|state| state.parked.get(&from))
+            .is_some_and(|block| {
+                block.data_hash == digest.data_hash && block.refs_hash() == digest.refs_hash
+            });
+        if parked {
             return;
         }
         match self.rebuild(&digest) {
             Some(block) => self.on_send(from, block, out),
             None => self.request_block(now_ms, digest.epoch, from, out),
         }
+    }
+
+    /// Whether `bitmap` is an authors bitmap of this signer set: `ceil(n / 8)` bytes, no bit
+    /// at or past n.
+    fn canonical_bitmap(&self, bitmap: &[u8]) -> bool {
+        let n = self.config.n();
+        bitmap.len() == n.div_ceil(8)
+            && (n..bitmap.len() * 8).all(|bit| !holds(bitmap, bit as MemberIndex))
     }
 
     /// The block `digest` names, from the first observation held of each author it names, if
@@ -820,17 +852,13 @@ impl Protocol {
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
-        let Some(block) = state
-            .proposal
-            .as_ref()
-            .map(|proposal| proposal.block.clone())
-        else {
+        if state.proposal.is_none() || !pause_over(&mut state.blocks_served, from, now_ms, pause) {
             return;
-        };
-        if pause_over(&mut state.blocks_served, from, now_ms, pause) {
+        }
+        if let Some(proposal) = state.proposal.as_ref() {
             out.push(Action::Send {
                 to: from,
-                message: Message::Block(block),
+                message: Message::Block(proposal.block.clone()),
             });
         }
     }
@@ -960,9 +988,20 @@ impl Protocol {
         }
     }
 
-    fn send_echo(&mut self, epoch: u64, proposer: MemberIndex, data_hash: Hash, out: &mut Out) {
+    /// This member's signature over `epoch`'s digest of `data_hash`, signed once.
+    fn echo_signature(&mut self, epoch: u64, data_hash: Hash) -> Vec<u8> {
+        if let Some(signature) = self.echo_signatures.get(&(epoch, data_hash)) {
+            return signature.clone();
+        }
         let signature = self.key.sign(&echo_digest(&self.config, epoch, &data_hash));
         self.metrics.signatures_created += 1;
+        self.echo_signatures
+            .insert((epoch, data_hash), signature.clone());
+        signature
+    }
+
+    fn send_echo(&mut self, epoch: u64, proposer: MemberIndex, data_hash: Hash, out: &mut Out) {
+        let signature = self.echo_signature(epoch, data_hash);
         self.metrics.echoes_sent += 1;
         out.push(Action::Send {
             to: proposer,
@@ -995,10 +1034,7 @@ impl Protocol {
             }) => {
                 self.echo_decisions
                     .insert((epoch, self.me), block.data_hash);
-                let own_signature =
-                    self.key
-                        .sign(&echo_digest(&self.config, epoch, &block.data_hash));
-                self.metrics.signatures_created += 1;
+                let own_signature = self.echo_signature(epoch, block.data_hash);
                 self.metrics.blocks_proposed += 1;
                 self.arm_submit_slot(epoch, out);
                 out.push(Action::Broadcast {
@@ -1204,6 +1240,9 @@ impl Protocol {
         out: &mut Out,
     ) {
         let me = self.me;
+        if !self.canonical_bitmap(authors) {
+            return Self::reject(out, from, Rejection::BadBitmap);
+        }
         if holds(authors, me) {
             return;
         }
@@ -1325,6 +1364,8 @@ impl Protocol {
         let window_start = self.config.window_start(now_ms);
         self.epochs.retain(|&epoch, _| epoch >= window_start);
         self.echo_decisions
+            .retain(|&(epoch, _), _| epoch >= window_start);
+        self.echo_signatures
             .retain(|&(epoch, _), _| epoch >= window_start);
         self.final_epochs.retain(|&epoch| epoch >= window_start);
         self.awaiting

@@ -31,7 +31,9 @@ pub enum WireError {
     Malformed(String),
     /// An observation whose mix ids are not the network's mixnode set (it cannot travel in
     /// the compact form; the protocol would refuse it anyway).
-    #[error("an observation of {got} values does not cover the {expected} mixnodes of the set")]
+    #[error(
+        "an observation of {got} values does not match this node's set of {expected} mixnodes (every member must run the same set)"
+    )]
     NotTheMixnodeSet {
         /// Values in the observation.
         got: usize,

@@ -993,6 +993,70 @@ fn a_proposer_without_an_observation_of_its_own_still_gets_its_submission_slot()
     );
 }
 
+#[test]
+fn a_block_sent_again_gets_the_same_echo_without_signing_again() {
+    let observations: Vec<Observation> = (0..4)
+        .map(|a| signed_observation(4, a, 0, values(a as u16)))
+        .collect();
+    let block = honest_block(&observations);
+    let (mut node1, _) = node1_holding(&[0, 1, 2, 3]);
+    let actions = receive(&mut node1, T0, 0, Message::BlockDigest(block.digest(4)));
+    node1.handle(
+        T0,
+        Input::Persisted {
+            id: persist_id(&actions).unwrap(),
+        },
+    );
+    let signed = node1.metrics().signatures_created;
+    let echo = |actions: &[Action]| {
+        actions.iter().find_map(|a| match a {
+            Action::Send {
+                to: 0,
+                message: Message::Echo(echo),
+            } => Some(echo.clone()),
+            _ => None,
+        })
+    };
+    let first = echo(&receive(
+        &mut node1,
+        T0 + 1,
+        0,
+        Message::BlockDigest(block.digest(4)),
+    ));
+    let second = echo(&receive(
+        &mut node1,
+        T0 + 2,
+        0,
+        Message::Block(block.clone()),
+    ));
+    assert!(first.is_some() && first == second);
+    assert_eq!(
+        node1.metrics().signatures_created,
+        signed,
+        "nothing signed again"
+    );
+}
+
+#[test]
+fn bitmaps_of_the_wrong_length_or_naming_non_members_are_refused() {
+    let observations: Vec<Observation> = (0..4)
+        .map(|a| signed_observation(4, a, 0, values(a as u16)))
+        .collect();
+    let block = honest_block(&observations);
+    let (mut node1, _) = node1_holding(&[0, 1, 2, 3]);
+    for authors in [vec![0b1111, 0], vec![0b1_1111], vec![]] {
+        let mut digest = block.digest(4);
+        digest.authors = authors.clone();
+        let actions = receive(&mut node1, T0, 0, Message::BlockDigest(digest));
+        assert_eq!(rejections(&actions), [Rejection::BadBitmap], "{authors:?}");
+        let holding = Message::Holding { epoch: 0, authors };
+        assert_eq!(
+            rejections(&receive(&mut node1, T0, 2, holding)),
+            [Rejection::BadBitmap]
+        );
+    }
+}
+
 /// The block of `proposer` over `observations`, with its correct data hash.
 fn block_of(proposer: u16, observations: &[&Observation]) -> Block {
     let owned: Vec<Observation> = observations.iter().map(|o| (*o).clone()).collect();

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use relayer_protocol::{
     Block, BlockDigest, Echo, Keypair, MemberIndex, Message, MixnodeReward, Observation,
-    ObservationRef, ProtocolConfig, holds, lower_median, observation_digest, refs_hash,
+    ObservationRef, ProtocolConfig, lower_median, observation_digest,
 };
 use serde::{Deserialize, Serialize};
 use strum::{IntoStaticStr, VariantArray};
@@ -164,7 +164,6 @@ impl Adversary {
     /// Rewrites one message the protocol wants sent to `target`.
     pub(crate) fn rewrite(&mut self, target: Target, message: Message) -> Vec<(Target, Message)> {
         self.observe(&message);
-        let message = self.whole_block(message);
         match (self.behaviour, message) {
             (Behaviour::Equivocate, Message::Block(block)) if target == Target::All => {
                 self.equivocate(block)
@@ -172,6 +171,11 @@ impl Adversary {
             (Behaviour::WrongAggregate, Message::Block(mut block)) => {
                 block.data_hash[0] ^= 0x01;
                 vec![(target, Message::Block(block))]
+            }
+            // The digest itself lies: members rebuild the block and find the hash wrong.
+            (Behaviour::WrongAggregate, Message::BlockDigest(mut digest)) => {
+                digest.data_hash[0] ^= 0x01;
+                vec![(target, Message::BlockDigest(digest))]
             }
             (Behaviour::TooFewAuthors, Message::Block(mut block)) => {
                 block
@@ -203,40 +207,14 @@ impl Adversary {
         }
     }
 
-    /// The protocol broadcasts its block as a digest; the behaviours that tamper with blocks
-    /// send the whole block (a valid message too), rebuilt from the observations seen.
-    fn whole_block(&self, message: Message) -> Message {
-        let tampers = matches!(
+    /// Whether the behaviour tampers with whole blocks: the protocol broadcasts its block as a
+    /// digest, and the simulator hands such an adversary the whole block instead (a valid
+    /// message too).
+    pub(crate) fn tampers_with_whole_blocks(&self) -> bool {
+        matches!(
             self.behaviour,
-            Behaviour::Equivocate
-                | Behaviour::WrongAggregate
-                | Behaviour::TooFewAuthors
-                | Behaviour::FloodBlocks
-        );
-        let Message::BlockDigest(digest) = &message else {
-            return message;
-        };
-        let Some(held) = self.seen.get(&digest.epoch).filter(|_| tampers) else {
-            return message;
-        };
-        let observations: Vec<ObservationRef> = held
-            .values()
-            .filter(|observation| holds(&digest.authors, observation.author))
-            .map(|observation| ObservationRef {
-                author: observation.author,
-                digest: observation_digest(&self.config, observation.epoch, &observation.values),
-            })
-            .collect();
-        if refs_hash(&observations) != digest.refs_hash {
-            return message;
-        }
-        Message::Block(Block {
-            epoch: digest.epoch,
-            signer_set_version: digest.signer_set_version,
-            proposer: digest.proposer,
-            observations,
-            data_hash: digest.data_hash,
-        })
+            Behaviour::Equivocate | Behaviour::TooFewAuthors | Behaviour::FloodBlocks
+        )
     }
 
     /// Whether this member keeps its certificates to itself.

@@ -183,6 +183,17 @@ impl Checker {
     }
 
     /// A protocol instance panicked.
+    /// An honest node's message could not be encoded.
+    pub(crate) fn unencodable(&mut self, at_ms: u64, node: usize, epoch: u64, detail: String) {
+        self.violate(
+            ViolationKind::Unencodable,
+            at_ms,
+            Some(epoch),
+            Some(node),
+            detail,
+        );
+    }
+
     pub(crate) fn panicked(&mut self, at_ms: u64, node: usize, detail: String) {
         self.violate(ViolationKind::Panic, at_ms, None, Some(node), detail);
     }

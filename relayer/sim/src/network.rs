@@ -16,8 +16,20 @@ const DOWN_AFTER_ECHO_MS: (u64, u64) = (10, 60);
 impl World {
     /// Sends what the protocol asked for, through the adversary's hands if byzantine.
     pub(crate) fn send(&mut self, node: usize, target: Target, message: Message) {
-        let outgoing = match self.nodes[node].adversary.as_mut() {
-            Some(adversary) => adversary.rewrite(target, message),
+        let sim = &mut self.nodes[node];
+        let outgoing = match sim.adversary.as_mut() {
+            Some(adversary) => {
+                let whole = match &message {
+                    Message::BlockDigest(digest) if adversary.tampers_with_whole_blocks() => sim
+                        .protocol
+                        .as_ref()
+                        .and_then(|protocol| protocol.own_block(digest.epoch))
+                        .cloned(),
+                    _ => None,
+                };
+                let message = whole.map_or(message, Message::Block);
+                adversary.rewrite(target, message)
+            }
             None => {
                 let now = self.now();
                 self.checker.honest_message(now, node, &message);
@@ -87,15 +99,23 @@ impl World {
     /// One message onto the simulated wire: maybe lost, delayed, duplicated.
     fn transmit(&mut self, from: usize, to: usize, message: Message) {
         self.messages.sent += 1;
-        let bytes = self
-            .codec
-            .encode(&message)
-            .map_or(0, |bytes| bytes.len() as u64);
-        *self
-            .messages
-            .bytes_by_epoch
-            .entry(message.epoch())
-            .or_default() += bytes;
+        // What arrives is what the nodes' codec makes of the bytes, as on a real wire.
+        let epoch = message.epoch();
+        let decoded = self.codec.encode(&message).and_then(|bytes| {
+            *self.messages.bytes_by_epoch.entry(epoch).or_default() += bytes.len() as u64;
+            self.codec.decode(&bytes)
+        });
+        let message = match decoded {
+            Ok(message) => message,
+            Err(err) => {
+                self.messages.unencodable += 1;
+                if self.nodes[from].adversary.is_none() {
+                    let now = self.now();
+                    self.checker.unencodable(now, from, epoch, err.to_string());
+                }
+                return;
+            }
+        };
         if to >= self.config.nodes || self.partitioned(from, to) {
             self.messages.lost += 1;
             return;

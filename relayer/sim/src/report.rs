@@ -30,6 +30,8 @@ pub enum ViolationKind {
     UnboundedWork,
     /// A protocol instance panicked.
     Panic,
+    /// An honest node's message has no wire encoding (a real node would drop it).
+    Unencodable,
 }
 
 /// One broken invariant.
@@ -61,6 +63,9 @@ pub struct MessageStats {
     /// Bytes handed to the network, in the nodes' wire encoding, by the epoch the messages
     /// are about.
     pub bytes_by_epoch: BTreeMap<u64, u64>,
+    /// Messages with no wire encoding, dropped as a node drops them (a byzantine member's
+    /// garbage; an honest one's is a violation).
+    pub unencodable: u64,
 }
 
 /// Work done by the honest members, counted from what they send and the counters they
