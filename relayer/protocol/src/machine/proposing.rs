@@ -1,0 +1,183 @@
+//! Proposing: who may propose when (the per-epoch proposer groups), the proposal over the
+//! observations held, its aggregate computed once per observation set, and this member's
+//! submission slot.
+
+use super::*;
+
+impl Protocol {
+    /// This member's rank in `epoch`'s order (submission slot and proposer group).
+    pub(super) fn rank(&self, epoch: u64) -> usize {
+        submission_rank(epoch, &self.key.public(), self.config.signer_set.keys())
+    }
+
+    /// Whether this member's proposer group may propose for `epoch` at `now_ms`: the first
+    /// f + 1 ranks at once, later groups only once the earlier groups' submission slots passed
+    /// without the epoch reaching the chain (checked at the re-send rounds).
+    pub(super) fn may_propose(&self, now_ms: u64, epoch: u64) -> bool {
+        let group_size = faulty_tolerated(self.config.n()) + 1;
+        let from_ms = proposing_from_ms(
+            self.config.epoch_end_ms(epoch),
+            self.rank(epoch),
+            group_size,
+            self.config.submit_slot_ms,
+        );
+        now_ms >= from_ms
+    }
+
+    pub(super) fn maybe_propose(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
+        let k = self.config.observation_threshold;
+        let n = self.config.n();
+        let grace = self.config.observation_grace_ms;
+        let Some(state) = self.epochs.get(&epoch) else {
+            return;
+        };
+        if state.proposal.is_some() || state.proposing {
+            return;
+        }
+        if !self.may_propose(now_ms, epoch) {
+            return;
+        }
+        let Some(state) = self.epochs.get_mut(&epoch) else {
+            return;
+        };
+        let usable = state
+            .observations
+            .keys()
+            .filter(|author| !state.equivocators.contains(author))
+            .count();
+        if usable < k {
+            return;
+        }
+        if usable < n && !state.grace_over {
+            if !state.grace_armed {
+                state.grace_armed = true;
+                out.push(Action::SetTimer {
+                    at_ms: now_ms + grace,
+                    timer: Timer::Grace { epoch },
+                });
+            }
+            return;
+        }
+        self.propose(epoch, out);
+    }
+
+    pub(super) fn propose(&mut self, epoch: u64, out: &mut Out) {
+        let me = self.me;
+        let Some(state) = self.epochs.get(&epoch) else {
+            return;
+        };
+        let refs: Vec<ObservationRef> = state
+            .observations
+            .iter()
+            .filter(|(author, _)| !state.equivocators.contains(author))
+            .map(|(&author, (digest, _))| ObservationRef {
+                author,
+                digest: *digest,
+            })
+            .collect();
+        let Some((rewards, data_hash)) = self.aggregate(epoch, &refs) else {
+            return;
+        };
+        if self
+            .echo_decision(epoch, me)
+            .is_some_and(|decided| decided != data_hash)
+        {
+            return; // signed another block of its own before a restart; never a second one
+        }
+        let block = Block {
+            epoch,
+            signer_set_version: self.config.signer_set.version,
+            proposer: me,
+            observations: refs,
+            data_hash,
+        };
+        if let Some(state) = self.epochs.get_mut(&epoch) {
+            state.proposing = true;
+        }
+        let record = PersistRecord::EchoDecision {
+            epoch,
+            proposer: me,
+            data_hash,
+        };
+        let pending = Pending::OwnBlock {
+            epoch,
+            block,
+            rewards,
+        };
+        self.persist(record, pending, out);
+    }
+
+    /// The decision to sign this member's own block is durable: broadcast the block and
+    /// count its own echo.
+    pub(super) fn on_own_block_stored(
+        &mut self,
+        epoch: u64,
+        block: Block,
+        rewards: Vec<MixnodeReward>,
+        out: &mut Out,
+    ) {
+        self.echo_decisions
+            .insert((epoch, self.me), block.data_hash);
+        let own_signature = self.echo_signature(epoch, block.data_hash);
+        self.metrics.blocks_proposed += 1;
+        self.arm_submit_slot(epoch, out);
+        out.push(Action::Broadcast {
+            message: Message::BlockDigest(block.digest(self.config.n())),
+        });
+        if let Some(state) = self.epochs.get_mut(&epoch) {
+            state.proposing = false;
+            let mut echoes = BTreeMap::new();
+            echoes.insert(self.me, own_signature);
+            state.proposal = Some(Proposal {
+                block,
+                rewards,
+                echoes,
+                certificate: None,
+            });
+        }
+        self.check_certificate(epoch, out);
+    }
+
+    /// Looks up the observations of `refs` and returns their aggregate and its data hash,
+    /// computing it once per observation set.
+    pub(super) fn aggregate(
+        &mut self,
+        epoch: u64,
+        refs: &[ObservationRef],
+    ) -> Option<(Vec<MixnodeReward>, Hash)> {
+        let set_hash = refs_hash(refs);
+        let state = self.epochs.get_mut(&epoch)?;
+        if let Some(cached) = state.aggregates.get(&set_hash) {
+            return Some(cached.clone());
+        }
+        let mut columns: Vec<&[MixnodeReward]> = Vec::with_capacity(refs.len());
+        for reference in refs {
+            columns.push(find_observation(state, reference)?.values.as_slice());
+        }
+        let rewards = lower_median(&columns).ok()?;
+        let data_hash = nym_rewards::digest::data_hash(&rewards);
+        self.metrics.aggregates_computed += 1;
+        state
+            .aggregates
+            .insert(set_hash, (rewards.clone(), data_hash));
+        Some((rewards, data_hash))
+    }
+
+    /// Arms this member's staggered submission slot for `epoch` (when it sends its
+    /// observation, and when it proposes: a proposer without an observation of its own must
+    /// still submit its certificate). Arming it twice only reads the chain once more.
+    pub(super) fn arm_submit_slot(&self, epoch: u64, out: &mut Out) {
+        if self.config.policy != SubmitPolicy::Staggered {
+            return;
+        }
+        let at_ms = submission_slot_ms(
+            self.config.epoch_end_ms(epoch),
+            self.rank(epoch),
+            self.config.submit_slot_ms,
+        );
+        out.push(Action::SetTimer {
+            at_ms,
+            timer: Timer::SubmitSlot { epoch },
+        });
+    }
+}
