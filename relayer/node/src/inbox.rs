@@ -11,8 +11,9 @@ use tokio::sync::Notify;
 
 /// Messages held per member before its further messages are dropped.
 pub const QUEUE_MESSAGES: usize = 4_096;
-/// Encoded bytes held per member before its further messages are dropped.
-pub const QUEUE_BYTES: usize = 32 << 20;
+/// Bytes held per member (the larger of a message's wire size and its decoded size) before its
+/// further messages are dropped: at most f x 16 MiB for the byzantine members together.
+pub const QUEUE_BYTES: usize = 16 << 20;
 
 /// A message from an authenticated member.
 #[derive(Debug, PartialEq, Eq)]
@@ -100,9 +101,10 @@ pub fn inbox(members: usize, limits: QueueLimits) -> (InboxSender, InboxReceiver
 }
 
 impl InboxSender {
-    /// Queues `message` from `from`, `bytes` long on the wire. Returns `false` (the message is
-    /// dropped) when that member's queue is full or `from` is not a member.
-    pub fn push(&self, from: MemberIndex, message: Message, bytes: usize) -> bool {
+    /// Queues `message` from `from`, `wire_bytes` long on the wire. Returns `false` (the
+    /// message is dropped) when that member's queue is full or `from` is not a member.
+    pub fn push(&self, from: MemberIndex, message: Message, wire_bytes: usize) -> bool {
+        let bytes = wire_bytes.max(decoded_bytes(&message));
         let limits = self.shared.limits;
         let mut queues = self.shared.lock();
         let Some(queue) = queues.per_member.get_mut(usize::from(from)) else {
@@ -126,6 +128,28 @@ impl Drop for InboxSender {
         self.shared.lock().closed = true;
         self.shared.ready.notify_one();
     }
+}
+
+/// About what `message` holds in memory once decoded (an uptime is 1-3 bytes on the wire but
+/// a whole [`relayer_protocol::MixnodeReward`] in memory).
+fn decoded_bytes(message: &Message) -> usize {
+    const FIXED: usize = std::mem::size_of::<Message>();
+    FIXED
+        + match message {
+            Message::Observation(observation) => {
+                observation.values.len() * std::mem::size_of::<relayer_protocol::MixnodeReward>()
+                    + observation.signature.len()
+            }
+            Message::Block(block) => {
+                block.observations.len() * std::mem::size_of::<relayer_protocol::ObservationRef>()
+            }
+            Message::BlockDigest(digest) => digest.authors.len(),
+            Message::Holding { authors, .. } => authors.len(),
+            Message::Echo(echo) => echo.signature.len(),
+            Message::ObservationRequest { .. }
+            | Message::BlockRequest { .. }
+            | Message::Accepted { .. } => 0,
+        }
 }
 
 impl InboxReceiver {
@@ -233,6 +257,25 @@ mod tests {
         assert_eq!(receiver.recv().await.unwrap().message, accepted(1));
         assert!(sender.push(0, accepted(4), 600), "room again once taken");
         assert!(!sender.push(9, accepted(5), 1), "not a member");
+    }
+
+    #[test]
+    fn an_observation_is_charged_its_decoded_size() {
+        let values = (0..1_000)
+            .map(|mix_id| relayer_protocol::MixnodeReward {
+                mix_id,
+                uptime_bp: 1,
+            })
+            .collect();
+        let observation = Message::Observation(relayer_protocol::Observation {
+            epoch: 1,
+            signer_set_version: 1,
+            author: 0,
+            values,
+            signature: vec![0; 64],
+        });
+        // About 1 KB on the wire (one-byte uptimes), 8 KB in memory.
+        assert!(decoded_bytes(&observation) >= 8_000);
     }
 
     #[tokio::test]

@@ -30,8 +30,10 @@ pub struct NodeMetrics {
     pub messages_received: AtomicU64,
     /// Bytes of peer messages received.
     pub bytes_received: AtomicU64,
-    /// Inbound messages dropped (undecodable, rate-limited, non-member).
+    /// Inbound messages dropped (undecodable, over budget, queue full, non-member).
     pub messages_dropped: AtomicU64,
+    /// Outbound batches not delivered (timeout, closed connection, failed dial).
+    pub batches_failed: AtomicU64,
     /// Chain transactions sent.
     pub chain_txs: AtomicU64,
     protocol: Mutex<ProtocolMetrics>,
@@ -134,6 +136,11 @@ impl NodeMetrics {
                 "relayer_messages_dropped_total",
                 "Inbound messages dropped",
                 &self.messages_dropped,
+            ),
+            (
+                "relayer_batches_failed_total",
+                "Outbound message batches not delivered",
+                &self.batches_failed,
             ),
             (
                 "relayer_chain_txs_total",

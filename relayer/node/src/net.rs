@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::allow_block_list::{self, AllowedPeers};
+use libp2p::connection_limits;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
@@ -21,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::inbox::{InboxReceiver, InboxSender, QueueLimits, inbox};
 use crate::metrics::NodeMetrics;
-use crate::outbox::{MAX_BATCH_BYTES, Outbox, split_batch};
+use crate::outbox::{FRAME_HEADER_BYTES, MAX_BATCH_BYTES, Outbox, split_batch};
 use relayer_protocol::wire::{Codec, PROTOCOL_ID};
 
 const PROTOCOL: StreamProtocol = StreamProtocol::new(PROTOCOL_ID);
@@ -34,6 +35,11 @@ const RATE_PER_SEC: f64 = 2_048.0;
 /// that ask), far below what would let one peer fill the node's memory or time.
 const BYTES_BURST: f64 = 32.0 * 1024.0 * 1024.0;
 const BYTES_PER_SEC: f64 = 8.0 * 1024.0 * 1024.0;
+/// Connections one peer may hold to this node (a reconnect may briefly overlap the old one).
+const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Substreams per connection, both ways: a member keeps at most 4 requests in flight (see
+/// [`crate::outbox`]), so more are a peer holding this node's memory open.
+const MAX_STREAMS_PER_CONNECTION: usize = 16;
 const REDIAL_MIN: Duration = Duration::from_millis(250);
 const REDIAL_MAX: Duration = Duration::from_secs(8);
 
@@ -136,8 +142,16 @@ async fn read_frame<T: futures::AsyncRead + Unpin + Send>(io: &mut T) -> io::Res
             format!("frame of {len} bytes exceeds the limit"),
         ));
     }
-    let mut bytes = vec![0u8; len];
-    io.read_exact(&mut bytes).await?;
+    // Grown as bytes arrive, not allocated at the claimed length: a peer must send what it
+    // claims before it costs this node the memory.
+    let mut bytes = Vec::new();
+    io.take(len as u64).read_to_end(&mut bytes).await?;
+    if bytes.len() != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame of {len} bytes ended after {}", bytes.len()),
+        ));
+    }
     Ok(bytes)
 }
 
@@ -195,6 +209,7 @@ impl request_response::Codec for WireCodec {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     allow: allow_block_list::Behaviour<AllowedPeers>,
+    limits: connection_limits::Behaviour,
     messages: request_response::Behaviour<WireCodec>,
 }
 
@@ -222,16 +237,24 @@ impl BoundNet {
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 noise::Config::new,
-                yamux::Config::default,
+                || {
+                    let mut config = yamux::Config::default();
+                    config.set_max_num_streams(MAX_STREAMS_PER_CONNECTION);
+                    config
+                },
             )
             .map_err(|err| NetError::Invalid(err.to_string()))?
             .with_behaviour(|_| Behaviour {
                 allow: allow_block_list::Behaviour::default(),
+                limits: connection_limits::Behaviour::new(
+                    connection_limits::ConnectionLimits::default()
+                        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
+                ),
                 messages: request_response::Behaviour::new(
                     [(PROTOCOL, ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(10))
-                        .with_max_concurrent_streams(4_096),
+                        .with_max_concurrent_streams(MAX_STREAMS_PER_CONNECTION),
                 ),
             })
             .map_err(|err| NetError::Invalid(err.to_string()))?
@@ -433,8 +456,12 @@ impl SwarmTask {
         self.flush(peer);
     }
 
-    /// Sends `peer` batches of its queued messages while it has room for requests in flight.
+    /// Sends `peer` batches of its queued messages while it has room for requests in flight
+    /// (none to a peer that speaks another protocol version).
     fn flush(&mut self, peer: PeerId) {
+        if self.other_versions.contains(&peer) {
+            return;
+        }
         while let Some(batch) = self.outbox.next_batch(peer) {
             self.swarm
                 .behaviour_mut()
@@ -511,6 +538,10 @@ impl SwarmTask {
                     request_response::OutboundFailure::UnsupportedProtocols
                 ) {
                     self.on_other_version(peer);
+                } else {
+                    // The batch is lost (the protocol re-sends what matters).
+                    NodeMetrics::inc(&self.metrics.batches_failed);
+                    tracing::debug!(%peer, "a batch was not delivered: {error}");
                 }
                 self.request_over(peer);
             }
@@ -557,31 +588,38 @@ impl SwarmTask {
             NodeMetrics::inc(&self.metrics.messages_dropped);
             return;
         };
-        match split_batch(batch) {
-            Ok(frames) => {
-                for frame in frames {
-                    self.on_message(peer, from, frame);
-                }
-            }
+        let frames = match split_batch(batch) {
+            Ok(frames) => frames,
             Err(err) => {
                 NodeMetrics::inc(&self.metrics.messages_dropped);
                 tracing::warn!(%peer, "dropped a malformed batch: {err}");
+                return;
             }
-        }
-    }
-
-    fn on_message(&mut self, peer: PeerId, from: MemberIndex, bytes: &[u8]) {
-        NodeMetrics::inc(&self.metrics.messages_received);
+        };
         let now = Instant::now();
         let budget = self
             .budgets
             .entry(peer)
             .or_insert_with(|| PeerBudget::new(now));
-        if !budget.admit(now, bytes.len()) {
-            NodeMetrics::inc(&self.metrics.messages_dropped);
-            tracing::debug!(peer = %peer, "over its message or byte budget; message dropped");
-            return;
+        let count = frames.len();
+        // The budget is charged per frame, its length prefix included; the first frame over
+        // it ends the batch (the rest is dropped unread).
+        let admitted = frames
+            .iter()
+            .take_while(|frame| budget.admit(now, frame.len() + FRAME_HEADER_BYTES))
+            .count();
+        NodeMetrics::add(&self.metrics.messages_received, count as u64);
+        if admitted < count {
+            let dropped = count - admitted;
+            NodeMetrics::add(&self.metrics.messages_dropped, dropped as u64);
+            tracing::debug!(%peer, "over its message or byte budget; {dropped} messages dropped");
         }
+        for frame in &frames[..admitted] {
+            self.on_message(peer, from, frame);
+        }
+    }
+
+    fn on_message(&mut self, peer: PeerId, from: MemberIndex, bytes: &[u8]) {
         match self.codec.decode(bytes) {
             Ok(message) => {
                 if !self.inbound.push(from, message, bytes.len()) {

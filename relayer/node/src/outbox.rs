@@ -14,6 +14,11 @@ use thiserror::Error;
 
 /// Requests in flight to one peer at most.
 pub const MAX_IN_FLIGHT: usize = 4;
+/// The length prefix of each frame in a batch.
+pub const FRAME_HEADER_BYTES: usize = 4;
+/// Frames one batch may hold (each costs the receiver a budget check; honest batches hold a
+/// few dozen).
+pub const MAX_FRAMES_PER_BATCH: usize = 4_096;
 /// Largest batch: several messages of the largest size.
 pub const MAX_BATCH_BYTES: usize = 4 * (MAX_MESSAGE_BYTES + 4);
 /// Bytes queued for one peer at most; past it new messages are dropped (the protocol sends
@@ -32,6 +37,12 @@ pub enum BatchError {
     /// A frame longer than a message may be.
     #[error("a frame of {0} bytes exceeds the message limit")]
     TooLarge(usize),
+    /// An empty frame (no message is empty).
+    #[error("an empty frame")]
+    Empty,
+    /// More frames than a batch may hold.
+    #[error("more than {MAX_FRAMES_PER_BATCH} frames in one batch")]
+    TooManyFrames,
 }
 
 /// The frames of a batch, in order.
@@ -44,6 +55,12 @@ pub fn split_batch(mut batch: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
         let len = u32::from_be_bytes(*len) as usize;
         if len > MAX_MESSAGE_BYTES {
             return Err(BatchError::TooLarge(len));
+        }
+        if len == 0 {
+            return Err(BatchError::Empty);
+        }
+        if frames.len() == MAX_FRAMES_PER_BATCH {
+            return Err(BatchError::TooManyFrames);
         }
         if len > rest.len() {
             return Err(BatchError::Truncated { len });
@@ -77,10 +94,11 @@ impl<Peer: Eq + Hash + Copy> Default for Outbox<Peer> {
 
 impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
     /// Queues an encoded message for `peer`; `false` (dropped) when its queue is full or the
-    /// message is larger than a message may be.
+    /// message is empty or larger than a message may be.
     pub fn queue(&mut self, peer: Peer, message: Arc<Vec<u8>>) -> bool {
         let queue = self.queues.entry(peer).or_default();
-        if message.len() > MAX_MESSAGE_BYTES
+        if message.is_empty()
+            || message.len() > MAX_MESSAGE_BYTES
             || queue.bytes.saturating_add(message.len()) > MAX_QUEUED_BYTES
         {
             return false;
@@ -98,11 +116,14 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
             return None;
         }
         let mut batch = Vec::new();
+        let mut frames = 0;
         while let Some(message) = queue.messages.front() {
-            let framed = message.len() + 4;
-            if !batch.is_empty() && batch.len() + framed > MAX_BATCH_BYTES {
+            let framed = message.len() + FRAME_HEADER_BYTES;
+            let full = batch.len() + framed > MAX_BATCH_BYTES || frames == MAX_FRAMES_PER_BATCH;
+            if !batch.is_empty() && full {
                 break;
             }
+            frames += 1;
             batch.extend_from_slice(&(message.len() as u32).to_be_bytes());
             batch.extend_from_slice(message);
             queue.bytes -= message.len();
@@ -191,6 +212,12 @@ mod tests {
     #[test]
     fn malformed_batches_are_errors() {
         assert_eq!(split_batch(&[]).unwrap(), Vec::<&[u8]>::new());
+        assert_eq!(split_batch(&[0, 0, 0, 0]), Err(BatchError::Empty));
+        let tiny: Vec<u8> = (0..=MAX_FRAMES_PER_BATCH)
+            .flat_map(|_| [0, 0, 0, 1, 7])
+            .collect();
+        assert_eq!(split_batch(&tiny), Err(BatchError::TooManyFrames));
+        assert_eq!(split_batch(&tiny[5..]).unwrap().len(), MAX_FRAMES_PER_BATCH);
         assert_eq!(split_batch(&[0, 0]), Err(BatchError::Truncated { len: 2 }));
         assert_eq!(
             split_batch(&[0, 0, 0, 5, 1, 2]),

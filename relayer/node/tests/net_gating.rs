@@ -5,13 +5,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use relayer_node::inbox::InboxReceiver;
 use relayer_node::metrics::NodeMetrics;
-use relayer_node::net::BoundNet;
+use relayer_node::net::{BoundNet, NetHandle};
 use relayer_protocol::wire::Codec;
 use relayer_protocol::{Echo, Keypair, Message};
 
 fn codec() -> Codec {
     Codec::new(&[1, 2, 3])
+}
+
+/// Starts `net`'s swarm task for `members`, with metrics of its own.
+fn run(
+    net: BoundNet,
+    members: &[([u8; 32], String)],
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> (NetHandle, InboxReceiver) {
+    net.run(
+        members,
+        codec(),
+        Arc::new(NodeMetrics::default()),
+        shutdown.clone(),
+    )
+    .expect("the swarm task starts")
 }
 
 fn echo(epoch: u64) -> Message {
@@ -52,14 +68,7 @@ async fn only_members_get_messages_processed() {
     let (_a_net, mut a_inbound) = a
         .run(&members, codec(), a_metrics.clone(), shutdown.clone())
         .unwrap();
-    let (b_net, _b_inbound) = b
-        .run(
-            &members,
-            codec(),
-            Arc::new(NodeMetrics::default()),
-            shutdown.clone(),
-        )
-        .unwrap();
+    let (b_net, _b_inbound) = run(b, &members, &shutdown);
     let (c_net, _c_inbound) = outsider
         .run(
             &[(keys[0], a_addr), (keys[2], c_addr)],
@@ -120,14 +129,7 @@ async fn a_burst_arrives_whole_and_does_not_delay_another_members_message() {
     let mut nets = Vec::new();
     let mut inboxes = Vec::new();
     for net in bound {
-        let (handle, inbox) = net
-            .run(
-                &members,
-                codec(),
-                Arc::new(NodeMetrics::default()),
-                shutdown.clone(),
-            )
-            .unwrap();
+        let (handle, inbox) = run(net, &members, &shutdown);
         nets.push(handle);
         inboxes.push(inbox);
     }
@@ -151,7 +153,7 @@ async fn a_burst_arrives_whole_and_does_not_delay_another_members_message() {
 }
 
 /// Waits until `inbox` holds `count` messages (at most a minute).
-async fn queued(inbox: &relayer_node::inbox::InboxReceiver, count: usize) {
+async fn queued(inbox: &InboxReceiver, count: usize) {
     let wait = async {
         while inbox.queued() < count {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -600,6 +600,14 @@ fn honest_block(observations: &[Observation]) -> Block {
     }
 }
 
+/// Node 0's block over all four observations of epoch 0 (what [`proposer`] proposes).
+fn node0_full_block() -> Block {
+    let observations: Vec<Observation> = (0..4)
+        .map(|a| signed_observation(4, a, 0, values(a as u16)))
+        .collect();
+    honest_block(&observations)
+}
+
 /// Node 1 holding the observations of authors 0..3 for epoch 0.
 fn validator() -> (Protocol, Vec<Observation>) {
     node1_holding(&[0, 1, 2])
@@ -753,11 +761,7 @@ fn two_observations_from_one_author_are_detected_and_excluded() {
 #[test]
 fn a_block_digest_is_rebuilt_from_held_observations_or_the_whole_block_is_asked_for() {
     let mut node0 = proposer();
-    // Node 0's block: over all four observations.
-    let observations: Vec<Observation> = (0..4)
-        .map(|a| signed_observation(4, a, 0, values(a as u16)))
-        .collect();
-    let block = honest_block(&observations);
+    let block = node0_full_block();
     assert_eq!(node0.echo_decision(0, 0), Some(block.data_hash));
     let digest = Message::BlockDigest(block.digest(4));
     let echoes = |actions: &[Action]| {
@@ -995,10 +999,7 @@ fn a_proposer_without_an_observation_of_its_own_still_gets_its_submission_slot()
 
 #[test]
 fn a_block_sent_again_gets_the_same_echo_without_signing_again() {
-    let observations: Vec<Observation> = (0..4)
-        .map(|a| signed_observation(4, a, 0, values(a as u16)))
-        .collect();
-    let block = honest_block(&observations);
+    let block = node0_full_block();
     let (mut node1, _) = node1_holding(&[0, 1, 2, 3]);
     let actions = receive(&mut node1, T0, 0, Message::BlockDigest(block.digest(4)));
     node1.handle(
@@ -1039,10 +1040,7 @@ fn a_block_sent_again_gets_the_same_echo_without_signing_again() {
 
 #[test]
 fn bitmaps_of_the_wrong_length_or_naming_non_members_are_refused() {
-    let observations: Vec<Observation> = (0..4)
-        .map(|a| signed_observation(4, a, 0, values(a as u16)))
-        .collect();
-    let block = honest_block(&observations);
+    let block = node0_full_block();
     let (mut node1, _) = node1_holding(&[0, 1, 2, 3]);
     for authors in [vec![0b1111, 0], vec![0b1_1111], vec![]] {
         let mut digest = block.digest(4);
