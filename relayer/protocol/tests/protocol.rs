@@ -469,15 +469,7 @@ fn a_later_rank_proposes_once_the_earlier_groups_slots_passed_without_the_epoch_
     // checked at a re-send round, if the epoch is still not on chain.
     let mut node2 = node(4, 2, SubmitPolicy::Staggered);
     measured(&mut node2, T0, 0, values(2));
-    for author in [0, 1, 3] {
-        let observation = signed_observation(4, author, 0, values(author as u16));
-        receive(
-            &mut node2,
-            T0,
-            author as u16,
-            Message::Observation(observation),
-        );
-    }
+    give_observations(&mut node2, &[0, 1, 3]);
     let actions = node2.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
     assert_eq!(
         persist_id(&actions),
@@ -600,6 +592,22 @@ fn honest_block(observations: &[Observation]) -> Block {
     }
 }
 
+/// Delivers `authors`' observations of epoch 0 (each from its author) to `node` at `T0`;
+/// returns every action.
+fn give_observations(node: &mut Protocol, authors: &[usize]) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for &author in authors {
+        let observation = signed_observation(4, author, 0, values(author as u16));
+        actions.extend(receive(
+            node,
+            T0,
+            author as u16,
+            Message::Observation(observation),
+        ));
+    }
+    actions
+}
+
 /// Node 0's block over all four observations of epoch 0 (what [`proposer`] proposes).
 fn node0_full_block() -> Block {
     let observations: Vec<Observation> = (0..4)
@@ -616,19 +624,12 @@ fn validator() -> (Protocol, Vec<Observation>) {
 /// Node 1 holding the (accepted) observations of `authors` for epoch 0.
 fn node1_holding(authors: &[usize]) -> (Protocol, Vec<Observation>) {
     let mut node1 = node(4, 1, SubmitPolicy::Race);
-    let observations: Vec<Observation> = authors
+    let actions = give_observations(&mut node1, authors);
+    assert!(rejections(&actions).is_empty(), "{actions:?}");
+    let observations = authors
         .iter()
         .map(|&a| signed_observation(4, a, 0, values(a as u16)))
         .collect();
-    for observation in &observations {
-        let actions = receive(
-            &mut node1,
-            T0,
-            observation.author,
-            Message::Observation(observation.clone()),
-        );
-        assert!(rejections(&actions).is_empty());
-    }
     (node1, observations)
 }
 
@@ -973,15 +974,7 @@ fn a_proposer_without_an_observation_of_its_own_still_gets_its_submission_slot()
         rejections(&feed_measured(&mut node0, T0, 0, None)),
         [Rejection::NoMeasurements { epoch: 0 }]
     );
-    for author in 1..4 {
-        let observation = signed_observation(4, author, 0, values(author as u16));
-        receive(
-            &mut node0,
-            T0,
-            author as u16,
-            Message::Observation(observation),
-        );
-    }
+    give_observations(&mut node0, &[1, 2, 3]);
     let grace_over = node0.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
     let id = persist_id(&grace_over).expect("proposes with the three others' observations");
     let actions = node0.handle(T0 + 200, Input::Persisted { id });
