@@ -451,6 +451,44 @@ fn race_policy_has_every_proposer_submit() {
 }
 
 #[test]
+fn a_proposer_that_echoed_a_block_proposes_over_the_same_observations() {
+    // Node 1 (rank 1, a proposer) holds authors 0-2 when node 0's block over authors 0, 1
+    // and 3 arrives; author 3's observation completes both that block and node 1's own set of
+    // four. It checks node 0's block first, then proposes over the same three references (not
+    // its own four): the same data hash, and no second median anywhere.
+    let (mut node1, _) = node1_holding(&[0, 1, 2]);
+    let observations: Vec<Observation> = [0, 1, 3]
+        .into_iter()
+        .map(|a| signed_observation(4, a, 0, values(a as u16)))
+        .collect();
+    let block = honest_block(&observations);
+    receive(&mut node1, T0, 0, Message::Block(block.clone()));
+    let before = node1.metrics().aggregates_computed;
+    let actions = give_observations(&mut node1, &[3]);
+    let decided: Vec<(u16, [u8; 32])> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Persist {
+                record:
+                    PersistRecord::EchoDecision {
+                        proposer,
+                        data_hash,
+                        ..
+                    },
+                ..
+            } => Some((*proposer, *data_hash)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(decided, [(0, block.data_hash), (1, block.data_hash)]);
+    assert_eq!(
+        node1.metrics().aggregates_computed,
+        before + 1,
+        "one median"
+    );
+}
+
+#[test]
 fn only_the_first_f_plus_one_ranks_propose_without_faults() {
     let mut net = Net::new(7, SubmitPolicy::Staggered);
     net.end_epoch(0);

@@ -222,6 +222,11 @@ impl Protocol {
         state.parked.remove(&from);
         match self.aggregate(epoch, &block.observations) {
             Some((_, data_hash)) if data_hash == block.data_hash => {
+                if let Some(state) = self.epochs.get_mut(&epoch) {
+                    state
+                        .echoed_refs
+                        .get_or_insert_with(|| block.observations.clone());
+                }
                 let record = PersistRecord::EchoDecision {
                     epoch,
                     proposer: from,

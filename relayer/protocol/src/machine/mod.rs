@@ -97,6 +97,9 @@ pub(crate) struct EpochState {
     pub(crate) proposal: Option<Proposal>,
     /// Blocks waiting for observations fetched from their proposer.
     parked: BTreeMap<MemberIndex, Block>,
+    /// The references of the first block of another proposer this member checked and decided
+    /// to echo: its own proposal, if it makes one later, takes them.
+    echoed_refs: Option<Vec<ObservationRef>>,
     /// When this member last sent each peer each observation in answer to a `Holding` or an
     /// `ObservationRequest`: at most once per half re-send interval per (peer, observation),
     /// so small messages cannot draw large answers without bound. Bounded by n x (n + 1).
