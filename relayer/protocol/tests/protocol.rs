@@ -489,6 +489,41 @@ fn a_proposer_that_echoed_a_block_proposes_over_the_same_observations() {
 }
 
 #[test]
+fn a_checked_block_referencing_an_equivocators_other_version_is_not_adopted() {
+    // Node 1 holds authors 0 and 1, and two versions of author 2 (an equivocator). Node 0's
+    // block references author 2's second version: node 1 checks and echoes it, but its own
+    // proposal keeps to its own set (authors 0, 1, 3), whose versions it never drops.
+    let (mut node1, observations) = node1_holding(&[0, 1, 2]);
+    let other = version_of(2, 1);
+    receive(&mut node1, T0, 2, Message::Observation(other.clone()));
+    let block = block_of(0, &[&observations[0], &observations[1], &other]);
+    let actions = receive(&mut node1, T0, 0, Message::Block(block.clone()));
+    node1.handle(
+        T0,
+        Input::Persisted {
+            id: persist_id(&actions).expect("echoed"),
+        },
+    );
+    give_observations(&mut node1, &[3]);
+    let grace_over = node1.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
+    let id = persist_id(&grace_over).expect("proposes");
+    let proposed = node1.handle(T0 + 200, Input::Persisted { id });
+    let digest = proposed
+        .iter()
+        .find_map(|a| match a {
+            Action::Broadcast {
+                message: Message::BlockDigest(digest),
+            } => Some(digest.clone()),
+            _ => None,
+        })
+        .expect("its block is sent");
+    let third = signed_observation(4, 3, 0, values(3));
+    let expected = block_of(1, &[&observations[0], &observations[1], &third]);
+    assert_eq!(digest.refs_hash, expected.refs_hash(), "its own set");
+    assert_ne!(digest.refs_hash, block.refs_hash(), "not the echoed one");
+}
+
+#[test]
 fn only_the_first_f_plus_one_ranks_propose_without_faults() {
     let mut net = Net::new(7, SubmitPolicy::Staggered);
     net.end_epoch(0);

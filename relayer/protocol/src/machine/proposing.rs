@@ -66,25 +66,28 @@ impl Protocol {
         let Some(state) = self.epochs.get(&epoch) else {
             return;
         };
+        let own: Vec<ObservationRef> = state
+            .observations
+            .iter()
+            .filter(|(author, _)| !state.equivocators.contains(author))
+            .map(|(&author, (digest, _))| ObservationRef {
+                author,
+                digest: *digest,
+            })
+            .collect();
         // A block this member already checked and echoed is proposed again over the same
         // observations: every member then has its aggregate cached (one median per epoch, not
         // one per proposer, whatever subsets the proposers held), and the echo signature too.
-        // (Only while every one of them is still held, so the proposer can serve them.)
-        let echoed = state.echoed_refs.as_ref().filter(|refs| {
-            refs.iter()
-                .all(|reference| find_observation(state, reference).is_some())
-        });
-        let refs: Vec<ObservationRef> = echoed.cloned().unwrap_or_else(|| {
-            state
-                .observations
-                .iter()
-                .filter(|(author, _)| !state.equivocators.contains(author))
-                .map(|(&author, (digest, _))| ObservationRef {
-                    author,
-                    digest: *digest,
-                })
-                .collect()
-        });
+        // Only a set of first-held versions of non-equivocators (a subset of its own): those
+        // are never dropped, so this member can always serve them, and members rebuild such
+        // blocks from digests. Validity is that of any block a member echoes (at least k
+        // checked observations).
+        let adoptable =
+            |refs: &&Vec<ObservationRef>| refs.iter().all(|reference| own.contains(reference));
+        let refs = match state.echoed_refs.as_ref().filter(adoptable) {
+            Some(echoed) => echoed.clone(),
+            None => own,
+        };
         let Some((rewards, data_hash)) = self.aggregate(epoch, &refs) else {
             return;
         };
