@@ -58,6 +58,10 @@ pub enum Behaviour {
     FloodBlocks,
     /// Proposes and gathers a certificate like an honest member, then never submits it.
     WithholdCertificate,
+    /// Sends every other member one version of its observation of its own, a different one
+    /// each, and the same one again on every re-send: no member holds two, so none detects the
+    /// equivocation, and a block over another member's version needs it fetched.
+    SplitObservations,
 }
 
 relayer_protocol::derived_names!(Behaviour, "byzantine behaviour");
@@ -193,9 +197,16 @@ impl Adversary {
             }
             (Behaviour::Withhold, Message::Observation(_) | Message::Echo(_)) => vec![],
             (Behaviour::EquivocateObservations, Message::Observation(observation))
-                if target == Target::All && observation.author == self.me =>
+                if target != Target::One(self.me) && observation.author == self.me =>
             {
-                self.observation_versions(&observation)
+                let round = self.next_round(observation.epoch);
+                self.observation_versions(&observation, target, VERSIONS_PER_RECIPIENT, round)
+            }
+            (Behaviour::SplitObservations, Message::Observation(observation))
+                if observation.author == self.me =>
+            {
+                // The same version to a member every time: it never sees a second one.
+                self.observation_versions(&observation, target, 1, 0)
             }
             (Behaviour::FloodBlocks, Message::Block(block)) if target == Target::All => {
                 // The flood first, so that members meet it before they decide on the block.
@@ -241,14 +252,25 @@ impl Adversary {
             .collect()
     }
 
-    /// Distinct, validly signed versions of `observation` for each other member.
-    fn observation_versions(&mut self, observation: &Observation) -> Vec<(Target, Message)> {
-        let round = self.next_round(observation.epoch);
+    /// `per_recipient` distinct, validly signed versions of `observation` for each member
+    /// `target` names (every other member, or one that asked), different for each member and
+    /// `round`.
+    fn observation_versions(
+        &self,
+        observation: &Observation,
+        target: Target,
+        per_recipient: usize,
+        round: usize,
+    ) -> Vec<(Target, Message)> {
         let n = self.config.n();
+        let recipients = match target {
+            Target::All => self.others(),
+            Target::One(member) => vec![member],
+        };
         let mut out = Vec::new();
-        for member in self.others() {
-            for copy in 0..VERSIONS_PER_RECIPIENT {
-                let version = 1 + copy + VERSIONS_PER_RECIPIENT * (usize::from(member) + n * round);
+        for member in recipients {
+            for copy in 0..per_recipient {
+                let version = 1 + copy + per_recipient * (usize::from(member) + n * round);
                 let mut values = observation.values.clone();
                 if let Some(first) = values.first_mut() {
                     let bump = (version % usize::from(MAX_UPTIME_BP)) as u16;

@@ -120,6 +120,7 @@ fn protocol_v2_adversaries_neither_stall_an_epoch_nor_inflate_work() {
         Behaviour::EquivocateObservations,
         Behaviour::FloodBlocks,
         Behaviour::WithholdCertificate,
+        Behaviour::SplitObservations,
     ] {
         for nodes in [4, 7] {
             for seed in 1..=6 {
