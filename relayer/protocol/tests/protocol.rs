@@ -524,6 +524,25 @@ fn a_checked_block_referencing_an_equivocators_other_version_is_not_adopted() {
 }
 
 #[test]
+fn within_the_proposer_group_each_rank_waits_one_grace_period_more() {
+    // Rank 0 waits one grace period (200 ms) for the last observation, rank 1 two.
+    for (member, expected) in [(0, T0 + 200), (1, T0 + 400)] {
+        let mut member_node = node(4, member, SubmitPolicy::Race);
+        let others: Vec<usize> = (0..3).filter(|&a| a != member).collect();
+        measured(&mut member_node, T0, 0, values(member as u16));
+        let actions = give_observations(&mut member_node, &others);
+        let grace = actions.iter().find_map(|a| match a {
+            Action::SetTimer {
+                at_ms,
+                timer: Timer::Grace { epoch: 0 },
+            } => Some(*at_ms),
+            _ => None,
+        });
+        assert_eq!(grace, Some(expected), "member {member}");
+    }
+}
+
+#[test]
 fn only_the_first_f_plus_one_ranks_propose_without_faults() {
     let mut net = Net::new(7, SubmitPolicy::Staggered);
     net.end_epoch(0);

@@ -27,7 +27,6 @@ impl Protocol {
     pub(super) fn maybe_propose(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
         let k = self.config.observation_threshold;
         let n = self.config.n();
-        let grace = self.config.observation_grace_ms;
         let Some(state) = self.epochs.get(&epoch) else {
             return;
         };
@@ -37,6 +36,16 @@ impl Protocol {
         if !self.may_propose(now_ms, epoch) {
             return;
         }
+        // Within its group, rank i waits i + 1 grace periods: the first proposer's block
+        // usually arrives first, is checked, and its references are adopted (one median per
+        // epoch at every member); if that proposer is silent, the next follows one grace
+        // period later.
+        let group_size = faulty_tolerated(n) + 1;
+        let place_in_group = (self.rank(epoch) % group_size) as u64;
+        let grace = self
+            .config
+            .observation_grace_ms
+            .saturating_mul(place_in_group + 1);
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
