@@ -540,6 +540,75 @@ fn within_the_proposer_group_each_rank_waits_one_grace_period_more() {
         });
         assert_eq!(grace, Some(expected), "member {member}");
     }
+    // n = 19, f = 6: rank 6 would wait 7 grace periods; it waits at most 4.
+    let mut rank6 = node(19, 6, SubmitPolicy::Race);
+    measured(&mut rank6, T0, 0, values(6));
+    let mut armed = None;
+    for author in (0..13).filter(|&a| a != 6) {
+        let observation = signed_observation(19, author, 0, values(author as u16));
+        for action in receive(
+            &mut rank6,
+            T0,
+            author as u16,
+            Message::Observation(observation),
+        ) {
+            if let Action::SetTimer {
+                at_ms,
+                timer: Timer::Grace { .. },
+            } = action
+            {
+                armed = Some(at_ms);
+            }
+        }
+    }
+    assert_eq!(armed, Some(T0 + 4 * 200));
+}
+
+#[test]
+fn a_restarted_proposer_re_proposes_its_decided_block_over_another_proposers_references() {
+    // Node 1 decided on its own block over authors 0, 2 and 3, and echoed node 0's block with
+    // the same hash, before a restart that lost the references. Back, it holds all four
+    // observations (a different set, another hash), so it cannot propose; node 0's block,
+    // echoed again from the stored decision, gives it the references.
+    let three: Vec<Observation> = [0, 2, 3]
+        .into_iter()
+        .map(|a| signed_observation(4, a, 0, values(a as u16)))
+        .collect();
+    let decided = block_of(1, &three.iter().collect::<Vec<_>>());
+    assert_ne!(decided.data_hash, node0_full_block().data_hash);
+    let restored = RestoredState {
+        echo_decisions: vec![(0, 0, decided.data_hash), (0, 1, decided.data_hash)],
+        ..RestoredState::default()
+    };
+    let mut node1 =
+        Protocol::new(config(4, SubmitPolicy::Race), keys(4)[1].clone(), restored).unwrap();
+    let proposes = |actions: &[Action]| {
+        actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Persist {
+                    record: PersistRecord::EchoDecision { proposer: 1, .. },
+                    ..
+                }
+            )
+        })
+    };
+    assert!(!proposes(&give_observations(&mut node1, &[0, 1, 2, 3])));
+    let node0_block = Block {
+        proposer: 0,
+        ..decided.clone()
+    };
+    receive(
+        &mut node1,
+        T0,
+        0,
+        Message::BlockDigest(node0_block.digest(4)),
+    );
+    let round = node1.handle(T0 + 5_000, Input::Timer(Timer::Resend));
+    let again = round.iter().any(|a| {
+        matches!(a, Action::Persist { record: PersistRecord::EchoDecision { proposer: 1, data_hash, .. }, .. } if *data_hash == decided.data_hash)
+    });
+    assert!(again, "{round:?}");
 }
 
 #[test]

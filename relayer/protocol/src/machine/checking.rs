@@ -34,6 +34,19 @@ impl Protocol {
         false
     }
 
+    /// `block` (another proposer's) has the data hash of this member's own decided block, whose
+    /// references a restart lost: they are taken as the ones to adopt, so this member can
+    /// propose that block again (the same hash is the same aggregate, whatever the set).
+    fn remember_own_decisions_refs(&mut self, block: &Block) {
+        if let Some(state) = self.epochs.get_mut(&block.epoch)
+            && state.proposal.is_none()
+        {
+            state
+                .echoed_refs
+                .get_or_insert_with(|| block.observations.clone());
+        }
+    }
+
     /// A proposer's block digest: rebuilt from the observations held and checked as a block,
     /// or, when it cannot be rebuilt, the whole block is asked for.
     pub(super) fn on_block_digest(
@@ -48,6 +61,11 @@ impl Protocol {
         }
         if !self.canonical_bitmap(&digest.authors) {
             return Self::reject(out, from, Rejection::BadBitmap);
+        }
+        if self.echo_decision(digest.epoch, self.me) == Some(digest.data_hash)
+            && let Some(block) = self.rebuild(&digest)
+        {
+            self.remember_own_decisions_refs(&block);
         }
         if self.answer_known_block(digest.epoch, from, digest.data_hash, out) {
             return;
@@ -149,6 +167,9 @@ impl Protocol {
             return Self::reject(out, from, Rejection::WrongSender);
         }
         let epoch = block.epoch;
+        if self.echo_decision(epoch, self.me) == Some(block.data_hash) {
+            self.remember_own_decisions_refs(&block);
+        }
         if self.answer_known_block(epoch, from, block.data_hash, out) {
             return;
         }

@@ -4,6 +4,11 @@
 
 use super::*;
 
+/// A proposer waits at most this many grace periods (its place in its group plus one): one
+/// earlier honest block is all adoption needs, and more would only delay a race-policy epoch
+/// whose first ranks are silent.
+const MAX_GRACE_STEPS: u64 = 4;
+
 impl Protocol {
     /// This member's rank in `epoch`'s order (submission slot and proposer group).
     pub(super) fn rank(&self, epoch: u64) -> usize {
@@ -36,16 +41,16 @@ impl Protocol {
         if !self.may_propose(now_ms, epoch) {
             return;
         }
-        // Within its group, rank i waits i + 1 grace periods: the first proposer's block
-        // usually arrives first, is checked, and its references are adopted (one median per
-        // epoch at every member); if that proposer is silent, the next follows one grace
-        // period later.
+        // Within its group, rank i waits i + 1 grace periods (at most MAX_GRACE_STEPS, and
+        // never past the submission slot spacing): the first proposer's block usually arrives
+        // first, is checked, and its references are adopted (one median per epoch at every
+        // member); if that proposer is silent, the next follows one grace period later.
         let group_size = faulty_tolerated(n) + 1;
         let place_in_group = (self.rank(epoch) % group_size) as u64;
-        let grace = self
-            .config
-            .observation_grace_ms
-            .saturating_mul(place_in_group + 1);
+        let base = self.config.observation_grace_ms;
+        let grace = base
+            .saturating_mul((place_in_group + 1).min(MAX_GRACE_STEPS))
+            .min(self.config.submit_slot_ms.max(base));
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
