@@ -505,18 +505,7 @@ fn a_checked_block_referencing_an_equivocators_other_version_is_not_adopted() {
         },
     );
     give_observations(&mut node1, &[3]);
-    let grace_over = node1.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
-    let id = persist_id(&grace_over).expect("proposes");
-    let proposed = node1.handle(T0 + 200, Input::Persisted { id });
-    let digest = proposed
-        .iter()
-        .find_map(|a| match a {
-            Action::Broadcast {
-                message: Message::BlockDigest(digest),
-            } => Some(digest.clone()),
-            _ => None,
-        })
-        .expect("its block is sent");
+    let digest = proposed_at_grace_end(&mut node1);
     let third = signed_observation(4, 3, 0, values(3));
     let expected = block_of(1, &[&observations[0], &observations[1], &third]);
     assert_eq!(digest.refs_hash, expected.refs_hash(), "its own set");
@@ -769,6 +758,23 @@ fn give_observations(node: &mut Protocol, authors: &[usize]) -> Vec<Action> {
     actions
 }
 
+/// Ends `node`'s grace period for epoch 0 (at `T0 + 200`), acknowledges the write of its
+/// proposal, and returns the block digest it then broadcasts.
+fn proposed_at_grace_end(node: &mut Protocol) -> relayer_protocol::BlockDigest {
+    let grace_over = node.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
+    let id = persist_id(&grace_over).expect("proposes");
+    let stored = node.handle(T0 + 200, Input::Persisted { id });
+    stored
+        .into_iter()
+        .find_map(|action| match action {
+            Action::Broadcast {
+                message: Message::BlockDigest(digest),
+            } => Some(digest),
+            _ => None,
+        })
+        .expect("its block is sent")
+}
+
 /// Node 0's block over all four observations of epoch 0 (what [`proposer`] proposes).
 fn node0_full_block() -> Block {
     let observations: Vec<Observation> = (0..4)
@@ -898,18 +904,7 @@ fn two_observations_from_one_author_are_detected_and_excluded() {
             },
         );
     }
-    let actions = node0.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
-    let id = persist_id(&actions).expect("proposes");
-    let actions = node0.handle(T0 + 200, Input::Persisted { id });
-    let digest = actions
-        .iter()
-        .find_map(|a| match a {
-            Action::Broadcast {
-                message: Message::BlockDigest(digest),
-            } => Some(digest.clone()),
-            _ => None,
-        })
-        .expect("block sent");
+    let digest = proposed_at_grace_end(&mut node0);
     let authors: Vec<u16> = (0..4)
         .filter(|&a| relayer_protocol::holds(&digest.authors, a))
         .collect();
