@@ -183,6 +183,15 @@ impl Checker {
     }
 
     /// A protocol instance panicked.
+    /// Distinct `(epoch, proposer)` blocks honest members signed: the signed blocks whose
+    /// signer is their proposer (a member never sends an echo of its own block).
+    pub(crate) fn honest_proposals(&self) -> u64 {
+        self.signed
+            .keys()
+            .filter(|(node, _, proposer)| *node == usize::from(*proposer))
+            .count() as u64
+    }
+
     /// An honest node's message could not be encoded.
     pub(crate) fn unencodable(&mut self, at_ms: u64, node: usize, epoch: u64, detail: String) {
         self.violate(

@@ -33,16 +33,6 @@ impl World {
             None => {
                 let now = self.now();
                 self.checker.honest_message(now, node, &message);
-                match &message {
-                    Message::Block(block) => {
-                        self.honest_proposals.insert((block.epoch, block.proposer));
-                    }
-                    Message::BlockDigest(digest) => {
-                        self.honest_proposals
-                            .insert((digest.epoch, digest.proposer));
-                    }
-                    _ => {}
-                }
                 self.maybe_crash_after_echo(node, &message);
                 vec![(target, message)]
             }

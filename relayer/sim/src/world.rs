@@ -3,7 +3,7 @@
 //! measurements; it carries out what each node's protocol asks (module `effects`) and checks
 //! the invariants as events happen. Every decision a node makes is production code.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 
 use nym_rewards::msg::{EpochClock, MixnodeReward};
@@ -78,8 +78,6 @@ pub(crate) struct World {
     pub(crate) messages: MessageStats,
     pub(crate) faults: BTreeMap<String, u64>,
     pub(crate) chain_txs: u64,
-    /// `(epoch, proposer)` of every block an honest member sent.
-    pub(crate) honest_proposals: BTreeSet<(u64, MemberIndex)>,
     /// Epochs for which the targeted crash after an echo already happened.
     pub(crate) crashed_after_echo: std::collections::BTreeSet<u64>,
     /// The node the targeted crash took down, until it restarts.
@@ -175,7 +173,6 @@ impl World {
             messages: MessageStats::default(),
             faults: BTreeMap::new(),
             chain_txs: 0,
-            honest_proposals: BTreeSet::new(),
             crashed_after_echo: std::collections::BTreeSet::new(),
             targeted_down: None,
             missing_measurements: BTreeMap::new(),
@@ -516,7 +513,7 @@ impl World {
             .filter(|sim| sim.adversary.is_none())
             .filter_map(|sim| sim.protocol.as_ref().map(Protocol::metrics));
         let mut work = WorkStats {
-            proposals: self.honest_proposals.len() as u64,
+            proposals: self.checker.honest_proposals(),
             ..WorkStats::default()
         };
         for metrics in honest {
@@ -533,13 +530,15 @@ impl World {
         let epochs_final = (0..self.config.epochs)
             .filter(|&epoch| self.chain.record(epoch).is_some())
             .count() as u64;
+        // Before the checker is taken: it counts the proposals.
+        let work = self.work_stats();
         let (invariant_checks, violations) = std::mem::take(&mut self.checker).finish();
         SimReport {
             byzantine: std::mem::take(&mut self.plan.byzantine),
             epochs_simulated: self.config.epochs,
             epochs_final,
             chain_txs: self.chain_txs,
-            work: self.work_stats(),
+            work,
             faults: self.faults,
             messages: self.messages,
             invariant_checks,

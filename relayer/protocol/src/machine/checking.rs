@@ -34,10 +34,13 @@ impl Protocol {
         false
     }
 
-    /// `block` (another proposer's) has the data hash of this member's own decided block, whose
-    /// references a restart lost: they are taken as the ones to adopt, so this member can
-    /// propose that block again (the same hash is the same aggregate, whatever the set).
+    /// If `block` (another proposer's) has the data hash of this member's own decided block,
+    /// whose references a restart lost, they are taken as the ones to adopt, so this member
+    /// can propose that block again (the same hash is the same aggregate, whatever the set).
     fn remember_own_decisions_refs(&mut self, block: &Block) {
+        if self.echo_decision(block.epoch, self.me) != Some(block.data_hash) {
+            return;
+        }
         if let Some(state) = self.epochs.get_mut(&block.epoch)
             && state.proposal.is_none()
         {
@@ -62,10 +65,9 @@ impl Protocol {
         if !self.canonical_bitmap(&digest.authors) {
             return Self::reject(out, from, Rejection::BadBitmap);
         }
-        if self.echo_decision(digest.epoch, self.me) == Some(digest.data_hash)
-            && let Some(block) = self.rebuild(&digest)
-        {
-            self.remember_own_decisions_refs(&block);
+        let rebuilt = self.rebuild(&digest);
+        if let Some(block) = &rebuilt {
+            self.remember_own_decisions_refs(block);
         }
         if self.answer_known_block(digest.epoch, from, digest.data_hash, out) {
             return;
@@ -82,7 +84,7 @@ impl Protocol {
         if parked {
             return;
         }
-        match self.rebuild(&digest) {
+        match rebuilt {
             Some(block) => self.on_send(from, block, out),
             None => self.request_block(now_ms, digest.epoch, from, out),
         }
@@ -127,7 +129,7 @@ impl Protocol {
         proposer: MemberIndex,
         out: &mut Out,
     ) {
-        let pause = self.config.resend_interval_ms / 2;
+        let pause = self.answer_pause_ms();
         let state = self.epochs.entry(epoch).or_default();
         if !pause_over(&mut state.blocks_requested, proposer, now_ms, pause) {
             return;
@@ -147,14 +149,14 @@ impl Protocol {
         epoch: u64,
         out: &mut Out,
     ) {
-        let pause = self.config.resend_interval_ms / 2;
+        let pause = self.answer_pause_ms();
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
-        if state.proposal.is_none() || !pause_over(&mut state.blocks_served, from, now_ms, pause) {
+        let Some(proposal) = state.proposal.as_ref() else {
             return;
-        }
-        if let Some(proposal) = state.proposal.as_ref() {
+        };
+        if pause_over(&mut state.blocks_served, from, now_ms, pause) {
             out.push(Action::Send {
                 to: from,
                 message: Message::Block(proposal.block.clone()),
@@ -167,9 +169,7 @@ impl Protocol {
             return Self::reject(out, from, Rejection::WrongSender);
         }
         let epoch = block.epoch;
-        if self.echo_decision(epoch, self.me) == Some(block.data_hash) {
-            self.remember_own_decisions_refs(&block);
-        }
+        self.remember_own_decisions_refs(&block);
         if self.answer_known_block(epoch, from, block.data_hash, out) {
             return;
         }

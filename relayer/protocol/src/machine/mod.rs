@@ -524,6 +524,15 @@ impl Protocol {
     }
 }
 
+impl Protocol {
+    /// The least time between two answers of one kind to one peer (observations served,
+    /// whole blocks served or asked for): half a re-send interval, so a peer asking once per
+    /// round is always answered, and one asking faster is not.
+    pub(super) fn answer_pause_ms(&self) -> u64 {
+        self.config.resend_interval_ms / 2
+    }
+}
+
 /// Whether `pause_ms` has passed since `key`'s last time in `last_at` (or it has none); if
 /// so, records `now_ms` as its last time.
 fn pause_over<K: Ord>(last_at: &mut BTreeMap<K, u64>, key: K, now_ms: u64, pause_ms: u64) -> bool {

@@ -214,20 +214,22 @@ impl Protocol {
         reference: ObservationRef,
         out: &mut Out,
     ) {
-        let pause = self.config.resend_interval_ms / 2;
+        let pause = self.answer_pause_ms();
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
-        let Some(observation) = find_observation(state, &reference).cloned() else {
-            return;
-        };
-        if !pause_over(&mut state.served, (to, reference), now_ms, pause) {
+        if find_observation(state, &reference).is_none()
+            || !pause_over(&mut state.served, (to, reference), now_ms, pause)
+        {
             return;
         }
-        out.push(Action::Send {
-            to,
-            message: Message::Observation(observation),
-        });
+        // Copied only once it is certain to be sent.
+        if let Some(observation) = find_observation(state, &reference) {
+            out.push(Action::Send {
+                to,
+                message: Message::Observation(observation.clone()),
+            });
+        }
     }
 
     /// A member that may propose for `epoch` and has not yet tells the others whose

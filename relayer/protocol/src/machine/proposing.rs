@@ -19,14 +19,23 @@ impl Protocol {
     /// f + 1 ranks at once, later groups only once the earlier groups' submission slots passed
     /// without the epoch reaching the chain (checked at the re-send rounds).
     pub(super) fn may_propose(&self, now_ms: u64, epoch: u64) -> bool {
-        let group_size = faulty_tolerated(self.config.n()) + 1;
+        self.may_propose_at_rank(now_ms, epoch, self.rank(epoch))
+    }
+
+    /// [`Self::may_propose`] for this member's `rank` in `epoch`'s order.
+    fn may_propose_at_rank(&self, now_ms: u64, epoch: u64, rank: usize) -> bool {
         let from_ms = proposing_from_ms(
             self.config.epoch_end_ms(epoch),
-            self.rank(epoch),
-            group_size,
+            rank,
+            self.proposer_group_size(),
             self.config.submit_slot_ms,
         );
         now_ms >= from_ms
+    }
+
+    /// Members per proposer group: f + 1, so every group holds an honest member.
+    fn proposer_group_size(&self) -> usize {
+        faulty_tolerated(self.config.n()) + 1
     }
 
     pub(super) fn maybe_propose(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
@@ -38,22 +47,6 @@ impl Protocol {
         if state.proposal.is_some() || state.proposing {
             return;
         }
-        if !self.may_propose(now_ms, epoch) {
-            return;
-        }
-        // Within its group, rank i waits i + 1 grace periods (at most MAX_GRACE_STEPS, and
-        // never past the submission slot spacing): the first proposer's block usually arrives
-        // first, is checked, and its references are adopted (one median per epoch at every
-        // member); if that proposer is silent, the next follows one grace period later.
-        let group_size = faulty_tolerated(n) + 1;
-        let place_in_group = (self.rank(epoch) % group_size) as u64;
-        let base = self.config.observation_grace_ms;
-        let grace = base
-            .saturating_mul((place_in_group + 1).min(MAX_GRACE_STEPS))
-            .min(self.config.submit_slot_ms.max(base));
-        let Some(state) = self.epochs.get_mut(&epoch) else {
-            return;
-        };
         let usable = state
             .observations
             .keys()
@@ -62,6 +55,14 @@ impl Protocol {
         if usable < k {
             return;
         }
+        let rank = self.rank(epoch);
+        if !self.may_propose_at_rank(now_ms, epoch, rank) {
+            return;
+        }
+        let grace = self.grace_ms(rank);
+        let Some(state) = self.epochs.get_mut(&epoch) else {
+            return;
+        };
         if usable < n && !state.grace_over {
             if !state.grace_armed {
                 state.grace_armed = true;
@@ -73,6 +74,18 @@ impl Protocol {
             return;
         }
         self.propose(epoch, out);
+    }
+
+    /// How long the member of `rank` waits for the last observations once it holds k. Within
+    /// its group, rank i waits i + 1 grace periods (at most MAX_GRACE_STEPS, and never past
+    /// the submission slot spacing): the first proposer's block usually arrives first, is
+    /// checked, and its references are adopted (one median per epoch at every member); if
+    /// that proposer is silent, the next follows one grace period later.
+    fn grace_ms(&self, rank: usize) -> u64 {
+        let place_in_group = (rank % self.proposer_group_size()) as u64;
+        let base = self.config.observation_grace_ms;
+        base.saturating_mul((place_in_group + 1).min(MAX_GRACE_STEPS))
+            .min(self.config.submit_slot_ms.max(base))
     }
 
     pub(super) fn propose(&mut self, epoch: u64, out: &mut Out) {
