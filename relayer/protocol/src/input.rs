@@ -99,3 +99,16 @@ pub enum Timer {
     /// Re-send what unfinished epochs need and retry stalled finalization.
     Resend,
 }
+
+impl Timer {
+    /// The epoch the timer belongs to; `None` for the re-send round, which covers them all.
+    pub fn epoch(&self) -> Option<u64> {
+        match *self {
+            Timer::EpochEnd { epoch }
+            | Timer::Grace { epoch }
+            | Timer::SubmitSlot { epoch }
+            | Timer::SubmitRetry { epoch } => Some(epoch),
+            Timer::Resend => None,
+        }
+    }
+}

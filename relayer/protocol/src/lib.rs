@@ -34,6 +34,7 @@ mod names;
 mod official;
 mod planted;
 mod release_guard;
+mod rotation;
 mod schedule;
 mod signer_set;
 mod verify;
@@ -56,6 +57,7 @@ pub use nym_rewards::msg::MixnodeReward;
 pub use nym_rewards::rules::{self, default_threshold, faulty_tolerated};
 pub use official::{OfficialEpoch, OfficialSource};
 pub use planted::{PLANTED_BUGS_AVAILABLE, PlantedBug};
+pub use rotation::{Engine, PeerIndex};
 pub use schedule::{proposing_from_ms, submission_rank, submission_slot_ms};
 pub use signer_set::{Signer, SignerSet, SignerSetError};
 pub use verify::{

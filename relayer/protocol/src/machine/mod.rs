@@ -67,6 +67,23 @@ pub struct ProtocolMetrics {
     pub official_store_failures: u64,
 }
 
+impl ProtocolMetrics {
+    /// Adds `other`'s counts to these (the counters of several instances as one).
+    pub fn add(&mut self, other: &ProtocolMetrics) {
+        self.signature_verifications += other.signature_verifications;
+        self.signatures_created += other.signatures_created;
+        self.observations_accepted += other.observations_accepted;
+        self.blocks_proposed += other.blocks_proposed;
+        self.echoes_sent += other.echoes_sent;
+        self.certificates += other.certificates;
+        self.aggregates_computed += other.aggregates_computed;
+        self.rejections += other.rejections;
+        self.epochs_final += other.epochs_final;
+        self.official_from_contract += other.official_from_contract;
+        self.official_store_failures += other.official_store_failures;
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Proposal {
     pub(crate) block: Block,
@@ -195,6 +212,9 @@ pub enum NewError {
     /// The configuration breaks a rule.
     #[error("{0}")]
     Config(#[from] ConfigError),
+    /// The signer sets name more distinct keys than a [`crate::PeerIndex`] can count.
+    #[error("the signer sets name more than 65536 distinct keys")]
+    RosterFull,
     /// The key is not in the signer set.
     #[error("key {key} is not in signer set version {version}")]
     NotAMember {
@@ -229,6 +249,9 @@ pub struct Protocol {
     /// round.
     remeasure: BTreeSet<u64>,
     pub(crate) metrics: ProtocolMetrics,
+    /// The first epoch of the next signer-set version, once one is known: from there on the
+    /// epochs are another instance's (see [`crate::Engine`]).
+    until_epoch: Option<u64>,
     #[cfg(feature = "planted-bugs")]
     pub(crate) planted: Option<PlantedBug>,
 }
@@ -287,9 +310,32 @@ impl Protocol {
             finalizing: BTreeMap::new(),
             remeasure: BTreeSet::new(),
             metrics: ProtocolMetrics::default(),
+            until_epoch: None,
             #[cfg(feature = "planted-bugs")]
             planted: None,
         })
+    }
+
+    /// Whether this instance's signer set governs `epoch`: from its `effective_from_epoch`
+    /// up to, not including, the first epoch of the next version.
+    pub fn governs(&self, epoch: u64) -> bool {
+        epoch >= self.config.signer_set.effective_from_epoch
+            && self.until_epoch.is_none_or(|until| epoch < until)
+    }
+
+    /// The next signer-set version governs from `until_epoch`: this instance forgets what it
+    /// holds of those epochs and works on them no more.
+    pub fn end_before(&mut self, until_epoch: u64) {
+        self.until_epoch = Some(until_epoch);
+        self.epochs.retain(|&epoch, _| epoch < until_epoch);
+        self.awaiting.retain(|&epoch| epoch < until_epoch);
+        self.remeasure.retain(|&epoch| epoch < until_epoch);
+    }
+
+    /// Whether `epoch` is worth working on at `now_ms`: in the window and governed by this
+    /// instance's signer set.
+    pub(crate) fn works_on(&self, now_ms: u64, epoch: u64) -> bool {
+        self.governs(epoch) && self.config.in_window(now_ms, epoch)
     }
 
     /// Switches on a planted bug (tests only; see [`PlantedBug`]).
@@ -405,7 +451,7 @@ impl Protocol {
             return;
         }
         let epoch = message.epoch();
-        if !self.config.in_window(now_ms, epoch) {
+        if !self.works_on(now_ms, epoch) {
             out.push(Action::Rejected {
                 from: Some(from),
                 reason: Rejection::EpochOutOfWindow { epoch },

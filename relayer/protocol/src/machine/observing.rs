@@ -14,32 +14,41 @@ impl Protocol {
         });
         let current = self.config.epoch_at_ms(now_ms);
         if let Some(current) = current {
-            // Every ended epoch of the window (the same range the re-send rounds keep).
+            // Every ended epoch of the window (the same range the re-send rounds keep) that
+            // this instance's signer set governs.
             for epoch in self.config.window_start(now_ms)..current {
-                if !self.is_final(epoch) {
+                if self.governs(epoch) && !self.is_final(epoch) {
                     self.awaiting.insert(epoch);
                     out.push(Action::Measure { epoch });
                     out.push(Action::ReadChain { epoch });
                 }
             }
         }
-        let next = current.unwrap_or(0);
-        out.push(Action::SetTimer {
-            at_ms: self.config.epoch_end_ms(next),
-            timer: Timer::EpochEnd { epoch: next },
-        });
+        let next = current
+            .unwrap_or(0)
+            .max(self.config.signer_set.effective_from_epoch);
+        self.arm_epoch_end(next, out);
     }
 
     pub(super) fn on_epoch_end(&mut self, epoch: u64, out: &mut Out) {
+        if !self.governs(epoch) {
+            return;
+        }
         if !self.is_final(epoch) {
             self.awaiting.insert(epoch);
         }
         out.push(Action::Measure { epoch });
-        let next = epoch.saturating_add(1);
-        out.push(Action::SetTimer {
-            at_ms: self.config.epoch_end_ms(next),
-            timer: Timer::EpochEnd { epoch: next },
-        });
+        self.arm_epoch_end(epoch.saturating_add(1), out);
+    }
+
+    /// Arms `epoch`'s end, if this instance's signer set governs it.
+    fn arm_epoch_end(&self, epoch: u64, out: &mut Out) {
+        if self.governs(epoch) {
+            out.push(Action::SetTimer {
+                at_ms: self.config.epoch_end_ms(epoch),
+                timer: Timer::EpochEnd { epoch },
+            });
+        }
     }
 
     /// Signs this member's averages of an ended epoch as its observation, stores it and sends
@@ -51,7 +60,7 @@ impl Protocol {
         values: Option<Vec<MixnodeReward>>,
         out: &mut Out,
     ) {
-        if self.is_settled(epoch) || !self.config.in_window(now_ms, epoch) {
+        if self.is_settled(epoch) || !self.works_on(now_ms, epoch) {
             return;
         }
         if let Some(own) = self.epochs.get(&epoch).and_then(|state| state.own.clone()) {
