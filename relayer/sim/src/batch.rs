@@ -33,6 +33,9 @@ pub struct BatchConfig {
     pub policies: Vec<SubmitPolicy>,
     /// A planted bug for every run.
     pub planted_bug: Option<PlantedBug>,
+    /// Rotate the signer set in every run whose profile has no byzantine members.
+    #[serde(default)]
+    pub rotate: bool,
 }
 
 /// A failing run: its configuration (enough to reproduce it) and what broke.
@@ -90,6 +93,7 @@ impl BatchConfig {
             policy,
             planted_bug: self.planted_bug,
             behaviour: None,
+            rotate: self.rotate && SimConfig::may_rotate(faults),
         }
     }
 }

@@ -4,6 +4,7 @@
 use relayer_protocol::{PlantedBug, SubmitPolicy};
 
 use crate::adversary::Behaviour;
+use crate::rotation::{EXTRA_NODES, LAST_SWITCH};
 use serde::{Deserialize, Serialize};
 use strum::{IntoStaticStr, VariantArray};
 use thiserror::Error;
@@ -91,6 +92,10 @@ pub struct SimConfig {
     /// The behaviour of every byzantine member (drawn per member when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behaviour: Option<Behaviour>,
+    /// Rotate the signer set while running: a member added, one removed, one replaced, the
+    /// threshold changing with the size (needs at least 9 epochs; no byzantine profiles).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rotate: bool,
 }
 
 /// A run that cannot start.
@@ -108,6 +113,9 @@ pub enum SimError {
         /// The value.
         got: u64,
     },
+    /// Rotation with byzantine members: the adversaries act under the first version only.
+    #[error("--rotate runs without byzantine members; profile {0} has some")]
+    RotationWithByzantine(FaultProfile),
     /// A planted bug was asked for in a build without the `planted-bugs` feature.
     #[error("planted bug {0} needs a build with the `planted-bugs` feature (debug builds only)")]
     PlantedBugsUnavailable(PlantedBug),
@@ -149,7 +157,18 @@ impl SimConfig {
             policy: SubmitPolicy::Staggered,
             planted_bug: None,
             behaviour: None,
+            rotate: false,
         }
+    }
+
+    /// Whether runs under `faults` may rotate: only without byzantine members.
+    pub fn may_rotate(faults: FaultProfile) -> bool {
+        !faults.byzantine() && faults != FaultProfile::Equivocation
+    }
+
+    /// Every node of the run: the first version's members, and those joining later.
+    pub fn total_nodes(&self) -> usize {
+        self.nodes + if self.rotate { EXTRA_NODES } else { 0 }
     }
 
     /// Checks the sizes, and that a planted bug can be planted in this build.
@@ -162,6 +181,12 @@ impl SimConfig {
         }
         check_range("nodes", self.nodes as u64, 4, 64)?;
         check_range("epochs", self.epochs, 1, 100_000)?;
+        if self.rotate {
+            check_range("epochs", self.epochs, LAST_SWITCH + 2, 100_000)?;
+            if !Self::may_rotate(self.faults) {
+                return Err(SimError::RotationWithByzantine(self.faults));
+            }
+        }
         check_range("mixnodes", self.mixnodes as u64, 1, 1_000)
     }
 }

@@ -20,7 +20,11 @@ impl World {
     pub(crate) fn perform(&mut self, node: usize, action: Action) {
         let incarnation = self.nodes[node].incarnation;
         match action {
-            Action::Send { to, message } => self.send(node, Target::One(to), message),
+            Action::Send { to, message } => {
+                if let Some(to) = self.node_of_peer(node, to) {
+                    self.send(node, Target::One(to as MemberIndex), message);
+                }
+            }
             Action::Broadcast { message } => self.send(node, Target::All, message),
             Action::Persist { id, record } => {
                 let delay = self.rng.gen_range(1..=3);
@@ -62,6 +66,9 @@ impl World {
                 }
             }
             Action::FetchOfficial { epoch, from } => {
+                let Some(from) = self.node_of_peer(node, from) else {
+                    return;
+                };
                 let delay = self.network_delay() * 2;
                 let event = Event::Fetch {
                     node,
@@ -223,20 +230,13 @@ impl World {
     /// needs one of the two checks to be caught: rewards under the record's data hash need
     /// the certification check; another height, submitter or signature set the acceptance
     /// check).
-    pub(crate) fn on_fetch(
-        &mut self,
-        node: usize,
-        incarnation: u32,
-        epoch: u64,
-        winner: MemberIndex,
-    ) {
+    pub(crate) fn on_fetch(&mut self, node: usize, incarnation: u32, epoch: u64, winner: usize) {
         if !self.nodes[node].current(incarnation) {
             return;
         }
-        let winner = usize::from(winner);
         let tampering = self.rng.gen_range(0..4u8);
         let served = self.nodes.get(winner).and_then(|server| {
-            if server.protocol.is_none() || self.partitioned(node, winner) {
+            if server.engine.is_none() || self.partitioned(node, winner) {
                 return None;
             }
             let mut copy = server.official(epoch)?.official;

@@ -1,7 +1,7 @@
 //! What happens in a simulated run, on the virtual clock: the world's events, and the part of
 //! each that goes into the trace hash.
 
-use relayer_protocol::{Certificate, Input, MemberIndex, Message, PersistRecord, Timer};
+use relayer_protocol::{Certificate, Input, Message, PersistRecord, Timer};
 
 /// A call a node makes to the chain.
 pub(crate) enum ChainCall {
@@ -55,7 +55,7 @@ pub(crate) enum Event {
         node: usize,
         incarnation: u32,
         epoch: u64,
-        winner: MemberIndex,
+        winner: usize,
     },
     Crash {
         node: usize,
@@ -73,6 +73,15 @@ pub(crate) enum Event {
     /// An epoch's liveness deadline.
     Deadline {
         epoch: u64,
+    },
+    /// The admin's transaction scheduling the run's rotation `step`.
+    Rotate {
+        step: usize,
+    },
+    /// A node asks the contract for new signer-set versions.
+    SignerSetPoll {
+        node: usize,
+        incarnation: u32,
     },
     /// A (re)started node must hold an epoch's official data by now.
     OfficialCheck {
@@ -102,6 +111,8 @@ impl Event {
             Event::Measured { node, epoch, .. } => [12, *node as u64, *epoch],
             Event::Fetch { node, epoch, .. } => [13, *node as u64, *epoch],
             Event::OfficialCheck { node, epoch, .. } => [14, *node as u64, *epoch],
+            Event::Rotate { step } => [15, *step as u64, 0],
+            Event::SignerSetPoll { node, .. } => [16, *node as u64, 0],
         }
     }
 }

@@ -146,7 +146,7 @@ impl FaultPlan {
     }
 
     fn draw_partitions(&mut self, config: &SimConfig, last_end: u64, rng: &mut ChaCha8Rng) {
-        let n = config.nodes;
+        let n = config.total_nodes();
         let mut free_from = GENESIS_MS;
         for epoch in 0..config.epochs {
             if !rng.gen_bool(0.3) {

@@ -21,6 +21,7 @@ mod invariants;
 mod network;
 mod node;
 mod report;
+mod rotation;
 mod scheduler;
 mod world;
 

@@ -3,7 +3,7 @@
 //! partition. Honest messages are checked as they leave (no two blocks of one proposer signed).
 
 use rand::Rng;
-use relayer_protocol::{MemberIndex, Message};
+use relayer_protocol::Message;
 
 use crate::adversary::Target;
 use crate::events::Event;
@@ -21,8 +21,9 @@ impl World {
             Some(adversary) => {
                 let whole = match &message {
                     Message::BlockDigest(digest) if adversary.tampers_with_whole_blocks() => sim
-                        .protocol
+                        .engine
                         .as_ref()
+                        .and_then(|engine| engine.instance(digest.epoch))
                         .and_then(|protocol| protocol.own_block(digest.epoch))
                         .cloned(),
                     _ => None,
@@ -79,7 +80,7 @@ impl World {
         match target {
             Target::One(to) => self.transmit(from, usize::from(to), message),
             Target::All => {
-                for to in (0..self.config.nodes).filter(|&to| to != from) {
+                for to in self.recipients(from, message.epoch()) {
                     self.transmit(from, to, message.clone());
                 }
             }
@@ -106,7 +107,7 @@ impl World {
                 return;
             }
         };
-        if to >= self.config.nodes || self.partitioned(from, to) {
+        if to >= self.nodes.len() || self.partitioned(from, to) {
             self.messages.lost += 1;
             return;
         }
@@ -135,7 +136,7 @@ impl World {
     }
 
     pub(crate) fn on_deliver(&mut self, to: usize, from: usize, message: Message) {
-        if self.nodes[to].protocol.is_none() || self.partitioned(from, to) {
+        if self.nodes[to].engine.is_none() || self.partitioned(from, to) {
             self.messages.lost += 1;
             return;
         }
@@ -143,8 +144,31 @@ impl World {
         if let Some(adversary) = self.nodes[to].adversary.as_mut() {
             adversary.observe(&message);
         }
-        let from = from as MemberIndex;
+        // The sender as the receiver's engine names it; a key it does not know is refused by
+        // the transport, as a node's allow list refuses it.
+        let sender = self.nodes[from].key.public();
+        let Some(from) = self.nodes[to]
+            .engine
+            .as_ref()
+            .and_then(|engine| engine.peer_of_key(&sender))
+        else {
+            self.messages.lost += 1;
+            return;
+        };
         self.feed(to, relayer_protocol::Input::Message { from, message });
+    }
+
+    /// Whom `from`'s broadcast of a message of `epoch` reaches: the other members of the
+    /// version governing the epoch, as its engine says (every other node when it has none).
+    fn recipients(&self, from: usize, epoch: u64) -> Vec<usize> {
+        match self.nodes[from].engine.as_ref() {
+            Some(engine) => engine
+                .recipients(epoch)
+                .into_iter()
+                .filter_map(|peer| self.node_of_peer(from, peer))
+                .collect(),
+            None => (0..self.nodes.len()).filter(|&to| to != from).collect(),
+        }
     }
 
     pub(crate) fn partitioned(&self, a: usize, b: usize) -> bool {

@@ -1,4 +1,4 @@
-//! A simulated member: the production protocol instance and the production SQLite store
+//! A simulated member: the production protocol engine and the production SQLite store
 //! (`relayer-store`, in a named in-memory database), exactly as a node runs them. A crash drops
 //! both, the protocol's memory and the store connection; a restart reopens the store and
 //! restores from it, as the node does. The world keeps one more connection open (the "disk")
@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use relayer_protocol::{Keypair, PlantedBug, Protocol, ProtocolConfig};
+use relayer_protocol::{Engine, Keypair, PlantedBug, ProtocolConfig, SignerSet};
 use relayer_store::{Location, Store};
 
 use crate::adversary::Adversary;
@@ -18,8 +18,9 @@ static DATABASES: AtomicU64 = AtomicU64::new(0);
 pub(crate) struct SimNode {
     index: usize,
     pub(crate) key: Keypair,
-    /// The running protocol instance; `None` while crashed.
-    pub(crate) protocol: Option<Protocol>,
+    /// The running protocol engine (one instance per signer-set version the node is in);
+    /// `None` while crashed.
+    pub(crate) engine: Option<Engine>,
     /// The node's store connection; `None` while crashed.
     pub(crate) store: Option<Store>,
     /// Keeps the database alive while the node is down.
@@ -45,7 +46,7 @@ impl SimNode {
         Ok(Self {
             index,
             key,
-            protocol: None,
+            engine: None,
             store: None,
             disk,
             incarnation: 0,
@@ -54,12 +55,14 @@ impl SimNode {
         })
     }
 
-    /// Opens the store and creates the protocol instance from what it holds, as a node's
-    /// start does. The caller feeds `Input::Start`.
+    /// Opens the store and creates the protocol engine from what it holds and the signer
+    /// `sets` the contract holds for its window, as a node's start does. The caller feeds
+    /// `Input::Start`.
     pub(crate) fn start(
         &mut self,
         now_ms: u64,
         config: &ProtocolConfig,
+        sets: Vec<SignerSet>,
         planted: Option<PlantedBug>,
     ) -> Result<(), SimError> {
         let failed = |reason: String| SimError::Node {
@@ -75,31 +78,31 @@ impl SimNode {
             .restored_state(config.window_start(now_ms))
             .map_err(|err| failed(err.to_string()))?;
         #[allow(unused_mut)]
-        let mut protocol = Protocol::new(config.clone(), self.key.clone(), restored)
+        let mut engine = Engine::new(config.clone(), None, self.key.clone(), restored, sets)
             .map_err(|err| failed(err.to_string()))?;
         #[cfg(feature = "planted-bugs")]
         if let Some(bug) = planted {
             store.plant(bug);
-            protocol.plant(bug);
+            engine.plant(bug);
         }
         #[cfg(not(feature = "planted-bugs"))]
         let _ = planted;
         self.store = Some(store);
-        self.protocol = Some(protocol);
+        self.engine = Some(engine);
         self.up_since = now_ms;
         Ok(())
     }
 
     /// Drops the protocol's memory and the store connection.
     pub(crate) fn crash(&mut self) {
-        self.protocol = None;
+        self.engine = None;
         self.store = None;
         self.incarnation += 1;
     }
 
     /// Whether the node is up in the given incarnation.
     pub(crate) fn current(&self, incarnation: u32) -> bool {
-        self.protocol.is_some() && self.incarnation == incarnation
+        self.engine.is_some() && self.incarnation == incarnation
     }
 
     /// The official data this node's store holds for `epoch` (read through the disk, so it

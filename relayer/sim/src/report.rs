@@ -93,6 +93,8 @@ pub struct SimReport {
     pub epochs_simulated: u64,
     /// Epochs stored on chain by the end.
     pub epochs_final: u64,
+    /// Epochs on chain per signer-set version that certified them.
+    pub epochs_by_version: BTreeMap<u32, u64>,
     /// Submission transactions sent to the contract.
     pub chain_txs: u64,
     /// Faults injected, by kind.

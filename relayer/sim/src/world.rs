@@ -3,7 +3,7 @@
 //! measurements; it carries out what each node's protocol asks (module `effects`) and checks
 //! the invariants as events happen. Every decision a node makes is production code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 
 use nym_rewards::msg::{EpochClock, MixnodeReward};
@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use relayer_protocol::wire::Codec;
 use relayer_protocol::{
-    ChainContext, Input, Keypair, MemberIndex, Protocol, ProtocolConfig, Signer, SignerSet,
+    Action, ChainContext, Input, Keypair, MemberIndex, ProtocolConfig, Signer, SignerSet,
     default_observation_threshold,
 };
 use sha2::{Digest, Sha256};
@@ -25,6 +25,7 @@ use crate::faults::{FaultPlan, NetworkModel};
 use crate::invariants::Checker;
 use crate::node::SimNode;
 use crate::report::{MessageStats, SimReport, WorkStats};
+use crate::rotation::RotationStep;
 use crate::scheduler::Scheduler;
 
 pub(crate) const GENESIS_MS: u64 = 1_700_000_000_000;
@@ -71,6 +72,10 @@ pub(crate) struct World {
     pub(crate) network: NetworkModel,
     pub(crate) plan: FaultPlan,
     pub(crate) nodes: Vec<SimNode>,
+    /// Node index of each node's key.
+    pub(crate) node_of_key: HashMap<[u8; 32], usize>,
+    /// The versions the admin schedules after the first (none unless the run rotates).
+    pub(crate) rotation: Vec<RotationStep>,
     pub(crate) scheduler: Scheduler<Event>,
     pub(crate) chain: SimChain,
     pub(crate) partition: Option<Vec<bool>>,
@@ -107,7 +112,7 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
 impl World {
     fn new(config: SimConfig) -> Result<Self, SimError> {
         let n = config.nodes;
-        let keys: Vec<Keypair> = (0..n)
+        let keys: Vec<Keypair> = (0..config.total_nodes())
             .map(|i| {
                 let seed: [u8; 32] = Sha256::new()
                     .chain_update(config.seed.to_be_bytes())
@@ -119,8 +124,8 @@ impl World {
             .collect();
         let publics: Vec<[u8; 32]> = keys.iter().map(Keypair::public).collect();
         let threshold = default_threshold(n);
-        let chain = SimChain::new(&publics, threshold, CLOCK, config.mixnodes, GENESIS_MS)?;
-        let members = publics
+        let chain = SimChain::new(&publics, n, threshold, CLOCK, config.mixnodes, GENESIS_MS)?;
+        let members = publics[..n]
             .iter()
             .enumerate()
             .map(|(i, key)| {
@@ -151,6 +156,16 @@ impl World {
             policy: config.policy,
             catch_up_epochs: CATCH_UP_EPOCHS,
         };
+        let node_of_key = publics
+            .iter()
+            .enumerate()
+            .map(|(node, key)| (*key, node))
+            .collect();
+        let rotation = if config.rotate {
+            crate::rotation::plan(n)
+        } else {
+            Vec::new()
+        };
         let nodes = keys
             .into_iter()
             .enumerate()
@@ -166,6 +181,8 @@ impl World {
             codec: Codec::new(&protocol_config.mixnodes),
             protocol_config,
             nodes,
+            node_of_key,
+            rotation,
             scheduler: Scheduler::new(GENESIS_MS),
             chain,
             partition: None,
@@ -202,9 +219,10 @@ impl World {
                 );
             }
         }
-        for node in 0..self.config.nodes {
+        for node in 0..self.nodes.len() {
             self.start_node(node)?;
         }
+        self.schedule_rotations();
         for &(node, at, restart) in &self.plan.crashes {
             self.scheduler.at(at, Event::Crash { node });
             self.scheduler.at(restart, Event::Restart { node });
@@ -283,6 +301,10 @@ impl World {
             Event::Heal => self.partition = None,
             Event::AdversaryTick { node } => self.on_adversary_tick(node),
             Event::Deadline { epoch } => self.on_deadline(epoch),
+            Event::Rotate { step } => self.on_rotate(step),
+            Event::SignerSetPoll { node, incarnation } => {
+                self.on_signer_set_poll(node, incarnation)
+            }
             Event::OfficialCheck {
                 node,
                 incarnation,
@@ -295,20 +317,25 @@ impl World {
         }
     }
 
-    /// Opens the node's store, restores its protocol and feeds it `Start`.
+    /// Opens the node's store, restores its protocol engine with the signer sets the
+    /// contract holds for its window, and feeds it `Start`.
     fn start_node(&mut self, node: usize) -> Result<(), SimError> {
         let now = self.now();
         let planted = self.config.planted_bug;
         let honest = self.nodes[node].adversary.is_none();
         // Planted bugs live in honest nodes: a byzantine node is faulty anyway.
         let planted = planted.filter(|_| honest);
-        self.nodes[node].start(now, &self.protocol_config, planted)?;
+        let sets = self
+            .chain
+            .signer_sets_from(self.protocol_config.window_start(now));
+        self.nodes[node].start(now, &self.protocol_config, sets, planted)?;
         self.feed(node, Input::Start);
+        self.arm_signer_set_poll(node);
         Ok(())
     }
 
     pub(crate) fn crash(&mut self, node: usize) {
-        if self.nodes[node].protocol.is_none() {
+        if self.nodes[node].engine.is_none() {
             return;
         }
         self.count_fault("crash");
@@ -316,7 +343,7 @@ impl World {
     }
 
     fn restart(&mut self, node: usize) {
-        if self.nodes[node].protocol.is_some() {
+        if self.nodes[node].engine.is_some() {
             return;
         }
         if self.targeted_down == Some(node) {
@@ -330,8 +357,8 @@ impl World {
         }
         // Byzantine members see the restart (a reconnection) and may act on it.
         let member = node as MemberIndex;
-        for other in 0..self.config.nodes {
-            let up = self.nodes[other].protocol.is_some();
+        for other in 0..self.nodes.len() {
+            let up = self.nodes[other].engine.is_some();
             let greetings = match self.nodes[other].adversary.as_mut() {
                 Some(adversary) if up => adversary.peer_restarted(member),
                 _ => continue,
@@ -347,7 +374,7 @@ impl World {
     /// reserved room for it beside the planned crashes), and crashed plus byzantine members
     /// stay within f.
     pub(crate) fn may_crash_one_more(&self) -> bool {
-        let down = self.nodes.iter().filter(|n| n.protocol.is_none()).count();
+        let down = self.nodes.iter().filter(|n| n.engine.is_none()).count();
         self.targeted_down.is_none()
             && self.plan.byzantine.len() + down
                 < relayer_protocol::faulty_tolerated(self.config.nodes)
@@ -358,7 +385,7 @@ impl World {
         if epoch > self.config.epochs + 2 {
             return;
         }
-        if self.nodes[node].protocol.is_some() {
+        if self.nodes[node].engine.is_some() {
             let mut rng = ChaCha8Rng::seed_from_u64(self.rng.r#gen());
             let messages = match self.nodes[node].adversary.as_mut() {
                 Some(adversary) => adversary.tick(&mut rng, epoch),
@@ -390,10 +417,11 @@ impl World {
         }
         self.settled_deadlines.insert(epoch);
         self.check_work(now);
-        for node in 0..self.config.nodes {
+        for node in 0..self.nodes.len() {
             let sim = &self.nodes[node];
             let in_window = epoch >= self.protocol_config.window_start(sim.up_since);
-            if sim.adversary.is_some() || sim.protocol.is_none() || !in_window {
+            let member = self.is_member(node, epoch);
+            if sim.adversary.is_some() || sim.engine.is_none() || !in_window || !member {
                 continue;
             }
             if sim.up_since + RECOVERY_MS <= now {
@@ -408,11 +436,12 @@ impl World {
     /// (itself included) for each ended epoch of the run it has handled since its start, its
     /// catch-up window included, whatever byzantine proposers send.
     fn check_work(&mut self, now: u64) {
-        let n = self.config.nodes as u64;
+        // The largest version's size bounds every version's proposers.
+        let n = self.nodes.len() as u64;
         let ended = CLOCK.epoch_at_ms(now).unwrap_or(0).min(self.config.epochs);
-        for node in 0..self.config.nodes {
+        for node in 0..self.nodes.len() {
             let sim = &self.nodes[node];
-            let (Some(protocol), None) = (sim.protocol.as_ref(), sim.adversary.as_ref()) else {
+            let (Some(protocol), None) = (sim.engine.as_ref(), sim.adversary.as_ref()) else {
                 continue;
             };
             let handled = ended - self.protocol_config.window_start(sim.up_since).min(ended);
@@ -432,7 +461,7 @@ impl World {
     /// time to recover since its start.
     fn check_official_later(&mut self, node: usize, epoch: u64) {
         let sim = &self.nodes[node];
-        if sim.adversary.is_some() || sim.protocol.is_none() {
+        if sim.adversary.is_some() || sim.engine.is_none() {
             return;
         }
         let event = Event::OfficialCheck {
@@ -483,16 +512,12 @@ impl World {
     /// Hands `input` to `node`'s protocol and performs the actions it returns.
     pub(crate) fn feed(&mut self, node: usize, input: Input) {
         let now = self.now();
-        let Some(protocol) = self.nodes[node].protocol.as_mut() else {
+        let Some(engine) = self.nodes[node].engine.as_mut() else {
             return;
         };
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| protocol.handle(now, input)));
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| engine.handle(now, input)));
         match outcome {
-            Ok(actions) => {
-                for action in actions {
-                    self.perform(node, action);
-                }
-            }
+            Ok(actions) => self.perform_all(node, actions),
             Err(panic) => {
                 let detail = panic
                     .downcast_ref::<&str>()
@@ -505,13 +530,20 @@ impl World {
         }
     }
 
+    /// Performs what `node`'s engine asked for.
+    pub(crate) fn perform_all(&mut self, node: usize, actions: Vec<Action>) {
+        for action in actions {
+            self.perform(node, action);
+        }
+    }
+
     /// The honest members' work so far.
     fn work_stats(&self) -> WorkStats {
         let honest = self
             .nodes
             .iter()
             .filter(|sim| sim.adversary.is_none())
-            .filter_map(|sim| sim.protocol.as_ref().map(Protocol::metrics));
+            .filter_map(|sim| sim.engine.as_ref().map(|engine| engine.metrics()));
         let mut work = WorkStats {
             proposals: self.checker.honest_proposals(),
             ..WorkStats::default()
@@ -527,9 +559,13 @@ impl World {
     }
 
     fn report(mut self, end_ms: u64) -> SimReport {
-        let epochs_final = (0..self.config.epochs)
-            .filter(|&epoch| self.chain.record(epoch).is_some())
-            .count() as u64;
+        let mut epochs_by_version: BTreeMap<u32, u64> = BTreeMap::new();
+        for (record, _) in (0..self.config.epochs).filter_map(|epoch| self.chain.record(epoch)) {
+            *epochs_by_version
+                .entry(record.signer_set_version)
+                .or_default() += 1;
+        }
+        let epochs_final = epochs_by_version.values().sum();
         // Before the checker is taken: it counts the proposals.
         let work = self.work_stats();
         let (invariant_checks, violations) = std::mem::take(&mut self.checker).finish();
@@ -537,6 +573,7 @@ impl World {
             byzantine: std::mem::take(&mut self.plan.byzantine),
             epochs_simulated: self.config.epochs,
             epochs_final,
+            epochs_by_version,
             chain_txs: self.chain_txs,
             work,
             faults: self.faults,

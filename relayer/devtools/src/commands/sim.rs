@@ -37,6 +37,10 @@ pub struct Args {
     /// with the `planted-bugs` feature.
     #[arg(long)]
     planted_bug: Option<PlantedBug>,
+    /// Rotate the signer set while running (a member added, one removed, one replaced) in
+    /// each run whose fault profile has no byzantine members; needs at least 9 epochs.
+    #[arg(long)]
+    rotate: bool,
     /// Stop starting new runs after this many seconds.
     #[arg(long)]
     budget_secs: Option<u64>,
@@ -85,6 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         profiles: args.faults,
         policies: args.policy,
         planted_bug: args.planted_bug,
+        rotate: args.rotate,
     };
     let mut single = None;
     let report = run_batch(&batch, |run| {
