@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cosmwasm_std::HexBinary;
-use nym_rewards::msg::{EpochClock, InstantiateMsg, MemberInput};
+use nym_rewards::msg::{EpochClock, ExecuteMsg, InstantiateMsg, MemberInput};
 use nym_rewards::rules::MAX_MEMBERS;
 use relayer_auditor::{ChainContext, audit_copy};
 use relayer_node::api::ApiLimits;
@@ -28,8 +28,11 @@ use crate::embedded_chain::EmbeddedChain;
 /// How to run a devnet.
 #[derive(Debug, Clone)]
 pub struct DevnetOptions {
-    /// Members.
+    /// Members of the first signer set.
     pub nodes: usize,
+    /// Nodes started beside them with keys in no signer set yet: they join when a rotation
+    /// ([`Devnet::rotate`]) names them. Indices `nodes..nodes + joining`.
+    pub joining: usize,
     /// Mixnodes measured (ids 1..=M).
     pub mixnodes: u32,
     /// Epoch length.
@@ -61,6 +64,7 @@ impl DevnetOptions {
     pub fn new(nodes: usize, data_dir: PathBuf) -> Self {
         Self {
             nodes,
+            joining: 0,
             mixnodes: 100,
             epoch_secs: 3,
             policy: SubmitPolicy::Staggered,
@@ -137,6 +141,17 @@ pub struct Devnet {
     specs: Vec<NodeSpec>,
     nodes: Vec<Option<RunningNode>>,
     http: reqwest::Client,
+    admin: ChainAccount,
+}
+
+/// The contract's entry for the node of `spec`.
+fn member_input(spec: &NodeSpec) -> MemberInput {
+    MemberInput {
+        ed25519_pubkey: HexBinary::from(Keypair::from_seed(&spec.ed25519_secret).public()),
+        address: spec.account.address().to_string(),
+        api_url: format!("http://{}", spec.http_addr),
+        p2p_multiaddr: spec.p2p_addr.clone(),
+    }
 }
 
 fn free_local_port() -> Result<std::net::TcpListener, DevError> {
@@ -148,10 +163,10 @@ impl Devnet {
     /// Binds every node's ports, instantiates the contract with their addresses, and starts
     /// the nodes that are not silent.
     pub async fn start(options: DevnetOptions) -> Result<Self, DevError> {
-        if options.nodes == 0 || options.nodes > MAX_MEMBERS {
+        if options.nodes == 0 || options.nodes + options.joining > MAX_MEMBERS {
             return Err(DevError::Invalid(format!(
-                "a devnet needs 1 to {MAX_MEMBERS} nodes, got {}",
-                options.nodes
+                "a devnet needs 1 to {MAX_MEMBERS} nodes, got {} and {} joining",
+                options.nodes, options.joining
             )));
         }
         std::fs::create_dir_all(&options.data_dir)
@@ -159,7 +174,7 @@ impl Devnet {
         let mut specs = Vec::new();
         let mut bound = Vec::new();
         let mut listeners = Vec::new();
-        for i in 0..options.nodes {
+        for i in 0..options.nodes + options.joining {
             let ed25519_secret = random_secret();
             let account = loop {
                 if let Some(account) = ChainAccount::from_secret(&random_secret()) {
@@ -187,15 +202,7 @@ impl Devnet {
             genesis_time,
             epoch_length_secs: options.epoch_secs,
         };
-        let members = specs
-            .iter()
-            .map(|spec| MemberInput {
-                ed25519_pubkey: HexBinary::from(Keypair::from_seed(&spec.ed25519_secret).public()),
-                address: spec.account.address().to_string(),
-                api_url: format!("http://{}", spec.http_addr),
-                p2p_multiaddr: spec.p2p_addr.clone(),
-            })
-            .collect();
+        let members = specs[..options.nodes].iter().map(member_input).collect();
         let admin = ChainAccount::from_secret(&[7; 32])
             .ok_or_else(|| DevError::Invalid("the admin key is not a secp256k1 secret".into()))?;
         let msg = InstantiateMsg {
@@ -214,8 +221,9 @@ impl Devnet {
             specs,
             nodes: Vec::new(),
             http: http::client(),
+            admin,
         };
-        for i in 0..devnet.options.nodes {
+        for i in 0..devnet.specs.len() {
             let net = bound[i].take();
             let listener = listeners[i].take();
             if devnet.options.silent.contains(&i) {
@@ -276,6 +284,50 @@ impl Devnet {
         Ok(start_node(settings).await?)
     }
 
+    /// The admin schedules nodes `members` (by index) as the next signer set, governing from
+    /// `effective_from_epoch` with `threshold` (the default for its size when `None`). The
+    /// running nodes follow it without a restart.
+    pub async fn rotate(
+        &self,
+        members: &[usize],
+        threshold: Option<u32>,
+        effective_from_epoch: u64,
+    ) -> Result<(), DevError> {
+        let members = members
+            .iter()
+            .map(|&i| {
+                self.specs
+                    .get(i)
+                    .map(member_input)
+                    .ok_or_else(|| DevError::Invalid(format!("no node {i}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let msg = ExecuteMsg::UpdateSignerSet {
+            members,
+            threshold,
+            effective_from_epoch,
+        };
+        self.chain.execute(&self.admin, &msg).await?;
+        Ok(())
+    }
+
+    /// The running nodes that are members of the signer set governing `epoch`: those that
+    /// must hold its official data.
+    async fn members_running(&self, epoch: u64) -> Result<Vec<&RunningNode>, DevError> {
+        let set = chain::signer_set_for_epoch(self.chain.as_ref(), epoch).await?;
+        Ok(self
+            .specs
+            .iter()
+            .zip(&self.nodes)
+            .filter(|(spec, _)| {
+                set.members
+                    .iter()
+                    .any(|member| member.address.as_str() == spec.account.address())
+            })
+            .filter_map(|(_, node)| node.as_ref())
+            .collect())
+    }
+
     /// The running node `i`, if it runs.
     pub fn node(&self, i: usize) -> Option<&RunningNode> {
         self.nodes.get(i).and_then(Option::as_ref)
@@ -318,9 +370,10 @@ impl Devnet {
         self.report(epoch).await
     }
 
-    /// Waits until every running node holds official data for `epoch`.
+    /// Waits until every running member of the signer set governing `epoch` holds its
+    /// official data.
     pub async fn wait_until_stored(&self, epoch: u64, timeout: Duration) -> Result<(), DevError> {
-        let running: Vec<&RunningNode> = self.nodes.iter().flatten().collect();
+        let running = self.members_running(epoch).await?;
         let wait_all = async {
             for node in &running {
                 // Every stored epoch notifies the watch; epochs may finish out of order, so the
@@ -346,7 +399,8 @@ impl Devnet {
         self.nodes.iter().flatten()
     }
 
-    /// Reports an epoch from the contract, the nodes' stores and the auditor check.
+    /// Reports an epoch from the contract, the stores of the running members of the signer
+    /// set governing it, and the auditor check against each.
     pub async fn report(&self, epoch: u64) -> Result<EpochReport, DevError> {
         let record = chain::epoch_record(self.chain.as_ref(), epoch)
             .await?
@@ -356,7 +410,7 @@ impl Devnet {
             chain_id: self.chain.chain_id().to_string(),
             contract: self.chain.contract().to_string(),
         };
-        let running: Vec<&RunningNode> = self.nodes.iter().flatten().collect();
+        let running = self.members_running(epoch).await?;
         let mut txs_submitted = 0;
         let mut holding = 0;
         for node in &running {

@@ -214,6 +214,58 @@ async fn one_silent_node_of_four_does_not_stop_epochs() {
     devnet.stop().await;
 }
 
+/// A rotation while running: node 3 is replaced by node 4 (started with a key in no set) and
+/// the threshold rises from 3 to 4. Every epoch across the switch is certified by the version
+/// governing it and held by that version's members, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_network_follows_a_rotation() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(&dir, 4);
+    options.joining = 1;
+    let devnet = Devnet::start(options).await.unwrap();
+    let first = devnet.current_epoch();
+    devnet.wait_for_final(first, TIMEOUT).await.unwrap();
+    let switch = devnet.current_epoch() + 3;
+    devnet.rotate(&[0, 1, 2, 4], Some(4), switch).await.unwrap();
+    let joining_api = devnet.node(4).unwrap().api_url.clone().unwrap();
+    for epoch in first..=switch + 1 {
+        let report = devnet.wait_for_final(epoch, TIMEOUT).await.unwrap();
+        assert!(
+            report.auditor_verified,
+            "epoch {epoch}: {:?}",
+            report.audit_failures
+        );
+        let record = chain::epoch_record(devnet.chain.as_ref(), epoch)
+            .await
+            .unwrap()
+            .unwrap();
+        let (version, members, min_signers) = if epoch < switch {
+            (1, [0, 1, 2, 3], 3)
+        } else {
+            (2, [0, 1, 2, 4], 4)
+        };
+        assert_eq!(record.signer_set_version, version, "epoch {epoch}");
+        assert!(report.signer_indices.len() >= min_signers, "epoch {epoch}");
+        assert_eq!(report.nodes_with_official_data, 4, "epoch {epoch}");
+        assert_identical_official_data(&devnet, &members, epoch).await;
+    }
+    let left = devnet.node(3).unwrap().store.official(switch).unwrap();
+    assert!(
+        left.is_none(),
+        "the replaced node works on no post-switch epoch"
+    );
+    let joined = http::fetch_status(&http::client(), &joining_api)
+        .await
+        .unwrap();
+    assert_eq!(
+        (joined.signer_set_version, joined.member_index),
+        (2, Some(3))
+    );
+    assert_eq!(joined.threshold, 4);
+    devnet.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losers_never_depend_on_the_winner_api() {
     let _serial = SERIAL.lock().await;

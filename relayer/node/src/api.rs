@@ -28,6 +28,8 @@ use nym_rewards::msg::SignerSetResponse;
 use crate::dashboard::{self, DashboardData};
 use crate::db::Db;
 use crate::metrics::NodeMetrics;
+use crate::signer_sets::{SharedSets, member_index};
+use relayer_protocol::default_observation_threshold;
 
 pub use crate::limits::ApiLimits;
 
@@ -36,8 +38,8 @@ pub use crate::limits::ApiLimits;
 pub struct NodeStatus {
     /// Node name.
     pub name: String,
-    /// Index in the signer set.
-    pub member_index: u16,
+    /// Index in the signer set governing the running epoch; absent when not a member of it.
+    pub member_index: Option<u16>,
     /// libp2p PeerId.
     pub peer_id: String,
     /// Chain address.
@@ -46,14 +48,16 @@ pub struct NodeStatus {
     pub chain_id: String,
     /// Contract address.
     pub contract: String,
-    /// Members in the signer set.
+    /// Members in the signer set governing the running epoch.
     pub members: usize,
-    /// Signer-set version.
+    /// Version of the signer set governing the running epoch.
     pub signer_set_version: u32,
-    /// Signatures needed (t).
+    /// Signatures needed (t) under that version.
     pub threshold: usize,
-    /// Observations needed (k).
+    /// Observations needed (k) under that version.
     pub observation_threshold: usize,
+    /// The newest signer-set version known, when one is scheduled after the running one.
+    pub scheduled_signer_set: Option<ScheduledSet>,
     /// `staggered` or `race`.
     pub policy: String,
     /// Members connected now.
@@ -64,6 +68,17 @@ pub struct NodeStatus {
     pub last_official_epoch: Option<u64>,
     /// Submission attempts by outcome.
     pub submissions: SubmissionStatsView,
+}
+
+/// A signer-set version scheduled to govern from a later epoch.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct ScheduledSet {
+    /// Its version.
+    pub version: u32,
+    /// Its first epoch.
+    pub effective_from_epoch: u64,
+    /// Whether this node is a member of it.
+    pub member: bool,
 }
 
 /// Serializable submission counts.
@@ -98,8 +113,13 @@ pub struct ApiState {
     pub metrics: Arc<NodeMetrics>,
     /// Static part of the status plus what the node updates.
     pub status: Mutex<NodeStatus>,
-    /// The signer set the node works with (`/v1/signer-set`).
-    pub signer_set: SignerSetResponse,
+    /// The signer sets the node read from the contract (`/v1/signer-set` answers with the one
+    /// governing the running epoch).
+    pub signer_sets: SharedSets,
+    /// The node's ed25519 key (its member index in each set).
+    pub own_key: [u8; 32],
+    /// The observation threshold the operator set; `None` takes `n - f` of each version.
+    pub observation_threshold: Option<usize>,
     /// The contract's epoch clock (for the time left in an epoch).
     pub epoch_clock: EpochClock,
     /// Live count of connected peers.
@@ -108,6 +128,53 @@ pub struct ApiState {
     pub current_epoch: Box<dyn Fn() -> Option<u64> + Send + Sync>,
     /// The dashboard last built.
     pub dashboard: dashboard::DashboardCache,
+}
+
+impl ApiState {
+    /// The status with the live parts filled in: peers, the running epoch and the signer set
+    /// governing it (the store's counts are the handler's).
+    pub(crate) fn live_status(&self) -> NodeStatus {
+        let mut status = self
+            .status
+            .lock()
+            .map(|status| status.clone())
+            .unwrap_or_default();
+        status.connected_peers = (self.connected_peers)();
+        status.current_epoch = (self.current_epoch)();
+        let sets = self.signer_sets.read();
+        let governing = status
+            .current_epoch
+            .and_then(|epoch| sets.governing(epoch))
+            .or_else(|| sets.latest());
+        if let Some(set) = governing {
+            let n = set.members.len();
+            status.member_index = member_index(set, &self.own_key);
+            status.members = n;
+            status.signer_set_version = set.version;
+            status.threshold = set.threshold as usize;
+            status.observation_threshold = self
+                .observation_threshold
+                .unwrap_or_else(|| default_observation_threshold(n));
+        }
+        status.scheduled_signer_set = sets
+            .latest()
+            .filter(|latest| governing.is_some_and(|set| latest.version > set.version))
+            .map(|latest| ScheduledSet {
+                version: latest.version,
+                effective_from_epoch: latest.effective_from_epoch,
+                member: member_index(latest, &self.own_key).is_some(),
+            });
+        status
+    }
+
+    /// The signer set governing the running epoch (the newest known before any governs).
+    fn governing_set(&self) -> Option<SignerSetResponse> {
+        let sets = self.signer_sets.read();
+        (self.current_epoch)()
+            .and_then(|epoch| sets.governing(epoch))
+            .or_else(|| sets.latest())
+            .cloned()
+    }
 }
 
 /// A JSON error with a status code.
@@ -235,18 +302,23 @@ async fn health(State(state): State<Arc<ApiState>>) -> Json<Health> {
     })
 }
 
-/// The signer set the node works with.
-#[utoipa::path(get, path = "/v1/signer-set", responses((status = 200, body = SignerSetResponse)))]
-async fn signer_set(State(state): State<Arc<ApiState>>) -> Json<SignerSetResponse> {
-    Json(state.signer_set.clone())
+/// The signer set governing the running epoch.
+#[utoipa::path(get, path = "/v1/signer-set", responses((status = 200, body = SignerSetResponse), (status = 503, body = ErrorBody)))]
+async fn signer_set(
+    State(state): State<Arc<ApiState>>,
+) -> Result<Json<SignerSetResponse>, ApiError> {
+    state.governing_set().map(Json).ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no signer set read yet".into(),
+        )
+    })
 }
 
 /// Member index, peer id, thresholds, peers, epochs and submission counts.
 #[utoipa::path(get, path = "/v1/status", responses((status = 200, body = NodeStatus), (status = 500, body = ErrorBody)))]
 async fn status(State(state): State<Arc<ApiState>>) -> Result<Json<NodeStatus>, ApiError> {
-    let mut status = state.status.lock().map_err(internal)?.clone();
-    status.connected_peers = (state.connected_peers)();
-    status.current_epoch = (state.current_epoch)();
+    let mut status = state.live_status();
     let (latest, submissions) = state
         .db
         .public(|store| Ok((store.latest_official_epoch()?, store.submission_stats()?)))

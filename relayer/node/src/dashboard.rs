@@ -63,8 +63,8 @@ pub struct UptimeSeries {
 pub struct DashboardData {
     /// Node name.
     pub name: String,
-    /// Its signer index.
-    pub member_index: u16,
+    /// Its signer index in the set governing the running epoch, if a member.
+    pub member_index: Option<u16>,
     /// Members of the signer set.
     pub members: usize,
     /// Signatures needed.
@@ -104,12 +104,8 @@ pub async fn dashboard_data(state: &ApiState, now_ms: u64) -> Result<DashboardDa
 
 /// Builds the dashboard data from the node's store at `now_ms`.
 async fn build(state: &ApiState, now_ms: u64) -> Result<DashboardData, DbError> {
-    let status = state
-        .status
-        .lock()
-        .map(|status| status.clone())
-        .unwrap_or_default();
-    let current_epoch = (state.current_epoch)();
+    let status = state.live_status();
+    let current_epoch = status.current_epoch;
     let clock = state.epoch_clock;
     let ms_left_in_epoch =
         current_epoch.map(|epoch| clock.epoch_end_ms(epoch).saturating_sub(now_ms));

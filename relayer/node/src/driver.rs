@@ -1,17 +1,19 @@
-//! The tokio driver of one node: feeds the protocol its inputs (peer messages, timers,
-//! measurements, persist acknowledgements, chain answers, the winner's copy) and carries out
-//! the actions it returns. It decides nothing: finalization, catch-up, retries and backoff are
+//! The tokio driver of one node: feeds the protocol engine its inputs (peer messages, timers,
+//! measurements, persist acknowledgements, chain answers, the winner's copy, new signer-set
+//! versions polled from the contract) and carries out the actions it returns. It decides
+//! nothing: finalization, catch-up, retries, backoff and which version governs an epoch are
 //! the protocol's (`relayer-protocol`), run identically by the simulator.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nym_rewards::msg::SignerSetResponse;
 use relayer_protocol::{
-    Action, Certificate, FetchFailed, Input, MemberIndex, OfficialSource, PersistRecord, Protocol,
-    Rejection, Timer,
+    Action, Certificate, Engine, FetchFailed, Input, OfficialSource, PeerIndex, PersistRecord,
+    Rejection, SignerSet, Timer,
 };
 use relayer_store::{Persisted, SubmissionOutcome};
 use tokio::sync::{mpsc, watch};
@@ -22,9 +24,10 @@ use crate::http;
 use crate::inbox::InboxReceiver;
 use crate::keys::ChainAccount;
 use crate::metrics::NodeMetrics;
-use crate::net::NetHandle;
+use crate::net::{NetHandle, PeerEntry};
 use crate::now_ms;
 use crate::runtime::BLOCK_TIME_WAIT;
+use crate::signer_sets::{KnownSets, SharedSets, newer_than};
 
 /// How often and how long a loser tries the winner before reporting it unreachable.
 const FETCH_ATTEMPTS: u32 = 6;
@@ -32,10 +35,15 @@ const FETCH_RETRY: Duration = Duration::from_millis(250);
 /// Poll interval while waiting for block time.
 const BLOCK_TIME_POLL: Duration = Duration::from_millis(200);
 
-/// The protocol and what its actions act on.
+/// Bounds of the interval at which the contract is asked for new signer-set versions (the
+/// re-send interval, within these).
+const POLL_MIN: Duration = Duration::from_secs(1);
+const POLL_MAX: Duration = Duration::from_secs(30);
+
+/// The protocol engine and what its actions act on.
 pub(crate) struct Driver {
     name: String,
-    protocol: Protocol,
+    protocol: Engine,
     timers: BinaryHeap<Reverse<(u64, u64, Timer)>>,
     timer_seq: u64,
     net: NetHandle,
@@ -51,13 +59,25 @@ struct TaskContext {
     http: reqwest::Client,
     account: ChainAccount,
     metrics: Arc<NodeMetrics>,
-    signer_set: Arc<SignerSetResponse>,
+    /// The signer sets read from the contract (the API reads them too).
+    sets: SharedSets,
     mixnodes: Arc<Vec<u32>>,
     clock: nym_rewards::msg::EpochClock,
     official: watch::Sender<Option<u64>>,
     feedback: mpsc::UnboundedSender<Input>,
     /// Epochs with a chain read in flight: a slow RPC is not asked the same again meanwhile.
     reads_in_flight: Arc<Mutex<HashSet<u64>>>,
+    /// New signer-set versions read from the contract, for the driver to learn.
+    learned: mpsc::UnboundedSender<Vec<SignerSetResponse>>,
+    /// A poll for new versions is in flight.
+    polling: Arc<AtomicBool>,
+}
+
+/// What the driver receives besides peer messages: its tasks' answers and the signer-set
+/// versions they read.
+pub(crate) struct DriverInbox {
+    feedback: mpsc::UnboundedReceiver<Input>,
+    learned: mpsc::UnboundedReceiver<Vec<SignerSetResponse>>,
 }
 
 fn sleep_until_ms(at_ms: u64) -> tokio::time::Sleep {
@@ -68,18 +88,19 @@ impl Driver {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         name: String,
-        protocol: Protocol,
+        protocol: Engine,
         db: Arc<Db>,
         chain: Arc<dyn Chain>,
         net: NetHandle,
         metrics: Arc<NodeMetrics>,
         account: ChainAccount,
-        signer_set: SignerSetResponse,
+        sets: SharedSets,
         official: watch::Sender<Option<u64>>,
-    ) -> (Self, mpsc::UnboundedReceiver<Input>) {
+    ) -> (Self, DriverInbox) {
         let (feedback, feedback_rx) = mpsc::unbounded_channel();
-        let clock = protocol.config().clock;
-        let mixnodes = Arc::new(protocol.config().mixnodes.clone());
+        let (learned, learned_rx) = mpsc::unbounded_channel();
+        let clock = protocol.settings().clock;
+        let mixnodes = Arc::new(protocol.settings().mixnodes.clone());
         let driver = Self {
             name: name.clone(),
             protocol,
@@ -93,24 +114,38 @@ impl Driver {
                 http: http::client(),
                 account,
                 metrics,
-                signer_set: Arc::new(signer_set),
+                sets,
                 mixnodes,
                 clock,
                 official,
                 feedback,
                 reads_in_flight: Arc::new(Mutex::new(HashSet::new())),
+                learned,
+                polling: Arc::new(AtomicBool::new(false)),
             },
         };
-        (driver, feedback_rx)
+        let inbox = DriverInbox {
+            feedback: feedback_rx,
+            learned: learned_rx,
+        };
+        (driver, inbox)
     }
 
     /// Runs until shutdown.
     pub(crate) async fn run(
         mut self,
-        mut feedback: mpsc::UnboundedReceiver<Input>,
+        inbox: DriverInbox,
         mut inbound: InboxReceiver,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let DriverInbox {
+            mut feedback,
+            mut learned,
+        } = inbox;
+        let poll_every = Duration::from_millis(self.protocol.settings().resend_interval_ms)
+            .clamp(POLL_MIN, POLL_MAX);
+        let mut poll = tokio::time::interval(poll_every);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.feed(Input::Start);
         loop {
             let next_timer = self
@@ -122,6 +157,8 @@ impl Driver {
                     self.feed(Input::Message { from: message.from, message: message.message });
                 }
                 Some(input) = feedback.recv() => self.feed(input),
+                Some(sets) = learned.recv() => self.learn(sets),
+                _ = poll.tick() => self.tasks.start_poll(self.protocol.latest_version()),
                 _ = sleep_until_ms(next_timer), if next_timer != u64::MAX => {
                     while let Some(Reverse((at, _, timer))) = self.timers.peek().copied() {
                         if at > now_ms() {
@@ -141,17 +178,59 @@ impl Driver {
         for action in self.protocol.handle(now_ms(), input) {
             self.perform(action);
         }
-        self.tasks.metrics.set_protocol(self.protocol.metrics());
+        self.tasks.metrics.set_protocol(&self.protocol.metrics());
+    }
+
+    /// Takes signer-set versions read from the contract: each new one goes to the engine
+    /// (which starts it if this node is a member), then the network learns whom to admit.
+    fn learn(&mut self, sets: Vec<SignerSetResponse>) {
+        let mut changed = false;
+        for response in sets {
+            if !self.tasks.sets.insert(response.clone()) {
+                continue;
+            }
+            let version = response.version;
+            let set = match SignerSet::try_from(&response) {
+                Ok(set) => set,
+                Err(err) => {
+                    tracing::error!(node = %self.name, version, "the contract's signer set is malformed: {err}");
+                    continue;
+                }
+            };
+            let member = set.index_of_key(&self.protocol.key()).is_some();
+            match self.protocol.learn(now_ms(), set) {
+                Ok(actions) => {
+                    tracing::info!(
+                        node = %self.name,
+                        version,
+                        from_epoch = response.effective_from_epoch,
+                        members = response.members.len(),
+                        threshold = response.threshold,
+                        member,
+                        "signer set learned"
+                    );
+                    changed = true;
+                    for action in actions {
+                        self.perform(action);
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(node = %self.name, version, "cannot work under signer set: {err}")
+                }
+            }
+        }
+        if changed {
+            self.net
+                .set_peers(peer_entries(&self.protocol, &self.tasks.sets.read()));
+        }
     }
 
     fn perform(&mut self, action: Action) {
         match action {
             Action::Send { to, message } => self.net.send(to, &message),
             Action::Broadcast { message } => {
-                let me = self.protocol.me();
-                let n = self.protocol.config().n() as MemberIndex;
-                self.net
-                    .send_many((0..n).filter(move |&i| i != me), &message);
+                let to = self.protocol.recipients(message.epoch());
+                self.net.send_many(to, &message);
             }
             Action::SetTimer { at_ms, timer } => {
                 self.timer_seq += 1;
@@ -166,7 +245,8 @@ impl Driver {
             }
             Action::Submit { certificate } => spawn(self.tasks.clone().submit(certificate)),
             Action::FetchOfficial { epoch, from } => {
-                spawn(self.tasks.clone().fetch_official(epoch, from))
+                let key = self.protocol.roster().get(usize::from(from)).copied();
+                spawn(self.tasks.clone().fetch_official(epoch, from, key))
             }
             Action::Certified { certificate } => {
                 tracing::debug!(node = %self.name, epoch = certificate.epoch, signers = certificate.signatures.len(), "certified");
@@ -182,8 +262,27 @@ fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) {
     tokio::spawn(task);
 }
 
+/// The network's view of the engine's roster: each peer's key, its newest network address
+/// among the sets read, and whether the node works with it now.
+pub(crate) fn peer_entries(engine: &Engine, sets: &KnownSets) -> Vec<PeerEntry> {
+    let active = engine.active_peers();
+    engine
+        .roster()
+        .iter()
+        .enumerate()
+        .map(|(position, key)| PeerEntry {
+            key: *key,
+            addr: sets
+                .member(key)
+                .map(|member| member.p2p_multiaddr.clone())
+                .unwrap_or_default(),
+            active: PeerIndex::try_from(position).is_ok_and(|peer| active.contains(&peer)),
+        })
+        .collect()
+}
+
 /// Rejections that mean something an operator should see are logged at warn level.
-fn log_rejection(name: &str, from: Option<MemberIndex>, reason: &Rejection) {
+fn log_rejection(name: &str, from: Option<PeerIndex>, reason: &Rejection) {
     match reason {
         Rejection::WinnerCopyInvalid { .. }
         | Rejection::WinnerUnreachable { .. }
@@ -198,6 +297,27 @@ fn log_rejection(name: &str, from: Option<MemberIndex>, reason: &Rejection) {
 impl TaskContext {
     fn feed(&self, input: Input) {
         let _ = self.feedback.send(input);
+    }
+
+    /// Asks the contract for versions after `known`, unless a poll is still in flight.
+    fn start_poll(&self, known: Option<u32>) {
+        if self.polling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        spawn(self.clone().poll_signer_sets(known.unwrap_or(0)));
+    }
+
+    async fn poll_signer_sets(self, known: u32) {
+        match newer_than(self.chain.as_ref(), known).await {
+            Ok(sets) if !sets.is_empty() => {
+                let _ = self.learned.send(sets);
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(node = %self.name, "reading the contract's signer sets: {err}")
+            }
+        }
+        self.polling.store(false, Ordering::Release);
     }
 
     async fn persist(self, id: u64, record: PersistRecord) {
@@ -323,9 +443,11 @@ impl TaskContext {
         });
     }
 
-    /// Fetches the winner's copy, retrying briefly; the protocol verifies it.
-    async fn fetch_official(self, epoch: u64, from: MemberIndex) {
-        let copy = match self.signer_set.members.get(usize::from(from)) {
+    /// Fetches the winner's copy from the API its newest signer-set entry names, retrying
+    /// briefly; the protocol verifies it.
+    async fn fetch_official(self, epoch: u64, from: PeerIndex, key: Option<[u8; 32]>) {
+        let winner = key.and_then(|key| self.sets.read().member(&key).cloned());
+        let copy = match winner {
             Some(winner) => {
                 let mut last = None;
                 let mut copy = None;
@@ -350,7 +472,7 @@ impl TaskContext {
                 })
             }
             None => Err(FetchFailed {
-                reason: format!("member {from} is not in the signer set"),
+                reason: format!("peer {from} is in no signer set read"),
             }),
         };
         self.feed(Input::WinnerCopy { epoch, copy });

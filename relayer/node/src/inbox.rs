@@ -1,12 +1,12 @@
-//! The fair inbox between the network task and the driver: one bounded queue per member (in
-//! messages and in bytes), drained in turn, so a flooding peer fills only its own queue and
+//! The fair inbox between the network task and the driver: one bounded queue per peer of the
+//! roster (in messages and in bytes), drained in turn, so a flooding peer fills only its own queue and
 //! neither delays nor crowds out another member's messages. The network task never waits on
 //! it: a message that does not fit its sender's queue is dropped and counted.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use relayer_protocol::{MemberIndex, Message};
+use relayer_protocol::{Message, PeerIndex};
 use tokio::sync::Notify;
 
 /// Messages held per member before its further messages are dropped.
@@ -18,8 +18,8 @@ pub const QUEUE_BYTES: usize = 16 << 20;
 /// A message from an authenticated member.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Inbound {
-    /// Sender's member index.
-    pub from: MemberIndex,
+    /// Sender's position in the roster.
+    pub from: PeerIndex,
     /// The decoded message.
     pub message: Message,
 }
@@ -103,7 +103,7 @@ pub fn inbox(members: usize, limits: QueueLimits) -> (InboxSender, InboxReceiver
 impl InboxSender {
     /// Queues `message` from `from`, `wire_bytes` long on the wire. Returns `false` (the
     /// message is dropped) when that member's queue is full or `from` is not a member.
-    pub fn push(&self, from: MemberIndex, message: Message, wire_bytes: usize) -> bool {
+    pub fn push(&self, from: PeerIndex, message: Message, wire_bytes: usize) -> bool {
         let bytes = wire_bytes.max(decoded_bytes(&message));
         let limits = self.shared.limits;
         let mut queues = self.shared.lock();
@@ -120,6 +120,17 @@ impl InboxSender {
         drop(queues);
         self.shared.ready.notify_one();
         true
+    }
+}
+
+impl InboxSender {
+    /// Makes room for `peers` peers (the roster grew); queues are never removed, so a
+    /// peer's position keeps its queue.
+    pub fn grow(&self, peers: usize) {
+        let mut queues = self.shared.lock();
+        if queues.per_member.len() < peers {
+            queues.per_member.resize_with(peers, Queue::default);
+        }
     }
 }
 
@@ -192,7 +203,7 @@ impl Queues {
                 queue.bytes -= bytes;
                 self.next = (index + 1) % members;
                 return Some(Inbound {
-                    from: MemberIndex::try_from(index).ok()?,
+                    from: PeerIndex::try_from(index).ok()?,
                     message,
                 });
             }
@@ -225,7 +236,7 @@ mod tests {
             "another member still gets in"
         );
         assert!(sender.push(2, accepted(8), 10));
-        let first: Vec<MemberIndex> = [
+        let first: Vec<PeerIndex> = [
             receiver.recv().await.unwrap(),
             receiver.recv().await.unwrap(),
             receiver.recv().await.unwrap(),
@@ -257,6 +268,18 @@ mod tests {
         assert_eq!(receiver.recv().await.unwrap().message, accepted(1));
         assert!(sender.push(0, accepted(4), 600), "room again once taken");
         assert!(!sender.push(9, accepted(5), 1), "not a member");
+    }
+
+    #[tokio::test]
+    async fn a_grown_roster_gets_its_own_queues_and_keeps_the_old_ones() {
+        let (sender, mut receiver) = inbox(1, QueueLimits::default());
+        assert!(sender.push(0, accepted(1), 1));
+        assert!(!sender.push(2, accepted(2), 1), "not in the roster yet");
+        sender.grow(3);
+        sender.grow(2); // never shrinks
+        assert!(sender.push(2, accepted(3), 1));
+        assert_eq!(receiver.recv().await.unwrap().from, 0);
+        assert_eq!(receiver.recv().await.unwrap().from, 2);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod process;
 pub mod runtime;
 pub mod sampling;
+pub mod signer_sets;
 
 pub use runtime::{NodeSettings, RunningNode, StartError, start_node};
 

@@ -1,8 +1,10 @@
 //! libp2p networking: TCP + noise + yamux, one request-response protocol carrying encoded
 //! [`relayer_protocol::Message`]s. The libp2p identity IS the member's ed25519 key, and only
-//! signer-set members are allowed to connect (allow list), so every message processed comes
-//! from an authenticated member. Message sizes are bounded, each peer is rate-limited, and
-//! disconnected members are redialled with exponential backoff.
+//! the members of the signer sets the node works under are allowed to connect (allow list,
+//! updated as versions come and go), so every message processed comes from an authenticated
+//! member. Peers are named by their position in the protocol engine's roster. Message sizes
+//! are bounded, each peer is rate-limited, and disconnected members are redialled with
+//! exponential backoff.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -16,7 +18,7 @@ use libp2p::connection_limits;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
-use relayer_protocol::{MemberIndex, Message};
+use relayer_protocol::{Message, PeerIndex};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
@@ -44,7 +46,7 @@ const REDIAL_MIN: Duration = Duration::from_millis(250);
 const REDIAL_MAX: Duration = Duration::from_secs(8);
 
 /// Networking failures at start-up.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum NetError {
     /// A bad key or address.
     #[error("invalid network setting: {0}")]
@@ -60,10 +62,20 @@ pub enum NetError {
 }
 
 enum Command {
-    Send {
-        to: MemberIndex,
-        bytes: Arc<Vec<u8>>,
-    },
+    Send { to: PeerIndex, bytes: Arc<Vec<u8>> },
+    SetPeers(Vec<PeerEntry>),
+}
+
+/// One peer of the roster, at the position that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerEntry {
+    /// ed25519 public key (its libp2p identity).
+    pub key: [u8; 32],
+    /// Where to dial it.
+    pub addr: String,
+    /// Whether it is a member of a signer set the node works under: only those are dialled
+    /// and admitted.
+    pub active: bool,
 }
 
 /// Sends messages through the swarm task; cheap to clone.
@@ -76,8 +88,8 @@ pub struct NetHandle {
 }
 
 impl NetHandle {
-    /// Sends `message` to member `to` (dropped silently if the network task has stopped).
-    pub fn send(&self, to: MemberIndex, message: &Message) {
+    /// Sends `message` to peer `to` (dropped silently if the network task has stopped).
+    pub fn send(&self, to: PeerIndex, message: &Message) {
         if let Some(bytes) = self.encode(message) {
             self.send_bytes(to, Arc::new(bytes));
         }
@@ -99,7 +111,7 @@ impl NetHandle {
     }
 
     /// Sends the same message to several members, encoding it once.
-    pub fn send_many(&self, to: impl IntoIterator<Item = MemberIndex>, message: &Message) {
+    pub fn send_many(&self, to: impl IntoIterator<Item = PeerIndex>, message: &Message) {
         if let Some(bytes) = self.encode(message) {
             let bytes = Arc::new(bytes);
             for member in to {
@@ -108,10 +120,16 @@ impl NetHandle {
         }
     }
 
-    fn send_bytes(&self, to: MemberIndex, bytes: Arc<Vec<u8>>) {
+    fn send_bytes(&self, to: PeerIndex, bytes: Arc<Vec<u8>>) {
         NodeMetrics::inc(&self.metrics.messages_sent);
         NodeMetrics::add(&self.metrics.bytes_sent, bytes.len() as u64);
         let _ = self.commands.send(Command::Send { to, bytes });
+    }
+
+    /// Replaces the roster: new peers are added at their positions, and only active ones
+    /// are dialled and admitted (those no longer active are disconnected).
+    pub fn set_peers(&self, peers: Vec<PeerEntry>) {
+        let _ = self.commands.send(Command::SetPeers(peers));
     }
 
     /// Members currently connected.
@@ -288,39 +306,25 @@ impl BoundNet {
         })
     }
 
-    /// Starts the swarm task for `members` (ed25519 key and multiaddress, in signer-index order),
-    /// speaking `codec`. Inbound messages from members arrive on the returned receiver.
+    /// Starts the swarm task for the roster `peers` (by [`PeerIndex`]), speaking `codec`.
+    /// Inbound messages from active peers arrive on the returned receiver.
     pub fn run(
-        mut self,
-        members: &[([u8; 32], String)],
+        self,
+        peers: Vec<PeerEntry>,
         codec: Codec,
         metrics: Arc<NodeMetrics>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(NetHandle, InboxReceiver), NetError> {
-        let mut peers = Vec::with_capacity(members.len());
-        for (key, addr) in members {
-            let peer = peer_id_of(key)?;
-            let addr: Multiaddr = addr
-                .parse()
-                .map_err(|err| NetError::Invalid(format!("{addr}: {err}")))?;
-            self.swarm.behaviour_mut().allow.allow_peer(peer);
-            if peer != self.peer_id {
-                self.swarm.add_peer_address(peer, addr.clone());
-            }
-            peers.push((peer, addr));
-        }
         let (commands, command_rx) = mpsc::unbounded_channel();
-        let (inbound_tx, inbound) = inbox(members.len(), QueueLimits::default());
+        let (inbound_tx, inbound) = inbox(peers.len(), QueueLimits::default());
         let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let task = SwarmTask {
+        let mut task = SwarmTask {
             swarm: self.swarm,
             me: self.peer_id,
-            index_of: peers
-                .iter()
-                .enumerate()
-                .map(|(i, (peer, _))| (*peer, i as MemberIndex))
-                .collect(),
-            peers,
+            index_of: HashMap::new(),
+            peers: Vec::new(),
+            addrs: HashMap::new(),
+            active: HashSet::new(),
             connected_peers: HashSet::new(),
             other_versions: HashSet::new(),
             connected: connected.clone(),
@@ -331,6 +335,7 @@ impl BoundNet {
             inbound: inbound_tx,
             codec: codec.clone(),
         };
+        task.set_peers(peers)?;
         tokio::spawn(task.run(command_rx, shutdown));
         Ok((
             NetHandle {
@@ -404,8 +409,13 @@ impl PeerBudget {
 struct SwarmTask {
     swarm: Swarm<Behaviour>,
     me: PeerId,
-    peers: Vec<(PeerId, Multiaddr)>,
-    index_of: HashMap<PeerId, MemberIndex>,
+    /// The roster, by peer index (`None` for a key that is no ed25519 public key).
+    peers: Vec<Option<PeerId>>,
+    /// Where to dial each peer (none for an address that does not parse).
+    addrs: HashMap<PeerId, Multiaddr>,
+    index_of: HashMap<PeerId, PeerIndex>,
+    /// Peers dialled and admitted.
+    active: HashSet<PeerId>,
     connected_peers: HashSet<PeerId>,
     /// Peers already reported as speaking another protocol version (one warning each).
     other_versions: HashSet<PeerId>,
@@ -429,6 +439,11 @@ impl SwarmTask {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Send { to, bytes }) => self.send(to, bytes),
+                    Some(Command::SetPeers(peers)) => {
+                        if let Err(err) = self.set_peers(peers) {
+                            tracing::warn!("a signer set names a peer that cannot be used: {err}");
+                        }
+                    }
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.on_event(event),
@@ -439,13 +454,63 @@ impl SwarmTask {
         tracing::debug!("network task stopped");
     }
 
-    /// Queues `bytes` for member `to` and sends what its queue allows (see [`crate::outbox`]).
-    fn send(&mut self, to: MemberIndex, bytes: Arc<Vec<u8>>) {
+    /// Takes the roster `entries`: each position's key and address, and whether it is active
+    /// (allowed and dialled); a peer no longer active is disallowed, which closes its
+    /// connections. A member's unusable key or address costs only that member (never dialled,
+    /// or, with a bad key, never admitted): the error is returned once the rest is taken.
+    fn set_peers(&mut self, entries: Vec<PeerEntry>) -> Result<(), NetError> {
+        let mut first_error = None;
+        for (position, entry) in entries.into_iter().enumerate() {
+            let Ok(index) = PeerIndex::try_from(position) else {
+                break;
+            };
+            let peer = peer_id_of(&entry.key)
+                .map_err(|err| first_error.get_or_insert(err).clone())
+                .ok();
+            match self.peers.get_mut(position) {
+                Some(known) => *known = peer,
+                None => self.peers.push(peer),
+            }
+            let Some(peer) = peer else {
+                continue;
+            };
+            self.index_of.insert(peer, index);
+            match entry.addr.parse::<Multiaddr>() {
+                Ok(addr) => {
+                    self.addrs.insert(peer, addr);
+                }
+                Err(err) => {
+                    self.addrs.remove(&peer);
+                    first_error.get_or_insert(NetError::Invalid(format!("{}: {err}", entry.addr)));
+                }
+            }
+            if peer == self.me {
+                continue;
+            }
+            if entry.active {
+                self.swarm.behaviour_mut().allow.allow_peer(peer);
+                if let Some(addr) = self.addrs.get(&peer) {
+                    self.swarm.add_peer_address(peer, addr.clone());
+                }
+                self.active.insert(peer);
+            } else if self.active.remove(&peer) {
+                self.swarm.behaviour_mut().allow.disallow_peer(peer);
+                self.outbox.forget(peer);
+                tracing::info!(%peer, "no longer a member of a signer set this node works under; disconnected");
+            }
+        }
+        self.inbound.grow(self.peers.len());
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Queues `bytes` for peer `to` and sends what its queue allows (see [`crate::outbox`]).
+    fn send(&mut self, to: PeerIndex, bytes: Arc<Vec<u8>>) {
         let Some(peer) = self
             .peers
             .get(usize::from(to))
-            .map(|(peer, _)| *peer)
-            .filter(|peer| *peer != self.me)
+            .copied()
+            .flatten()
+            .filter(|peer| self.active.contains(peer))
         else {
             return;
         };
@@ -481,8 +546,11 @@ impl SwarmTask {
 
     fn redial(&mut self) {
         let now = Instant::now();
-        for (peer, addr) in &self.peers {
-            if *peer == self.me || self.connected_peers.contains(peer) {
+        for peer in &self.active {
+            let Some(addr) = self.addrs.get(peer) else {
+                continue;
+            };
+            if self.connected_peers.contains(peer) {
                 continue;
             }
             let (next, backoff) = self.redial.entry(*peer).or_insert((now, REDIAL_MIN));
@@ -584,7 +652,11 @@ impl SwarmTask {
     /// A batch from `peer`: each of its messages is admitted, decoded and queued on its own.
     fn on_request(&mut self, peer: PeerId, batch: &[u8]) {
         NodeMetrics::add(&self.metrics.bytes_received, batch.len() as u64);
-        let Some(&from) = self.index_of.get(&peer) else {
+        let Some(&from) = self
+            .index_of
+            .get(&peer)
+            .filter(|_| self.active.contains(&peer))
+        else {
             NodeMetrics::inc(&self.metrics.messages_dropped);
             return;
         };
@@ -619,7 +691,7 @@ impl SwarmTask {
         }
     }
 
-    fn on_message(&mut self, peer: PeerId, from: MemberIndex, bytes: &[u8]) {
+    fn on_message(&mut self, peer: PeerId, from: PeerIndex, bytes: &[u8]) {
         match self.codec.decode(bytes) {
             Ok(message) => {
                 if !self.inbound.push(from, message, bytes.len()) {

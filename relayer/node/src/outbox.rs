@@ -140,6 +140,12 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
         }
     }
 
+    /// Drops what waits for `peer` (it left the signer sets); requests in flight end as
+    /// they will.
+    pub fn forget(&mut self, peer: Peer) {
+        self.queues.remove(&peer);
+    }
+
     /// Messages waiting for `peer`.
     pub fn waiting(&self, peer: Peer) -> usize {
         self.queues
@@ -194,6 +200,15 @@ mod tests {
             !outbox.queue(1, message(1, MAX_MESSAGE_BYTES + 1)),
             "too large"
         );
+    }
+
+    #[test]
+    fn a_forgotten_peer_has_nothing_waiting() {
+        let mut outbox = Outbox::default();
+        assert!(outbox.queue(1u8, message(1, 10)));
+        outbox.forget(1);
+        assert_eq!(outbox.waiting(1), 0);
+        assert!(outbox.next_batch(1).is_none());
     }
 
     #[test]

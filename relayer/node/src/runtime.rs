@@ -1,6 +1,6 @@
-//! Starting and stopping a node: read the contract's config and signer set, restore the
-//! protocol's state from the store, and spawn the tasks (protocol driver, network, uptime
-//! sampler, HTTP API).
+//! Starting and stopping a node: read the contract's config and the signer sets its window
+//! needs, restore the protocol's state from the store, and spawn the tasks (protocol driver,
+//! network, uptime sampler, HTTP API).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -9,7 +9,7 @@ use std::time::Duration;
 use nym_rewards::msg::SignerSetResponse;
 use relayer_protocol::wire::Codec;
 use relayer_protocol::{
-    ChainContext, Keypair, MemberIndex, NewError, Protocol, ProtocolConfig, SignerSet,
+    ChainContext, Engine, Keypair, MemberIndex, NewError, ProtocolConfig, SignerSet,
     SignerSetError, default_observation_threshold,
 };
 use relayer_store::{Store, StoreError};
@@ -21,12 +21,13 @@ use crate::api::{ApiLimits, ApiState, NodeStatus};
 use crate::chain::{self, Chain, ChainError};
 use crate::config::{ProtocolSection, SamplingSection};
 use crate::db::{Db, DbError};
-use crate::driver::Driver;
+use crate::driver::{Driver, peer_entries};
 use crate::keys::ChainAccount;
 use crate::metrics::NodeMetrics;
 use crate::net::{BoundNet, NetError};
 use crate::now_ms;
 use crate::sampling::run_sampler;
+use crate::signer_sets::{self, SharedSets};
 
 /// Everything needed to start a node.
 pub struct NodeSettings {
@@ -93,8 +94,9 @@ pub struct RunningNode {
     pub store: Arc<Store>,
     /// Its counters.
     pub metrics: Arc<NodeMetrics>,
-    /// Its index in the signer set.
-    pub member_index: MemberIndex,
+    /// Its index in the signer set governing the epoch running at its start, if it is a
+    /// member of it.
+    pub member_index: Option<MemberIndex>,
     /// Newest epoch this node stored official data for; notified on every epoch stored, in
     /// whatever order epochs finish.
     pub official: watch::Receiver<Option<u64>>,
@@ -120,16 +122,15 @@ impl RunningNode {
     }
 }
 
-/// The protocol configuration for `set` on `chain` with the node's settings.
+/// The protocol configuration for `signer_set` on `chain` with the node's settings.
 fn protocol_config(
     chain: &dyn Chain,
-    set: &SignerSetResponse,
+    signer_set: SignerSet,
     clock: nym_rewards::msg::EpochClock,
     settings: &NodeSettings,
-) -> Result<ProtocolConfig, SignerSetError> {
-    let signer_set = SignerSet::try_from(set)?;
+) -> ProtocolConfig {
     let n = signer_set.n();
-    Ok(ProtocolConfig {
+    ProtocolConfig {
         chain: ChainContext {
             chain_id: chain.chain_id().to_string(),
             contract: chain.contract().to_string(),
@@ -146,11 +147,13 @@ fn protocol_config(
         resend_interval_ms: settings.protocol.resend_interval_ms,
         policy: settings.protocol.policy,
         catch_up_epochs: settings.protocol.catch_up_epochs,
-    })
+    }
 }
 
-/// Starts a node: reads the signer set from the contract, restores its state from the store,
-/// and spawns the protocol driver, the network, the sampler and the API.
+/// Starts a node: reads from the contract the signer sets governing its window and any
+/// scheduled after it, restores its state from the store, and spawns the protocol driver, the
+/// network, the sampler and the API. A node whose key is in no set yet runs and waits for a
+/// version that names it.
 pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartError> {
     let chain = settings.chain.clone();
     let db = Arc::new(
@@ -162,42 +165,47 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
     let config = chain::config(chain.as_ref()).await?;
     let current = config.clock.epoch_at_ms(now_ms()).unwrap_or(0);
     let set = chain::signer_set_for_epoch(chain.as_ref(), current).await?;
-    let protocol_config = protocol_config(chain.as_ref(), &set, config.clock, &settings)?;
+    let protocol_config = protocol_config(
+        chain.as_ref(),
+        SignerSet::try_from(&set)?,
+        config.clock,
+        &settings,
+    );
     for warning in protocol_config.validate().map_err(NewError::from)? {
         tracing::warn!(node = %settings.name, "{warning}");
     }
     let window_start = protocol_config.window_start(now_ms());
+    let responses = signer_sets::read_for_window(chain.as_ref(), window_start).await?;
+    let sets = responses
+        .iter()
+        .map(SignerSet::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
     let restored = db
         .public(move |store| store.restored_state(window_start))
         .await?;
     let keypair = Keypair::from_seed(&settings.ed25519_secret);
-    let protocol = Protocol::new(protocol_config.clone(), keypair, restored)?;
-    let me = protocol.me();
-    let member_address = set.members[usize::from(me)].address.as_str();
-    if member_address != settings.account.address() {
-        tracing::warn!(
-            node = %settings.name,
-            "chain account {} differs from the member address {member_address}; the contract will refuse its submissions",
-            settings.account.address(),
-        );
-    }
+    let own_key = keypair.public();
+    let engine = Engine::new(
+        protocol_config.clone(),
+        settings.protocol.observation_threshold,
+        keypair,
+        restored,
+        sets,
+    )?;
+    let me = signer_sets::member_index(&set, &own_key);
+    warn_about_membership(&settings, &responses, &own_key);
+    let known_sets = SharedSets::new(responses);
 
     let metrics = Arc::new(NodeMetrics::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let latest = db.public(|store| store.latest_official_epoch()).await?;
     let (official_tx, official) = watch::channel(latest);
     let peer_id = settings.net.peer_id.to_string();
-    let member_addrs: Vec<([u8; 32], String)> = protocol_config
-        .signer_set
-        .keys()
-        .copied()
-        .zip(set.members.iter().map(|m| m.p2p_multiaddr.clone()))
-        .collect();
+    let peers = peer_entries(&engine, &known_sets.read());
     let codec = Codec::new(&protocol_config.mixnodes);
-    let (net, inbound) =
-        settings
-            .net
-            .run(&member_addrs, codec, metrics.clone(), shutdown_rx.clone())?;
+    let (net, inbound) = settings
+        .net
+        .run(peers, codec, metrics.clone(), shutdown_rx.clone())?;
 
     let mut tasks = Vec::new();
     let mut api_url = None;
@@ -211,19 +219,16 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
             metrics: metrics.clone(),
             status: Mutex::new(NodeStatus {
                 name: settings.name.clone(),
-                member_index: me,
                 peer_id,
                 address: settings.account.address().to_string(),
                 chain_id: chain.chain_id().to_string(),
                 contract: chain.contract().to_string(),
-                members: protocol_config.n(),
-                signer_set_version: set.version,
-                threshold: protocol_config.threshold(),
-                observation_threshold: protocol_config.observation_threshold,
                 policy: protocol_config.policy.to_string(),
                 ..NodeStatus::default()
             }),
-            signer_set: set.clone(),
+            signer_sets: known_sets.clone(),
+            own_key,
+            observation_threshold: settings.protocol.observation_threshold,
             epoch_clock: clock,
             connected_peers: Box::new(move || net_for_api.connected_peers()),
             current_epoch: Box::new(move || clock.epoch_at_ms(now_ms())),
@@ -246,19 +251,19 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
         shutdown_rx.clone(),
     )));
 
-    let (driver, feedback) = Driver::new(
+    let (driver, driver_inbox) = Driver::new(
         settings.name.clone(),
-        protocol,
+        engine,
         db.clone(),
         chain,
         net,
         metrics.clone(),
         settings.account,
-        set,
+        known_sets,
         official_tx,
     );
-    tasks.push(tokio::spawn(driver.run(feedback, inbound, shutdown_rx)));
-    tracing::info!(node = %settings.name, member = me, "node started");
+    tasks.push(tokio::spawn(driver.run(driver_inbox, inbound, shutdown_rx)));
+    tracing::info!(node = %settings.name, member = ?me, "node started");
     Ok(RunningNode {
         name: settings.name,
         api_url,
@@ -272,6 +277,33 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
         shutdown,
         tasks,
     })
+}
+
+/// Warns when the node's key is in no signer set read (it waits for one that names it), and
+/// when its chain account is not the address a set names for it (the contract would refuse
+/// its submissions).
+fn warn_about_membership(settings: &NodeSettings, sets: &[SignerSetResponse], key: &[u8; 32]) {
+    let entries: Vec<_> = sets
+        .iter()
+        .filter_map(|set| {
+            let index = signer_sets::member_index(set, key)?;
+            Some((set.version, &set.members[usize::from(index)]))
+        })
+        .collect();
+    if entries.is_empty() {
+        tracing::warn!(node = %settings.name, "this node's key is in no signer set yet; it waits for a version that names it");
+    }
+    for (version, member) in entries {
+        if member.address.as_str() != settings.account.address() {
+            tracing::warn!(
+                node = %settings.name,
+                version,
+                "chain account {} differs from the member address {}; the contract will refuse its submissions",
+                settings.account.address(),
+                member.address,
+            );
+        }
+    }
 }
 
 /// How long a node waits for block time to pass an epoch's end before it reports the

@@ -10,6 +10,7 @@ use nym_rewards::msg::{EpochClock, MixnodeReward, SignerSetResponse};
 use relayer_node::api::{ApiLimits, ApiState, NodeStatus, router, serve as serve_api};
 use relayer_node::db::Db;
 use relayer_node::metrics::NodeMetrics;
+use relayer_node::signer_sets::SharedSets;
 use relayer_protocol::{OfficialEpoch, OfficialSource};
 use relayer_store::StoredOfficial;
 
@@ -45,12 +46,14 @@ async fn state(
             name: "n0".into(),
             ..NodeStatus::default()
         }),
-        signer_set: SignerSetResponse {
+        signer_sets: SharedSets::new([SignerSetResponse {
             version: 1,
             effective_from_epoch: 0,
             threshold: 1,
             members: vec![],
-        },
+        }]),
+        own_key: [0; 32],
+        observation_threshold: None,
         epoch_clock: EpochClock {
             genesis_time: 0,
             epoch_length_secs: 60,

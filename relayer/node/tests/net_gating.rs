@@ -1,13 +1,14 @@
 //! Over real libp2p on loopback: only signer-set members can connect and get messages
-//! processed; a peer whose key is not in the set is refused; a burst of thousands of messages
-//! arrives whole, and does not delay another member's message.
+//! processed; a peer whose key is not in the set is refused; peers are admitted and
+//! disconnected as signer sets come and go; a burst of thousands of messages arrives whole,
+//! and does not delay another member's message.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use relayer_node::inbox::InboxReceiver;
 use relayer_node::metrics::NodeMetrics;
-use relayer_node::net::{BoundNet, NetHandle};
+use relayer_node::net::{BoundNet, NetHandle, PeerEntry};
 use relayer_protocol::wire::Codec;
 use relayer_protocol::{Echo, Keypair, Message};
 
@@ -15,14 +16,27 @@ fn codec() -> Codec {
     Codec::new(&[1, 2, 3])
 }
 
-/// Starts `net`'s swarm task for `members`, with metrics of its own.
+/// The roster of `members` (key and address), each active or not.
+fn roster(members: &[([u8; 32], String)], active: &[bool]) -> Vec<PeerEntry> {
+    members
+        .iter()
+        .zip(active)
+        .map(|((key, addr), &active)| PeerEntry {
+            key: *key,
+            addr: addr.clone(),
+            active,
+        })
+        .collect()
+}
+
+/// Starts `net`'s swarm task for `members`, all active, with metrics of its own.
 fn run(
     net: BoundNet,
     members: &[([u8; 32], String)],
     shutdown: &tokio::sync::watch::Receiver<bool>,
 ) -> (NetHandle, InboxReceiver) {
     net.run(
-        members,
+        roster(members, &vec![true; members.len()]),
         codec(),
         Arc::new(NodeMetrics::default()),
         shutdown.clone(),
@@ -66,17 +80,15 @@ async fn only_members_get_messages_processed() {
     let members = vec![(keys[0], a_addr.clone()), (keys[1], b_addr)];
     let a_metrics = Arc::new(NodeMetrics::default());
     let (_a_net, mut a_inbound) = a
-        .run(&members, codec(), a_metrics.clone(), shutdown.clone())
-        .unwrap();
-    let (b_net, _b_inbound) = run(b, &members, &shutdown);
-    let (c_net, _c_inbound) = outsider
         .run(
-            &[(keys[0], a_addr), (keys[2], c_addr)],
+            roster(&members, &[true, true]),
             codec(),
-            Arc::new(NodeMetrics::default()),
+            a_metrics.clone(),
             shutdown.clone(),
         )
         .unwrap();
+    let (b_net, _b_inbound) = run(b, &members, &shutdown);
+    let (c_net, _c_inbound) = run(outsider, &[(keys[0], a_addr), (keys[2], c_addr)], &shutdown);
 
     c_net.send(0, &echo(7));
     b_net.send(0, &echo(9));
@@ -150,6 +162,88 @@ async fn a_burst_arrives_whole_and_does_not_delay_another_members_message() {
         senders.contains(&2),
         "member 2's message waits behind the flood: first two from {senders:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_are_admitted_and_disconnected_as_signer_sets_come_and_go() {
+    let secrets = [[7u8; 32], [8u8; 32], [9u8; 32]];
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let mut bound = Vec::new();
+    for secret in secrets {
+        bound.push(
+            BoundNet::bind(secret, "/ip4/127.0.0.1/tcp/0")
+                .await
+                .unwrap(),
+        );
+    }
+    let members: Vec<([u8; 32], String)> = secrets
+        .iter()
+        .zip(&bound)
+        .map(|(secret, net)| {
+            (
+                Keypair::from_seed(secret).public(),
+                net.listen_addr.to_string(),
+            )
+        })
+        .collect();
+    let mut bound = bound.into_iter();
+    // A works under a set of A and B only; C is in its roster (a later version names it) but
+    // not yet active.
+    let (a_net, mut a_inbox) = bound
+        .next()
+        .unwrap()
+        .run(
+            roster(&members, &[true, true, false]),
+            codec(),
+            Arc::new(NodeMetrics::default()),
+            shutdown.clone(),
+        )
+        .unwrap();
+    let (b_net, _b_inbox) = run(bound.next().unwrap(), &members, &shutdown);
+    let (c_net, _c_inbox) = run(bound.next().unwrap(), &members, &shutdown);
+    c_net.send(0, &echo(1));
+    b_net.send(0, &echo(2));
+    let first = next(&mut a_inbox).await;
+    assert_eq!(
+        (first.from, first.message),
+        (1, echo(2)),
+        "C is not admitted yet"
+    );
+
+    // A version naming C is learned: C gets in, under its roster position.
+    a_net.set_peers(roster(&members, &[true, true, true]));
+    c_net.send(0, &echo(3));
+    let joined = next(&mut a_inbox).await;
+    assert_eq!((joined.from, joined.message), (2, echo(3)));
+
+    // The version with B retires: B is disconnected and refused, C still gets through.
+    a_net.set_peers(roster(&members, &[true, false, true]));
+    // A was connected to B and C; once the change is applied only C is left.
+    let disconnected = async {
+        while a_net.connected_peers() != 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), disconnected)
+        .await
+        .expect("A drops its connection to B");
+    b_net.send(0, &echo(4));
+    c_net.send(0, &echo(5));
+    let after = next(&mut a_inbox).await;
+    assert_eq!((after.from, after.message), (2, echo(5)));
+    let nothing = tokio::time::timeout(Duration::from_secs(2), a_inbox.recv()).await;
+    assert!(
+        nothing.is_err(),
+        "a retired member's message was processed: {nothing:?}"
+    );
+}
+
+/// The next message in `inbox` (at most 20 s away).
+async fn next(inbox: &mut InboxReceiver) -> relayer_node::inbox::Inbound {
+    tokio::time::timeout(Duration::from_secs(20), inbox.recv())
+        .await
+        .expect("a message within 20 s")
+        .expect("the inbox is open")
 }
 
 /// Waits until `inbox` holds `count` messages (at most a minute).

@@ -159,6 +159,17 @@ impl Engine {
         out
     }
 
+    /// The settings every instance shares (the signer set and the observation threshold in
+    /// it are the first version's; each instance has its own).
+    pub fn settings(&self) -> &ProtocolConfig {
+        &self.template
+    }
+
+    /// This member's ed25519 public key.
+    pub fn key(&self) -> [u8; 32] {
+        self.key.public()
+    }
+
     /// The roster: every peer's ed25519 key, by [`PeerIndex`].
     pub fn roster(&self) -> &[[u8; 32]] {
         &self.roster

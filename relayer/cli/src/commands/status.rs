@@ -15,10 +15,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let status = http::fetch_status(&http::client(), &args.api).await?;
     let or_none = |epoch: Option<u64>| epoch.map_or_else(|| "none".into(), |e| e.to_string());
     let submissions = status.submissions;
-    println!(
-        "node        {} (member {})",
-        status.name, status.member_index
+    let member = status.member_index.map_or_else(
+        || "not a member of the running signer set".into(),
+        |index| format!("member {index}"),
     );
+    println!("node        {} ({member})", status.name);
     println!("peer id     {}", status.peer_id);
     println!("account     {}", status.address);
     println!(
@@ -33,6 +34,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         status.observation_threshold,
         status.policy
     );
+    if let Some(next) = status.scheduled_signer_set {
+        let role = if next.member {
+            "a member"
+        } else {
+            "not a member"
+        };
+        println!(
+            "next set    v{} from epoch {} (this node is {role})",
+            next.version, next.effective_from_epoch
+        );
+    }
     println!(
         "peers       {} of {} connected",
         status.connected_peers,
