@@ -2,8 +2,9 @@
 # End to end against a real local wasmd: build the wasm and wasmd (cached), start the chain,
 # deploy, run 4 `relayer run` processes, wait for 2 final epochs, query the contract, run the
 # auditor check against every node, check one accepted submission per epoch and identical
-# official data everywhere, print the gas of each SubmitEpoch, survive a chain outage, then
-# migrate a v1 contract (built from its git commit, cached) to this code and compare every
+# official data everywhere, print the gas of each SubmitEpoch, survive a chain outage, rotate
+# the signer set while running (a fifth node, running from the start with a key in no set,
+# replaces node3, and the threshold rises), then migrate a v1 contract (built from its git commit, cached) to this code and compare every
 # answer, run the gas benchmark's smallest case, and stop everything (also on failure).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,8 +63,8 @@ fi
 
 rpc_port=$(free_port_block 1)
 rpc=http://127.0.0.1:$rpc_port
-"$relayer_dev" init-cluster --nodes 4 --out "$work/cluster" --rpc "$rpc" --chain-id testing \
-  --p2p-base-port "$(free_port_block 4)" --http-base-port "$(free_port_block 4)" --mixnodes 100 >/dev/null
+"$relayer_dev" init-cluster --nodes 4 --joining 1 --out "$work/cluster" --rpc "$rpc" --chain-id testing \
+  --p2p-base-port "$(free_port_block 5)" --http-base-port "$(free_port_block 5)" --mixnodes 100 >/dev/null
 RPC_PORT=$rpc_port scripts/localnet.sh start "$work/cluster"
 
 echo "e2e-wasmd: deploying"
@@ -72,7 +73,8 @@ echo "e2e-wasmd: deploying"
 contract=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["contract"])' "$work/deployment.json")
 echo "e2e-wasmd: contract $contract"
 
-for i in 0 1 2 3; do
+# node4 is in no signer set yet: it runs and waits for a version that names it.
+for i in 0 1 2 3 4; do
   "$relayer" run --config "$work/cluster/node$i.toml" >"$work/node$i.log" 2>&1 &
   pids+=($!)
 done
@@ -149,6 +151,51 @@ for ((epoch = want + 1; epoch < resumed; epoch++)); do
   "$relayer" verify --epoch "$epoch" --api "${apis%% *}" --node "$rpc" --contract "$contract"
   echo "e2e-wasmd: epoch $epoch, which ended while the chain was down, is final on all nodes"
 done
+
+# Rotation while running: node4 replaces node3 and the threshold rises from 3 to 4. No node
+# restarts; each reads the new version from the contract.
+python3 - "$work/cluster/cluster.json" >"$work/members-v2.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+print(json.dumps(m["members"][:3] + m["joining"][:1]))
+PY
+apis_v2=$(python3 -c 'import json,sys; print(" ".join(m["api_url"] for m in json.load(open(sys.argv[1]))))' "$work/members-v2.json")
+now=$(query latest | python3 -c 'import json,sys; print(json.load(sys.stdin)["current_epoch"])')
+switch=$((now + 2))
+echo "e2e-wasmd: scheduling signer set v2 (node4 replaces node3, threshold 4) from epoch $switch"
+"$relayer" admin schedule-signer-set --node "$rpc" --contract "$contract" \
+  --admin-key "$work/cluster/keys/admin.secp256k1" --members "$work/members-v2.json" \
+  --threshold 4 --effective-from-epoch "$switch"
+deadline=$((SECONDS + 150))
+for epoch in $((switch - 1)) $switch $((switch + 1)); do
+  if ((epoch < switch)); then version=1 set_apis=$apis; else version=2 set_apis=$apis_v2; fi
+  for api in $set_apis; do
+    until curl -sf "$api/v1/epochs/$epoch/rewards" >/dev/null; do
+      if ((SECONDS > deadline)); then
+        echo "e2e-wasmd: epoch $epoch (signer set v$version) not final at $api in time" >&2
+        exit 1
+      fi
+      for pid in "${pids[@]}"; do kill -0 "$pid" || { echo "e2e-wasmd: a relayer exited" >&2; exit 1; }; done
+      sleep 0.5
+    done
+    "$relayer" verify --epoch "$epoch" --api "$api" --node "$rpc" --contract "$contract" >/dev/null
+  done
+  query epoch "$epoch" >"$work/epoch$epoch.json"
+  python3 - "$work/epoch$epoch.json" "$version" <<'PY'
+import json, sys
+e, version = json.load(open(sys.argv[1])), int(sys.argv[2])
+assert e["signer_set_version"] == version, f"epoch {e['epoch']} certified by v{e['signer_set_version']}, expected v{version}"
+assert version == 1 or len(e["signatures"]) >= 4, "v2 needs 4 signatures"
+print(f"e2e-wasmd: epoch {e['epoch']} certified by signer set v{version} with {len(e['signatures'])} signatures, verified on its members")
+PY
+done
+curl -sf "${apis_v2##* }/v1/status" >"$work/node4-status.json"
+python3 - "$work/node4-status.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert (s["signer_set_version"], s["member_index"], s["threshold"]) == (2, 3, 4), s
+print("e2e-wasmd: node4 reports itself member 3 of signer set v2, threshold 4")
+PY
 
 echo "e2e-wasmd: migrating a v1 contract (commit ${V1_CONTRACT_COMMIT:0:12}) to this code"
 v1_wasm=$(scripts/build-wasm-at.sh "$V1_CONTRACT_COMMIT" | tail -1)

@@ -70,7 +70,7 @@ start() {
   "$wasmd" genesis add-genesis-account validator 1000000000000stake --keyring-backend test --home "$h"
   if [[ -n $cluster ]]; then
     local addresses
-    addresses=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(" ".join([m["admin"]] + [x["address"] for x in m["members"]]))' "$cluster/cluster.json")
+    addresses=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(" ".join([m["admin"]] + [x["address"] for x in m["members"] + m.get("joining", [])]))' "$cluster/cluster.json")
     for address in $addresses; do
       "$wasmd" genesis add-genesis-account "$address" 100000000000stake --home "$h"
     done

@@ -21,6 +21,9 @@ use crate::DevError;
 pub struct ClusterOptions {
     /// Members.
     pub nodes: usize,
+    /// Nodes beyond them, with keys and configs but in no signer set yet (named after the
+    /// members: `node{nodes}`, ...).
+    pub joining: usize,
     /// Output directory (must not exist or be empty).
     pub out: PathBuf,
     /// First p2p port; node i listens on `p2p_base_port + i`.
@@ -37,10 +40,10 @@ pub struct ClusterOptions {
 
 /// Creates the cluster directory.
 pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevError> {
-    if options.nodes == 0 || options.nodes > MAX_MEMBERS {
+    if options.nodes == 0 || options.nodes + options.joining > MAX_MEMBERS {
         return Err(DevError::Invalid(format!(
-            "a cluster needs 1 to {MAX_MEMBERS} nodes, got {}",
-            options.nodes
+            "a cluster needs 1 to {MAX_MEMBERS} nodes, got {} and {} joining",
+            options.nodes, options.joining
         )));
     }
     let out = &options.out;
@@ -61,8 +64,9 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
         .map_err(|err| DevError::io(format!("creating {}", keys.display()), err))?;
     let admin = new_account(&keys.join("admin.secp256k1"))?;
     let mut members = Vec::new();
+    let mut joining = Vec::new();
     let mut configs = Vec::new();
-    for i in 0..options.nodes {
+    for i in 0..options.nodes + options.joining {
         let name = format!("node{i}");
         let ed25519 = random_secret();
         write_secret(&keys.join(format!("{name}.ed25519")), &ed25519)?;
@@ -95,16 +99,22 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
         std::fs::write(out.join(&file), config.to_toml()?)
             .map_err(|err| DevError::io(format!("writing {}", file.display()), err))?;
         configs.push(file);
-        members.push(MemberInput {
+        let entry = MemberInput {
             ed25519_pubkey: HexBinary::from(Keypair::from_seed(&ed25519).public()),
             address: account.address().to_string(),
             api_url: format!("http://127.0.0.1:{http_port}"),
             p2p_multiaddr: format!("/ip4/127.0.0.1/tcp/{p2p_port}"),
-        });
+        };
+        if i < options.nodes {
+            members.push(entry);
+        } else {
+            joining.push(entry);
+        }
     }
     let manifest = ClusterManifest {
         admin: admin.address().to_string(),
         members,
+        joining,
         configs,
     };
     write_manifest(out, &manifest)?;
@@ -137,6 +147,7 @@ mod tests {
         let out = dir.path().join("cluster");
         let options = ClusterOptions {
             nodes: 3,
+            joining: 1,
             out: out.clone(),
             p2p_base_port: 27_000,
             http_base_port: 28_000,
@@ -146,6 +157,12 @@ mod tests {
         };
         let manifest = init_cluster(&options).unwrap();
         assert_eq!(manifest.members.len(), 3);
+        assert_eq!(manifest.joining.len(), 1);
+        assert_eq!(
+            manifest.configs.len(),
+            4,
+            "the joining node has a config too"
+        );
         assert_eq!(read_manifest(&out).unwrap(), manifest);
         let config = NodeConfig::load(&out.join("node2.toml")).unwrap();
         assert_eq!(config.node.p2p_listen, "/ip4/127.0.0.1/tcp/27002");

@@ -18,7 +18,11 @@ pub struct ClusterManifest {
     pub admin: String,
     /// The signer set, in index order.
     pub members: Vec<MemberInput>,
-    /// Node config files, in index order, relative to the directory.
+    /// Nodes with keys and configs that no signer set names yet, for a later rotation to add.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joining: Vec<MemberInput>,
+    /// Node config files, members in index order then the joining nodes, relative to the
+    /// directory.
     pub configs: Vec<PathBuf>,
 }
 

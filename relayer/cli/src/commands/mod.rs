@@ -1,5 +1,6 @@
 //! The commands of `relayer`, one module each.
 
+mod admin;
 mod deploy;
 mod export_proof;
 mod keygen;
@@ -20,6 +21,8 @@ pub enum Command {
     Deploy(deploy::Args),
     /// Query the contract and print JSON.
     Query(query::Args),
+    /// The contract admin's transactions (scheduling a signer-set rotation).
+    Admin(admin::Args),
     /// The auditor check: a node's data for an epoch against the chain (exit 0 when it passes).
     Verify(verify::Args),
     /// Write a self-contained proof bundle of an epoch, fetched from a node.
@@ -39,6 +42,7 @@ impl Command {
             Command::Run(args) => run::run(args).await,
             Command::Deploy(args) => deploy::run(args).await,
             Command::Query(args) => query::run(args).await,
+            Command::Admin(args) => admin::run(args).await,
             Command::Verify(args) => verify::run(args).await,
             Command::ExportProof(args) => export_proof::run(args).await,
             Command::VerifyProof(args) => verify_proof::run(args).await,

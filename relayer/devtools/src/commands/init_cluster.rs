@@ -10,6 +10,10 @@ pub struct Args {
     /// Members.
     #[arg(long)]
     nodes: usize,
+    /// Nodes beyond the members, with keys and configs but in no signer set yet (for a
+    /// rotation to add).
+    #[arg(long, default_value_t = 0)]
+    joining: usize,
     /// Output directory (must not exist or be empty).
     #[arg(long)]
     out: PathBuf,
@@ -34,6 +38,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let manifest = init_cluster(&ClusterOptions {
         nodes: args.nodes,
+        joining: args.joining,
         out: args.out.clone(),
         p2p_base_port: args.p2p_base_port,
         http_base_port: args.http_base_port,
@@ -51,6 +56,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "  {} api {} p2p {}",
             member.address, member.api_url, member.p2p_multiaddr
+        );
+    }
+    for node in &manifest.joining {
+        println!(
+            "  {} api {} p2p {} (joining: in no signer set yet)",
+            node.address, node.api_url, node.p2p_multiaddr
         );
     }
     Ok(())
