@@ -263,6 +263,24 @@ async fn a_running_network_follows_a_rotation() {
         (2, Some(3))
     );
     assert_eq!(joined.threshold, 4);
+    // Once version 1's epochs leave the catch-up window (3 epochs), node3 is disconnected.
+    let retired = switch + 3 + 1;
+    devnet.wait_until_stored(retired, TIMEOUT).await.unwrap();
+    let node0_api = devnet.node(0).unwrap().api_url.clone().unwrap();
+    let connected = async {
+        loop {
+            let status = http::fetch_status(&http::client(), &node0_api)
+                .await
+                .unwrap();
+            if status.connected_peers == 3 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(TIMEOUT, connected)
+        .await
+        .expect("node0 keeps only version 2's members connected");
     devnet.stop().await;
 }
 

@@ -56,7 +56,7 @@ pub struct NodeStatus {
     pub threshold: usize,
     /// Observations needed (k) under that version.
     pub observation_threshold: usize,
-    /// The newest signer-set version known, when one is scheduled after the running one.
+    /// The next signer-set version, when one is scheduled after the running epoch.
     pub scheduled_signer_set: Option<ScheduledSet>,
     /// `staggered` or `race`.
     pub policy: String,
@@ -156,13 +156,13 @@ impl ApiState {
                 .observation_threshold
                 .unwrap_or_else(|| default_observation_threshold(n));
         }
-        status.scheduled_signer_set = sets
-            .latest()
-            .filter(|latest| governing.is_some_and(|set| latest.version > set.version))
-            .map(|latest| ScheduledSet {
-                version: latest.version,
-                effective_from_epoch: latest.effective_from_epoch,
-                member: member_index(latest, &self.own_key).is_some(),
+        status.scheduled_signer_set = status
+            .current_epoch
+            .and_then(|epoch| sets.next_after(epoch))
+            .map(|next| ScheduledSet {
+                version: next.version,
+                effective_from_epoch: next.effective_from_epoch,
+                member: member_index(next, &self.own_key).is_some(),
             });
         status
     }

@@ -163,7 +163,14 @@ mod tests {
         // ...while the protocol's write goes through.
         let written = tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            db.protocol(|store| store.save_echo_decision(3, 1, &[9; 32])),
+            db.protocol(|store| {
+                store.save_echo_decision(&relayer_protocol::StoredDecision {
+                    epoch: 3,
+                    signer_set_version: 1,
+                    proposer: 1,
+                    data_hash: [9; 32],
+                })
+            }),
         )
         .await
         .expect("the protocol write waited on API reads")

@@ -47,6 +47,8 @@ pub(crate) struct Driver {
     timers: BinaryHeap<Reverse<(u64, u64, Timer)>>,
     timer_seq: u64,
     net: NetHandle,
+    /// The engine's peers generation the network was last told about.
+    peers_told: u64,
     tasks: TaskContext,
 }
 
@@ -101,11 +103,13 @@ impl Driver {
         let (learned, learned_rx) = mpsc::unbounded_channel();
         let clock = protocol.settings().clock;
         let mixnodes = Arc::new(protocol.settings().mixnodes.clone());
+        let peers_told = protocol.peers_generation();
         let driver = Self {
             name: name.clone(),
             protocol,
             timers: BinaryHeap::new(),
             timer_seq: 0,
+            peers_told,
             net,
             tasks: TaskContext {
                 name,
@@ -179,12 +183,26 @@ impl Driver {
             self.perform(action);
         }
         self.tasks.metrics.set_protocol(&self.protocol.metrics());
+        self.tell_network();
+    }
+
+    /// Tells the network whom to admit and dial when the engine's peers changed (a version
+    /// learned or retired), and the operator what the engine noted.
+    fn tell_network(&mut self) {
+        for note in self.protocol.take_notes() {
+            tracing::warn!(node = %self.name, "{note}");
+        }
+        let generation = self.protocol.peers_generation();
+        if generation != self.peers_told {
+            self.peers_told = generation;
+            self.net
+                .set_peers(peer_entries(&self.protocol, &self.tasks.sets.read()));
+        }
     }
 
     /// Takes signer-set versions read from the contract: each new one goes to the engine
     /// (which starts it if this node is a member), then the network learns whom to admit.
     fn learn(&mut self, sets: Vec<SignerSetResponse>) {
-        let mut changed = false;
         for response in sets {
             if !self.tasks.sets.insert(response.clone()) {
                 continue;
@@ -209,20 +227,16 @@ impl Driver {
                         member,
                         "signer set learned"
                     );
-                    changed = true;
                     for action in actions {
                         self.perform(action);
                     }
                 }
                 Err(err) => {
-                    tracing::error!(node = %self.name, version, "cannot work under signer set: {err}")
+                    tracing::error!(node = %self.name, version, "cannot work under this signer set; abstaining from its epochs: {err}")
                 }
             }
         }
-        if changed {
-            self.net
-                .set_peers(peer_entries(&self.protocol, &self.tasks.sets.read()));
-        }
+        self.tell_network();
     }
 
     fn perform(&mut self, action: Action) {

@@ -335,7 +335,10 @@ impl BoundNet {
             inbound: inbound_tx,
             codec: codec.clone(),
         };
-        task.set_peers(peers)?;
+        if let Err(err) = task.set_peers(peers) {
+            // Only that member is affected (see `set_peers`): the node starts anyway.
+            tracing::warn!("a signer set names a peer that cannot be used: {err}");
+        }
         tokio::spawn(task.run(command_rx, shutdown));
         Ok((
             NetHandle {

@@ -70,6 +70,13 @@ impl KnownSets {
         self.by_version.values().next_back()
     }
 
+    /// The first version scheduled after `epoch`, if any.
+    pub fn next_after(&self, epoch: u64) -> Option<&SignerSetResponse> {
+        self.by_version
+            .values()
+            .find(|set| set.effective_from_epoch > epoch)
+    }
+
     /// The version governing `epoch`: the newest whose first epoch is at or before it.
     pub fn governing(&self, epoch: u64) -> Option<&SignerSetResponse> {
         self.by_version

@@ -90,10 +90,14 @@ pub enum PersistRecord {
         /// The observation.
         observation: Observation,
     },
-    /// This member signs `data_hash` for `proposer`'s block of `epoch`, and never another.
+    /// This member signs `data_hash` for `proposer`'s block of `epoch` under signer-set
+    /// `signer_set_version`, and never another.
     EchoDecision {
         /// The epoch.
         epoch: u64,
+        /// The version it signs under (a member that learned a rotation late may have worked on
+        /// the epoch under the previous version too; those decisions are kept apart).
+        signer_set_version: u32,
         /// The proposer (possibly this member).
         proposer: MemberIndex,
         /// What is signed.

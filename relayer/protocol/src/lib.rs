@@ -47,7 +47,7 @@ pub use config::{
 };
 pub use crypto::{Keypair, SignatureCheck, echo_digest, observation_digest, verify_signature};
 pub use input::{FetchFailed, Input, Timer};
-pub use machine::{NewError, Protocol, ProtocolMetrics, RestoredState};
+pub use machine::{NewError, Protocol, ProtocolMetrics, RestoredState, StoredDecision};
 pub use messages::{
     Block, BlockDigest, Certificate, Echo, Message, Observation, ObservationRef, holding_bitmap,
     holds, refs_hash,

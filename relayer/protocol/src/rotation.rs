@@ -8,7 +8,10 @@
 //! from one roster of peers: every key of every version it learned, in order of first
 //! appearance, never reordered. A version learned while running starts its instance at once;
 //! an instance whose epochs all left the catch-up window is retired, and the peers only it
-//! needed leave [`Engine::active_peers`]. Node and simulator both drive this type.
+//! needed leave [`Engine::active_peers`]. A version this member cannot work under (it breaks a
+//! rule, or the roster is full) still ends the previous version's epochs: the member abstains
+//! from its epochs rather than signing them under another version. Node and simulator both
+//! drive this type.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +25,7 @@ use crate::messages::Message;
 use crate::planted::PlantedBug;
 use crate::signer_set::SignerSet;
 use crate::{MemberIndex, ProtocolConfig};
+use nym_rewards::rules::faulty_tolerated;
 
 /// A peer's position in the engine's roster; what [`Engine`]'s inputs and actions name
 /// peers by (a [`MemberIndex`] is a position in one version's set).
@@ -57,6 +61,10 @@ pub struct Engine {
     started: bool,
     /// Counters of retired instances and of inputs refused by the engine itself.
     own_metrics: ProtocolMetrics,
+    /// Bumped whenever [`Self::active_peers`] may have changed.
+    peers_generation: u64,
+    /// What the driver should tell the operator (settings a version overrides).
+    notes: Vec<String>,
     #[cfg(feature = "planted-bugs")]
     planted: Option<PlantedBug>,
 }
@@ -64,7 +72,9 @@ pub struct Engine {
 impl Engine {
     /// A member with `key` under the known signer sets (those governing the catch-up window
     /// and any scheduled after it), restoring each instance's part of `restored`. The
-    /// configuration's own `signer_set` is ignored. Feed [`Input::Start`] next.
+    /// configuration's own `signer_set` is ignored. A version it cannot work under is kept
+    /// as a range it abstains from, with a note ([`Self::take_notes`]). Feed [`Input::Start`]
+    /// next.
     pub fn new(
         template: ProtocolConfig,
         observation_threshold: Option<usize>,
@@ -84,31 +94,65 @@ impl Engine {
             epoch_ends: BTreeSet::new(),
             started: false,
             own_metrics: ProtocolMetrics::default(),
+            peers_generation: 0,
+            notes: Vec::new(),
             #[cfg(feature = "planted-bugs")]
             planted: None,
         };
         for set in sets {
-            engine.add_version(set)?;
+            if let Err(err) = engine.add_version(set.clone()) {
+                engine.abstain(set, &err);
+            }
         }
         let versions: Vec<u32> = engine.versions.keys().copied().collect();
         for version in versions {
             let part = engine.restored_part(&restored, version);
-            engine.start_instance(version, part)?;
+            if let Err(err) = engine.start_instance(version, part)
+                && let Some(set) = engine.versions.get(&version).map(|v| v.set.clone())
+            {
+                engine.abstain(set, &err);
+            }
         }
         engine.set_ranges();
         Ok(engine)
     }
 
+    /// Keeps `set` known, so that it ends the previous version's epochs, without an instance
+    /// or peers: this member abstains from its epochs. Said in a note.
+    fn abstain(&mut self, set: SignerSet, err: &NewError) {
+        self.notes.push(format!(
+            "cannot work under signer set version {}: {err}; abstaining from its epochs",
+            set.version
+        ));
+        self.instances.remove(&set.version);
+        self.versions.insert(
+            set.version,
+            Version {
+                set,
+                peers: Vec::new(),
+                members: BTreeMap::new(),
+            },
+        );
+    }
+
     /// Learns a signer-set version (read from the contract), starting its instance when this
     /// member belongs to it. A version already known is ignored: the contract never changes
-    /// one.
+    /// one. A version this member cannot work under is an error, but it is still known: it
+    /// ends the previous version's epochs, and this member abstains from its own.
     pub fn learn(&mut self, now_ms: u64, set: SignerSet) -> Result<Vec<Action>, NewError> {
         let version = set.version;
         if self.versions.contains_key(&version) {
             return Ok(Vec::new());
         }
-        self.add_version(set)?;
-        self.start_instance(version, RestoredState::default())?;
+        self.peers_generation += 1;
+        let added = self.add_version(set.clone());
+        if let Err(err) =
+            added.and_then(|()| self.start_instance(version, RestoredState::default()))
+        {
+            self.abstain(set, &err);
+            self.set_ranges();
+            return Err(err);
+        }
         self.set_ranges();
         let mut out = Vec::new();
         if self.started
@@ -193,6 +237,14 @@ impl Engine {
             .collect()
     }
 
+    /// Whether `peer` is among [`Self::active_peers`] (what a node's allow list admits).
+    pub fn admits(&self, peer: PeerIndex) -> bool {
+        self.instances
+            .keys()
+            .filter_map(|version| self.versions.get(version))
+            .any(|version| version.members.contains_key(&peer))
+    }
+
     /// Who a broadcast of a message of `epoch` goes to: the other members of the version
     /// governing it, if this member is one of them.
     pub fn recipients(&self, epoch: u64) -> Vec<PeerIndex> {
@@ -208,6 +260,17 @@ impl Engine {
                     .filter(|&peer| Some(peer) != me)
                     .collect()
             })
+    }
+
+    /// A counter that changes whenever [`Self::active_peers`] may have (a version learned or
+    /// retired): the driver tells its network when it moves.
+    pub fn peers_generation(&self) -> u64 {
+        self.peers_generation
+    }
+
+    /// Notes for the operator since the last call (settings a version overrides).
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     /// The signer set governing `epoch`, among those known.
@@ -263,21 +326,39 @@ impl Engine {
             .map(|(&number, _)| number)
     }
 
-    /// The protocol configuration of `set`.
-    fn config_for(&self, set: SignerSet) -> ProtocolConfig {
+    /// The protocol configuration of `set`: the operator's observation threshold if it fits
+    /// the set's size (`2f + 1 <= k <= n - f`), else `n - f`, with a note saying so.
+    fn config_for(&self, set: SignerSet) -> (ProtocolConfig, Option<String>) {
         let n = set.n();
-        ProtocolConfig {
+        let f = faulty_tolerated(n);
+        let default = default_observation_threshold(n);
+        let (k, note) = match self.observation_threshold {
+            Some(k) if (2 * f + 1..=n - f).contains(&k) => (k, None),
+            Some(k) => (
+                default,
+                Some(format!(
+                    "observation threshold {k} does not fit signer set version {} (n = {n}); it runs with {default}",
+                    set.version
+                )),
+            ),
+            None => (default, None),
+        };
+        let config = ProtocolConfig {
             signer_set: set,
-            observation_threshold: self
-                .observation_threshold
-                .unwrap_or_else(|| default_observation_threshold(n)),
+            observation_threshold: k,
             ..self.template.clone()
-        }
+        };
+        (config, note)
     }
 
     /// Validates `set` and adds its members to the roster.
     fn add_version(&mut self, set: SignerSet) -> Result<(), NewError> {
-        self.config_for(set.clone()).validate()?;
+        let (config, note) = self.config_for(set.clone());
+        for warning in config.validate()? {
+            self.notes
+                .push(format!("signer set version {}: {warning}", set.version));
+        }
+        self.notes.extend(note);
         let mut peers = Vec::with_capacity(set.n());
         let mut members = BTreeMap::new();
         for (member, key) in set.keys().enumerate() {
@@ -314,7 +395,7 @@ impl Engine {
             return Ok(());
         }
         #[allow(unused_mut)]
-        let mut instance = Protocol::new(self.config_for(set), self.key.clone(), restored)?;
+        let mut instance = Protocol::new(self.config_for(set).0, self.key.clone(), restored)?;
         #[cfg(feature = "planted-bugs")]
         if let Some(bug) = self.planted {
             instance.plant(bug);
@@ -345,7 +426,10 @@ impl Engine {
             echo_decisions: restored
                 .echo_decisions
                 .iter()
-                .filter(|(epoch, _, _)| governed(*epoch))
+                .filter(|decision| match decision.signer_set_version {
+                    0 => governed(decision.epoch),
+                    made_under => made_under == version,
+                })
                 .copied()
                 .collect(),
             final_epochs: restored
@@ -382,6 +466,7 @@ impl Engine {
                 }
                 self.own_metrics.add(instance.metrics());
                 self.instances.remove(&version);
+                self.peers_generation += 1;
             }
             self.versions.remove(&version);
         }

@@ -12,7 +12,8 @@ use relayer_protocol::{
     Action, Block, Certificate, ChainContext, Echo, FetchFailed, Input, Keypair, Message,
     MixnodeReward, Observation, ObservationRef, OfficialEpoch, OfficialSource, PersistRecord,
     Protocol, ProtocolConfig, Rejection, RestoredState, SignatureCheck, Signer, SignerSet,
-    SubmitPolicy, Timer, echo_digest, observation_digest, submission_rank, verify_signature,
+    StoredDecision, SubmitPolicy, Timer, echo_digest, observation_digest, submission_rank,
+    verify_signature,
 };
 
 const EPOCH_SECS: u64 = 10;
@@ -68,6 +69,16 @@ fn config(n: usize, policy: SubmitPolicy) -> ProtocolConfig {
         resend_interval_ms: 5_000,
         policy,
         catch_up_epochs: 2,
+    }
+}
+
+/// A version-1 decision as a store restores it.
+fn stored_decision(epoch: u64, proposer: u16, data_hash: [u8; 32]) -> StoredDecision {
+    StoredDecision {
+        epoch,
+        signer_set_version: 1,
+        proposer,
+        data_hash,
     }
 }
 
@@ -295,6 +306,7 @@ impl Net {
                     epoch,
                     proposer,
                     data_hash,
+                    ..
                 } => {
                     self.persisted.push((i, epoch, proposer, data_hash));
                     self.queue.push_back((i, Input::Persisted { id }));
@@ -566,7 +578,10 @@ fn a_restarted_proposer_re_proposes_its_decided_block_over_another_proposers_ref
     let decided = block_of(1, &three.iter().collect::<Vec<_>>());
     assert_ne!(decided.data_hash, node0_full_block().data_hash);
     let restored = RestoredState {
-        echo_decisions: vec![(0, 0, decided.data_hash), (0, 1, decided.data_hash)],
+        echo_decisions: vec![
+            stored_decision(0, 0, decided.data_hash),
+            stored_decision(0, 1, decided.data_hash),
+        ],
         ..RestoredState::default()
     };
     let mut node1 =
@@ -1351,7 +1366,7 @@ fn a_second_block_of_the_same_proposer_gets_no_echo_even_after_a_restart() {
 
     // Restart: a fresh instance restored from the store.
     let restored = RestoredState {
-        echo_decisions: vec![(0, 0, decided)],
+        echo_decisions: vec![stored_decision(0, 0, decided)],
         ..RestoredState::default()
     };
     let mut node1 =

@@ -362,8 +362,10 @@ fn an_instance_is_retired_once_its_epochs_left_the_window() {
     );
     // Window: catch_up_epochs = 2 plus the running epoch's predecessor, so from epoch 10 on
     // version 1's epochs (< 5) are out.
+    let generation = member.peers_generation();
     member.handle(at_epoch_end(9) + 1, Input::Timer(Timer::Resend));
     assert!(member.instance(4).is_none());
+    assert_ne!(member.peers_generation(), generation, "the network is told");
     assert!(member.signer_set(4).is_none());
     assert!(
         !member
@@ -371,4 +373,76 @@ fn an_instance_is_retired_once_its_epochs_left_the_window() {
             .contains(&member.peer_of_key(&key(3).public()).unwrap()),
         "key 3 is no longer needed"
     );
+}
+
+#[test]
+fn a_version_learned_after_its_first_epoch_ended_takes_it_over_under_its_own_version() {
+    let mut member = engine(0, vec![sets().remove(0)], RestoredState::default());
+    member.handle(at_epoch_end(SWITCH - 1) + 1, Input::Start);
+    // The switch epoch ends before the node has read version 2: version 1 works on it.
+    let end = member.handle(
+        at_epoch_end(SWITCH),
+        Input::Timer(Timer::EpochEnd { epoch: SWITCH }),
+    );
+    assert!(end.contains(&Action::Measure { epoch: SWITCH }));
+    assert_eq!(observe(&mut member, SWITCH).signer_set_version, 1);
+    // Version 2 is read late: it takes the epoch over, measures it again and signs under its
+    // own version (the store keeps both observations apart, see relayer-store's tests).
+    let now = at_epoch_end(SWITCH) + 500;
+    let learned = member.learn(now, sets().remove(1)).unwrap();
+    assert!(
+        learned.contains(&Action::Measure { epoch: SWITCH }),
+        "{learned:?}"
+    );
+    let taken_over = observe(&mut member, SWITCH);
+    assert_eq!(taken_over.signer_set_version, 2);
+    assert!(!member.instance(4).unwrap().governs(SWITCH));
+}
+
+#[test]
+fn a_version_the_member_cannot_work_under_still_ends_the_previous_one() {
+    let mut member = engine(0, vec![sets().remove(0)], RestoredState::default());
+    let now = at_epoch_end(3);
+    member.handle(now, Input::Start);
+    let generation = member.peers_generation();
+    // Threshold 1 of 5 breaks 3t > n.
+    let broken = set(2, SWITCH, 1, &[0, 1, 2, 4, 5]);
+    assert!(member.learn(now, broken).is_err());
+    assert_eq!(member.latest_version(), Some(2), "known, so not read again");
+    assert!(
+        member.instance(SWITCH).is_none(),
+        "abstains from its epochs"
+    );
+    assert!(
+        !member.instance(4).unwrap().governs(SWITCH),
+        "never under version 1"
+    );
+    assert!(member.recipients(SWITCH).is_empty());
+    assert_ne!(member.peers_generation(), generation);
+    assert!(member.take_notes()[0].contains("version 2"));
+}
+
+#[test]
+fn an_operator_observation_threshold_that_does_not_fit_a_version_gives_way_to_n_minus_f() {
+    // k = 3 fits n = 4 (3..=3) but not n = 7 (5..=5).
+    let seven = set(2, SWITCH, 5, &[0, 1, 2, 3, 4, 5, 6]);
+    let mut member = Engine::new(
+        template(),
+        Some(3),
+        key(0),
+        RestoredState::default(),
+        vec![sets().remove(0), seven],
+    )
+    .unwrap();
+    let config = |epoch| {
+        member
+            .instance(epoch)
+            .unwrap()
+            .config()
+            .observation_threshold
+    };
+    assert_eq!((config(4), config(SWITCH)), (3, 5));
+    let notes = member.take_notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("observation threshold 3"), "{notes:?}");
 }

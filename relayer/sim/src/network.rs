@@ -144,14 +144,14 @@ impl World {
         if let Some(adversary) = self.nodes[to].adversary.as_mut() {
             adversary.observe(&message);
         }
-        // The sender as the receiver's engine names it; a key it does not know is refused by
-        // the transport, as a node's allow list refuses it.
+        // The sender as the receiver's engine names it; a key it does not work with now is
+        // refused by the transport, as a node's allow list refuses it.
         let sender = self.nodes[from].key.public();
-        let Some(from) = self.nodes[to]
-            .engine
-            .as_ref()
-            .and_then(|engine| engine.peer_of_key(&sender))
-        else {
+        let Some(from) = self.nodes[to].engine.as_ref().and_then(|engine| {
+            engine
+                .peer_of_key(&sender)
+                .filter(|&peer| engine.admits(peer))
+        }) else {
             self.messages.lost += 1;
             return;
         };

@@ -12,8 +12,12 @@ use crate::world::{EPOCH_MS, World, epoch_end_ms};
 pub(crate) const EXTRA_NODES: usize = 2;
 /// The last version governs from this epoch; a rotating run lasts longer.
 pub(crate) const LAST_SWITCH: u64 = 7;
-/// How often a node asks the contract for new signer-set versions.
-const POLL_MS: u64 = 1_000;
+/// How often a node asks the contract for new signer-set versions: slower than the two
+/// epochs' notice, so that nodes learn some versions only after their first epoch ended (and
+/// worked on it under the previous version), each node at its own phase.
+const POLL_MS: u64 = 35_000;
+/// The spread of the nodes' first polls.
+const POLL_PHASE_MS: u64 = 7_000;
 /// How far into its epoch the admin's transaction lands.
 const ADMIN_OFFSET_MS: u64 = 150;
 
@@ -92,14 +96,20 @@ impl World {
         }
     }
 
-    /// Arms `node`'s next poll of the contract's signer sets (rotating runs only).
-    pub(crate) fn arm_signer_set_poll(&mut self, node: usize) {
+    /// Arms `node`'s next poll of the contract's signer sets (rotating runs only): the first
+    /// after a start at the node's own phase, then every [`POLL_MS`].
+    pub(crate) fn arm_signer_set_poll(&mut self, node: usize, first: bool) {
         if self.rotation.is_empty() {
             return;
         }
         let incarnation = self.nodes[node].incarnation;
+        let delay = if first {
+            (node as u64 * POLL_PHASE_MS) % POLL_MS + 1
+        } else {
+            POLL_MS
+        };
         self.scheduler
-            .after(POLL_MS, Event::SignerSetPoll { node, incarnation });
+            .after(delay, Event::SignerSetPoll { node, incarnation });
     }
 
     /// `node` reads the newest version from the contract and learns the ones it lacks.
@@ -107,7 +117,7 @@ impl World {
         if !self.nodes[node].current(incarnation) {
             return;
         }
-        self.arm_signer_set_poll(node);
+        self.arm_signer_set_poll(node, false);
         let Some(latest) = self.chain.latest_version() else {
             return;
         };
@@ -121,6 +131,13 @@ impl World {
                 continue;
             };
             let now = self.now();
+            if crate::world::CLOCK
+                .epoch_at_ms(now)
+                .is_some_and(|current| current > set.effective_from_epoch)
+            {
+                // Its first epoch ended before the node read it.
+                self.count_fault("version_learned_late");
+            }
             let Some(engine) = self.nodes[node].engine.as_mut() else {
                 return;
             };

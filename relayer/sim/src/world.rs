@@ -330,7 +330,7 @@ impl World {
             .signer_sets_from(self.protocol_config.window_start(now));
         self.nodes[node].start(now, &self.protocol_config, sets, planted)?;
         self.feed(node, Input::Start);
-        self.arm_signer_set_poll(node);
+        self.arm_signer_set_poll(node, true);
         Ok(())
     }
 

@@ -37,11 +37,12 @@ fn a_fault_free_network_finalises_every_epoch_with_one_tx_each() {
 
 /// The signer set rotates three times while the network runs (a member added, one removed,
 /// one replaced; the threshold follows each size) under each profile without byzantine
-/// members: no epoch is lost, each is certified by the version governing it, and every member
+/// members, nodes reading some versions only after their first epoch ended: no epoch is lost, each is certified by the version governing it, and every member
 /// of that version holds its official data (the deadline checks).
 #[test]
 fn the_network_follows_signer_set_rotations_without_losing_an_epoch() {
     let epochs = 10;
+    let mut learned_late = 0;
     for (seed, nodes, faults) in [
         (1, 4, FaultProfile::None),
         (2, 7, FaultProfile::None),
@@ -64,7 +65,16 @@ fn the_network_follows_signer_set_rotations_without_losing_an_epoch() {
             .into_iter()
             .collect();
         assert_eq!(report.epochs_by_version, expected, "{context}");
+        learned_late += report
+            .faults
+            .get("version_learned_late")
+            .copied()
+            .unwrap_or(0);
     }
+    assert!(
+        learned_late > 0,
+        "some node read a version only after its first epoch ended"
+    );
     let refused = SimConfig {
         rotate: true,
         ..SimConfig::new(1, 4, epochs, FaultProfile::Byzantine)

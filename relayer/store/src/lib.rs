@@ -20,6 +20,7 @@ use nym_rewards::msg::MixnodeReward;
 use nym_rewards::rules::MAX_UPTIME_BP;
 use relayer_protocol::{
     Certificate, Observation, OfficialEpoch, OfficialSource, PersistRecord, RestoredState,
+    StoredDecision,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -173,6 +174,21 @@ const MIGRATIONS: &[&str] = &[
          FROM official, json_each(official.body, '$.rewards') AS reward;",
     // 3: this member's own observations, stored before they are sent
     "CREATE TABLE own_observations (epoch INTEGER PRIMARY KEY, body TEXT NOT NULL);",
+    // 4: decisions and own observations per signer-set version (a member that learned a
+    // rotation late worked on the epoch under both); older decisions get version 0, "the
+    // version governing the epoch"
+    "CREATE TABLE echo_decisions_by_version (epoch INTEGER NOT NULL, version INTEGER NOT NULL, proposer INTEGER NOT NULL,
+                                             data_hash BLOB NOT NULL, PRIMARY KEY (epoch, version, proposer)) WITHOUT ROWID;
+     INSERT INTO echo_decisions_by_version (epoch, version, proposer, data_hash)
+         SELECT epoch, 0, proposer, data_hash FROM echo_decisions;
+     DROP TABLE echo_decisions;
+     ALTER TABLE echo_decisions_by_version RENAME TO echo_decisions;
+     CREATE TABLE own_observations_by_version (epoch INTEGER NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
+                                               PRIMARY KEY (epoch, version)) WITHOUT ROWID;
+     INSERT INTO own_observations_by_version (epoch, version, body)
+         SELECT epoch, json_extract(body, '$.signer_set_version'), body FROM own_observations;
+     DROP TABLE own_observations;
+     ALTER TABLE own_observations_by_version RENAME TO own_observations;",
 ];
 
 /// Where a database lives: a file, or (for the simulator) a named in-memory database shared
@@ -374,13 +390,18 @@ impl Store {
     ) -> Result<Observation, StoreError> {
         let conn = self.conn();
         let body = to_body("own observation", observation)?;
+        let key = params![observation.epoch as i64, observation.signer_set_version];
         conn.execute(
-            "INSERT OR IGNORE INTO own_observations (epoch, body) VALUES (?1, ?2)",
-            params![observation.epoch as i64, body],
+            "INSERT OR IGNORE INTO own_observations (epoch, version, body) VALUES (?1, ?2, ?3)",
+            params![
+                observation.epoch as i64,
+                observation.signer_set_version,
+                body
+            ],
         )?;
         let held: String = conn.query_row(
-            "SELECT body FROM own_observations WHERE epoch = ?1",
-            params![observation.epoch as i64],
+            "SELECT body FROM own_observations WHERE epoch = ?1 AND version = ?2",
+            key,
             |row| row.get(0),
         )?;
         from_body("own observation", &held)
@@ -389,28 +410,30 @@ impl Store {
     /// This member's observations of epochs `>= from_epoch`.
     pub fn own_observations_since(&self, from_epoch: u64) -> Result<Vec<Observation>, StoreError> {
         let conn = self.conn();
-        let mut query =
-            conn.prepare("SELECT body FROM own_observations WHERE epoch >= ?1 ORDER BY epoch")?;
+        let mut query = conn.prepare(
+            "SELECT body FROM own_observations WHERE epoch >= ?1 ORDER BY epoch, version",
+        )?;
         let rows = query.query_map(params![from_epoch as i64], |row| row.get::<_, String>(0))?;
         rows.map(|body| from_body("own observation", &body?))
             .collect()
     }
 
-    /// Records an echo decision; an existing decision for the same proposer and epoch is kept
-    /// (the first decision is final). Returns the decision in force.
-    pub fn save_echo_decision(
-        &self,
-        epoch: u64,
-        proposer: u16,
-        data_hash: &[u8; 32],
-    ) -> Result<[u8; 32], StoreError> {
+    /// Records an echo decision; an existing decision for the same epoch, signer-set version
+    /// and proposer is kept (the first decision is final). Returns the decision in force.
+    pub fn save_echo_decision(&self, decision: &StoredDecision) -> Result<[u8; 32], StoreError> {
+        let StoredDecision {
+            epoch,
+            signer_set_version: version,
+            proposer,
+            data_hash,
+        } = *decision;
         let conn = self.conn();
         // The planted bug writes to a TEMP table: acknowledged, visible to this connection,
         // gone when it closes, as a write-back cache that is never flushed would be.
         let table = if self.forgets_echo_decisions() {
             conn.execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS echo_decisions (epoch INTEGER NOT NULL, proposer INTEGER NOT NULL,
-                     data_hash BLOB NOT NULL, PRIMARY KEY (epoch, proposer)) WITHOUT ROWID;",
+                "CREATE TEMP TABLE IF NOT EXISTS echo_decisions (epoch INTEGER NOT NULL, version INTEGER NOT NULL,
+                     proposer INTEGER NOT NULL, data_hash BLOB NOT NULL, PRIMARY KEY (epoch, version, proposer)) WITHOUT ROWID;",
             )?;
             "temp.echo_decisions"
         } else {
@@ -418,13 +441,15 @@ impl Store {
         };
         conn.execute(
             &format!(
-                "INSERT OR IGNORE INTO {table} (epoch, proposer, data_hash) VALUES (?1, ?2, ?3)"
+                "INSERT OR IGNORE INTO {table} (epoch, version, proposer, data_hash) VALUES (?1, ?2, ?3, ?4)"
             ),
-            params![epoch as i64, proposer, &data_hash[..]],
+            params![epoch as i64, version, proposer, &data_hash[..]],
         )?;
         let stored: Vec<u8> = conn.query_row(
-            &format!("SELECT data_hash FROM {table} WHERE epoch = ?1 AND proposer = ?2"),
-            params![epoch as i64, proposer],
+            &format!(
+                "SELECT data_hash FROM {table} WHERE epoch = ?1 AND version = ?2 AND proposer = ?3"
+            ),
+            params![epoch as i64, version, proposer],
             |row| row.get(0),
         )?;
         stored
@@ -448,10 +473,16 @@ impl Store {
             }
             PersistRecord::EchoDecision {
                 epoch,
+                signer_set_version,
                 proposer,
                 data_hash,
             } => {
-                let held = self.save_echo_decision(*epoch, *proposer, data_hash)?;
+                let held = self.save_echo_decision(&StoredDecision {
+                    epoch: *epoch,
+                    signer_set_version: *signer_set_version,
+                    proposer: *proposer,
+                    data_hash: *data_hash,
+                })?;
                 Ok(if held == *data_hash {
                     Persisted::Written
                 } else {
@@ -492,25 +523,28 @@ impl Store {
     }
 
     /// Echo decisions of epochs `>= from_epoch`.
-    pub fn echo_decisions_since(
-        &self,
-        from_epoch: u64,
-    ) -> Result<Vec<(u64, u16, [u8; 32])>, StoreError> {
+    pub fn echo_decisions_since(&self, from_epoch: u64) -> Result<Vec<StoredDecision>, StoreError> {
         let conn = self.conn();
-        let mut query = conn.prepare("SELECT epoch, proposer, data_hash FROM main.echo_decisions WHERE epoch >= ?1 ORDER BY epoch, proposer")?;
+        let mut query = conn.prepare("SELECT epoch, version, proposer, data_hash FROM main.echo_decisions WHERE epoch >= ?1 ORDER BY epoch, version, proposer")?;
         let rows = query.query_map(params![from_epoch as i64], |row| {
             Ok((
                 row.get::<_, i64>(0)? as u64,
-                row.get::<_, u16>(1)?,
-                row.get::<_, Vec<u8>>(2)?,
+                row.get::<_, u32>(1)?,
+                row.get::<_, u16>(2)?,
+                row.get::<_, Vec<u8>>(3)?,
             ))
         })?;
         rows.map(|row| {
-            let (epoch, proposer, hash) = row?;
-            let hash: [u8; 32] = hash
+            let (epoch, signer_set_version, proposer, hash) = row?;
+            let data_hash: [u8; 32] = hash
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("echo decision hash".into()))?;
-            Ok((epoch, proposer, hash))
+            Ok(StoredDecision {
+                epoch,
+                signer_set_version,
+                proposer,
+                data_hash,
+            })
         })
         .collect()
     }
@@ -738,19 +772,111 @@ mod tests {
         );
     }
 
+    /// A version-1 decision of `epoch` for `proposer` signing `[byte; 32]`.
+    fn decision(epoch: u64, proposer: u16, byte: u8) -> StoredDecision {
+        StoredDecision {
+            epoch,
+            signer_set_version: 1,
+            proposer,
+            data_hash: [byte; 32],
+        }
+    }
+
+    #[test]
+    fn decisions_and_observations_of_two_versions_for_one_epoch_are_kept_apart() {
+        let (_dir, store) = store();
+        let v2 = StoredDecision {
+            signer_set_version: 2,
+            ..decision(4, 1, 2)
+        };
+        assert_eq!(
+            store.save_echo_decision(&decision(4, 1, 1)).unwrap(),
+            [1; 32]
+        );
+        assert_eq!(
+            store.save_echo_decision(&v2).unwrap(),
+            [2; 32],
+            "not a conflict"
+        );
+        assert_eq!(
+            store.echo_decisions_since(0).unwrap(),
+            vec![decision(4, 1, 1), v2]
+        );
+        let observation = |version: u32| Observation {
+            epoch: 4,
+            signer_set_version: version,
+            author: 0,
+            values: vec![],
+            signature: vec![version as u8; 64],
+        };
+        for version in [1, 2] {
+            let record = PersistRecord::OwnObservation {
+                observation: observation(version),
+            };
+            assert_eq!(store.persist(&record, 0).unwrap(), Persisted::Written);
+        }
+        assert_eq!(
+            store.own_observations_since(0).unwrap(),
+            vec![observation(1), observation(2)]
+        );
+    }
+
+    #[test]
+    fn a_version_3_database_keeps_its_decisions_and_observations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.sqlite");
+        let observation = Observation {
+            epoch: 7,
+            signer_set_version: 3,
+            author: 1,
+            values: vec![],
+            signature: vec![1; 64],
+        };
+        {
+            let conn = Connection::open(&path).unwrap();
+            for migration in &MIGRATIONS[..3] {
+                conn.execute_batch(migration).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute(
+                "INSERT INTO echo_decisions (epoch, proposer, data_hash) VALUES (7, 2, ?1)",
+                params![&[5u8; 32][..]],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO own_observations (epoch, body) VALUES (7, ?1)",
+                params![serde_json::to_string(&observation).unwrap()],
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let legacy = StoredDecision {
+            signer_set_version: 0,
+            ..decision(7, 2, 5)
+        };
+        assert_eq!(store.echo_decisions_since(0).unwrap(), vec![legacy]);
+        assert_eq!(store.own_observations_since(0).unwrap(), vec![observation]);
+    }
+
     #[test]
     fn first_echo_decision_is_final_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.sqlite");
         {
             let store = Store::open(&path).unwrap();
-            assert_eq!(store.save_echo_decision(4, 1, &[1; 32]).unwrap(), [1; 32]);
-            assert_eq!(store.save_echo_decision(4, 1, &[2; 32]).unwrap(), [1; 32]);
+            assert_eq!(
+                store.save_echo_decision(&decision(4, 1, 1)).unwrap(),
+                [1; 32]
+            );
+            assert_eq!(
+                store.save_echo_decision(&decision(4, 1, 2)).unwrap(),
+                [1; 32]
+            );
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(
             store.echo_decisions_since(0).unwrap(),
-            vec![(4, 1, [1; 32])]
+            vec![decision(4, 1, 1)]
         );
         assert!(store.echo_decisions_since(5).unwrap().is_empty());
     }
@@ -911,7 +1037,7 @@ mod tests {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                let stored = store.save_echo_decision(9, 1, &[3; 32]);
+                let stored = store.save_echo_decision(&decision(9, 1, 3));
                 let _ = done_tx.send(stored.map_err(|err| err.to_string()));
             });
             let stored = done_rx
@@ -922,7 +1048,7 @@ mod tests {
         reading.execute_batch("COMMIT").unwrap();
         drop(reading);
         assert!(
-            reader.save_echo_decision(9, 2, &[4; 32]).is_err(),
+            reader.save_echo_decision(&decision(9, 2, 4)).is_err(),
             "readers cannot write"
         );
     }
@@ -933,12 +1059,12 @@ mod tests {
         let keeper = Store::open_at(Location::SharedMemory(name.clone())).unwrap();
         {
             let node = keeper.open_writer().unwrap();
-            node.save_echo_decision(1, 0, &[7; 32]).unwrap();
+            node.save_echo_decision(&decision(1, 0, 7)).unwrap();
         }
         let reopened = Store::open_at(Location::SharedMemory(name)).unwrap();
         assert_eq!(
             reopened.echo_decisions_since(0).unwrap(),
-            vec![(1, 0, [7; 32])]
+            vec![decision(1, 0, 7)]
         );
     }
 
@@ -950,8 +1076,14 @@ mod tests {
         {
             let mut store = Store::open(&path).unwrap();
             store.plant(relayer_protocol::PlantedBug::ForgetEchoDecisions);
-            assert_eq!(store.save_echo_decision(4, 1, &[1; 32]).unwrap(), [1; 32]);
-            assert_eq!(store.save_echo_decision(4, 1, &[2; 32]).unwrap(), [1; 32]);
+            assert_eq!(
+                store.save_echo_decision(&decision(4, 1, 1)).unwrap(),
+                [1; 32]
+            );
+            assert_eq!(
+                store.save_echo_decision(&decision(4, 1, 2)).unwrap(),
+                [1; 32]
+            );
         }
         assert!(
             Store::open(&path)

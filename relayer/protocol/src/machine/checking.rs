@@ -250,6 +250,7 @@ impl Protocol {
                 }
                 let record = PersistRecord::EchoDecision {
                     epoch,
+                    signer_set_version: self.config.signer_set.version,
                     proposer: from,
                     data_hash,
                 };

@@ -29,11 +29,25 @@ use crate::schedule::{proposing_from_ms, submission_rank, submission_slot_ms};
 use crate::{Hash, MemberIndex, MixnodeReward, ProtocolConfig, SubmitPolicy};
 use nym_rewards::rules::faulty_tolerated;
 
+/// An echo decision as the store holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredDecision {
+    /// The epoch.
+    pub epoch: u64,
+    /// The signer-set version it was made under; 0 for a decision stored before versions were
+    /// recorded, which belongs to the version governing its epoch.
+    pub signer_set_version: u32,
+    /// The proposer's index in that version.
+    pub proposer: MemberIndex,
+    /// What was signed.
+    pub data_hash: Hash,
+}
+
 /// What a restarted member recovers from its store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestoredState {
-    /// `(epoch, proposer, data_hash)` echo decisions.
-    pub echo_decisions: Vec<(u64, MemberIndex, Hash)>,
+    /// Echo decisions (this member's own blocks included).
+    pub echo_decisions: Vec<StoredDecision>,
     /// Epochs known to be on chain.
     pub final_epochs: Vec<u64>,
     /// This member's own signed observations, as first sent.
@@ -297,10 +311,14 @@ impl Protocol {
             me,
             key,
             epochs,
+            // This version's decisions, and those stored before versions were recorded.
             echo_decisions: restored
                 .echo_decisions
                 .into_iter()
-                .map(|(epoch, proposer, hash)| ((epoch, proposer), hash))
+                .filter(|decision| {
+                    decision.signer_set_version == 0 || decision.signer_set_version == version
+                })
+                .map(|decision| ((decision.epoch, decision.proposer), decision.data_hash))
                 .collect(),
             echo_signatures: BTreeMap::new(),
             pending: BTreeMap::new(),

@@ -105,6 +105,9 @@ impl Protocol {
     /// submission slot armed, a proposal considered.
     pub(super) fn send_own(&mut self, now_ms: u64, observation: Observation, out: &mut Out) {
         let epoch = observation.epoch;
+        if !self.governs(epoch) {
+            return; // the next version took the epoch over while the write was in flight
+        }
         out.push(Action::Broadcast {
             message: Message::Observation(observation.clone()),
         });

@@ -136,6 +136,7 @@ impl Protocol {
         }
         let record = PersistRecord::EchoDecision {
             epoch,
+            signer_set_version: self.config.signer_set.version,
             proposer: me,
             data_hash,
         };
