@@ -50,7 +50,7 @@ impl Protocol {
                 if self
                     .epochs
                     .get(&epoch)
-                    .is_some_and(|state| state.submit_in_flight) => {}
+                    .is_some_and(|state| state.submission.in_flight()) => {}
             Some(record) => self.on_on_chain(epoch, record, None, out),
             None => self.on_not_on_chain(now_ms, epoch, out),
         }

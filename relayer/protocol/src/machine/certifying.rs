@@ -14,7 +14,7 @@ impl Protocol {
         let known = self
             .epochs
             .get(&echo.epoch)
-            .and_then(|state| state.proposal.as_ref())
+            .and_then(|state| state.proposing.proposal())
             .filter(|proposal| echo.proposer == me && proposal.block.data_hash == echo.data_hash);
         let Some(proposal) = known else {
             return Self::reject(out, from, Rejection::UnknownBlock);
@@ -34,7 +34,7 @@ impl Protocol {
         if let Some(proposal) = self
             .epochs
             .get_mut(&echo.epoch)
-            .and_then(|state| state.proposal.as_mut())
+            .and_then(|state| state.proposing.proposal_mut())
         {
             proposal.echoes.insert(from, echo.signature);
         }
@@ -47,7 +47,7 @@ impl Protocol {
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
-        let Some(proposal) = state.proposal.as_mut() else {
+        let Some(proposal) = state.proposing.proposal_mut() else {
             return;
         };
         if proposal.certificate.is_some() || proposal.echoes.len() < threshold {
@@ -69,7 +69,9 @@ impl Protocol {
         out.push(Action::Certified { certificate });
         match self.config.policy {
             SubmitPolicy::Race => self.submit(epoch, out),
-            SubmitPolicy::Staggered if state.slot_reached => out.push(Action::ReadChain { epoch }),
+            SubmitPolicy::Staggered if state.submission.slot_reached() => {
+                out.push(Action::ReadChain { epoch })
+            }
             SubmitPolicy::Staggered => {}
         }
     }
@@ -78,28 +80,26 @@ impl Protocol {
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
-        if state.submit_in_flight {
+        if state.submission.in_flight() {
             return;
         }
-        let Some(certificate) = state.proposal.as_ref().and_then(|p| p.certificate.clone()) else {
+        let Some(certificate) = state.certificate().cloned() else {
             return;
         };
-        state.submit_in_flight = true;
+        state.submission = Submission::InFlight {
+            failures: state.submission.failures(),
+        };
         out.push(Action::Submit { certificate });
     }
 
     /// The epoch is not on chain: submit if this member holds a certificate, may submit
     /// now (its staggered slot has come, or the race policy) and is not backing off.
     pub(crate) fn on_not_on_chain(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
-        let policy = self.config.policy;
+        let race = self.config.policy == SubmitPolicy::Race;
         let Some(state) = self.epochs.get(&epoch) else {
             return;
         };
-        let eligible = match policy {
-            SubmitPolicy::Race => true,
-            SubmitPolicy::Staggered => state.slot_reached,
-        };
-        if state.certificate().is_some() && eligible && now_ms >= state.submit_not_before_ms {
+        if state.certificate().is_some() && state.submission.may_submit(race, now_ms) {
             self.submit(epoch, out);
         }
     }
@@ -128,18 +128,26 @@ impl Protocol {
             record => record,
         };
         if let Some(state) = self.epochs.get_mut(&epoch) {
-            state.submit_in_flight = false;
+            let failures = state.submission.failures();
             if record.is_none() {
                 // Back off, doubling per failure up to a cap: a chain that refuses or is
                 // down is not hammered.
-                state.submit_failures = state.submit_failures.saturating_add(1);
-                let factor = 1u64 << (state.submit_failures - 1).min(SUBMIT_BACKOFF_DOUBLINGS);
+                let failures = failures.saturating_add(1);
+                let factor = 1u64 << (failures - 1).min(SUBMIT_BACKOFF_DOUBLINGS);
                 let retry_at = now_ms + self.config.resend_interval_ms * factor;
-                state.submit_not_before_ms = retry_at;
+                state.submission = Submission::Open {
+                    not_before_ms: retry_at,
+                    failures,
+                };
                 out.push(Action::SetTimer {
                     at_ms: retry_at,
                     timer: Timer::SubmitRetry { epoch },
                 });
+            } else {
+                state.submission = Submission::Open {
+                    not_before_ms: 0,
+                    failures,
+                };
             }
         }
         if let Some(record) = record {

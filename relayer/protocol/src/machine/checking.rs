@@ -42,7 +42,7 @@ impl Protocol {
             return;
         }
         if let Some(state) = self.epochs.get_mut(&block.epoch)
-            && state.proposal.is_none()
+            && state.proposing.proposal().is_none()
         {
             state
                 .echoed_refs
@@ -153,7 +153,7 @@ impl Protocol {
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
-        let Some(proposal) = state.proposal.as_ref() else {
+        let Some(proposal) = state.proposing.proposal() else {
             return;
         };
         if pause_over(&mut state.blocks_served, from, now_ms, pause) {

@@ -1,11 +1,13 @@
 //! The state machine: [`Protocol::handle`] maps `(now, Input)` to `Vec<Action>`. This module
 //! holds the member's state and dispatches each input to the handlers, written by concern in
 //! its submodules: `observing`, `proposing`, `checking` (others' blocks), `certifying`
-//! (echoes, certificate, submission) and `resending`; finalization is in `crate::finality`.
+//! (echoes, certificate, submission) and `resending`; an epoch's phases are the enums of
+//! `phase`; finalization is in `crate::finality`.
 
 mod certifying;
 mod checking;
 mod observing;
+mod phase;
 mod proposing;
 mod resending;
 
@@ -28,6 +30,7 @@ use crate::planted::PlantedBug;
 use crate::schedule::{proposing_from_ms, submission_rank, submission_slot_ms};
 use crate::{Hash, MemberIndex, MixnodeReward, ProtocolConfig, SubmitPolicy};
 use nym_rewards::rules::faulty_tolerated;
+use phase::{Proposing, Submission};
 
 /// An echo decision as the store holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,10 +125,8 @@ pub(crate) struct EpochState {
     /// blocks of the epoch are refused without computing anything.
     refuted: BTreeSet<MemberIndex>,
     own: Option<Observation>,
-    grace_armed: bool,
-    grace_over: bool,
-    proposing: bool,
-    pub(crate) proposal: Option<Proposal>,
+    /// Where this member's own block stands.
+    pub(crate) proposing: Proposing,
     /// Blocks waiting for observations fetched from their proposer.
     parked: BTreeMap<MemberIndex, Block>,
     /// The references of the first block of another proposer this member checked and decided
@@ -141,17 +142,13 @@ pub(crate) struct EpochState {
     /// its whole block: at most once per half re-send interval each.
     blocks_served: BTreeMap<MemberIndex, u64>,
     blocks_requested: BTreeMap<MemberIndex, u64>,
-    pub(crate) slot_reached: bool,
-    pub(crate) submit_in_flight: bool,
-    /// After a failed submission, no new one before this time (backoff).
-    pub(crate) submit_not_before_ms: u64,
-    /// Failed submissions so far: the backoff doubles with each, up to a cap.
-    pub(crate) submit_failures: u32,
+    /// Where this member's submission stands (slot, flight, backoff).
+    pub(crate) submission: Submission,
 }
 
 impl EpochState {
     pub(crate) fn certificate(&self) -> Option<&Certificate> {
-        self.proposal.as_ref()?.certificate.as_ref()
+        self.proposing.proposal()?.certificate.as_ref()
     }
 
     /// The aggregate computed in this epoch whose data hash is `data_hash`, if any.
@@ -403,7 +400,7 @@ impl Protocol {
 
     /// This member's block for `epoch`, if it proposed one.
     pub fn own_block(&self, epoch: u64) -> Option<&Block> {
-        Some(&self.epochs.get(&epoch)?.proposal.as_ref()?.block)
+        Some(&self.epochs.get(&epoch)?.proposing.proposal()?.block)
     }
 
     /// The certificate of this member's block for `epoch`, if it has one.
@@ -552,7 +549,7 @@ impl Protocol {
             }
             Some(Pending::OwnBlock { epoch, .. }) => {
                 if let Some(state) = self.epochs.get_mut(&epoch) {
-                    state.proposing = false;
+                    state.proposing = Proposing::GraceOver;
                 }
             }
             Some(Pending::Official { epoch, .. }) => self.on_official_not_stored(epoch, out),
@@ -564,8 +561,10 @@ impl Protocol {
         match timer {
             Timer::EpochEnd { epoch } => self.on_epoch_end(epoch, out),
             Timer::Grace { epoch } => {
-                if let Some(state) = self.epochs.get_mut(&epoch) {
-                    state.grace_over = true;
+                if let Some(state) = self.epochs.get_mut(&epoch)
+                    && matches!(state.proposing, Proposing::Grace)
+                {
+                    state.proposing = Proposing::GraceOver;
                 }
                 self.maybe_propose(now_ms, epoch, out);
             }
@@ -573,7 +572,7 @@ impl Protocol {
                 let Some(state) = self.epochs.get_mut(&epoch) else {
                     return;
                 };
-                state.slot_reached = true;
+                state.submission.reach_slot();
                 if state.certificate().is_some() {
                     out.push(Action::ReadChain { epoch });
                 }

@@ -208,8 +208,8 @@ impl Protocol {
             return;
         };
         let in_own_block = state
-            .proposal
-            .as_ref()
+            .proposing
+            .proposal()
             .is_some_and(|proposal| proposal.block.observations.contains(&reference));
         if reference.author == me || in_own_block {
             self.serve(now_ms, epoch, from, reference, out);
@@ -250,7 +250,7 @@ impl Protocol {
     /// references from its proposer.
     pub(super) fn ask_for_missing_observations(&self, now_ms: u64, epoch: u64, out: &mut Out) {
         let state = self.epochs.get(&epoch);
-        let proposed = state.is_some_and(|state| state.proposal.is_some() || state.proposing);
+        let proposed = state.is_some_and(|state| state.proposing.started());
         if proposed || !self.may_propose(now_ms, epoch) {
             return;
         }

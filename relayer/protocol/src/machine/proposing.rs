@@ -44,7 +44,7 @@ impl Protocol {
         let Some(state) = self.epochs.get(&epoch) else {
             return;
         };
-        if state.proposal.is_some() || state.proposing {
+        if state.proposing.started() {
             return;
         }
         let usable = state
@@ -63,15 +63,17 @@ impl Protocol {
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
-        if usable < n && !state.grace_over {
-            if !state.grace_armed {
-                state.grace_armed = true;
+        match state.proposing {
+            Proposing::Gathering if usable < n => {
+                state.proposing = Proposing::Grace;
                 out.push(Action::SetTimer {
                     at_ms: now_ms + grace,
                     timer: Timer::Grace { epoch },
                 });
+                return;
             }
-            return;
+            Proposing::Grace if usable < n => return,
+            _ => {}
         }
         self.propose(epoch, out);
     }
@@ -132,7 +134,7 @@ impl Protocol {
             data_hash,
         };
         if let Some(state) = self.epochs.get_mut(&epoch) {
-            state.proposing = true;
+            state.proposing = Proposing::Storing;
         }
         let record = PersistRecord::EchoDecision {
             epoch,
@@ -166,10 +168,9 @@ impl Protocol {
             message: Message::BlockDigest(block.digest(self.config.n())),
         });
         if let Some(state) = self.epochs.get_mut(&epoch) {
-            state.proposing = false;
             let mut echoes = BTreeMap::new();
             echoes.insert(self.me, own_signature);
-            state.proposal = Some(Proposal {
+            state.proposing = Proposing::Proposed(Proposal {
                 block,
                 rewards,
                 echoes,

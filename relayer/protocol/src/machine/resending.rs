@@ -31,7 +31,11 @@ impl Protocol {
             self.ask_for_missing_observations(now_ms, epoch, out);
         }
         for (&epoch, state) in &self.epochs {
-            if let Some(proposal) = state.proposal.as_ref().filter(|p| p.certificate.is_none()) {
+            if let Some(proposal) = state
+                .proposing
+                .proposal()
+                .filter(|p| p.certificate.is_none())
+            {
                 out.push(Action::Broadcast {
                     message: Message::BlockDigest(proposal.block.digest(self.config.n())),
                 });
@@ -53,7 +57,7 @@ impl Protocol {
         let unproposed: Vec<u64> = self
             .epochs
             .iter()
-            .filter(|(_, state)| state.proposal.is_none() && !state.proposing)
+            .filter(|(_, state)| !state.proposing.started())
             .map(|(&epoch, _)| epoch)
             .collect();
         for epoch in unproposed {
