@@ -18,15 +18,15 @@ pub(crate) enum Proposing {
     /// The decision to sign its block is being stored (back to `GraceOver` if the write
     /// fails).
     Storing,
-    /// Proposed: echoes gather into a certificate.
-    Proposed(Proposal),
+    /// Proposed: echoes gather into a certificate (boxed: the other phases are empty).
+    Proposed(Box<Proposal>),
 }
 
 impl Proposing {
     /// The proposal, once made.
     pub(crate) fn proposal(&self) -> Option<&Proposal> {
         match self {
-            Proposing::Proposed(proposal) => Some(proposal),
+            Proposing::Proposed(proposal) => Some(proposal.as_ref()),
             _ => None,
         }
     }
@@ -34,7 +34,7 @@ impl Proposing {
     /// The proposal, once made, to add echoes or the certificate to.
     pub(crate) fn proposal_mut(&mut self) -> Option<&mut Proposal> {
         match self {
-            Proposing::Proposed(proposal) => Some(proposal),
+            Proposing::Proposed(proposal) => Some(proposal.as_mut()),
             _ => None,
         }
     }

@@ -170,12 +170,12 @@ impl Protocol {
         if let Some(state) = self.epochs.get_mut(&epoch) {
             let mut echoes = BTreeMap::new();
             echoes.insert(self.me, own_signature);
-            state.proposing = Proposing::Proposed(Proposal {
+            state.proposing = Proposing::Proposed(Box::new(Proposal {
                 block,
                 rewards,
                 echoes,
                 certificate: None,
-            });
+            }));
         }
         self.check_certificate(epoch, out);
     }
