@@ -117,6 +117,11 @@ SOAK_SECS ?= 600
 sim: ## The CI simulation budget: seeded faulty runs, n in {4,7,10}, zero violations, planted bugs found (SIM_BUDGET_SECS)
 	cargo test -p relayer-sim --features planted-bugs --test simulation -- --nocapture
 
+.PHONY: sim-wan
+sim-wan: ## Simulated WAN (5 regions, 5-150 ms, FIFO 100 Mbit/s links), n in {16,64,128,256}, M = 1000 -> bench/results/sim_wan.json
+	cargo run --release -q -p relayer-devtools -- sim --wan --seed 1 --seeds 8 --nodes 16,64,128,256 --epochs 3 \
+		--mixnodes 1000 --faults none --quiet --report bench/results/sim_wan.json
+
 .PHONY: sim-soak
 sim-soak: ## Long simulation soak (SOAK_SECS, default 600) -> bench/results/sim_soak.json
 	cargo run --release -q -p relayer-devtools -- sim --seed 1000000 --seeds 100000000 --nodes 4,7,10,16 --epochs 10 \

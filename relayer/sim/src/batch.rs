@@ -2,6 +2,7 @@
 //! consecutive; network sizes and policies cycle with the seed, so every run is reproducible
 //! from its own [`SimConfig`].
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use relayer_protocol::{PlantedBug, SubmitPolicy};
 
 use crate::config::{FaultProfile, SimConfig, SimError};
-use crate::report::{SimReport, Violation};
+use crate::report::{Latency, SimReport, Violation};
 use crate::world::run;
 
 /// A batch of runs.
@@ -36,6 +37,9 @@ pub struct BatchConfig {
     /// Rotate the signer set in every run whose profile has no byzantine members.
     #[serde(default)]
     pub rotate: bool,
+    /// Wide-area network delays in every run.
+    #[serde(default)]
+    pub wan: bool,
 }
 
 /// A failing run: its configuration (enough to reproduce it) and what broke.
@@ -64,6 +68,8 @@ pub struct BatchReport {
     pub faults_injected: u64,
     /// Runs with violations.
     pub failed: Vec<FailedRun>,
+    /// Latency percentiles over every epoch of the runs of each network size.
+    pub latency_by_nodes: BTreeMap<usize, LatencySummary>,
     /// Wall time, seconds.
     pub wall_secs: f64,
 }
@@ -94,8 +100,48 @@ impl BatchConfig {
             planted_bug: self.planted_bug,
             behaviour: None,
             rotate: self.rotate && SimConfig::may_rotate(faults),
+            wan: self.wan,
         }
     }
+}
+
+/// Latency percentiles over the epochs of the runs of one network size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Epochs counted.
+    pub epochs: usize,
+    /// From the epoch's end to the contract accepting it: median, ms.
+    pub accepted_p50_ms: u64,
+    /// ... 95th percentile, ms.
+    pub accepted_p95_ms: u64,
+    /// From the epoch's end until the last node stored its official data: median, ms.
+    pub stored_p50_ms: u64,
+    /// ... 95th percentile, ms.
+    pub stored_p95_ms: u64,
+}
+
+impl LatencySummary {
+    /// The summary of `latencies`.
+    pub fn of(latencies: &Latency) -> Self {
+        Self {
+            epochs: latencies.accepted_ms.len(),
+            accepted_p50_ms: percentile(&latencies.accepted_ms, 50),
+            accepted_p95_ms: percentile(&latencies.accepted_ms, 95),
+            stored_p50_ms: percentile(&latencies.stored_ms, 50),
+            stored_p95_ms: percentile(&latencies.stored_ms, 95),
+        }
+    }
+}
+
+/// The `p`-th percentile (nearest rank) of `values`, 0 when empty.
+fn percentile(values: &[u64], p: usize) -> u64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
 }
 
 /// Runs the batch, calling `progress` after every run.
@@ -112,8 +158,10 @@ pub fn run_batch(
         invariant_checks: 0,
         faults_injected: 0,
         failed: Vec::new(),
+        latency_by_nodes: BTreeMap::new(),
         wall_secs: 0.0,
     };
+    let mut latencies: BTreeMap<usize, Latency> = BTreeMap::new();
     for index in 0..batch.max_runs {
         if started.elapsed() >= batch.budget {
             break;
@@ -125,6 +173,11 @@ pub fn run_batch(
         report.epochs_final += run_report.epochs_final;
         report.invariant_checks += run_report.invariant_checks;
         report.faults_injected += run_report.faults.values().sum::<u64>();
+        let size = latencies.entry(run_report.config.nodes).or_default();
+        size.accepted_ms
+            .extend_from_slice(&run_report.latency.accepted_ms);
+        size.stored_ms
+            .extend_from_slice(&run_report.latency.stored_ms);
         if !run_report.passed() {
             report.failed.push(FailedRun {
                 config: run_report.config.clone(),
@@ -132,6 +185,10 @@ pub fn run_batch(
             });
         }
     }
+    report.latency_by_nodes = latencies
+        .iter()
+        .map(|(&nodes, latency)| (nodes, LatencySummary::of(latency)))
+        .collect();
     report.wall_secs = started.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -76,7 +76,7 @@ impl FaultProfile {
 pub struct SimConfig {
     /// Seed of every random choice.
     pub seed: u64,
-    /// Members (4 to 64).
+    /// Members of the first signer set (4 to 256, or 254 with `rotate`).
     pub nodes: usize,
     /// Epochs to simulate.
     pub epochs: u64,
@@ -96,6 +96,10 @@ pub struct SimConfig {
     /// threshold changing with the size (needs at least 9 epochs; no byzantine profiles).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rotate: bool,
+    /// Delays of a wide-area network (five regions, 5-150 ms one way with jitter, FIFO links
+    /// of 100 Mbit/s) instead of the profile's uniform ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wan: bool,
 }
 
 /// A run that cannot start.
@@ -158,6 +162,7 @@ impl SimConfig {
             planted_bug: None,
             behaviour: None,
             rotate: false,
+            wan: false,
         }
     }
 
@@ -179,7 +184,13 @@ impl SimConfig {
         {
             return Err(SimError::PlantedBugsUnavailable(bug));
         }
-        check_range("nodes", self.nodes as u64, 4, 64)?;
+        let extra = self.total_nodes() - self.nodes;
+        check_range(
+            "nodes",
+            self.nodes as u64,
+            4,
+            (nym_rewards::rules::MAX_MEMBERS - extra) as u64,
+        )?;
         check_range("epochs", self.epochs, 1, 100_000)?;
         if self.rotate {
             check_range("epochs", self.epochs, LAST_SWITCH + 2, 100_000)?;

@@ -134,6 +134,9 @@ impl World {
             Ok(outcome) => {
                 if let PersistRecord::Official { official, .. } = &record {
                     self.check_stored_official(node, official.epoch);
+                    let now = self.now();
+                    let last = self.stored_at.entry(official.epoch).or_default();
+                    *last = (*last).max(now);
                 }
                 let input = if outcome.acknowledges(&record) {
                     Input::Persisted { id }
@@ -205,6 +208,7 @@ impl World {
                 let tx_ref = self.chain.submit(now, node, &certificate);
                 if tx_ref.is_some() {
                     self.checker.accepted(now, epoch, &certificate.rewards);
+                    self.accepted_at.insert(epoch, now);
                 }
                 let record = self.chain.record(epoch).map(|(record, _)| Box::new(record));
                 Input::Submitted {

@@ -23,11 +23,13 @@ mod node;
 mod report;
 mod rotation;
 mod scheduler;
+mod wan;
 mod world;
 
 pub use adversary::Behaviour;
+pub use batch::LatencySummary;
 pub use batch::{BatchConfig, BatchReport, FailedRun, run_batch};
 pub use config::{FaultProfile, SimConfig, SimError};
 pub use relayer_protocol::PlantedBug;
-pub use report::{SimReport, Violation, ViolationKind, WorkStats};
+pub use report::{Latency, SimReport, Violation, ViolationKind, WorkStats};
 pub use world::run;

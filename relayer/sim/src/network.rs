@@ -92,7 +92,9 @@ impl World {
         self.messages.sent += 1;
         // What arrives is what the nodes' codec makes of the bytes, as on a real wire.
         let epoch = message.epoch();
+        let mut size = 0;
         let decoded = self.codec.encode(&message).and_then(|bytes| {
+            size = bytes.len();
             *self.messages.bytes_by_epoch.entry(epoch).or_default() += bytes.len() as u64;
             self.codec.decode(&bytes)
         });
@@ -116,10 +118,9 @@ impl World {
             self.messages.lost += 1;
             return;
         }
-        let (low, high) = self.network.delay_ms;
         if self.network.duplicate > 0.0 && self.rng.gen_bool(self.network.duplicate) {
             self.count_fault("duplicate");
-            let delay = self.rng.gen_range(low..=high);
+            let delay = self.link_delay(from, to, size);
             let copy = message.clone();
             self.scheduler.after(
                 delay,
@@ -130,9 +131,24 @@ impl World {
                 },
             );
         }
-        let delay = self.rng.gen_range(low..=high);
+        let delay = self.link_delay(from, to, size);
         self.scheduler
             .after(delay, Event::Deliver { to, from, message });
+    }
+
+    /// How long a message of `bytes` from `from` takes to reach `to`: the WAN model's queue,
+    /// transmission and propagation when the run has one, else the profile's uniform delay.
+    fn link_delay(&mut self, from: usize, to: usize, bytes: usize) -> u64 {
+        let now = self.now();
+        match self.wan.as_mut() {
+            Some(wan) => wan
+                .arrival_ms(&mut self.rng, now, from, to, bytes)
+                .saturating_sub(now),
+            None => {
+                let (low, high) = self.network.delay_ms;
+                self.rng.gen_range(low..=high)
+            }
+        }
     }
 
     pub(crate) fn on_deliver(&mut self, to: usize, from: usize, message: Message) {

@@ -82,6 +82,15 @@ pub struct WorkStats {
     pub signature_verifications: u64,
 }
 
+/// How long epochs took, one entry per epoch on chain, in epoch order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latency {
+    /// From the epoch's end to the contract accepting it, ms.
+    pub accepted_ms: Vec<u64>,
+    /// From the epoch's end until the last node that stored its official data did, ms.
+    pub stored_ms: Vec<u64>,
+}
+
 /// Everything a run produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimReport {
@@ -103,6 +112,8 @@ pub struct SimReport {
     pub messages: MessageStats,
     /// Honest members' work.
     pub work: WorkStats,
+    /// How long epochs took.
+    pub latency: Latency,
     /// Invariant checks performed.
     pub invariant_checks: u64,
     /// Broken invariants (empty on a good run).

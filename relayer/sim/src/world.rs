@@ -27,6 +27,7 @@ use crate::node::SimNode;
 use crate::report::{MessageStats, SimReport, WorkStats};
 use crate::rotation::RotationStep;
 use crate::scheduler::Scheduler;
+use crate::wan::Wan;
 
 pub(crate) const GENESIS_MS: u64 = 1_700_000_000_000;
 pub(crate) const EPOCH_MS: u64 = 10_000;
@@ -70,6 +71,12 @@ pub(crate) struct World {
     /// The nodes' wire encoding, to count the bytes each message costs.
     pub(crate) codec: Codec,
     pub(crate) network: NetworkModel,
+    /// The wide-area model, when the run asks for one (it replaces the profile's delays).
+    pub(crate) wan: Option<Wan>,
+    /// When the contract accepted each epoch, and when the last node stored its official
+    /// data (virtual ms).
+    pub(crate) accepted_at: BTreeMap<u64, u64>,
+    pub(crate) stored_at: BTreeMap<u64, u64>,
     pub(crate) plan: FaultPlan,
     pub(crate) nodes: Vec<SimNode>,
     /// Node index of each node's key.
@@ -176,6 +183,9 @@ impl World {
         Ok(Self {
             rng,
             network: NetworkModel::for_profile(config.faults),
+            wan: config.wan.then(|| Wan::new(config.total_nodes())),
+            accepted_at: BTreeMap::new(),
+            stored_at: BTreeMap::new(),
             plan,
             config,
             codec: Codec::new(&protocol_config.mixnodes),
@@ -566,6 +576,17 @@ impl World {
                 .or_default() += 1;
         }
         let epochs_final = epochs_by_version.values().sum();
+        let since_end = |times: &BTreeMap<u64, u64>| -> Vec<u64> {
+            times
+                .iter()
+                .filter(|(epoch, _)| **epoch < self.config.epochs)
+                .map(|(&epoch, &at)| at.saturating_sub(epoch_end_ms(epoch)))
+                .collect()
+        };
+        let latency = crate::report::Latency {
+            accepted_ms: since_end(&self.accepted_at),
+            stored_ms: since_end(&self.stored_at),
+        };
         // Before the checker is taken: it counts the proposals.
         let work = self.work_stats();
         let (invariant_checks, violations) = std::mem::take(&mut self.checker).finish();
@@ -576,6 +597,7 @@ impl World {
             epochs_by_version,
             chain_txs: self.chain_txs,
             work,
+            latency,
             faults: self.faults,
             messages: self.messages,
             invariant_checks,

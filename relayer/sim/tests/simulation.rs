@@ -82,6 +82,32 @@ fn the_network_follows_signer_set_rotations_without_losing_an_epoch() {
     assert!(run(&refused).is_err(), "no rotation with byzantine members");
 }
 
+/// Over the WAN model (five regions, 5-150 ms one way, FIFO links), with and without network
+/// faults: every epoch is final, and each takes at least a cross-region round trip (the
+/// observations, the block and its echoes cross it) but stays well inside the liveness bound.
+#[test]
+fn a_wide_area_network_finalises_every_epoch_within_its_delays() {
+    for (seed, faults) in [(1, FaultProfile::None), (2, FaultProfile::Network)] {
+        let config = SimConfig {
+            wan: true,
+            ..SimConfig::new(seed, 16, 4, faults)
+        };
+        let report = run(&config).unwrap();
+        assert!(report.passed(), "{faults}: {:#?}", report.violations);
+        assert_eq!(report.epochs_final, 4, "{faults}");
+        let latency = relayer_sim::LatencySummary::of(&report.latency);
+        assert_eq!(latency.epochs, 4, "{faults}");
+        assert!(
+            (100..5_000).contains(&latency.accepted_p50_ms),
+            "{faults}: {latency:?}"
+        );
+        assert!(
+            latency.stored_p95_ms >= latency.accepted_p50_ms,
+            "{latency:?}"
+        );
+    }
+}
+
 /// Protocol v2's work bounds, counted at n = 64 and M = 1000 without faults: at most f + 1
 /// proposals per epoch (only the first proposer group), at most one aggregate per proposer and
 /// epoch at each node, one transaction per epoch, and the bytes on the wire per epoch.
@@ -210,6 +236,7 @@ fn ci_budget_of_seeded_faulty_runs_has_no_violations() {
         policies: vec![SubmitPolicy::Staggered, SubmitPolicy::Race],
         planted_bug: None,
         rotate: false,
+        wan: false,
     };
     let mut behaviours = BTreeSet::new();
     let mut fault_kinds = BTreeSet::new();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use relayer_protocol::SubmitPolicy;
-use relayer_sim::{BatchConfig, FaultProfile, PlantedBug, SimReport, run_batch};
+use relayer_sim::{BatchConfig, FaultProfile, LatencySummary, PlantedBug, SimReport, run_batch};
 
 /// Arguments of `relayer-dev sim`.
 #[derive(clap::Args)]
@@ -41,6 +41,10 @@ pub struct Args {
     /// each run whose fault profile has no byzantine members; needs at least 9 epochs.
     #[arg(long)]
     rotate: bool,
+    /// Wide-area delays: members over five regions, 5-150 ms one way with lognormal jitter,
+    /// FIFO links of 100 Mbit/s (the batch report gives p50/p95 latency per network size).
+    #[arg(long)]
+    wan: bool,
     /// Stop starting new runs after this many seconds.
     #[arg(long)]
     budget_secs: Option<u64>,
@@ -59,13 +63,16 @@ fn summary_line(run: &SimReport) -> String {
         config.seed, config.nodes, config.faults, config.policy
     );
     if run.passed() {
+        let latency = LatencySummary::of(&run.latency);
         format!(
-            "{head}: ok, {}/{} epochs final, {} txs, {} checks, {} faults",
+            "{head}: ok, {}/{} epochs final, {} txs, {} checks, {} faults, accepted p50 {} ms, all stored p50 {} ms",
             run.epochs_final,
             run.epochs_simulated,
             run.chain_txs,
             run.invariant_checks,
-            run.faults.values().sum::<u64>()
+            run.faults.values().sum::<u64>(),
+            latency.accepted_p50_ms,
+            latency.stored_p50_ms,
         )
     } else {
         let kinds: Vec<String> = run
@@ -90,6 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         policies: args.policy,
         planted_bug: args.planted_bug,
         rotate: args.rotate,
+        wan: args.wan,
     };
     let mut single = None;
     let report = run_batch(&batch, |run| {
