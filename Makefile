@@ -95,6 +95,10 @@ bench: bench-gas bench-network bench-micro ## Every benchmark: contract gas, net
 bench-network: ## relayer-dev bench (release build): n in {4,16,64} x both policies, M = 1000 -> bench/results/ JSON + SVG
 	cargo run --release -q -p relayer-devtools -- bench --sizes 4,16,64 --policies staggered,race --mixnodes 1000 --epochs 5 --out bench/results
 
+.PHONY: bench-network-wan
+bench-network-wan: ## relayer-dev bench (release) with emulated WAN delays (5 regions, 5-150 ms one way) -> bench/results/wan/
+	cargo run --release -q -p relayer-devtools -- bench --wan --sizes 4,16,64 --policies staggered --mixnodes 1000 --epochs 5 --out bench/results/wan
+
 .PHONY: bench-flood
 bench-flood: ## relayer-dev bench (release) with 16 clients flooding one node's API, beside a run without -> target/bench-flood/
 	cargo run --release -q -p relayer-devtools -- bench --sizes 4,16 --policies staggered --mixnodes 1000 --epochs 5 --out target/bench-flood/quiet

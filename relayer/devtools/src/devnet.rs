@@ -57,6 +57,9 @@ pub struct DevnetOptions {
     pub without_api: BTreeSet<usize>,
     /// Limits of every node's API.
     pub api_limits: ApiLimits,
+    /// Emulate a wide-area network: node i in region i mod 5, each message held back by the
+    /// median one-way delay between the two regions (`relayer_sim::wan`).
+    pub wan: bool,
 }
 
 impl DevnetOptions {
@@ -77,6 +80,7 @@ impl DevnetOptions {
             silent: BTreeSet::new(),
             without_api: BTreeSet::new(),
             api_limits: loopback_api_limits(nodes),
+            wan: false,
         }
     }
 }
@@ -247,6 +251,11 @@ impl Devnet {
             Some(net) => net,
             None => BoundNet::bind(spec.ed25519_secret, &spec.p2p_addr).await?,
         };
+        let net = if self.options.wan {
+            net.with_link_delay(self.wan_delays_from(i))
+        } else {
+            net
+        };
         let http = if spec.with_api {
             Some(match listener {
                 Some(listener) => listener,
@@ -326,6 +335,21 @@ impl Devnet {
             })
             .filter_map(|(_, node)| node.as_ref())
             .collect())
+    }
+
+    /// The emulated one-way delays from node `i` to each other node, by key.
+    fn wan_delays_from(&self, i: usize) -> relayer_node::net::LinkDelay {
+        let node_of: std::collections::HashMap<[u8; 32], usize> = self
+            .specs
+            .iter()
+            .enumerate()
+            .map(|(j, spec)| (Keypair::from_seed(&spec.ed25519_secret).public(), j))
+            .collect();
+        Arc::new(move |key: &[u8; 32]| {
+            node_of
+                .get(key)
+                .map_or(Duration::ZERO, |&j| relayer_sim::wan::median_one_way(i, j))
+        })
     }
 
     /// The running node `i`, if it runs.

@@ -284,6 +284,25 @@ async fn a_running_network_follows_a_rotation() {
     devnet.stop().await;
 }
 
+/// Over emulated wide-area links (five nodes in five regions, 5-150 ms one way, held back in
+/// user space), epochs are final on every node and verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_over_wide_area_links_finalises_epochs() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(&dir, 5);
+    options.wan = true;
+    let devnet = Devnet::start(options).await.unwrap();
+    let first = devnet.current_epoch();
+    for epoch in first..first + 2 {
+        let report = devnet.wait_for_final(epoch, TIMEOUT).await.unwrap();
+        assert!(report.auditor_verified, "{:?}", report.audit_failures);
+        assert_eq!(report.nodes_with_official_data, 5);
+        assert_identical_official_data(&devnet, &[0, 1, 2, 3, 4], epoch).await;
+    }
+    devnet.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losers_never_depend_on_the_winner_api() {
     let _serial = SERIAL.lock().await;

@@ -4,9 +4,11 @@
 //! updated as versions come and go), so every message processed comes from an authenticated
 //! member. Peers are named by their position in the protocol engine's roster. Message sizes
 //! are bounded, each peer is rate-limited, and disconnected members are redialled with
-//! exponential backoff.
+//! exponential backoff. For benchmarks and tests only, a [`LinkDelay`] holds each outgoing
+//! message back by its link's one-way delay (the kernel here has no netem).
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +46,36 @@ const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 const MAX_STREAMS_PER_CONNECTION: usize = 16;
 const REDIAL_MIN: Duration = Duration::from_millis(250);
 const REDIAL_MAX: Duration = Duration::from_secs(8);
+
+/// The one-way delay of the link to the peer with the given ed25519 key (benchmarks and
+/// tests: a wide-area network emulated in user space).
+pub type LinkDelay = Arc<dyn Fn(&[u8; 32]) -> Duration + Send + Sync>;
+
+/// Messages held back by a [`LinkDelay`]: `(release at, sequence, peer, bytes)`, released in
+/// the order they were sent on each link (its delay is constant).
+type Delayed = BinaryHeap<Reverse<(Instant, u64, PeerIndex, DelayedBytes)>>;
+
+/// Encoded bytes in the delay queue (ordered by the sequence number before them, never by
+/// content).
+#[derive(Clone)]
+struct DelayedBytes(Arc<Vec<u8>>);
+
+impl PartialEq for DelayedBytes {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for DelayedBytes {}
+impl PartialOrd for DelayedBytes {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for DelayedBytes {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
 
 /// Networking failures at start-up.
 #[derive(Debug, Clone, Error)]
@@ -136,6 +168,12 @@ impl NetHandle {
     pub fn connected_peers(&self) -> usize {
         self.connected.load(std::sync::atomic::Ordering::Relaxed)
     }
+}
+
+/// Sleeps until `at` (for ever when `None`).
+fn sleep_until(at: Option<Instant>) -> tokio::time::Sleep {
+    let far = Instant::now() + Duration::from_secs(86_400);
+    tokio::time::sleep_until(tokio::time::Instant::from_std(at.unwrap_or(far)))
 }
 
 /// The libp2p PeerId of an ed25519 public key.
@@ -234,6 +272,7 @@ struct Behaviour {
 /// A swarm listening on its address, not yet told who the members are.
 pub struct BoundNet {
     swarm: Swarm<Behaviour>,
+    link_delay: Option<LinkDelay>,
     /// The address it listens on (with the real port when 0 was asked for).
     pub listen_addr: Multiaddr,
     /// This node's PeerId.
@@ -301,9 +340,17 @@ impl BoundNet {
         };
         Ok(Self {
             swarm,
+            link_delay: None,
             listen_addr,
             peer_id,
         })
+    }
+
+    /// Holds every outgoing message back by its link's one-way delay (benchmarks and tests
+    /// only: an emulated wide-area network).
+    pub fn with_link_delay(mut self, delay: LinkDelay) -> Self {
+        self.link_delay = Some(delay);
+        self
     }
 
     /// Starts the swarm task for the roster `peers` (by [`PeerIndex`]), speaking `codec`.
@@ -322,7 +369,12 @@ impl BoundNet {
             swarm: self.swarm,
             me: self.peer_id,
             index_of: HashMap::new(),
+            link_delay: self.link_delay,
+            delays: HashMap::new(),
+            delayed: BinaryHeap::new(),
+            delayed_seq: 0,
             peers: Vec::new(),
+            keys: Vec::new(),
             addrs: HashMap::new(),
             active: HashSet::new(),
             connected_peers: HashSet::new(),
@@ -414,11 +466,18 @@ struct SwarmTask {
     me: PeerId,
     /// The roster, by peer index (`None` for a key that is no ed25519 public key).
     peers: Vec<Option<PeerId>>,
+    /// Each position's ed25519 key (for its link delay).
+    keys: Vec<Option<[u8; 32]>>,
     /// Where to dial each peer (none for an address that does not parse).
     addrs: HashMap<PeerId, Multiaddr>,
     index_of: HashMap<PeerId, PeerIndex>,
     /// Peers dialled and admitted.
     active: HashSet<PeerId>,
+    /// The emulated one-way delay of each link, if any (benchmarks and tests).
+    link_delay: Option<LinkDelay>,
+    delays: HashMap<PeerIndex, Duration>,
+    delayed: Delayed,
+    delayed_seq: u64,
     connected_peers: HashSet<PeerId>,
     /// Peers already reported as speaking another protocol version (one warning each).
     other_versions: HashSet<PeerId>,
@@ -439,9 +498,10 @@ impl SwarmTask {
     ) {
         let mut redial_tick = tokio::time::interval(REDIAL_MIN);
         loop {
+            let next_release = self.delayed.peek().map(|Reverse((at, ..))| *at);
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Send { to, bytes }) => self.send(to, bytes),
+                    Some(Command::Send { to, bytes }) => self.send_or_delay(to, bytes),
                     Some(Command::SetPeers(peers)) => {
                         if let Err(err) = self.set_peers(peers) {
                             tracing::warn!("a signer set names a peer that cannot be used: {err}");
@@ -451,6 +511,7 @@ impl SwarmTask {
                 },
                 event = self.swarm.select_next_some() => self.on_event(event),
                 _ = redial_tick.tick() => self.redial(),
+                _ = sleep_until(next_release), if next_release.is_some() => self.release_delayed(),
                 _ = shutdown.changed() => break,
             }
         }
@@ -474,6 +535,11 @@ impl SwarmTask {
                 Some(known) => *known = peer,
                 None => self.peers.push(peer),
             }
+            match self.keys.get_mut(position) {
+                Some(known) => *known = peer.map(|_| entry.key),
+                None => self.keys.push(peer.map(|_| entry.key)),
+            }
+            self.delays.remove(&index);
             let Some(peer) = peer else {
                 continue;
             };
@@ -504,6 +570,45 @@ impl SwarmTask {
         }
         self.inbound.grow(self.peers.len());
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Sends `bytes` to `to`, after its link's emulated delay when one is set.
+    fn send_or_delay(&mut self, to: PeerIndex, bytes: Arc<Vec<u8>>) {
+        let Some(delay) = self.link_delay_to(to).filter(|delay| !delay.is_zero()) else {
+            return self.send(to, bytes);
+        };
+        self.delayed_seq += 1;
+        self.delayed.push(Reverse((
+            Instant::now() + delay,
+            self.delayed_seq,
+            to,
+            DelayedBytes(bytes),
+        )));
+    }
+
+    /// The emulated delay of the link to `to` (computed once per peer).
+    fn link_delay_to(&mut self, to: PeerIndex) -> Option<Duration> {
+        let link_delay = self.link_delay.as_ref()?;
+        if let Some(delay) = self.delays.get(&to) {
+            return Some(*delay);
+        }
+        let key = self.keys.get(usize::from(to)).copied().flatten()?;
+        let delay = link_delay(&key);
+        self.delays.insert(to, delay);
+        Some(delay)
+    }
+
+    /// Sends the held-back messages whose delay is over.
+    fn release_delayed(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, ..))) = self.delayed.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, _, to, DelayedBytes(bytes)))) = self.delayed.pop() {
+                self.send(to, bytes);
+            }
+        }
     }
 
     /// Queues `bytes` for peer `to` and sends what its queue allows (see [`crate::outbox`]).

@@ -1,9 +1,11 @@
 //! Deterministic simulation of whole relayer networks, running the production node core.
 //!
-//! Each simulated member is the production [`relayer_protocol::Protocol`] (consensus,
-//! finalization, catch-up, verification) over the production SQLite store
+//! Each simulated member is the production [`relayer_protocol::Engine`] (one protocol instance
+//! per signer-set version: consensus, finalization, catch-up, verification) over the
+//! production SQLite store
 //! ([`relayer_store`], in memory). What stays here is the world only: a virtual clock, a
-//! network that loses, delays, duplicates, reorders and partitions, crashes and restarts,
+//! network that loses, delays, duplicates, reorders and partitions (or a wide-area model,
+//! [`wan`]), signer-set rotations in the contract, crashes and restarts,
 //! failing disks, byzantine members ([`Behaviour`]), and the real rewards contract in
 //! cw-multi-test on virtual block time. Invariants ([`ViolationKind`]) are checked as events
 //! happen, from what nodes do, and a run is reproduced exactly by its seed
@@ -23,7 +25,7 @@ mod node;
 mod report;
 mod rotation;
 mod scheduler;
-mod wan;
+pub mod wan;
 mod world;
 
 pub use adversary::Behaviour;

@@ -11,7 +11,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 /// The regions, in the order of [`ONE_WAY_MS`].
-pub(crate) const REGIONS: [&str; 5] = [
+pub const REGIONS: [&str; 5] = [
     "eu-west",
     "eu-central",
     "us-east",
@@ -44,7 +44,7 @@ impl Wan {
     /// `nodes` nodes spread over the regions in turn (node i in region i mod 5).
     pub(crate) fn new(nodes: usize) -> Self {
         Self {
-            regions: (0..nodes).map(|node| node % REGIONS.len()).collect(),
+            regions: (0..nodes).map(region_of).collect(),
             links: BTreeMap::new(),
         }
     }
@@ -70,6 +70,18 @@ impl Wan {
         self.links.insert((from, to), (sent_at, arrival));
         arrival
     }
+}
+
+/// The region of node `node` of a network: the regions in turn.
+pub fn region_of(node: usize) -> usize {
+    node % REGIONS.len()
+}
+
+/// The median one-way delay between nodes `a` and `b` of a network (by their regions): what
+/// the network benchmark's WAN profile holds each message back by on the real stack.
+pub fn median_one_way(a: usize, b: usize) -> std::time::Duration {
+    let ms = ONE_WAY_MS[region_of(a)][region_of(b)];
+    std::time::Duration::from_millis(ms as u64)
 }
 
 /// A lognormal factor with median 1: `exp(sigma * z)`, `z` standard normal (Box-Muller).

@@ -41,6 +41,8 @@ pub struct BenchOptions {
     pub out_dir: PathBuf,
     /// Concurrent clients flooding node 0's API during the measured epochs (0: none).
     pub api_flood: usize,
+    /// Emulate a wide-area network on the real stack (see `DevnetOptions::wan`).
+    pub wan: bool,
 }
 
 /// Nearest-rank percentiles of a sample, ms.
@@ -115,6 +117,9 @@ pub struct CaseResult {
     pub mixnodes: u32,
     /// Epoch length used.
     pub epoch_secs: u64,
+    /// Whether the links had the emulated wide-area delays (the targets are for loopback).
+    #[serde(default)]
+    pub wan: bool,
     /// Measured epochs.
     pub epochs: u64,
     /// Epoch end -> contract accepts (block time).
@@ -143,6 +148,7 @@ impl CaseResult {
             policy,
             mixnodes: options.mixnodes,
             epoch_secs: epoch_secs_for(nodes),
+            wan: options.wan,
             epochs: 0,
             accepted_ms: Percentiles::default(),
             all_official_ms: Percentiles::default(),
@@ -230,6 +236,9 @@ fn target(name: &str, bound: f64, measured: f64) -> TargetCheck {
 
 fn targets_for(result: &CaseResult) -> Vec<TargetCheck> {
     let mut targets = Vec::new();
+    if result.wan {
+        return targets; // the targets are loopback ones
+    }
     let latency_bound = match result.nodes {
         0..=4 => Some(50.0),
         5..=16 => Some(150.0),
@@ -268,6 +277,7 @@ pub async fn run_case(
     devnet_options.policy = policy;
     devnet_options.metrics_interval_ms = options.metrics_interval_ms;
     devnet_options.resend_interval_ms = resend_interval_ms_for(nodes);
+    devnet_options.wan = options.wan;
     let devnet = Devnet::start(devnet_options).await?;
     let timeout = Duration::from_secs(epoch_secs * 4 + 10);
     let warm_up = devnet.current_epoch() + 1;
@@ -301,6 +311,7 @@ pub async fn run_case(
         policy,
         mixnodes: options.mixnodes,
         epoch_secs,
+        wan: options.wan,
         epochs: options.epochs,
         accepted_ms: Percentiles::of(&accepted),
         all_official_ms: Percentiles::of(&all_official),
@@ -397,6 +408,7 @@ mod tests {
             policy: SubmitPolicy::Staggered,
             mixnodes: 1_000,
             epoch_secs: 3,
+            wan: false,
             epochs: 5,
             accepted_ms: Percentiles {
                 p50: 151,
@@ -417,5 +429,10 @@ mod tests {
         assert_eq!(met, [false, true]);
         result.policy = SubmitPolicy::Race;
         assert_eq!(targets_for(&result).len(), 1, "no tx target for the race");
+        result.wan = true;
+        assert!(
+            targets_for(&result).is_empty(),
+            "the targets are loopback ones"
+        );
     }
 }

@@ -29,6 +29,10 @@ pub struct Args {
     /// Concurrent clients flooding node 0's public API while epochs are measured.
     #[arg(long, default_value_t = 0)]
     api_flood: usize,
+    /// Emulate a wide-area network: members over five regions, each message held back by the
+    /// one-way delay between them (5-150 ms), in user space.
+    #[arg(long)]
+    wan: bool,
 }
 
 /// Runs the benchmark.
@@ -44,6 +48,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         metrics_interval_ms: args.metrics_interval_ms,
         out_dir: args.out,
         api_flood: args.api_flood,
+        wan: args.wan,
     };
     let report = run_bench(&options).await?;
     for case in &report.cases {
