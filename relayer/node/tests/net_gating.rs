@@ -118,26 +118,8 @@ async fn a_burst_arrives_whole_and_does_not_delay_another_members_message() {
     // Far above yamux's 512 streams per connection: messages leave in batches, so none is
     // lost (one substream per message lost about two thirds of such a burst).
     const FLOOD: usize = 3_000;
-    let secrets = [[4u8; 32], [5u8; 32], [6u8; 32]];
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    let mut bound = Vec::new();
-    for secret in secrets {
-        bound.push(
-            BoundNet::bind(secret, "/ip4/127.0.0.1/tcp/0")
-                .await
-                .unwrap(),
-        );
-    }
-    let members: Vec<([u8; 32], String)> = secrets
-        .iter()
-        .zip(&bound)
-        .map(|(secret, net)| {
-            (
-                Keypair::from_seed(secret).public(),
-                net.listen_addr.to_string(),
-            )
-        })
-        .collect();
+    let (bound, members) = bind_members(&[[4u8; 32], [5u8; 32], [6u8; 32]]).await;
     let mut nets = Vec::new();
     let mut inboxes = Vec::new();
     for net in bound {
@@ -166,26 +148,8 @@ async fn a_burst_arrives_whole_and_does_not_delay_another_members_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_are_admitted_and_disconnected_as_signer_sets_come_and_go() {
-    let secrets = [[7u8; 32], [8u8; 32], [9u8; 32]];
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    let mut bound = Vec::new();
-    for secret in secrets {
-        bound.push(
-            BoundNet::bind(secret, "/ip4/127.0.0.1/tcp/0")
-                .await
-                .unwrap(),
-        );
-    }
-    let members: Vec<([u8; 32], String)> = secrets
-        .iter()
-        .zip(&bound)
-        .map(|(secret, net)| {
-            (
-                Keypair::from_seed(secret).public(),
-                net.listen_addr.to_string(),
-            )
-        })
-        .collect();
+    let (bound, members) = bind_members(&[[7u8; 32], [8u8; 32], [9u8; 32]]).await;
     let mut bound = bound.into_iter();
     // A works under a set of A and B only; C is in its roster (a later version names it) but
     // not yet active.
@@ -241,23 +205,10 @@ async fn peers_are_admitted_and_disconnected_as_signer_sets_come_and_go() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emulated_link_delay_holds_every_message_back() {
     const DELAY: Duration = Duration::from_millis(300);
-    let secrets = [[10u8; 32], [11u8; 32]];
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    let a = BoundNet::bind(secrets[0], "/ip4/127.0.0.1/tcp/0")
-        .await
-        .unwrap();
-    let b = BoundNet::bind(secrets[1], "/ip4/127.0.0.1/tcp/0")
-        .await
-        .unwrap();
-    let members: Vec<([u8; 32], String)> = [(&a, secrets[0]), (&b, secrets[1])]
-        .iter()
-        .map(|(net, secret)| {
-            (
-                Keypair::from_seed(secret).public(),
-                net.listen_addr.to_string(),
-            )
-        })
-        .collect();
+    let (bound, members) = bind_members(&[[10u8; 32], [11u8; 32]]).await;
+    let mut bound = bound.into_iter();
+    let (a, b) = (bound.next().unwrap(), bound.next().unwrap());
     let to_b = members[1].0;
     let a = a.with_link_delay(Arc::new(
         move |key: &[u8; 32]| {
@@ -284,6 +235,24 @@ async fn an_emulated_link_delay_holds_every_message_back() {
     // protocol does not need it.
     arrived.sort_unstable();
     assert_eq!(arrived, (1..=50).collect::<Vec<u64>>());
+}
+
+/// Binds a swarm on an ephemeral loopback port for each secret; returns them with the roster
+/// entries (key and address) in the same order.
+async fn bind_members(secrets: &[[u8; 32]]) -> (Vec<BoundNet>, Vec<([u8; 32], String)>) {
+    let mut bound = Vec::new();
+    let mut members = Vec::new();
+    for secret in secrets {
+        let net = BoundNet::bind(*secret, "/ip4/127.0.0.1/tcp/0")
+            .await
+            .expect("binding on loopback");
+        members.push((
+            Keypair::from_seed(secret).public(),
+            net.listen_addr.to_string(),
+        ));
+        bound.push(net);
+    }
+    (bound, members)
 }
 
 /// The next message in `inbox` (at most 20 s away).
