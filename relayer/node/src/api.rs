@@ -29,7 +29,7 @@ use crate::dashboard::{self, DashboardData};
 use crate::db::Db;
 use crate::metrics::NodeMetrics;
 use crate::signer_sets::{SharedSets, member_index};
-use relayer_protocol::default_observation_threshold;
+use relayer_protocol::observation_threshold_for;
 
 pub use crate::limits::ApiLimits;
 
@@ -152,9 +152,7 @@ impl ApiState {
             status.members = n;
             status.signer_set_version = set.version;
             status.threshold = set.threshold as usize;
-            status.observation_threshold = self
-                .observation_threshold
-                .unwrap_or_else(|| default_observation_threshold(n));
+            status.observation_threshold = observation_threshold_for(self.observation_threshold, n);
         }
         status.scheduled_signer_set = status
             .current_epoch

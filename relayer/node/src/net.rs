@@ -45,6 +45,9 @@ const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 /// [`crate::outbox`]), so more are a peer holding this node's memory open.
 const MAX_STREAMS_PER_CONNECTION: usize = 16;
 const REDIAL_MIN: Duration = Duration::from_millis(250);
+/// Messages an emulated link delay may hold back at once (benchmarks and tests); more are
+/// dropped and counted, as a full outbox drops them.
+const MAX_DELAYED: usize = 1 << 18;
 const REDIAL_MAX: Duration = Duration::from_secs(8);
 
 /// The one-way delay of the link to the peer with the given ed25519 key (benchmarks and
@@ -577,6 +580,10 @@ impl SwarmTask {
         let Some(delay) = self.link_delay_to(to).filter(|delay| !delay.is_zero()) else {
             return self.send(to, bytes);
         };
+        if self.delayed.len() >= MAX_DELAYED {
+            NodeMetrics::inc(&self.metrics.messages_dropped);
+            return;
+        }
         self.delayed_seq += 1;
         self.delayed.push(Reverse((
             Instant::now() + delay,

@@ -10,7 +10,7 @@ use nym_rewards::msg::SignerSetResponse;
 use relayer_protocol::wire::Codec;
 use relayer_protocol::{
     ChainContext, Engine, Keypair, MemberIndex, NewError, ProtocolConfig, SignerSet,
-    SignerSetError, default_observation_threshold,
+    SignerSetError, observation_threshold_for,
 };
 use relayer_store::{Store, StoreError};
 use thiserror::Error;
@@ -136,10 +136,11 @@ fn protocol_config(
             contract: chain.contract().to_string(),
         },
         signer_set,
-        observation_threshold: settings
-            .protocol
-            .observation_threshold
-            .unwrap_or_else(|| default_observation_threshold(n)),
+        // The engine applies the operator's k to each version it fits (else n - f).
+        observation_threshold: observation_threshold_for(
+            settings.protocol.observation_threshold,
+            n,
+        ),
         mixnodes: (1..=settings.sampling.mixnodes).collect(),
         clock,
         observation_grace_ms: settings.protocol.observation_grace_ms,

@@ -108,6 +108,15 @@ pub fn default_observation_threshold(members: usize) -> usize {
     members - faulty_tolerated(members)
 }
 
+/// The observation threshold a signer set of `members` runs with: the operator's `fixed` one
+/// if it fits (`2f + 1 <= k <= n - f`), else n - f.
+pub fn observation_threshold_for(fixed: Option<usize>, members: usize) -> usize {
+    let f = faulty_tolerated(members);
+    fixed
+        .filter(|k| (2 * f + 1..=members - f).contains(k))
+        .unwrap_or_else(|| default_observation_threshold(members))
+}
+
 impl ProtocolConfig {
     /// Checks the rules; returns warnings that do not stop a node (e.g. `t > n - f`).
     pub fn validate(&self) -> Result<Vec<String>, ConfigError> {

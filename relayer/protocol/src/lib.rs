@@ -44,6 +44,7 @@ pub use action::{Action, PersistRecord, Rejection};
 pub use aggregate::{AggregateError, lower_median, validate_values};
 pub use config::{
     ChainContext, ConfigError, ProtocolConfig, SubmitPolicy, default_observation_threshold,
+    observation_threshold_for,
 };
 pub use crypto::{Keypair, SignatureCheck, echo_digest, observation_digest, verify_signature};
 pub use input::{FetchFailed, Input, Timer};

@@ -13,10 +13,10 @@
 //! from its epochs rather than signing them under another version. Node and simulator both
 //! drive this type.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::action::{Action, Rejection};
-use crate::config::default_observation_threshold;
+use crate::config::observation_threshold_for;
 use crate::crypto::Keypair;
 use crate::input::{Input, Timer};
 use crate::machine::{NewError, Protocol, ProtocolMetrics, RestoredState};
@@ -25,7 +25,6 @@ use crate::messages::Message;
 use crate::planted::PlantedBug;
 use crate::signer_set::SignerSet;
 use crate::{MemberIndex, ProtocolConfig};
-use nym_rewards::rules::faulty_tolerated;
 
 /// A peer's position in the engine's roster; what [`Engine`]'s inputs and actions name
 /// peers by (a [`MemberIndex`] is a position in one version's set).
@@ -58,6 +57,12 @@ pub struct Engine {
     /// Epoch-end timers armed: an instance learning its range late may arm an epoch end its
     /// successor also arms, and one timer must come of it.
     epoch_ends: BTreeSet<u64>,
+    /// The instance that armed each pending epoch timer (grace, slot, retry), with its time:
+    /// a timer fires back to its instance, never to a successor that took the epoch over.
+    timer_owners: BTreeMap<Timer, Vec<(u64, u32)>>,
+    /// The instances whose submissions of each epoch are in flight, oldest first: an outcome
+    /// goes back to the instance that submitted.
+    submit_owners: BTreeMap<u64, VecDeque<u32>>,
     started: bool,
     /// Counters of retired instances and of inputs refused by the engine itself.
     own_metrics: ProtocolMetrics,
@@ -92,6 +97,8 @@ impl Engine {
             persist_ids: BTreeMap::new(),
             next_persist_id: 0,
             epoch_ends: BTreeSet::new(),
+            timer_owners: BTreeMap::new(),
+            submit_owners: BTreeMap::new(),
             started: false,
             own_metrics: ProtocolMetrics::default(),
             peers_generation: 0,
@@ -181,8 +188,23 @@ impl Engine {
                     self.epoch_ends.remove(&epoch);
                 }
                 if let Some(epoch) = timer.epoch() {
-                    self.feed_epoch(now_ms, epoch, Input::Timer(timer), &mut out);
+                    let owner = self.take_timer_owner(&timer);
+                    self.feed_owner(now_ms, epoch, owner, Input::Timer(timer), &mut out);
                 }
+            }
+            Input::Submitted { epoch, .. } => {
+                let owner = self
+                    .submit_owners
+                    .get_mut(&epoch)
+                    .and_then(VecDeque::pop_front);
+                if self
+                    .submit_owners
+                    .get(&epoch)
+                    .is_some_and(VecDeque::is_empty)
+                {
+                    self.submit_owners.remove(&epoch);
+                }
+                self.feed_owner(now_ms, epoch, owner, input, &mut out);
             }
             Input::Message { from, message } => self.on_message(now_ms, from, message, &mut out),
             Input::Persisted { id } => {
@@ -197,7 +219,6 @@ impl Engine {
             }
             Input::Measured { epoch, .. }
             | Input::ChainRecord { epoch, .. }
-            | Input::Submitted { epoch, .. }
             | Input::WinnerCopy { epoch, .. } => self.feed_epoch(now_ms, epoch, input, &mut out),
         }
         out
@@ -330,19 +351,16 @@ impl Engine {
     /// the set's size (`2f + 1 <= k <= n - f`), else `n - f`, with a note saying so.
     fn config_for(&self, set: SignerSet) -> (ProtocolConfig, Option<String>) {
         let n = set.n();
-        let f = faulty_tolerated(n);
-        let default = default_observation_threshold(n);
-        let (k, note) = match self.observation_threshold {
-            Some(k) if (2 * f + 1..=n - f).contains(&k) => (k, None),
-            Some(k) => (
-                default,
-                Some(format!(
-                    "observation threshold {k} does not fit signer set version {} (n = {n}); it runs with {default}",
+        let k = observation_threshold_for(self.observation_threshold, n);
+        let note = self
+            .observation_threshold
+            .filter(|&fixed| fixed != k)
+            .map(|fixed| {
+                format!(
+                    "observation threshold {fixed} does not fit signer set version {} (n = {n}); it runs with {k}",
                     set.version
-                )),
-            ),
-            None => (default, None),
-        };
+                )
+            });
         let config = ProtocolConfig {
             signer_set: set,
             observation_threshold: k,
@@ -486,6 +504,46 @@ impl Engine {
         }
     }
 
+    /// The instance that armed `timer` first among those pending (timers fire in time order).
+    fn take_timer_owner(&mut self, timer: &Timer) -> Option<u32> {
+        let owners = self.timer_owners.get_mut(timer)?;
+        let earliest = owners
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (at_ms, _))| *at_ms)
+            .map(|(position, _)| position)?;
+        let (_, version) = owners.swap_remove(earliest);
+        if owners.is_empty() {
+            self.timer_owners.remove(timer);
+        }
+        Some(version)
+    }
+
+    /// Feeds `input` of `epoch` to the instance that caused it, if it still governs the epoch
+    /// (else nobody: a successor that took the epoch over has its own); to the governing
+    /// instance when no owner is known.
+    fn feed_owner(
+        &mut self,
+        now_ms: u64,
+        epoch: u64,
+        owner: Option<u32>,
+        input: Input,
+        out: &mut Vec<Action>,
+    ) {
+        match owner {
+            Some(version) => {
+                let governs = self
+                    .instances
+                    .get(&version)
+                    .is_some_and(|instance| instance.governs(epoch));
+                if governs {
+                    self.feed_version(now_ms, version, input, out);
+                }
+            }
+            None => self.feed_epoch(now_ms, epoch, input, out),
+        }
+    }
+
     fn feed_epoch(&mut self, now_ms: u64, epoch: u64, input: Input, out: &mut Vec<Action>) {
         if let Some(version) = self.version_for(epoch) {
             self.feed_version(now_ms, version, input, out);
@@ -587,6 +645,20 @@ impl Engine {
                             timer: Timer::EpochEnd { epoch },
                         });
                     }
+                }
+                Action::SetTimer { at_ms, timer } => {
+                    self.timer_owners
+                        .entry(timer)
+                        .or_default()
+                        .push((at_ms, version));
+                    out.push(Action::SetTimer { at_ms, timer });
+                }
+                Action::Submit { certificate } => {
+                    self.submit_owners
+                        .entry(certificate.epoch)
+                        .or_default()
+                        .push_back(version);
+                    out.push(Action::Submit { certificate });
                 }
                 other => out.push(other),
             }

@@ -446,3 +446,27 @@ fn an_operator_observation_threshold_that_does_not_fit_a_version_gives_way_to_n_
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].contains("observation threshold 3"), "{notes:?}");
 }
+
+#[test]
+fn a_stale_submission_outcome_never_moves_the_instance_that_took_the_epoch_over() {
+    let mut member = engine(0, vec![sets().remove(0)], RestoredState::default());
+    member.handle(at_epoch_end(SWITCH - 1) + 1, Input::Start);
+    member.handle(
+        at_epoch_end(SWITCH),
+        Input::Timer(Timer::EpochEnd { epoch: SWITCH }),
+    );
+    observe(&mut member, SWITCH);
+    let now = at_epoch_end(SWITCH) + 500;
+    member.learn(now, sets().remove(1)).unwrap();
+    // An outcome of a submission version 2 never made (version 1's, refused by the contract):
+    // no backoff, no retry timer, so version 2 neither waits for it nor submits early.
+    let stale = member.handle(
+        now,
+        Input::Submitted {
+            epoch: SWITCH,
+            record: None,
+            tx_ref: None,
+        },
+    );
+    assert!(stale.is_empty(), "{stale:?}");
+}

@@ -419,7 +419,9 @@ impl Store {
     }
 
     /// Records an echo decision; an existing decision for the same epoch, signer-set version
-    /// and proposer is kept (the first decision is final). Returns the decision in force.
+    /// and proposer is kept (the first decision is final), and so is one stored before
+    /// versions were recorded (version 0, whatever version it was made under). Returns the
+    /// decision in force.
     pub fn save_echo_decision(&self, decision: &StoredDecision) -> Result<[u8; 32], StoreError> {
         let StoredDecision {
             epoch,
@@ -439,6 +441,20 @@ impl Store {
         } else {
             "main.echo_decisions"
         };
+        let legacy: Option<Vec<u8>> = conn
+            .query_row(
+                &format!(
+                    "SELECT data_hash FROM {table} WHERE epoch = ?1 AND version = 0 AND proposer = ?2"
+                ),
+                params![epoch as i64, proposer],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(legacy) = legacy {
+            return legacy
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("echo decision hash".into()));
+        }
         conn.execute(
             &format!(
                 "INSERT OR IGNORE INTO {table} (epoch, version, proposer, data_hash) VALUES (?1, ?2, ?3, ?4)"
@@ -856,6 +872,19 @@ mod tests {
         };
         assert_eq!(store.echo_decisions_since(0).unwrap(), vec![legacy]);
         assert_eq!(store.own_observations_since(0).unwrap(), vec![observation]);
+        // A legacy decision binds whatever version it was made under.
+        let other = StoredDecision {
+            signer_set_version: 4,
+            ..decision(7, 2, 6)
+        };
+        assert_eq!(store.save_echo_decision(&other).unwrap(), [5; 32]);
+        let record = PersistRecord::EchoDecision {
+            epoch: 7,
+            signer_set_version: 4,
+            proposer: 2,
+            data_hash: [6; 32],
+        };
+        assert_eq!(store.persist(&record, 0).unwrap(), Persisted::Conflicting);
     }
 
     #[test]

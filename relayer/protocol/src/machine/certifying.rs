@@ -127,7 +127,13 @@ impl Protocol {
             }
             record => record,
         };
-        if let Some(state) = self.epochs.get_mut(&epoch) {
+        // Only the outcome of this member's own submission in flight moves its submission
+        // (a stale outcome still carries the record, taken below).
+        if let Some(state) = self
+            .epochs
+            .get_mut(&epoch)
+            .filter(|state| state.submission.in_flight())
+        {
             let failures = state.submission.failures();
             if record.is_none() {
                 // Back off, doubling per failure up to a cap: a chain that refuses or is

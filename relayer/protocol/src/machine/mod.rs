@@ -525,13 +525,23 @@ impl Protocol {
                 data_hash,
             }) => {
                 self.echo_decisions.insert((epoch, proposer), data_hash);
-                self.send_echo(epoch, proposer, data_hash, out);
+                // Nothing more is sent for an epoch the next version took over meanwhile.
+                if self.governs(epoch) {
+                    self.send_echo(epoch, proposer, data_hash, out);
+                }
             }
             Some(Pending::OwnBlock {
                 epoch,
                 block,
                 rewards,
-            }) => self.on_own_block_stored(epoch, block, rewards, out),
+            }) => {
+                if self.governs(epoch) {
+                    self.on_own_block_stored(epoch, block, rewards, out)
+                } else {
+                    self.echo_decisions
+                        .insert((epoch, self.me), block.data_hash);
+                }
+            }
             Some(Pending::Official { epoch, source }) => {
                 self.on_official_stored(epoch, source, out)
             }
