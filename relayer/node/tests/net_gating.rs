@@ -184,12 +184,7 @@ async fn peers_are_admitted_and_disconnected_as_signer_sets_come_and_go() {
     // The version with B retires: B is disconnected and refused, C still gets through.
     a_net.set_peers(roster(&members, &[true, false, true]));
     // A was connected to B and C; once the change is applied only C is left.
-    let disconnected = async {
-        while a_net.connected_peers() != 1 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), disconnected)
+    poll_until(Duration::from_secs(20), || a_net.connected_peers() == 1)
         .await
         .expect("A drops its connection to B");
     b_net.send(0, &echo(4));
@@ -305,14 +300,22 @@ async fn send_until_received_at(
         .expect("the message within 20 s")
 }
 
-/// Waits until `net` is connected to `count` peers (at most 20 s).
-async fn connected(net: &NetHandle, count: usize) {
+/// Waits until `holds` (checked every 20 ms), at most `within`; an error once that passed.
+async fn poll_until(
+    within: Duration,
+    holds: impl Fn() -> bool,
+) -> Result<(), tokio::time::error::Elapsed> {
     let wait = async {
-        while net.connected_peers() < count {
+        while !holds() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(20), wait)
+    tokio::time::timeout(within, wait).await
+}
+
+/// Waits until `net` is connected to `count` peers (at most 20 s).
+async fn connected(net: &NetHandle, count: usize) {
+    poll_until(Duration::from_secs(20), || net.connected_peers() >= count)
         .await
         .expect("connected within 20 s");
 }
@@ -327,12 +330,7 @@ async fn next(inbox: &mut InboxReceiver) -> relayer_node::inbox::Inbound {
 
 /// Waits until `inbox` holds `count` messages (at most a minute).
 async fn queued(inbox: &InboxReceiver, count: usize) {
-    let wait = async {
-        while inbox.queued() < count {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), wait)
+    poll_until(Duration::from_secs(60), || inbox.queued() >= count)
         .await
         .unwrap_or_else(|_| panic!("{} of {count} messages queued", inbox.queued()));
 }
