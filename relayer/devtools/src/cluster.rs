@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 use cosmwasm_std::HexBinary;
 use nym_rewards::msg::MemberInput;
 use nym_rewards::rules::MAX_MEMBERS;
+use relayer_node::chain::fees::{DEFAULT_GAS_MULTIPLIER, DEFAULT_MAX_GAS, FeeSettings, GasPrice};
 use relayer_node::cluster::{ClusterManifest, write_manifest};
 use relayer_node::config::{
     ApiLimits, ChainSection, NodeConfig, NodeSection, ProtocolSection, SamplingSection,
 };
-use relayer_node::keys::{ChainAccount, random_secret, write_secret};
+use relayer_node::keys::{
+    ChainAccount, DEFAULT_ACCOUNT_PREFIX, check_prefix, random_secret, write_secret,
+};
 use relayer_protocol::Keypair;
 
 use crate::DevError;
@@ -36,6 +39,26 @@ pub struct ClusterOptions {
     pub chain_id: String,
     /// Mixnodes measured.
     pub mixnodes: u32,
+    /// Bech32 prefix of account addresses, and gas price, written to every node's `[chain]`.
+    pub fees: ClusterFees,
+}
+
+/// The chain settings a cluster's accounts and nodes use.
+#[derive(Debug, Clone)]
+pub struct ClusterFees {
+    /// Bech32 prefix (`wasm`, `n`).
+    pub account_prefix: String,
+    /// Gas price with its denom.
+    pub gas_price: GasPrice,
+}
+
+impl Default for ClusterFees {
+    fn default() -> Self {
+        Self {
+            account_prefix: DEFAULT_ACCOUNT_PREFIX.into(),
+            gas_price: FeeSettings::default().gas_price,
+        }
+    }
 }
 
 /// Creates the cluster directory.
@@ -62,7 +85,9 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
     let keys = out.join("keys");
     std::fs::create_dir_all(&keys)
         .map_err(|err| DevError::io(format!("creating {}", keys.display()), err))?;
-    let admin = new_account(&keys.join("admin.secp256k1"))?;
+    let prefix = &options.fees.account_prefix;
+    check_prefix(prefix).map_err(|err| DevError::Invalid(err.to_string()))?;
+    let admin = new_account(&keys.join("admin.secp256k1"), prefix)?;
     let mut members = Vec::new();
     let mut joining = Vec::new();
     let mut configs = Vec::new();
@@ -70,7 +95,7 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
         let name = format!("node{i}");
         let ed25519 = random_secret();
         write_secret(&keys.join(format!("{name}.ed25519")), &ed25519)?;
-        let account = new_account(&keys.join(format!("{name}.secp256k1")))?;
+        let account = new_account(&keys.join(format!("{name}.secp256k1")), prefix)?;
         let p2p_port = port(options.p2p_base_port, i)?;
         let http_port = port(options.http_base_port, i)?;
         let config = NodeConfig {
@@ -86,7 +111,10 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
                 rpc: options.rpc.clone(),
                 chain_id: options.chain_id.clone(),
                 contract: String::new(),
-                gas_price: "0stake".into(),
+                account_prefix: prefix.clone(),
+                gas_price: options.fees.gas_price.clone(),
+                gas_multiplier: DEFAULT_GAS_MULTIPLIER,
+                max_gas: DEFAULT_MAX_GAS,
             },
             sampling: SamplingSection {
                 mixnodes: options.mixnodes,
@@ -126,10 +154,10 @@ fn port(base: u16, i: usize) -> Result<u16, DevError> {
         .map_err(|_| DevError::Invalid("port out of range; choose a lower base port".into()))
 }
 
-fn new_account(path: &Path) -> Result<ChainAccount, DevError> {
+fn new_account(path: &Path, prefix: &str) -> Result<ChainAccount, DevError> {
     loop {
         let secret = random_secret();
-        if let Some(account) = ChainAccount::from_secret(&secret) {
+        if let Some(account) = ChainAccount::from_secret(&secret, prefix) {
             write_secret(path, &secret)?;
             return Ok(account);
         }
@@ -154,6 +182,7 @@ mod tests {
             rpc: "http://127.0.0.1:26657".into(),
             chain_id: "testing".into(),
             mixnodes: 10,
+            fees: ClusterFees::default(),
         };
         let manifest = init_cluster(&options).unwrap();
         assert_eq!(manifest.members.len(), 3);
@@ -166,7 +195,9 @@ mod tests {
         assert_eq!(read_manifest(&out).unwrap(), manifest);
         let config = NodeConfig::load(&out.join("node2.toml")).unwrap();
         assert_eq!(config.node.p2p_listen, "/ip4/127.0.0.1/tcp/27002");
-        let account = ChainAccount::from_file(&config.node.chain_key_file).unwrap();
+        let account =
+            ChainAccount::from_file(&config.node.chain_key_file, &config.chain.account_prefix)
+                .unwrap();
         assert_eq!(account.address(), manifest.members[2].address);
         assert!(
             init_cluster(&options).is_err(),

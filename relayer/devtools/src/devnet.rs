@@ -16,7 +16,7 @@ use relayer_node::api::ApiLimits;
 use relayer_node::chain::{self, Chain};
 use relayer_node::config::{ProtocolSection, SamplingSection};
 use relayer_node::http;
-use relayer_node::keys::{ChainAccount, random_secret};
+use relayer_node::keys::{ChainAccount, DEFAULT_ACCOUNT_PREFIX, random_secret};
 use relayer_node::net::BoundNet;
 use relayer_node::{NodeSettings, RunningNode, start_node};
 use relayer_protocol::{Keypair, SubmitPolicy};
@@ -181,7 +181,9 @@ impl Devnet {
         for i in 0..options.nodes + options.joining {
             let ed25519_secret = random_secret();
             let account = loop {
-                if let Some(account) = ChainAccount::from_secret(&random_secret()) {
+                if let Some(account) =
+                    ChainAccount::from_secret(&random_secret(), DEFAULT_ACCOUNT_PREFIX)
+                {
                     break account;
                 }
             };
@@ -207,7 +209,7 @@ impl Devnet {
             epoch_length_secs: options.epoch_secs,
         };
         let members = specs[..options.nodes].iter().map(member_input).collect();
-        let admin = ChainAccount::from_secret(&[7; 32])
+        let admin = ChainAccount::from_secret(&[7; 32], DEFAULT_ACCOUNT_PREFIX)
             .ok_or_else(|| DevError::Invalid("the admin key is not a secp256k1 secret".into()))?;
         let msg = InstantiateMsg {
             admin: None,

@@ -13,7 +13,7 @@ use nym_rewards::msg::{ExecuteMsg, InstantiateMsg, QueryMsg};
 use tokio::sync::oneshot;
 
 use relayer_node::chain::{Chain, ChainError, TxRef};
-use relayer_node::keys::{ADDRESS_PREFIX, ChainAccount};
+use relayer_node::keys::{ChainAccount, DEFAULT_ACCOUNT_PREFIX};
 
 /// Chain id of the embedded chain.
 pub const EMBEDDED_CHAIN_ID: &str = "nym-embedded";
@@ -99,7 +99,7 @@ impl EmbeddedChain {
 
 fn boot(msg: &InstantiateMsg, admin: &Addr) -> Result<(EmbeddedApp, Addr), ChainError> {
     let mut app: EmbeddedApp = AppBuilder::new()
-        .with_api(MockApiBech32::new(ADDRESS_PREFIX))
+        .with_api(MockApiBech32::new(DEFAULT_ACCOUNT_PREFIX))
         .build(|_, _, _| {});
     app.update_block(|block| {
         block.chain_id = EMBEDDED_CHAIN_ID.to_string();

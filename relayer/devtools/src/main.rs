@@ -22,5 +22,5 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     process::init_logging(false);
-    process::run_command(cli.command.run())
+    process::run_command(cli.command.run(), |_| 1)
 }

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use crate::api::ApiLimits;
+use crate::chain::fees::{
+    DEFAULT_GAS_MULTIPLIER, DEFAULT_MAX_GAS, FeeError, FeeSettings, GasPrice,
+};
+use crate::keys::{DEFAULT_ACCOUNT_PREFIX, check_prefix};
 use nym_rewards::rules;
 
 /// A node's configuration file.
@@ -58,13 +62,45 @@ pub struct ChainSection {
     /// The rewards contract (filled in by `relayer deploy`).
     #[serde(default)]
     pub contract: String,
-    /// Gas price, e.g. `0.025stake` (0 on a local chain).
+    /// Bech32 prefix of account addresses: `wasm` on wasmd, `n` on Nyx.
+    #[serde(default = "default_account_prefix")]
+    pub account_prefix: String,
+    /// Price per unit of gas in the fee denom, e.g. `0.025unym` (`0stake` on a local chain).
     #[serde(default = "default_gas_price")]
-    pub gas_price: String,
+    pub gas_price: GasPrice,
+    /// Gas limit = simulated gas x this (1.0 to 10.0), plus a small fixed margin.
+    #[serde(default = "default_gas_multiplier")]
+    pub gas_multiplier: f64,
+    /// A transaction needing more gas than this is refused before it is broadcast.
+    #[serde(default = "default_max_gas")]
+    pub max_gas: u64,
 }
 
-fn default_gas_price() -> String {
-    "0stake".into()
+impl ChainSection {
+    /// The fee settings of this chain.
+    pub fn fees(&self) -> FeeSettings {
+        FeeSettings {
+            gas_price: self.gas_price.clone(),
+            gas_multiplier: self.gas_multiplier,
+            max_gas: self.max_gas,
+        }
+    }
+}
+
+fn default_account_prefix() -> String {
+    DEFAULT_ACCOUNT_PREFIX.into()
+}
+
+fn default_gas_price() -> GasPrice {
+    FeeSettings::default().gas_price
+}
+
+fn default_gas_multiplier() -> f64 {
+    DEFAULT_GAS_MULTIPLIER
+}
+
+fn default_max_gas() -> u64 {
+    DEFAULT_MAX_GAS
 }
 
 /// `[sampling]`: the uptime generator.
@@ -124,7 +160,7 @@ impl Default for ProtocolSection {
 }
 
 /// A value out of range.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Error)]
 pub enum InvalidValue {
     /// Mixnodes outside `1..=MAX_MIXNODES_CAP`.
     #[error("sampling.mixnodes must be 1..={cap}, got {0}", cap = rules::MAX_MIXNODES_CAP)]
@@ -141,6 +177,12 @@ pub enum InvalidValue {
     /// An RPC URL that is not http(s).
     #[error("chain.rpc must be an http(s) URL, got {0:?}")]
     Rpc(String),
+    /// A bech32 prefix cosmrs refuses.
+    #[error("chain.account_prefix {0:?} is not a valid bech32 prefix")]
+    AccountPrefix(String),
+    /// A fee setting out of range.
+    #[error("chain.{0}")]
+    Fees(FeeError),
     /// API limits that would refuse every request.
     #[error("api.{0} must be positive")]
     ApiLimit(&'static str),
@@ -226,6 +268,12 @@ impl NodeConfig {
         if !(self.chain.rpc.starts_with("http://") || self.chain.rpc.starts_with("https://")) {
             return Err(InvalidValue::Rpc(self.chain.rpc.clone()));
         }
+        if check_prefix(&self.chain.account_prefix).is_err() {
+            return Err(InvalidValue::AccountPrefix(
+                self.chain.account_prefix.clone(),
+            ));
+        }
+        self.chain.fees().validate().map_err(InvalidValue::Fees)?;
         self.api.validate()
     }
 
@@ -269,9 +317,40 @@ policy = "race"
         assert_eq!(config.sampling.retention_epochs, 24);
         assert_eq!(config.protocol.policy, SubmitPolicy::Race);
         assert_eq!(config.protocol.catch_up_epochs, 3);
+        assert_eq!(config.chain.account_prefix, "wasm");
+        assert_eq!(config.chain.fees(), FeeSettings::default());
         assert_eq!(
             NodeConfig::parse(&config.to_toml().unwrap()).unwrap(),
             config
+        );
+    }
+
+    #[test]
+    fn chain_settings_for_a_nyx_like_chain() {
+        let nyx = GOOD.replace(
+            "contract = \"wasm1abc\"",
+            "contract = \"n1abc\"\naccount_prefix = \"n\"\ngas_price = \"0.025unym\"\ngas_multiplier = 1.5\nmax_gas = 3000000",
+        );
+        let config = NodeConfig::parse(&nyx).unwrap();
+        config.validate().unwrap();
+        let fees = config.chain.fees();
+        assert_eq!(fees.gas_price.denom, "unym");
+        assert_eq!(fees.fee_amount(1_000_000), 25_000);
+        assert_eq!((fees.gas_multiplier, fees.max_gas), (1.5, 3_000_000));
+        assert!(NodeConfig::parse(&config.to_toml().unwrap()).unwrap() == config);
+
+        let bad_price = nyx.replace("0.025unym", "0.025");
+        let err = NodeConfig::parse(&bad_price).unwrap_err().to_string();
+        assert!(err.contains("decimal followed by a denom"), "{err}");
+        let bad_prefix = NodeConfig::parse(&nyx.replace("\"n\"", "\"N Y\"")).unwrap();
+        assert_eq!(
+            bad_prefix.validate(),
+            Err(InvalidValue::AccountPrefix("N Y".into()))
+        );
+        let bad_multiplier = NodeConfig::parse(&nyx.replace("1.5", "0.5")).unwrap();
+        assert_eq!(
+            bad_multiplier.validate(),
+            Err(InvalidValue::Fees(FeeError::Multiplier(0.5)))
         );
     }
 

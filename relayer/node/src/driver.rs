@@ -436,7 +436,11 @@ impl TaskContext {
             (_, SubmissionOutcome::Accepted) => {
                 NodeMetrics::inc(&self.metrics.submissions_accepted)
             }
-            (Err(err), SubmissionOutcome::Failed) => {
+            (Err(err), SubmissionOutcome::Lost) if err.is_contract_refusal() => {
+                NodeMetrics::inc(&self.metrics.submissions_rejected);
+                tracing::info!(node = %self.name, epoch, "another member's submission came first");
+            }
+            (Err(err), _) => {
                 NodeMetrics::inc(&self.metrics.submissions_rejected);
                 tracing::warn!(node = %self.name, epoch, "submission failed: {err}");
             }

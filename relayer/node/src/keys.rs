@@ -1,21 +1,19 @@
 //! Key material of a node: the ed25519 identity (it signs observations and echoes, and is the
 //! libp2p identity, so a PeerId is a signer-set member or is refused) and the secp256k1 chain
-//! account key. Keys are stored as hex in files of mode 0600.
+//! account key, whose address is derived through cosmrs under the configured bech32 prefix.
+//! Keys are stored as hex in files of mode 0600; secrets are zeroized when dropped.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use bech32::{Bech32, Hrp};
-use k256::ecdsa::SigningKey as ChainSigningKey;
 use rand::RngCore;
-use ripemd::Ripemd160;
-use sha2::{Digest, Sha256};
 use thiserror::Error;
+use zeroize::Zeroizing;
 
-/// Bech32 prefix of chain addresses, on wasmd and on the embedded chain alike.
-pub const ADDRESS_PREFIX: &str = "wasm";
+/// Bech32 prefix of chain addresses on wasmd and on the embedded chain; Nyx uses `n`.
+pub const DEFAULT_ACCOUNT_PREFIX: &str = "wasm";
 
 /// Key file problems.
 #[derive(Debug, Error)]
@@ -50,6 +48,9 @@ pub enum KeyError {
         /// The file.
         path: String,
     },
+    /// A bech32 prefix cosmrs refuses (it must be lowercase ASCII letters and digits).
+    #[error("account prefix {0:?} is not a valid bech32 prefix")]
+    Prefix(String),
 }
 
 /// A fresh random 32-byte secret.
@@ -98,10 +99,10 @@ pub fn read_secret(path: &Path) -> Result<[u8; 32], KeyError> {
         .map_err(|_| KeyError::Format { path: shown })
 }
 
-/// The chain account of a node: secp256k1 key and its bech32 address.
+/// The chain account of a node: secp256k1 secret and its bech32 address.
 #[derive(Clone)]
 pub struct ChainAccount {
-    key: ChainSigningKey,
+    secret: Zeroizing<[u8; 32]>,
     address: String,
 }
 
@@ -112,42 +113,51 @@ impl std::fmt::Debug for ChainAccount {
 }
 
 impl ChainAccount {
-    /// From a 32-byte secret; `None` when it is not a valid secp256k1 scalar.
-    pub fn from_secret(secret: &[u8; 32]) -> Option<Self> {
-        let key = ChainSigningKey::from_slice(secret).ok()?;
-        let address = address_of(&key.verifying_key().to_encoded_point(true).to_bytes());
-        Some(Self { key, address })
+    /// From a 32-byte secret, with its address under `prefix`; `None` when the secret is not
+    /// a valid secp256k1 scalar or the prefix is not valid bech32.
+    pub fn from_secret(secret: &[u8; 32], prefix: &str) -> Option<Self> {
+        let key = cosmrs::crypto::secp256k1::SigningKey::from_slice(secret).ok()?;
+        let address = key.public_key().account_id(prefix).ok()?.to_string();
+        Some(Self {
+            secret: Zeroizing::new(*secret),
+            address,
+        })
     }
 
-    /// Reads the key file.
-    pub fn from_file(path: &Path) -> Result<Self, KeyError> {
-        let secret = read_secret(path)?;
-        Self::from_secret(&secret).ok_or(KeyError::InvalidSecp256k1 {
+    /// Reads the key file; the address is under `prefix`.
+    pub fn from_file(path: &Path, prefix: &str) -> Result<Self, KeyError> {
+        check_prefix(prefix)?;
+        let secret = Zeroizing::new(read_secret(path)?);
+        Self::from_secret(&secret, prefix).ok_or(KeyError::InvalidSecp256k1 {
             path: path.display().to_string(),
         })
     }
 
-    /// The bech32 address (`wasm1...`).
+    /// The bech32 address (`wasm1...`, `n1...`).
     pub fn address(&self) -> &str {
         &self.address
     }
 
     /// The signing key, for transactions.
-    pub fn signing_key(&self) -> &ChainSigningKey {
-        &self.key
+    pub fn signing_key(&self) -> Result<cosmrs::crypto::secp256k1::SigningKey, KeyError> {
+        cosmrs::crypto::secp256k1::SigningKey::from_slice(self.secret.as_slice()).map_err(|_| {
+            KeyError::InvalidSecp256k1 {
+                path: self.address.clone(),
+            }
+        })
     }
 
-    /// The 32-byte secret.
-    pub fn secret(&self) -> [u8; 32] {
-        self.key.to_bytes().into()
+    /// The 32-byte secret (zeroized when dropped).
+    pub fn secret(&self) -> Zeroizing<[u8; 32]> {
+        self.secret.clone()
     }
 }
 
-/// Cosmos address of a compressed secp256k1 public key: bech32(ripemd160(sha256(pubkey))).
-pub fn address_of(compressed_pubkey: &[u8]) -> String {
-    let hash = Ripemd160::digest(Sha256::digest(compressed_pubkey));
-    let hrp = Hrp::parse_unchecked(ADDRESS_PREFIX);
-    bech32::encode::<Bech32>(hrp, &hash).unwrap_or_default()
+/// Checks that cosmrs accepts `prefix` as a bech32 account prefix.
+pub fn check_prefix(prefix: &str) -> Result<(), KeyError> {
+    cosmrs::AccountId::new(prefix, &[0; 20])
+        .map(|_| ())
+        .map_err(|_| KeyError::Prefix(prefix.to_string()))
 }
 
 #[cfg(test)]
@@ -187,13 +197,44 @@ mod tests {
     }
 
     #[test]
-    fn addresses_are_bech32_wasm() {
-        let account = ChainAccount::from_secret(&[1; 32]).unwrap();
-        assert!(account.address().starts_with("wasm1"));
-        assert_eq!(account.address().len(), 43);
+    fn addresses_follow_the_configured_prefix() {
+        let wasm = ChainAccount::from_secret(&[1; 32], DEFAULT_ACCOUNT_PREFIX).unwrap();
+        assert!(wasm.address().starts_with("wasm1"));
+        assert_eq!(wasm.address().len(), 43);
+        let nyx = ChainAccount::from_secret(&[1; 32], "n").unwrap();
+        assert!(nyx.address().starts_with("n1"));
+        let (_, wasm_bytes) = bech32_payload(wasm.address());
+        let (_, nyx_bytes) = bech32_payload(nyx.address());
+        assert_eq!(wasm_bytes, nyx_bytes, "one key, one account, two spellings");
         assert!(
-            ChainAccount::from_secret(&[0; 32]).is_none(),
+            ChainAccount::from_secret(&[0; 32], "n").is_none(),
             "zero is not a valid scalar"
         );
+        assert!(matches!(check_prefix("N Y X"), Err(KeyError::Prefix(_))));
+        check_prefix("n").unwrap();
+    }
+
+    fn bech32_payload(address: &str) -> (String, Vec<u8>) {
+        let id: cosmrs::AccountId = address.parse().unwrap();
+        (id.prefix().to_string(), id.to_bytes())
+    }
+
+    #[test]
+    fn a_known_key_has_its_known_address() {
+        // Secret 1 is the generator G; hash160(G) = 751e76e8...3bd6. The addresses were
+        // computed apart from this code, with BIP-173's reference bech32 algorithm.
+        let mut secret = [0u8; 32];
+        secret[31] = 1;
+        let address = |prefix| {
+            ChainAccount::from_secret(&secret, prefix)
+                .unwrap()
+                .address()
+                .to_string()
+        };
+        assert_eq!(
+            address("wasm"),
+            "wasm1w508d6qejxtdg4y5r3zarvary0c5xw7kspx0xn"
+        );
+        assert_eq!(address("n"), "n1w508d6qejxtdg4y5r3zarvary0c5xw7kgeqcsa");
     }
 }

@@ -7,8 +7,8 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use nym_rewards::msg::{ConfigResponse, ExecuteMsg, MemberInput, QueryMsg};
 use relayer_node::chain::Chain;
-use relayer_node::chain::wasmd::WasmdChain;
-use relayer_node::keys::ChainAccount;
+
+use super::chain_args::SigningChainArgs;
 
 /// Arguments of `relayer admin`.
 #[derive(clap::Args)]
@@ -29,21 +29,14 @@ enum What {
 /// Arguments of `relayer admin schedule-signer-set`.
 #[derive(clap::Args)]
 struct Schedule {
-    /// CometBFT RPC URL.
-    #[arg(long)]
-    node: String,
-    /// Expected chain id.
-    #[arg(long)]
-    chain_id: Option<String>,
+    #[command(flatten)]
+    chain: SigningChainArgs,
     /// Contract address.
     #[arg(long)]
     contract: String,
     /// The admin's secp256k1 key file.
     #[arg(long)]
     admin_key: PathBuf,
-    /// Gas price, e.g. `0stake`.
-    #[arg(long, default_value = "0stake")]
-    gas_price: String,
     /// JSON array of the members' entries (`ed25519_pubkey`, `address`, `api_url`,
     /// `p2p_multiaddr`), in signer-index order.
     #[arg(long)]
@@ -76,15 +69,8 @@ async fn schedule_signer_set(args: Schedule) -> anyhow::Result<()> {
     if members.is_empty() {
         bail!("{} names no member", args.members.display());
     }
-    let admin = ChainAccount::from_file(&args.admin_key)?;
-    let chain = WasmdChain::connect(
-        &args.node,
-        args.chain_id.as_deref(),
-        &args.contract,
-        &args.gas_price,
-    )
-    .await
-    .with_context(|| format!("connecting to {}", args.node))?;
+    let admin = args.chain.account(&args.admin_key)?;
+    let chain = args.chain.connect(&args.contract).await?;
     let count = members.len();
     let msg = ExecuteMsg::UpdateSignerSet {
         members,

@@ -12,17 +12,14 @@ use relayer_node::chain::wasmd::WasmdChain;
 use relayer_node::chain::{Chain, ChainError};
 use relayer_node::cluster::read_manifest;
 use relayer_node::config::NodeConfig;
-use relayer_node::keys::ChainAccount;
+
+use super::chain_args::SigningChainArgs;
 
 /// Arguments of `relayer deploy`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// CometBFT RPC URL.
-    #[arg(long)]
-    node: String,
-    /// Expected chain id.
-    #[arg(long)]
-    chain_id: Option<String>,
+    #[command(flatten)]
+    chain: SigningChainArgs,
     /// The contract's wasm.
     #[arg(long, default_value = "artifacts/nym_rewards.wasm")]
     wasm: PathBuf,
@@ -68,23 +65,31 @@ struct Deployment {
 }
 
 fn chain_context(err: ChainError, node: &str) -> anyhow::Error {
-    match err {
-        ChainError::Unavailable(why) => {
-            anyhow::anyhow!("chain node {node} is down or unreachable: {why}")
-        }
-        other => anyhow::anyhow!(other),
+    let unreachable = matches!(err, ChainError::Unavailable(_));
+    let err = anyhow::Error::new(err);
+    if unreachable {
+        err.context(format!("chain node {node} is down or unreachable"))
+    } else {
+        err
     }
 }
 
 /// Stores and instantiates the contract; updates the cluster's configs.
 async fn deploy(options: &Args) -> anyhow::Result<Deployment> {
     let manifest = read_manifest(&options.cluster)?;
-    let admin = ChainAccount::from_file(&options.cluster.join("keys/admin.secp256k1"))?;
+    let admin = options
+        .chain
+        .account(&options.cluster.join("keys/admin.secp256k1"))?;
     let wasm = std::fs::read(&options.wasm)
         .with_context(|| format!("reading {}", options.wasm.display()))?;
-    let chain = WasmdChain::connect(&options.node, options.chain_id.as_deref(), "", "0stake")
-        .await
-        .map_err(|err| chain_context(err, &options.node))?;
+    let chain = WasmdChain::connect(
+        &options.chain.node,
+        options.chain.chain_id.as_deref(),
+        "",
+        options.chain.fees(),
+    )
+    .await
+    .map_err(|err| chain_context(err, &options.chain.node))?;
     eprintln!(
         "deploy: storing {} ({} bytes)...",
         options.wasm.display(),
@@ -93,14 +98,14 @@ async fn deploy(options: &Args) -> anyhow::Result<Deployment> {
     let (code_id, stored) = chain
         .store_code(&admin, wasm)
         .await
-        .map_err(|err| chain_context(err, &options.node))?;
+        .map_err(|err| chain_context(err, &options.chain.node))?;
     let store_gas_used = stored.gas_used;
     eprintln!("deploy: code id {code_id} (gas {store_gas_used})");
 
     let genesis_time = chain
         .latest_block_time()
         .await
-        .map_err(|err| chain_context(err, &options.node))?;
+        .map_err(|err| chain_context(err, &options.chain.node))?;
     let msg = InstantiateMsg {
         admin: Some(admin.address().to_string()),
         clock: EpochClock {
@@ -115,7 +120,7 @@ async fn deploy(options: &Args) -> anyhow::Result<Deployment> {
     let (contract, instantiated) = chain
         .instantiate(&admin, code_id, serde_json::to_vec(&msg)?, "nym-rewards")
         .await
-        .map_err(|err| chain_context(err, &options.node))?;
+        .map_err(|err| chain_context(err, &options.chain.node))?;
     eprintln!(
         "deploy: contract {contract} (gas {})",
         instantiated.gas_used
@@ -133,7 +138,7 @@ async fn deploy(options: &Args) -> anyhow::Result<Deployment> {
             &options.cluster.join(config),
             &contract,
             chain.chain_id(),
-            &options.node,
+            &options.chain.node,
         )?;
     }
     std::fs::write(

@@ -1,6 +1,7 @@
 //! The commands of `relayer`, one module each.
 
 mod admin;
+mod chain_args;
 mod deploy;
 mod export_proof;
 mod keygen;
@@ -57,5 +58,11 @@ async fn connect_for_queries(
     node: &str,
     contract: &str,
 ) -> anyhow::Result<relayer_node::chain::wasmd::WasmdChain> {
-    Ok(relayer_node::chain::wasmd::WasmdChain::connect(node, None, contract, "0stake").await?)
+    Ok(relayer_node::chain::wasmd::WasmdChain::connect(
+        node,
+        None,
+        contract,
+        relayer_node::chain::fees::FeeSettings::default(),
+    )
+    .await?)
 }

@@ -11,6 +11,7 @@ use relayer_devtools::wasmd::query_gas::{CommandRestarter, NamedQuery, measure_q
 use relayer_devtools::wasmd::report::{FLOOR, MODEL, WasmdGasReport, write};
 use relayer_devtools::wasmd::{SignerFixture, dense_rewards, sparse_rewards};
 use relayer_node::chain::Chain;
+use relayer_node::chain::fees::FeeSettings;
 use relayer_node::chain::wasmd::WasmdChain;
 use relayer_node::keys::ChainAccount;
 
@@ -65,7 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let model = Model::read(&args.model)?;
     let wasm = read(&args.wasm)?;
     let rpc = args.chain.node.as_str();
-    let chain = WasmdChain::connect(rpc, None, "", "0stake").await?;
+    let chain = WasmdChain::connect(rpc, None, "", FeeSettings::default()).await?;
     let (code_id, _) = chain.store_code(&admin, wasm).await?;
     eprintln!(
         "bench-wasmd: wasmd {}, code id {code_id}",
@@ -223,7 +224,7 @@ async fn v1_query_set(
     v1_wasm: Vec<u8>,
     count: u32,
 ) -> anyhow::Result<Vec<NamedQuery>> {
-    let chain = WasmdChain::connect(rpc, None, "", "0stake").await?;
+    let chain = WasmdChain::connect(rpc, None, "", FeeSettings::default()).await?;
     let (v1_code_id, _) = chain.store_code(admin, v1_wasm).await?;
     let fixture = SignerFixture::new(4, admin)?;
     let contract = FixtureContract::instantiate_v1(rpc, admin, v1_code_id, fixture, count).await?;

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use relayer_devtools::cluster::{ClusterOptions, init_cluster};
+use relayer_devtools::cluster::{ClusterFees, ClusterOptions, init_cluster};
+use relayer_node::chain::fees::GasPrice;
+use relayer_node::keys::DEFAULT_ACCOUNT_PREFIX;
 
 /// Arguments of `relayer-dev init-cluster`.
 #[derive(clap::Args)]
@@ -32,6 +34,12 @@ pub struct Args {
     /// Mixnodes measured.
     #[arg(long, default_value_t = 100)]
     mixnodes: u32,
+    /// Bech32 prefix of the accounts (`n` on a Nyx-like chain).
+    #[arg(long, default_value = DEFAULT_ACCOUNT_PREFIX)]
+    account_prefix: String,
+    /// Gas price the nodes pay, with its denom (e.g. `0.025unym`).
+    #[arg(long, default_value = "0stake")]
+    gas_price: GasPrice,
 }
 
 /// Writes the cluster and prints its members.
@@ -45,6 +53,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rpc: args.rpc,
         chain_id: args.chain_id,
         mixnodes: args.mixnodes,
+        fees: ClusterFees {
+            account_prefix: args.account_prefix,
+            gas_price: args.gas_price,
+        },
     })?;
     println!(
         "cluster of {} nodes written to {}",

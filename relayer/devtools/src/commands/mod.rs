@@ -50,6 +50,7 @@ impl ChainArgs {
     fn admin(&self) -> anyhow::Result<ChainAccount> {
         Ok(ChainAccount::from_file(
             &self.cluster.join("keys/admin.secp256k1"),
+            relayer_node::keys::DEFAULT_ACCOUNT_PREFIX,
         )?)
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use nym_rewards::digest::DigestContext;
 use nym_rewards::msg::{ExecuteMsg, MixnodeReward, SignerSignature};
+use relayer_node::chain::fees::FeeSettings;
 use relayer_node::chain::wasmd::{GasLimit, TxOutcome, WasmdChain};
 use relayer_node::chain::{Chain, epoch_record};
 use relayer_node::keys::ChainAccount;
@@ -159,7 +160,7 @@ impl FixtureContract {
         label: &str,
         msg: impl FnOnce(&SignerFixture, u64) -> Result<Vec<u8>, DevError>,
     ) -> Result<Self, DevError> {
-        let chain = WasmdChain::connect(rpc, None, "", "0stake").await?;
+        let chain = WasmdChain::connect(rpc, None, "", FeeSettings::default()).await?;
         let msg = msg(&fixture, chain.latest_block_time().await?)?;
         let (contract, _) = chain.instantiate(submitter, code_id, msg, label).await?;
         Ok(Self {

@@ -7,6 +7,7 @@
 
 use nym_rewards::digest::hash_records;
 use nym_rewards::msg::{MigrateMsg, MixnodeReward, PackedEpochRewardsResponse, QueryMsg};
+use relayer_node::chain::fees::FeeSettings;
 use relayer_node::chain::wasmd::{GasLimit, TxOutcome, WasmdChain};
 use relayer_node::chain::{Chain, epoch_record};
 use relayer_node::keys::ChainAccount;
@@ -247,7 +248,7 @@ pub async fn check_migration(
     v1_wasm: Vec<u8>,
     v2_wasm: Vec<u8>,
 ) -> Result<MigrationReport, DevError> {
-    let chain = WasmdChain::connect(rpc, None, "", "0stake").await?;
+    let chain = WasmdChain::connect(rpc, None, "", FeeSettings::default()).await?;
     let (v1_code_id, _) = chain.store_code(admin, v1_wasm).await?;
     let (v2_code_id, _) = chain.store_code(admin, v2_wasm).await?;
     eprintln!("migration-check: v1 code {v1_code_id}, v2 code {v2_code_id}");

@@ -14,7 +14,7 @@ use nym_rewards::digest::{DigestContext, data_hash, epoch_digest};
 use nym_rewards::msg::{EpochClock, InstantiateMsg, MemberInput, MixnodeReward, SignerSignature};
 use nym_rewards::rules::default_threshold;
 use nym_rewards::signer_set::MAX_ENDPOINT_LEN;
-use relayer_node::keys::ChainAccount;
+use relayer_node::keys::{ChainAccount, DEFAULT_ACCOUNT_PREFIX};
 use relayer_protocol::Keypair;
 
 use crate::DevError;
@@ -45,7 +45,7 @@ impl SignerFixture {
         let addresses = (0..n)
             .map(|i| match i {
                 0 => Ok(submitter.address().to_string()),
-                _ => ChainAccount::from_secret(&seed(0x5e, i))
+                _ => ChainAccount::from_secret(&seed(0x5e, i), DEFAULT_ACCOUNT_PREFIX)
                     .map(|account| account.address().to_string())
                     .ok_or_else(|| DevError::Invalid(format!("no chain key for member {i}"))),
             })

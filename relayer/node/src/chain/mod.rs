@@ -2,6 +2,7 @@
 //! `relayer-devtools`, by an embedded chain running the real contract in cw-multi-test).
 //! Outcomes are always decided by querying the contract, never by parsing error strings.
 
+pub mod fees;
 pub mod wasmd;
 
 use std::time::Duration;
@@ -28,6 +29,66 @@ pub enum ChainError {
     /// An answer that does not decode.
     #[error("undecodable chain answer: {0}")]
     Decode(String),
+    /// A transaction, its simulation or a query that the chain answered with an ABCI error.
+    #[error("{0}")]
+    Abci(AbciFailure),
+}
+
+impl ChainError {
+    /// A refusal by the contract itself (codespace `wasm`), as when another member's
+    /// submission of the epoch came first; anything else (funds, fees, gas, sequence,
+    /// transport) is the operator's to fix.
+    pub fn is_contract_refusal(&self) -> bool {
+        matches!(self, ChainError::Abci(failure) if failure.codespace == "wasm")
+    }
+}
+
+/// An ABCI error: what failed, the module and code, and the chain's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbciFailure {
+    /// What was attempted (`submitting epoch 7`, `simulating`, a query path).
+    pub what: String,
+    /// The module the code belongs to (`sdk`, `wasm`, ...).
+    pub codespace: String,
+    /// The ABCI code.
+    pub code: u32,
+    /// The transaction, when one was included.
+    pub tx_hash: Option<String>,
+    /// The chain's log (informational only).
+    pub log: String,
+}
+
+impl AbciFailure {
+    /// The likely cause, read from the code (cosmos-sdk's registered errors).
+    pub fn cause(&self) -> &'static str {
+        match (self.codespace.as_str(), self.code) {
+            ("sdk", 4) => "unauthorized (wrong chain id or signature)",
+            ("sdk", 5) => "insufficient funds (fund the account)",
+            ("sdk", 11) => "out of gas (raise chain.gas_multiplier)",
+            ("sdk", 13) => "insufficient fee (raise chain.gas_price)",
+            ("sdk", 32) => "wrong account sequence",
+            ("sdk", 9) | ("sdk", 22) => "account not found (is it funded?)",
+            ("wasm", _) => "refused by the contract",
+            _ => "refused",
+        }
+    }
+}
+
+impl std::fmt::Display for AbciFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} failed: {} ({} code {}",
+            self.what,
+            self.cause(),
+            self.codespace,
+            self.code
+        )?;
+        if let Some(hash) = &self.tx_hash {
+            write!(f, ", tx {hash}")?;
+        }
+        write!(f, "): {}", self.log)
+    }
 }
 
 /// Reference to an included transaction.

@@ -24,12 +24,10 @@ use cosmrs::{AccountId, Any, Coin, Denom};
 use nym_rewards::msg::{ExecuteMsg, QueryMsg};
 use tokio::sync::Mutex;
 
-use super::{Chain, ChainError, TxRef};
+use super::fees::FeeSettings;
+use super::{AbciFailure, Chain, ChainError, TxRef};
 use crate::keys::ChainAccount;
 
-/// Extra gas over the simulated amount.
-const GAS_ADJUSTMENT: f64 = 1.3;
-const GAS_EXTRA: u64 = 20_000;
 /// ABCI code of a wrong account sequence.
 const CODE_WRONG_SEQUENCE: u32 = 32;
 const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,23 +65,18 @@ impl TxOutcome {
             .map(|(_, _, value)| value.as_str())
     }
 
-    /// `Ok` for a successful transaction; otherwise a refusal naming `what` failed and the
-    /// likely cause from the ABCI code (informational).
+    /// `Ok` for a successful transaction; otherwise an [`AbciFailure`] naming `what` failed.
     pub fn success(self, what: &str) -> Result<Self, ChainError> {
         if self.code == 0 {
             return Ok(self);
         }
-        let cause = match (self.codespace.as_str(), self.code) {
-            ("sdk", 5) => "insufficient funds",
-            ("sdk", 11) => "out of gas",
-            ("sdk", 13) => "insufficient fee",
-            ("wasm", _) => "wasm rejected",
-            _ => "refused",
-        };
-        Err(ChainError::Refused(format!(
-            "{what} failed: {cause} ({} code {}, tx {}): {}",
-            self.codespace, self.code, self.hash, self.log
-        )))
+        Err(ChainError::Abci(AbciFailure {
+            what: what.to_string(),
+            codespace: self.codespace,
+            code: self.code,
+            tx_hash: Some(self.hash),
+            log: self.log,
+        }))
     }
 }
 
@@ -102,7 +95,8 @@ pub struct WasmdChain {
     rpc: HttpClient,
     chain_id: String,
     contract: String,
-    gas_price: (f64, Denom),
+    fees: FeeSettings,
+    fee_denom: Denom,
     tx_lock: Mutex<()>,
 }
 
@@ -116,27 +110,18 @@ fn unavailable(err: impl std::fmt::Display) -> ChainError {
     ChainError::Unavailable(err.to_string())
 }
 
-fn parse_gas_price(text: &str) -> Result<(f64, Denom), ChainError> {
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (amount, denom) = text.split_at(split);
-    let amount: f64 = amount
-        .parse()
-        .map_err(|_| ChainError::Refused(format!("gas price {text:?}: bad amount")))?;
-    let denom = Denom::from_str(denom)
-        .map_err(|_| ChainError::Refused(format!("gas price {text:?}: bad denom")))?;
-    Ok((amount, denom))
-}
-
 impl WasmdChain {
     /// Connects to `rpc_url`; the chain id is read from the node when `chain_id` is `None`.
     pub async fn connect(
         rpc_url: &str,
         chain_id: Option<&str>,
         contract: &str,
-        gas_price: &str,
+        fees: FeeSettings,
     ) -> Result<Self, ChainError> {
+        fees.validate()
+            .map_err(|err| ChainError::Refused(err.to_string()))?;
+        let fee_denom = Denom::from_str(&fees.gas_price.denom)
+            .map_err(|err| ChainError::Refused(format!("fee denom: {err}")))?;
         let url = HttpClientUrl::from_str(rpc_url)
             .map_err(|err| ChainError::Refused(format!("RPC URL {rpc_url}: {err}")))?;
         let rpc = HttpClient::builder(url)
@@ -157,7 +142,8 @@ impl WasmdChain {
             rpc,
             chain_id: network,
             contract: contract.to_string(),
-            gas_price: parse_gas_price(gas_price)?,
+            fees,
+            fee_denom,
             tx_lock: Mutex::new(()),
         })
     }
@@ -173,7 +159,13 @@ impl WasmdChain {
             .await
             .map_err(unavailable)?;
         if answer.code.is_err() {
-            return Err(ChainError::Refused(answer.log));
+            return Err(ChainError::Abci(AbciFailure {
+                what: path.to_string(),
+                codespace: answer.codespace,
+                code: answer.code.value(),
+                tx_hash: None,
+                log: answer.log,
+            }));
         }
         Resp::decode(answer.value.as_slice()).map_err(|err| ChainError::Decode(err.to_string()))
     }
@@ -188,8 +180,9 @@ impl WasmdChain {
             )
             .await
             .map_err(|err| match err {
-                ChainError::Refused(log) => ChainError::Refused(format!(
-                    "account {address} not found (is it funded?): {log}"
+                ChainError::Abci(failure) => ChainError::Refused(format!(
+                    "account {address} not found (is it funded?): {}",
+                    failure.log
                 )),
                 other => other,
             })?;
@@ -209,14 +202,14 @@ impl WasmdChain {
         account_number: u64,
         sequence: u64,
     ) -> Result<Vec<u8>, ChainError> {
-        let signing_key = cosmrs::crypto::secp256k1::SigningKey::from_slice(&key.secret())
+        let signing_key = key
+            .signing_key()
             .map_err(|err| ChainError::Refused(err.to_string()))?;
         let body = Body::new(msgs.to_vec(), "", 0u32);
-        let fee_amount = (gas_limit as f64 * self.gas_price.0).ceil() as u128;
         let fee = Fee::from_amount_and_gas(
             Coin {
-                denom: self.gas_price.1.clone(),
-                amount: fee_amount,
+                denom: self.fee_denom.clone(),
+                amount: self.fees.fee_amount(gas_limit),
             },
             gas_limit,
         );
@@ -269,7 +262,14 @@ impl WasmdChain {
                 GasLimit::Simulated => {
                     let probe = self.sign(key, &msgs, PROBE_GAS_LIMIT, account_number, sequence)?;
                     let simulated = self.simulate(probe).await?;
-                    (simulated as f64 * GAS_ADJUSTMENT) as u64 + GAS_EXTRA
+                    let limit = self.fees.gas_limit(simulated);
+                    if limit > self.fees.max_gas {
+                        return Err(ChainError::Refused(format!(
+                            "the transaction needs {limit} gas, above chain.max_gas {}",
+                            self.fees.max_gas
+                        )));
+                    }
+                    limit
                 }
             };
             let tx = self.sign(key, &msgs, gas_limit, account_number, sequence)?;
@@ -280,11 +280,13 @@ impl WasmdChain {
                     tracing::debug!("wrong sequence; refetching the account");
                     continue;
                 }
-                return Err(ChainError::Refused(format!(
-                    "check_tx code {}: {}",
-                    sent.code.value(),
-                    sent.log
-                )));
+                return Err(ChainError::Abci(AbciFailure {
+                    what: "check_tx".into(),
+                    codespace: sent.codespace,
+                    code: sent.code.value(),
+                    tx_hash: Some(sent.hash.to_string()),
+                    log: sent.log,
+                }));
             }
             let mut outcome = self.wait_for_inclusion(sent.hash).await?;
             outcome.tx_bytes = tx_bytes;
@@ -513,19 +515,5 @@ impl Chain for WasmdChain {
             tx_hash: outcome.hash,
             height: outcome.height,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gas_prices_parse() {
-        let (amount, denom) = parse_gas_price("0.025stake").unwrap();
-        assert_eq!((amount, denom.to_string()), (0.025, "stake".to_string()));
-        assert_eq!(parse_gas_price("0stake").unwrap().0, 0.0);
-        assert!(parse_gas_price("stake").is_err());
-        assert!(parse_gas_price("1.5").is_err());
     }
 }
