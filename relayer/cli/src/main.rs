@@ -4,6 +4,7 @@
 //! plotting): see `relayer-dev` for those.
 
 mod commands;
+mod exit;
 
 use std::process::ExitCode;
 
@@ -14,7 +15,8 @@ use relayer_node::process;
 #[command(
     name = "relayer",
     version,
-    about = "Nym-API rewarding relayer: threshold-signed epoch rewards"
+    about = "Nym-API rewarding relayer: threshold-signed epoch rewards",
+    after_help = exit::HELP
 )]
 struct Cli {
     /// Log format.
@@ -33,5 +35,5 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     process::init_logging(matches!(cli.log_format, LogFormat::Json));
-    process::run_command(cli.command.run())
+    process::run_command(cli.command.run(), exit::code_of)
 }

@@ -21,9 +21,12 @@ pub fn init_logging(json: bool) {
     }
 }
 
-/// Runs `command` to completion; an error is printed (with its causes, `{:#}`) and fails the
-/// process.
-pub fn run_command<E: Display>(command: impl Future<Output = Result<(), E>>) -> ExitCode {
+/// Runs `command` to completion; an error is printed (with its causes, `{:#}`) and exits with
+/// the code `exit_code` gives it (1 when the runtime cannot start).
+pub fn run_command<E: Display>(
+    command: impl Future<Output = Result<(), E>>,
+    exit_code: impl FnOnce(&E) -> u8,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -38,7 +41,7 @@ pub fn run_command<E: Display>(command: impl Future<Output = Result<(), E>>) -> 
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&err))
         }
     }
 }

@@ -12,6 +12,8 @@ use relayer_node::keys::{ChainAccount, read_secret};
 use relayer_node::net::BoundNet;
 use relayer_node::{NodeSettings, start_node};
 
+use crate::exit::UsageError;
+
 /// Arguments of `relayer run`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,30 +22,52 @@ pub struct Args {
     config: PathBuf,
 }
 
-/// Connects to the chain, retrying with backoff while it is down.
-async fn connect_with_retry(config: &NodeConfig) -> anyhow::Result<WasmdChain> {
+/// Connects to the chain, waiting with a progress line per attempt while it is down (a node
+/// started before its chain waits for it), until a shutdown signal.
+async fn wait_for_chain(config: &NodeConfig) -> anyhow::Result<WasmdChain> {
+    let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(500);
-    for attempt in 1..=12 {
-        match WasmdChain::connect(
+    let mut attempt = 0u64;
+    loop {
+        attempt += 1;
+        let connected = WasmdChain::connect(
             &config.chain.rpc,
             Some(&config.chain.chain_id),
             &config.chain.contract,
-            &config.chain.gas_price,
+            config.chain.fees(),
         )
-        .await
-        {
-            Ok(chain) => return Ok(chain),
+        .await;
+        match connected {
+            Ok(chain) => {
+                if attempt > 1 {
+                    tracing::info!(
+                        "chain at {} reachable after {:.0?}",
+                        config.chain.rpc,
+                        started.elapsed()
+                    );
+                }
+                return Ok(chain);
+            }
             Err(err @ ChainError::Unavailable(_)) => {
                 tracing::warn!(
-                    "chain not reachable (attempt {attempt}): {err}; retrying in {delay:?}"
+                    "waiting for the chain at {} (attempt {attempt}, {:.0?} so far): {err}; next try in {delay:?}",
+                    config.chain.rpc,
+                    started.elapsed()
                 );
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown_signal() => anyhow::bail!("stopped while waiting for the chain"),
+                }
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
-            Err(err) => return Err(err.into()),
+            Err(err) => {
+                return Err(UsageError(format!(
+                    "{err} (check chain.rpc, chain.chain_id and the fee settings in the config)"
+                ))
+                .into());
+            }
         }
     }
-    anyhow::bail!("chain {} unreachable; giving up", config.chain.rpc)
 }
 
 /// Runs the node until a shutdown signal.
@@ -57,16 +81,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let path = &args.config;
     let config = NodeConfig::load(path)?;
     if config.chain.contract.is_empty() {
-        anyhow::bail!(
+        return Err(UsageError(format!(
             "{} names no contract; run `relayer deploy` first",
             path.display()
-        );
+        ))
+        .into());
     }
     let ed25519_secret = read_secret(&config.node.ed25519_key_file)?;
-    let account = ChainAccount::from_file(&config.node.chain_key_file)?;
+    let account =
+        ChainAccount::from_file(&config.node.chain_key_file, &config.chain.account_prefix)?;
     std::fs::create_dir_all(&config.node.data_dir)
         .with_context(|| format!("creating {}", config.node.data_dir.display()))?;
-    let chain = connect_with_retry(&config).await?;
+    let chain = wait_for_chain(&config).await?;
     let net = BoundNet::bind(ed25519_secret, &config.node.p2p_listen).await?;
     let http = std::net::TcpListener::bind(config.node.http_listen).with_context(|| {
         format!(

@@ -7,6 +7,8 @@ use anyhow::{Context, bail};
 use relayer_auditor::{ChainContext, ProofBundle, TrustAnchor, verify_bundle};
 use relayer_node::chain::{self, Chain};
 
+use crate::exit::UsageError;
+
 /// Arguments of `relayer verify-proof`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -68,7 +70,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let anchor = match (&args.signer_set_hash, &args.node, &args.contract) {
         (Some(hash), None, None) => TrustAnchor::SignerSetHash(parse_hash(hash)?),
         (None, Some(node), Some(contract)) => chain_anchor(node, contract, &bundle).await?,
-        _ => bail!("give a trust anchor: --signer-set-hash HEX, or --node URL --contract ADDR"),
+        _ => {
+            return Err(UsageError(
+                "give a trust anchor: --signer-set-hash HEX, or --node URL --contract ADDR".into(),
+            )
+            .into());
+        }
     };
     match verify_bundle(&bundle, &anchor) {
         Ok(verdict) => {
