@@ -7,6 +7,7 @@ use relayer_node::chain::fees::FeeError;
 use relayer_node::config::{ConfigError, InvalidValue};
 use relayer_node::http::HttpError;
 use relayer_node::keys::KeyError;
+use relayer_node::tls::TlsError;
 use thiserror::Error;
 
 /// Failure, including "does not verify".
@@ -35,6 +36,7 @@ fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         || cause.is::<InvalidValue>()
         || cause.is::<KeyError>()
         || cause.is::<FeeError>()
+        || cause.is::<TlsError>()
         || cause.is::<clap::Error>();
     if usage {
         return Some(USAGE);

@@ -10,7 +10,7 @@ use nym_rewards::rules::MAX_MEMBERS;
 use relayer_node::chain::fees::{DEFAULT_GAS_MULTIPLIER, DEFAULT_MAX_GAS, FeeSettings, GasPrice};
 use relayer_node::cluster::{ClusterManifest, write_manifest};
 use relayer_node::config::{
-    ApiLimits, ChainSection, NodeConfig, NodeSection, ProtocolSection, SamplingSection,
+    ApiLimits, ChainSection, NodeConfig, NodeSection, ProtocolSection, SamplingSection, TlsSection,
 };
 use relayer_node::keys::{
     ChainAccount, DEFAULT_ACCOUNT_PREFIX, check_prefix, random_secret, write_secret,
@@ -18,6 +18,7 @@ use relayer_node::keys::{
 use relayer_protocol::Keypair;
 
 use crate::DevError;
+use crate::pki::write_dev_pki;
 
 /// Settings of a new cluster.
 #[derive(Debug, Clone)]
@@ -41,6 +42,9 @@ pub struct ClusterOptions {
     pub mixnodes: u32,
     /// Bech32 prefix of account addresses, and gas price, written to every node's `[chain]`.
     pub fees: ClusterFees,
+    /// Serve the APIs over https: a throwaway CA and certificate under `tls/`, named in every
+    /// config, and `https://` API URLs in the members' entries.
+    pub tls: bool,
 }
 
 /// The chain settings a cluster's accounts and nodes use.
@@ -88,6 +92,17 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
     let prefix = &options.fees.account_prefix;
     check_prefix(prefix).map_err(|err| DevError::Invalid(err.to_string()))?;
     let admin = new_account(&keys.join("admin.secp256k1"), prefix)?;
+    let tls = if options.tls {
+        write_dev_pki(&out.join("tls"), &["127.0.0.1", "localhost"])?;
+        TlsSection {
+            cert_file: Some("tls/api.pem".into()),
+            key_file: Some("tls/api.key".into()),
+            extra_ca_file: Some("tls/ca.pem".into()),
+        }
+    } else {
+        TlsSection::default()
+    };
+    let api_scheme = if options.tls { "https" } else { "http" };
     let mut members = Vec::new();
     let mut joining = Vec::new();
     let mut configs = Vec::new();
@@ -122,6 +137,7 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
             },
             protocol: ProtocolSection::default(),
             api: ApiLimits::default(),
+            tls: tls.clone(),
         };
         let file = PathBuf::from(format!("{name}.toml"));
         std::fs::write(out.join(&file), config.to_toml()?)
@@ -130,7 +146,7 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
         let entry = MemberInput {
             ed25519_pubkey: HexBinary::from(Keypair::from_seed(&ed25519).public()),
             address: account.address().to_string(),
-            api_url: format!("http://127.0.0.1:{http_port}"),
+            api_url: format!("{api_scheme}://127.0.0.1:{http_port}"),
             p2p_multiaddr: format!("/ip4/127.0.0.1/tcp/{p2p_port}"),
         };
         if i < options.nodes {
@@ -183,6 +199,7 @@ mod tests {
             chain_id: "testing".into(),
             mixnodes: 10,
             fees: ClusterFees::default(),
+            tls: true,
         };
         let manifest = init_cluster(&options).unwrap();
         assert_eq!(manifest.members.len(), 3);
@@ -194,6 +211,15 @@ mod tests {
         );
         assert_eq!(read_manifest(&out).unwrap(), manifest);
         let config = NodeConfig::load(&out.join("node2.toml")).unwrap();
+        let cert = config.tls.cert_file.as_ref().unwrap();
+        let key = config.tls.key_file.as_ref().unwrap();
+        relayer_node::tls::server_config(cert, key).unwrap();
+        relayer_node::http::client_with_ca(config.tls.extra_ca_file.as_deref()).unwrap();
+        assert!(
+            manifest.members[2]
+                .api_url
+                .starts_with("https://127.0.0.1:")
+        );
         assert_eq!(config.node.p2p_listen, "/ip4/127.0.0.1/tcp/27002");
         let account =
             ChainAccount::from_file(&config.node.chain_key_file, &config.chain.account_prefix)

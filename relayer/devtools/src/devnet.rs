@@ -15,15 +15,17 @@ use relayer_auditor::{ChainContext, audit_copy};
 use relayer_node::api::ApiLimits;
 use relayer_node::chain::{self, Chain};
 use relayer_node::config::{ProtocolSection, SamplingSection};
-use relayer_node::http;
 use relayer_node::keys::{ChainAccount, DEFAULT_ACCOUNT_PREFIX, random_secret};
 use relayer_node::net::BoundNet;
 use relayer_node::{NodeSettings, RunningNode, start_node};
+use relayer_node::{http, tls};
 use relayer_protocol::{Keypair, SubmitPolicy};
 use serde::Serialize;
 
 use crate::DevError;
 use crate::embedded_chain::EmbeddedChain;
+use crate::pki::{PkiFiles, write_dev_pki};
+use relayer_node::tls::ServerConfig;
 
 /// How to run a devnet.
 #[derive(Debug, Clone)]
@@ -60,6 +62,9 @@ pub struct DevnetOptions {
     /// Emulate a wide-area network: node i in region i mod 5, each message held back by the
     /// median one-way delay between the two regions (`relayer_sim::wan`).
     pub wan: bool,
+    /// Serve every API over https with a throwaway CA's certificate (written under
+    /// `data_dir/tls`), which every node's client trusts.
+    pub tls: bool,
 }
 
 impl DevnetOptions {
@@ -81,6 +86,7 @@ impl DevnetOptions {
             without_api: BTreeSet::new(),
             api_limits: loopback_api_limits(nodes),
             wan: false,
+            tls: false,
         }
     }
 }
@@ -108,6 +114,7 @@ struct NodeSpec {
     http_addr: SocketAddr,
     db_path: PathBuf,
     with_api: bool,
+    api_scheme: &'static str,
 }
 
 /// One final epoch, as `devnet --summary` reports it.
@@ -146,6 +153,8 @@ pub struct Devnet {
     nodes: Vec<Option<RunningNode>>,
     http: reqwest::Client,
     admin: ChainAccount,
+    api_tls: Option<Arc<ServerConfig>>,
+    pki: Option<PkiFiles>,
 }
 
 /// The contract's entry for the node of `spec`.
@@ -153,7 +162,7 @@ fn member_input(spec: &NodeSpec) -> MemberInput {
     MemberInput {
         ed25519_pubkey: HexBinary::from(Keypair::from_seed(&spec.ed25519_secret).public()),
         address: spec.account.address().to_string(),
-        api_url: format!("http://{}", spec.http_addr),
+        api_url: format!("{}://{}", spec.api_scheme, spec.http_addr),
         p2p_multiaddr: spec.p2p_addr.clone(),
     }
 }
@@ -175,6 +184,20 @@ impl Devnet {
         }
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|err| DevError::io(format!("creating {}", options.data_dir.display()), err))?;
+        let pki = if options.tls {
+            Some(write_dev_pki(
+                &options.data_dir.join("tls"),
+                &["127.0.0.1", "localhost"],
+            )?)
+        } else {
+            None
+        };
+        let api_tls = match &pki {
+            Some(files) => Some(tls::server_config(&files.cert, &files.key)?),
+            None => None,
+        };
+        let http = http::client_with_ca(pki.as_ref().map(|files| files.ca.as_path()))?;
+        let api_scheme = if options.tls { "https" } else { "http" };
         let mut specs = Vec::new();
         let mut bound = Vec::new();
         let mut listeners = Vec::new();
@@ -199,6 +222,7 @@ impl Devnet {
                     .map_err(|err| DevError::io("reading a listener's address", err))?,
                 db_path: options.data_dir.join(format!("node{i}.sqlite")),
                 with_api: !options.without_api.contains(&i),
+                api_scheme,
             });
             bound.push(Some(net));
             listeners.push(Some(listener));
@@ -226,8 +250,10 @@ impl Devnet {
             options,
             specs,
             nodes: Vec::new(),
-            http: http::client(),
+            http,
             admin,
+            api_tls,
+            pki,
         };
         for i in 0..devnet.specs.len() {
             let net = bound[i].take();
@@ -275,6 +301,8 @@ impl Devnet {
             db_path: spec.db_path.clone(),
             http,
             api_limits: options.api_limits.clone(),
+            api_tls: self.api_tls.clone(),
+            http_client: self.http.clone(),
             net,
             sampling: SamplingSection {
                 mixnodes: options.mixnodes,
@@ -365,6 +393,11 @@ impl Devnet {
             .iter()
             .find(|spec| spec.account.address() == address)
             .map_or_else(|| address.to_string(), |spec| spec.name.clone())
+    }
+
+    /// The CA certificate every API's certificate chains to, when the devnet serves https.
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.pki.as_ref().map(|files| files.ca.as_path())
     }
 
     /// The chain address of member `i`.

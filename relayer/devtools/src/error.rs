@@ -39,6 +39,9 @@ pub enum DevError {
     /// A key could not be written.
     #[error("{0}")]
     Key(#[from] KeyError),
+    /// A TLS file cannot be used.
+    #[error("{0}")]
+    Tls(#[from] relayer_node::tls::TlsError),
     /// A config could not be written.
     #[error("writing a node config: {0}")]
     Config(#[from] toml::ser::Error),

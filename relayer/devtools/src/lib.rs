@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod devnet;
 pub mod embedded_chain;
 mod error;
+pub mod pki;
 pub mod wasmd;
 
 pub use error::DevError;

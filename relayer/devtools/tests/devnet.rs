@@ -384,3 +384,68 @@ async fn killed_node_restarts_on_its_database_and_catches_up() {
     }
     devnet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apis_over_https_serve_losers_and_auditors() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(&dir, 4);
+    options.tls = true;
+    let mut devnet = Devnet::start(options).await.unwrap();
+    let first = devnet.current_epoch();
+    let report = devnet.wait_for_final(first, TIMEOUT).await.unwrap();
+    // The devnet's auditor fetched every node's copy over https, trusting the devnet's CA.
+    assert!(report.auditor_verified, "{:?}", report.audit_failures);
+    assert_eq!(report.nodes_with_official_data, 4);
+
+    // A node down while an epoch is submitted catches up from the winner's https API.
+    devnet.kill(1);
+    let missed = first + 1;
+    devnet.wait_for_final(missed, TIMEOUT).await.unwrap();
+    devnet.restart(1).await.unwrap();
+    devnet.wait_for_final(missed + 1, TIMEOUT).await.unwrap();
+    let caught_up = devnet
+        .node(1)
+        .unwrap()
+        .store
+        .official(missed)
+        .unwrap()
+        .unwrap();
+    assert_eq!(caught_up.source, OfficialSource::Peer);
+    assert_identical_official_data(&devnet, &[0, 1, 2, 3], missed).await;
+
+    // The auditor's commands, through the same library calls: with the CA the copy and the
+    // proof bundle verify; without it the certificate is refused.
+    let api = devnet.node(0).unwrap().api_url.clone().unwrap();
+    assert!(api.starts_with("https://"), "{api}");
+    let trusting = http::client_with_ca(devnet.ca_file()).unwrap();
+    let record = chain::epoch_record(devnet.chain.as_ref(), first)
+        .await
+        .unwrap()
+        .unwrap();
+    let set = chain::signer_set(devnet.chain.as_ref(), Some(record.signer_set_version))
+        .await
+        .unwrap();
+    let context = ChainContext {
+        chain_id: devnet.chain.chain_id().to_string(),
+        contract: devnet.chain.contract().to_string(),
+    };
+    let copy = http::fetch_epoch(&trusting, &api, first).await.unwrap();
+    audit_copy(&context, &set, &record, &copy).unwrap();
+    let bundle = http::export_bundle(&trusting, &api, first).await.unwrap();
+    let pinned = signer_set_hash(&bundle.chain_id, &bundle.contract, &bundle.signer_set);
+    verify_bundle(&bundle, &TrustAnchor::SignerSetHash(pinned)).unwrap();
+    let refused = http::fetch_epoch(&http::client(), &api, first)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, http::HttpError::Request { .. }),
+        "an unknown CA is refused: {refused:?}"
+    );
+    let plain = api.replacen("https://", "http://", 1);
+    assert!(
+        http::fetch_epoch(&trusting, &plain, first).await.is_err(),
+        "the API speaks only TLS"
+    );
+    devnet.stop().await;
+}

@@ -432,11 +432,12 @@ pub fn limited_router(state: Arc<ApiState>, limits: &ApiLimits) -> Router {
     crate::limits::apply(router(state), limits)
 }
 
-/// Serves the API on `listener` until shutdown.
+/// Serves the API on `listener` until shutdown, over TLS when `tls` is given.
 pub fn serve(
     listener: std::net::TcpListener,
     state: Arc<ApiState>,
     limits: ApiLimits,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
@@ -444,12 +445,28 @@ pub fn serve(
         crate::limits::GuardedListener::new(tokio::net::TcpListener::from_std(listener)?, &limits);
     let app = limited_router(state, &limits)
         .into_make_service_with_connect_info::<crate::limits::ClientAddr>();
-    Ok(tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        });
-        if let Err(err) = serve.await {
-            tracing::error!("HTTP API stopped: {err}");
+    let shutdown = async move {
+        let _ = shutdown.changed().await;
+    };
+    Ok(match tls {
+        None => tokio::spawn(report_stop(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .into_future(),
+        )),
+        Some(config) => {
+            let listener = crate::tls::TlsListener::new(listener, config)?;
+            tokio::spawn(report_stop(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .into_future(),
+            ))
         }
-    }))
+    })
+}
+
+async fn report_stop(server: impl Future<Output = std::io::Result<()>>) {
+    if let Err(err) = server.await {
+        tracing::error!("HTTP API stopped: {err}");
+    }
 }

@@ -31,6 +31,26 @@ pub struct NodeConfig {
     /// Limits of the public HTTP API.
     #[serde(default)]
     pub api: ApiLimits,
+    /// https for the API, and the CA trusted beyond the system's roots.
+    #[serde(default)]
+    pub tls: TlsSection,
+}
+
+/// `[tls]`: with `cert_file` and `key_file` the API is served over https (and the node's
+/// entry in the signer set should name an `https://` URL); `extra_ca_file` is trusted, beside
+/// the system's roots, when fetching from other members' APIs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM certificate chain of the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the API (mode 0600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates trusted beyond the system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 /// `[node]`.
@@ -177,6 +197,9 @@ pub enum InvalidValue {
     /// An RPC URL that is not http(s).
     #[error("chain.rpc must be an http(s) URL, got {0:?}")]
     Rpc(String),
+    /// Only one of the API's certificate and key.
+    #[error("tls.cert_file and tls.key_file go together: give both or neither")]
+    TlsPair,
     /// A bech32 prefix cosmrs refuses.
     #[error("chain.account_prefix {0:?} is not a valid bech32 prefix")]
     AccountPrefix(String),
@@ -234,11 +257,20 @@ impl NodeConfig {
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let tls = &mut config.tls;
+        let tls_files = [
+            &mut tls.cert_file,
+            &mut tls.key_file,
+            &mut tls.extra_ca_file,
+        ];
         for file in [
             &mut config.node.data_dir,
             &mut config.node.ed25519_key_file,
             &mut config.node.chain_key_file,
-        ] {
+        ]
+        .into_iter()
+        .chain(tls_files.into_iter().flatten())
+        {
             if file.is_relative() {
                 *file = base.join(&*file);
             }
@@ -274,6 +306,9 @@ impl NodeConfig {
             ));
         }
         self.chain.fees().validate().map_err(InvalidValue::Fees)?;
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err(InvalidValue::TlsPair);
+        }
         self.api.validate()
     }
 
@@ -347,6 +382,9 @@ policy = "race"
             bad_prefix.validate(),
             Err(InvalidValue::AccountPrefix("N Y".into()))
         );
+        let half_tls =
+            NodeConfig::parse(&format!("{nyx}\n[tls]\ncert_file = \"api.pem\"\n")).unwrap();
+        assert_eq!(half_tls.validate(), Err(InvalidValue::TlsPair));
         let bad_multiplier = NodeConfig::parse(&nyx.replace("1.5", "0.5")).unwrap();
         assert_eq!(
             bad_multiplier.validate(),

@@ -98,6 +98,7 @@ impl Driver {
         account: ChainAccount,
         sets: SharedSets,
         official: watch::Sender<Option<u64>>,
+        http: reqwest::Client,
     ) -> (Self, DriverInbox) {
         let (feedback, feedback_rx) = mpsc::unbounded_channel();
         let (learned, learned_rx) = mpsc::unbounded_channel();
@@ -115,7 +116,7 @@ impl Driver {
                 name,
                 db,
                 chain,
-                http: http::client(),
+                http,
                 account,
                 metrics,
                 sets,

@@ -2,6 +2,7 @@
 //! commands fetch from a node. Answers are bounded in size and time, redirects are never
 //! followed (a winner's URL cannot point a loser elsewhere), and errors are typed.
 
+use std::path::Path;
 use std::time::Duration;
 
 use nym_rewards::msg::SignerSetResponse;
@@ -10,6 +11,7 @@ use relayer_protocol::{ChainContext, OfficialEpoch};
 use thiserror::Error;
 
 use crate::api::NodeStatus;
+use crate::tls::TlsError;
 
 /// Most bytes accepted in one answer (an epoch of 20,000 mixnodes is about 1 MB of JSON).
 pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
@@ -76,14 +78,29 @@ pub enum ExportError {
 /// closing.
 pub const POOL_IDLE: Duration = Duration::from_secs(2);
 
-/// The client every fetch uses: no redirects, bounded time.
+/// The client every fetch uses: no redirects, bounded time, the system's TLS roots.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(REQUEST_TIMEOUT)
-        .pool_idle_timeout(POOL_IDLE)
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+    client_trusting(Vec::new())
+}
+
+/// [`client`], also trusting the CA certificates (PEM) in `extra_ca` when given.
+pub fn client_with_ca(extra_ca: Option<&Path>) -> Result<reqwest::Client, TlsError> {
+    Ok(match extra_ca {
+        Some(path) => client_trusting(crate::tls::extra_roots(path)?),
+        None => client(),
+    })
+}
+
+fn client_trusting(extra_roots: Vec<reqwest::Certificate>) -> reqwest::Client {
+    let builder = extra_roots.into_iter().fold(
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE),
+        reqwest::ClientBuilder::add_root_certificate,
+    );
+    builder.build().unwrap_or_else(|_| reqwest::Client::new())
 }
 
 /// GETs `url` and decodes its JSON body, bounded in size and time.

@@ -62,6 +62,11 @@ pub fn random_secret() -> [u8; 32] {
 
 /// Writes a secret as hex to a new file of mode 0600 (refuses to overwrite).
 pub fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), KeyError> {
+    write_private_file(path, hex::encode(secret).as_bytes())
+}
+
+/// Writes `bytes` to a new file of mode 0600, synced (refuses to overwrite).
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     let io = |source| KeyError::Io {
         path: path.display().to_string(),
         source,
@@ -72,7 +77,7 @@ pub fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), KeyError> {
         .mode(0o600)
         .open(path)
         .map_err(io)?;
-    file.write_all(hex::encode(secret).as_bytes()).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)
 }
 

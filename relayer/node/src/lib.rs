@@ -22,6 +22,7 @@ pub mod process;
 pub mod runtime;
 pub mod sampling;
 pub mod signer_sets;
+pub mod tls;
 
 pub use runtime::{NodeSettings, RunningNode, StartError, start_node};
 

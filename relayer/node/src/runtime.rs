@@ -43,6 +43,10 @@ pub struct NodeSettings {
     pub http: Option<std::net::TcpListener>,
     /// Limits of the public API.
     pub api_limits: ApiLimits,
+    /// Serve the API over https with this configuration (`None`: plain http).
+    pub api_tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// The client that fetches winners' data (trusting the operator's extra CA, if any).
+    pub http_client: reqwest::Client,
     /// The libp2p swarm, already listening.
     pub net: BoundNet,
     /// Uptime sampling settings.
@@ -212,7 +216,12 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
     let mut api_url = None;
     if let Some(listener) = settings.http {
         let addr = listener.local_addr()?;
-        api_url = Some(format!("http://{addr}"));
+        let scheme = if settings.api_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        api_url = Some(format!("{scheme}://{addr}"));
         let clock = config.clock;
         let net_for_api = net.clone();
         let state = Arc::new(ApiState {
@@ -239,6 +248,7 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
             listener,
             state,
             settings.api_limits,
+            settings.api_tls,
             shutdown_rx.clone(),
         )?);
     }
@@ -262,6 +272,7 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
         settings.account,
         known_sets,
         official_tx,
+        settings.http_client,
     );
     tasks.push(tokio::spawn(driver.run(driver_inbox, inbound, shutdown_rx)));
     tracing::info!(node = %settings.name, member = ?me, "node started");

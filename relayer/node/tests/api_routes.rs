@@ -81,7 +81,7 @@ fn serve_limited(
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-    serve_api(listener, state, limits, shutdown_rx).unwrap();
+    serve_api(listener, state, limits, None, shutdown_rx).unwrap();
     (url, shutdown)
 }
 

@@ -6,15 +6,16 @@ use anyhow::Context;
 use relayer_auditor::signer_set_hash;
 use relayer_node::http;
 
+use super::api_args::ApiArgs;
+
 /// Arguments of `relayer export-proof`.
 #[derive(clap::Args)]
 pub struct Args {
     /// The epoch.
     #[arg(long)]
     epoch: u64,
-    /// The node's API URL.
-    #[arg(long)]
-    api: String,
+    #[command(flatten)]
+    api: ApiArgs,
     /// Write the bundle here (default: stdout).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -22,7 +23,7 @@ pub struct Args {
 
 /// Writes the bundle and prints the signer-set hash to pin.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let bundle = http::export_bundle(&http::client(), &args.api, args.epoch)
+    let bundle = http::export_bundle(&args.api.client()?, &args.api.api, args.epoch)
         .await
         .context("exporting the proof bundle")?;
     let json = serde_json::to_string_pretty(&bundle)? + "\n";

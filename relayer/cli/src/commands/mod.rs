@@ -1,6 +1,7 @@
 //! The commands of `relayer`, one module each.
 
 mod admin;
+mod api_args;
 mod chain_args;
 mod deploy;
 mod export_proof;

@@ -11,6 +11,7 @@ use relayer_node::config::NodeConfig;
 use relayer_node::keys::{ChainAccount, read_secret};
 use relayer_node::net::BoundNet;
 use relayer_node::{NodeSettings, start_node};
+use relayer_node::{http, tls};
 
 use crate::exit::UsageError;
 
@@ -93,6 +94,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.node.data_dir)
         .with_context(|| format!("creating {}", config.node.data_dir.display()))?;
     let chain = wait_for_chain(&config).await?;
+    let api_tls = match (&config.tls.cert_file, &config.tls.key_file) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let http_client = http::client_with_ca(config.tls.extra_ca_file.as_deref())?;
     let net = BoundNet::bind(ed25519_secret, &config.node.p2p_listen).await?;
     let http = std::net::TcpListener::bind(config.node.http_listen).with_context(|| {
         format!(
@@ -107,6 +113,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         db_path: config.node.data_dir.join("node.sqlite"),
         http: Some(http),
         api_limits: config.api.clone(),
+        api_tls,
+        http_client,
         net,
         sampling: config.sampling.clone(),
         protocol: config.protocol.clone(),

@@ -2,17 +2,18 @@
 
 use relayer_node::http;
 
+use super::api_args::ApiArgs;
+
 /// Arguments of `relayer status`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The node's API URL.
-    #[arg(long)]
-    api: String,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 /// Prints the node's status.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let status = http::fetch_status(&http::client(), &args.api).await?;
+    let status = http::fetch_status(&args.api.client()?, &args.api.api).await?;
     let or_none = |epoch: Option<u64>| epoch.map_or_else(|| "none".into(), |e| e.to_string());
     let submissions = status.submissions;
     let member = status.member_index.map_or_else(

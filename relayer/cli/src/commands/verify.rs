@@ -5,15 +5,16 @@ use relayer_auditor::{ChainContext, audit_copy};
 use relayer_node::chain::{self, Chain};
 use relayer_node::http;
 
+use super::api_args::ApiArgs;
+
 /// Arguments of `relayer verify`.
 #[derive(clap::Args)]
 pub struct Args {
     /// The epoch.
     #[arg(long)]
     epoch: u64,
-    /// The node's API URL.
-    #[arg(long)]
-    api: String,
+    #[command(flatten)]
+    api: ApiArgs,
     /// CometBFT RPC URL of the chain.
     #[arg(long)]
     node: String,
@@ -26,7 +27,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let Args {
         epoch,
-        api,
+        api: api_args,
         node,
         contract,
     } = args;
@@ -38,7 +39,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let set = chain::signer_set(&chain, Some(record.signer_set_version))
         .await
         .context("reading the signer set")?;
-    let copy = http::fetch_epoch(&http::client(), &api, epoch)
+    let ApiArgs { api, .. } = &api_args;
+    let copy = http::fetch_epoch(&api_args.client()?, api, epoch)
         .await
         .with_context(|| format!("fetching epoch {epoch} from {api}"))?;
     let context = ChainContext {

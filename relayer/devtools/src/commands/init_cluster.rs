@@ -40,6 +40,9 @@ pub struct Args {
     /// Gas price the nodes pay, with its denom (e.g. `0.025unym`).
     #[arg(long, default_value = "0stake")]
     gas_price: GasPrice,
+    /// Serve the APIs over https with a throwaway CA (written under `tls/`; trust `tls/ca.pem`).
+    #[arg(long)]
+    tls: bool,
 }
 
 /// Writes the cluster and prints its members.
@@ -57,6 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             account_prefix: args.account_prefix,
             gas_price: args.gas_price,
         },
+        tls: args.tls,
     })?;
     println!(
         "cluster of {} nodes written to {}",
