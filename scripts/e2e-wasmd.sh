@@ -63,8 +63,13 @@ fi
 
 rpc_port=$(free_port_block 1)
 rpc=http://127.0.0.1:$rpc_port
+# Every node serves its API over https with a certificate of a throwaway CA; nodes, the
+# auditor commands and curl trust that CA and nothing else extra.
 "$relayer_dev" init-cluster --nodes 4 --joining 1 --out "$work/cluster" --rpc "$rpc" --chain-id testing \
-  --p2p-base-port "$(free_port_block 5)" --http-base-port "$(free_port_block 5)" --mixnodes 100 >/dev/null
+  --p2p-base-port "$(free_port_block 5)" --http-base-port "$(free_port_block 5)" --mixnodes 100 --tls >/dev/null
+ca=$work/cluster/tls/ca.pem
+export RELAYER_CA_CERT=$ca
+curl() { command curl --cacert "$ca" "$@"; }
 RPC_PORT=$rpc_port scripts/localnet.sh start "$work/cluster"
 
 echo "e2e-wasmd: deploying"
@@ -110,7 +115,8 @@ assert e is not None, "epoch missing on chain"
 print(f"  epoch {e['epoch']}: {len(e['rewards'])} mixnodes, {len(e['signatures'])} signatures, submitter {e['submitter']}, height {e['height']}")
 PY
   for api in $apis; do
-    "$relayer" verify --epoch "$epoch" --api "$api" --node "$rpc" --contract "$contract"
+    [[ $api == https://* ]] || { echo "e2e-wasmd: $api is not https" >&2; exit 1; }
+    "$relayer" verify --epoch "$epoch" --api "$api" --ca-cert "$ca" --node "$rpc" --contract "$contract"
   done
   # Identical official data on every node, equal to the contract's hash.
   hashes=$(for api in $apis; do curl -sf "$api/v1/epochs/$epoch/rewards" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data_hash"])'; done | sort -u)
@@ -128,6 +134,27 @@ PY
   done
   [[ $accepted -eq 1 ]] || { echo "e2e-wasmd: expected one accepted submission for epoch $epoch, found $accepted" >&2; exit 1; }
 done
+# A proof bundle exported over https verifies against the chain; a modified one does not
+# (exit 1), and an unreachable node is exit 3.
+node0_api=${apis%% *}
+"$relayer" export-proof --epoch "$first" --api "$node0_api" --ca-cert "$ca" --out "$work/proof.json" >/dev/null
+"$relayer" verify-proof "$work/proof.json" --node "$rpc" --contract "$contract"
+python3 - "$work/proof.json" "$work/proof-tampered.json" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+b["rewards"][0]["uptime_bp"] = (b["rewards"][0]["uptime_bp"] + 1) % 10001
+json.dump(b, open(sys.argv[2], "w"))
+PY
+expect_exit() {
+  local want=$1
+  shift
+  local got=0
+  "$@" >/dev/null 2>&1 || got=$?
+  [[ $got -eq $want ]] || { echo "e2e-wasmd: expected exit $want, got $got: $*" >&2; exit 1; }
+}
+expect_exit 1 "$relayer" verify-proof "$work/proof-tampered.json" --node "$rpc" --contract "$contract"
+expect_exit 3 "$relayer" status --api "https://127.0.0.1:$(free_port_block 1)"
+echo "e2e-wasmd: proof bundle over https verified; tampered bundle exit 1, unreachable node exit 3"
 # The chain goes away for longer than an epoch and comes back: no epoch is lost.
 chain_pid=$(cat "$LOCALNET_HOME/wasmd.pid")
 echo "e2e-wasmd: freezing the chain for 12 s (SIGSTOP), then resuming it"
