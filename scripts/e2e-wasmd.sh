@@ -157,10 +157,20 @@ expect_exit 3 "$relayer" status --api "https://127.0.0.1:$(free_port_block 1)"
 echo "e2e-wasmd: proof bundle over https verified; tampered bundle exit 1, unreachable node exit 3"
 # The chain goes away for longer than an epoch and comes back: no epoch is lost.
 chain_pid=$(cat "$LOCALNET_HOME/wasmd.pid")
+"$relayer" health-check --api "$node0_api" >/dev/null || { echo "e2e-wasmd: node0 not ready before the outage" >&2; "$relayer" health-check --api "$node0_api"; exit 1; }
 echo "e2e-wasmd: freezing the chain for 12 s (SIGSTOP), then resuming it"
 kill -STOP "$chain_pid"
-sleep 12 # the length of the outage, not a synchronisation
+outage_end=$((SECONDS + 12)) # the length of the outage, not a synchronisation
+not_ready=0
+while ((SECONDS < outage_end)); do
+  code=0
+  "$relayer" health-check --api "$node0_api" >"$work/health-outage.txt" 2>&1 || code=$?
+  if [[ $code -eq 1 ]] && grep -q "^FAIL chain" "$work/health-outage.txt"; then not_ready=1; fi
+  sleep 1
+done
 kill -CONT "$chain_pid"
+((not_ready)) || { echo "e2e-wasmd: health-check never failed while the chain was stopped" >&2; cat "$work/health-outage.txt" >&2; exit 1; }
+echo "e2e-wasmd: health-check failed (chain) while the chain was stopped"
 # By the wall clock (the chain's block time is stale right after the resume).
 resumed=$(python3 -c 'import json,sys,time; d=json.load(open(sys.argv[1])); print(int((time.time() - d["genesis_time"]) // 8))' "$work/deployment.json")
 ((resumed > want + 1)) || { echo "e2e-wasmd: no epoch ended during the outage (epoch $resumed)" >&2; exit 1; }
@@ -178,6 +188,12 @@ for ((epoch = want + 1; epoch < resumed; epoch++)); do
   "$relayer" verify --epoch "$epoch" --api "${apis%% *}" --node "$rpc" --contract "$contract"
   echo "e2e-wasmd: epoch $epoch, which ended while the chain was down, is final on all nodes"
 done
+deadline=$((SECONDS + 60))
+until "$relayer" health-check --api "$node0_api" >"$work/health-after.txt" 2>&1; do
+  ((SECONDS < deadline)) || { echo "e2e-wasmd: node0 not ready after the chain resumed" >&2; cat "$work/health-after.txt" >&2; exit 1; }
+  sleep 1
+done
+echo "e2e-wasmd: health-check passes again after the chain resumed"
 
 # Rotation while running: node4 replaces node3 and the threshold rises from 3 to 4. No node
 # restarts; each reads the new version from the contract.

@@ -25,6 +25,8 @@ fn an_unreachable_node_exits_3() {
     let api = format!("http://127.0.0.1:{}", closed_port());
     let (code, stderr) = relayer(&["status", "--api", &api]);
     assert_eq!(code, 3, "{stderr}");
+    let (code, stderr) = relayer(&["health-check", "--api", &api]);
+    assert_eq!(code, 3, "{stderr}");
 }
 
 #[test]

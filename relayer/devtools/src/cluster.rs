@@ -121,6 +121,7 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
                 chain_key_file: PathBuf::from(format!("keys/{name}.secp256k1")),
                 p2p_listen: format!("/ip4/127.0.0.1/tcp/{p2p_port}"),
                 http_listen: ([127, 0, 0, 1], http_port).into(),
+                metrics_listen: None,
             },
             chain: ChainSection {
                 rpc: options.rpc.clone(),
@@ -130,6 +131,7 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
                 gas_price: options.fees.gas_price.clone(),
                 gas_multiplier: DEFAULT_GAS_MULTIPLIER,
                 max_gas: DEFAULT_MAX_GAS,
+                min_balance: 0,
             },
             sampling: SamplingSection {
                 mixnodes: options.mixnodes,

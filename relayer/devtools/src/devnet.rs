@@ -302,6 +302,8 @@ impl Devnet {
             http,
             api_limits: options.api_limits.clone(),
             api_tls: self.api_tls.clone(),
+            metrics_http: None,
+            min_balance: 0,
             http_client: self.http.clone(),
             net,
             sampling: SamplingSection {

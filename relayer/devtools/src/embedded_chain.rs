@@ -12,7 +12,7 @@ use nym_rewards::contract::{execute, instantiate, migrate, query};
 use nym_rewards::msg::{ExecuteMsg, InstantiateMsg, QueryMsg};
 use tokio::sync::oneshot;
 
-use relayer_node::chain::{Chain, ChainError, TxRef};
+use relayer_node::chain::{Chain, ChainError, ChainHealth, TxRef};
 use relayer_node::keys::{ChainAccount, DEFAULT_ACCOUNT_PREFIX};
 
 /// Chain id of the embedded chain.
@@ -30,9 +30,8 @@ enum Request {
         msg: ExecuteMsg,
         reply: oneshot::Sender<Result<TxRef, ChainError>>,
     },
-    BlockTime {
-        reply: oneshot::Sender<u64>,
-    },
+    /// The latest block's height and time (unix seconds).
+    Block { reply: oneshot::Sender<(u64, u64)> },
 }
 
 /// Handle to the embedded chain thread; cheap to share behind an `Arc`.
@@ -147,9 +146,10 @@ fn serve(mut app: EmbeddedApp, requests: mpsc::Receiver<Request>, contract: Addr
                     .map_err(|err| ChainError::Refused(err.to_string()));
                 let _ = reply.send(result);
             }
-            Request::BlockTime { reply } => {
+            Request::Block { reply } => {
                 advance_clock(&mut app, false);
-                let _ = reply.send(app.block_info().time.seconds());
+                let block = app.block_info();
+                let _ = reply.send((block.height, block.time.seconds()));
             }
         }
     }
@@ -171,12 +171,24 @@ impl Chain for EmbeddedChain {
     }
 
     async fn latest_block_time(&self) -> Result<u64, ChainError> {
-        self.ask(|reply| Request::BlockTime { reply }).await
+        let (_, time) = self.ask(|reply| Request::Block { reply }).await?;
+        Ok(time)
     }
 
     async fn execute(&self, account: &ChainAccount, msg: &ExecuteMsg) -> Result<TxRef, ChainError> {
         let (sender, msg) = (account.address().to_string(), msg.clone());
         self.ask(|reply| Request::Execute { sender, msg, reply })
             .await?
+    }
+
+    /// Always in sync, and without fees: no balance is reported.
+    async fn health(&self, _address: &str) -> Result<ChainHealth, ChainError> {
+        let (height, block_time_secs) = self.ask(|reply| Request::Block { reply }).await?;
+        Ok(ChainHealth {
+            height,
+            block_time_secs,
+            catching_up: false,
+            balance: None,
+        })
     }
 }

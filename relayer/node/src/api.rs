@@ -27,7 +27,8 @@ use nym_rewards::msg::SignerSetResponse;
 
 use crate::dashboard::{self, DashboardData};
 use crate::db::Db;
-use crate::metrics::NodeMetrics;
+use crate::health::{Check, ReadinessInputs, SharedChainView, readiness};
+use crate::metrics::{NodeMetrics, gauge_line};
 use crate::signer_sets::{SharedSets, member_index};
 use relayer_protocol::observation_threshold_for;
 
@@ -128,6 +129,12 @@ pub struct ApiState {
     pub current_epoch: Box<dyn Fn() -> Option<u64> + Send + Sync>,
     /// The dashboard last built.
     pub dashboard: dashboard::DashboardCache,
+    /// What the chain watcher last saw.
+    pub chain_view: SharedChainView,
+    /// Least account balance (fee denom) that counts as ready.
+    pub min_balance: u128,
+    /// Whether `/metrics` is served here (not when it has its own listener).
+    pub metrics_on_api: bool,
 }
 
 impl ApiState {
@@ -165,6 +172,65 @@ impl ApiState {
         status
     }
 
+    /// What readiness is computed from, given the live status and the newest final epoch.
+    fn readiness_inputs(&self, status: &NodeStatus, latest_final: Option<u64>) -> ReadinessInputs {
+        ReadinessInputs {
+            chain: self
+                .chain_view
+                .lock()
+                .map(|view| view.clone())
+                .unwrap_or_default(),
+            now_ms: crate::now_ms(),
+            connected_peers: status.connected_peers,
+            threshold: self.governing_set().map(|set| set.threshold as usize),
+            current_epoch: status.current_epoch,
+            latest_final,
+            min_balance: self.min_balance,
+        }
+    }
+
+    /// The metrics text: the counters, then gauges of peers, the newest final epoch and the
+    /// chain's height and the account's balance as last seen.
+    pub fn metrics_text(&self, latest_final: Option<u64>) -> String {
+        let mut text = self.metrics.render();
+        let chain = self
+            .chain_view
+            .lock()
+            .ok()
+            .and_then(|view| view.last_ok.clone());
+        let gauges = [
+            (
+                "relayer_connected_peers",
+                "Members connected",
+                Some((self.connected_peers)() as f64),
+            ),
+            (
+                "relayer_latest_final_epoch",
+                "Newest epoch with official data stored",
+                latest_final.map(|epoch| epoch as f64),
+            ),
+            (
+                "relayer_chain_height",
+                "Latest block height seen",
+                chain.as_ref().map(|(health, _)| health.height as f64),
+            ),
+            (
+                "relayer_account_balance",
+                "Account balance in the fee denom",
+                chain
+                    .as_ref()
+                    .and_then(|(health, _)| health.balance)
+                    .map(|balance| balance as f64),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(value) = value {
+                gauge_line(&mut text, name, help, value);
+            }
+        }
+        text
+    }
+
     /// The signer set governing the running epoch (the newest known before any governs).
     fn governing_set(&self) -> Option<SignerSetResponse> {
         let sets = self.signer_sets.read();
@@ -191,13 +257,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Answer of `/v1/health`.
+/// Answer of `/v1/health`: readiness, with one check per condition.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// Always `ok`.
+    /// `ready`, or `not_ready` (answered with 503).
     pub status: String,
     /// The node's name.
     pub name: String,
+    /// Every condition, with what was measured: `chain` (reachable and caught up), `peers`
+    /// (at least threshold - 1 members connected), `balance` (at or above the floor) and
+    /// `final_epoch` (no older than the running epoch - 2).
+    pub checks: Vec<Check>,
 }
 
 /// One epoch of a mixnode's history.
@@ -286,18 +356,28 @@ async fn dashboard_json(
         .map_err(internal)
 }
 
-/// Liveness.
-#[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health)))]
-async fn health(State(state): State<Arc<ApiState>>) -> Json<Health> {
-    let name = state
-        .status
-        .lock()
-        .map(|s| s.name.clone())
-        .unwrap_or_default();
-    Json(Health {
-        status: "ok".into(),
-        name,
-    })
+/// Readiness: 200 when every check holds, 503 (same body) when one does not.
+#[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health), (status = 503, body = Health)))]
+async fn health(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    let latest_final = state
+        .db
+        .public(|store| store.latest_official_epoch())
+        .await
+        .map_err(internal)?;
+    let status = state.live_status();
+    let checks = readiness(&state.readiness_inputs(&status, latest_final));
+    let ready = checks.iter().all(|check| check.ok);
+    let (code, word) = if ready {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    };
+    let body = Health {
+        status: word.into(),
+        name: status.name,
+        checks,
+    };
+    Ok((code, Json(body)).into_response())
 }
 
 /// The signer set governing the running epoch.
@@ -420,11 +500,50 @@ async fn mixnode_rewards(
 
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
-async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
-    (
+async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    if !state.metrics_on_api {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "metrics are served on the node's metrics address".into(),
+        ));
+    }
+    metrics_answer(&state).await
+}
+
+async fn metrics_answer(state: &ApiState) -> Result<Response, ApiError> {
+    let latest_final = state
+        .db
+        .public(|store| store.latest_official_epoch())
+        .await
+        .map_err(internal)?;
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics_text(latest_final),
     )
+        .into_response())
+}
+
+/// Serves only `/metrics` on `listener` (the node's separate metrics address) until shutdown.
+pub fn serve_metrics(
+    listener: std::net::TcpListener,
+    state: Arc<ApiState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(state): State<Arc<ApiState>>| async move { metrics_answer(&state).await }),
+        )
+        .with_state(state);
+    Ok(tokio::spawn(report_stop(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.changed().await;
+            })
+            .into_future(),
+    )))
 }
 
 /// The router with the public limits of `limits` applied.

@@ -69,6 +69,9 @@ pub struct NodeSection {
     pub p2p_listen: String,
     /// HTTP API listen address, e.g. `127.0.0.1:8000`.
     pub http_listen: SocketAddr,
+    /// Serve `/metrics` here instead of on the API, e.g. `127.0.0.1:9100`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `[chain]`.
@@ -94,6 +97,9 @@ pub struct ChainSection {
     /// A transaction needing more gas than this is refused before it is broadcast.
     #[serde(default = "default_max_gas")]
     pub max_gas: u64,
+    /// Least balance, in the fee denom, for `/v1/health` to report ready (0: any).
+    #[serde(default)]
+    pub min_balance: u64,
 }
 
 impl ChainSection {

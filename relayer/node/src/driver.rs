@@ -437,15 +437,22 @@ impl TaskContext {
             (_, SubmissionOutcome::Accepted) => {
                 NodeMetrics::inc(&self.metrics.submissions_accepted)
             }
-            (Err(err), SubmissionOutcome::Lost) if err.is_contract_refusal() => {
+            (tx, outcome) => {
                 NodeMetrics::inc(&self.metrics.submissions_rejected);
-                tracing::info!(node = %self.name, epoch, "another member's submission came first");
+                NodeMetrics::inc(match outcome {
+                    SubmissionOutcome::Lost => &self.metrics.submissions_lost,
+                    _ => &self.metrics.submissions_failed,
+                });
+                match tx {
+                    Err(err) if outcome == SubmissionOutcome::Lost && err.is_contract_refusal() => {
+                        tracing::info!(node = %self.name, epoch, "another member's submission came first")
+                    }
+                    Err(err) => {
+                        tracing::warn!(node = %self.name, epoch, "submission failed: {err}")
+                    }
+                    Ok(_) => {}
+                }
             }
-            (Err(err), _) => {
-                NodeMetrics::inc(&self.metrics.submissions_rejected);
-                tracing::warn!(node = %self.name, epoch, "submission failed: {err}");
-            }
-            _ => NodeMetrics::inc(&self.metrics.submissions_rejected),
         }
         let at_ms = now_ms();
         if let Err(err) = self

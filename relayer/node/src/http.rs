@@ -10,7 +10,7 @@ use relayer_auditor::ProofBundle;
 use relayer_protocol::{ChainContext, OfficialEpoch};
 use thiserror::Error;
 
-use crate::api::NodeStatus;
+use crate::api::{Health, NodeStatus};
 use crate::tls::TlsError;
 
 /// Most bytes accepted in one answer (an epoch of 20,000 mixnodes is about 1 MB of JSON).
@@ -108,6 +108,15 @@ pub async fn fetch_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     url: &str,
 ) -> Result<T, HttpError> {
+    fetch_json_answering(http, url, reqwest::StatusCode::is_success).await
+}
+
+/// [`fetch_json`], decoding the body of every status `accept` takes.
+async fn fetch_json_answering<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    accept: impl Fn(&reqwest::StatusCode) -> bool,
+) -> Result<T, HttpError> {
     let request = |reason: String| HttpError::Request {
         url: url.to_string(),
         reason,
@@ -117,7 +126,7 @@ pub async fn fetch_json<T: serde::de::DeserializeOwned>(
         .send()
         .await
         .map_err(|err| request(err.to_string()))?;
-    if !response.status().is_success() {
+    if !accept(&response.status()) {
         return Err(HttpError::Status {
             url: url.to_string(),
             status: response.status().as_u16(),
@@ -169,6 +178,14 @@ pub async fn fetch_epoch(
 /// A node's status (`/v1/status`).
 pub async fn fetch_status(http: &reqwest::Client, api_url: &str) -> Result<NodeStatus, HttpError> {
     fetch_json(http, &format!("{}/v1/status", base(api_url))).await
+}
+
+/// A node's readiness from `/v1/health`, whether it answered ready (200) or not (503).
+pub async fn fetch_health(http: &reqwest::Client, api_url: &str) -> Result<Health, HttpError> {
+    let ready_or_not = |status: &reqwest::StatusCode| {
+        status.is_success() || *status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+    };
+    fetch_json_answering(http, &format!("{}/v1/health", base(api_url)), ready_or_not).await
 }
 
 /// Builds the proof bundle of `epoch` from a node's API: its status (chain id, contract), its

@@ -22,6 +22,10 @@ pub struct NodeMetrics {
     pub submissions_accepted: AtomicU64,
     /// Submissions that found the epoch taken or failed.
     pub submissions_rejected: AtomicU64,
+    /// Submissions that found another member's accepted first.
+    pub submissions_lost: AtomicU64,
+    /// Submissions that stored nothing and found the epoch still open.
+    pub submissions_failed: AtomicU64,
     /// Peer messages sent.
     pub messages_sent: AtomicU64,
     /// Bytes of peer messages sent.
@@ -197,6 +201,22 @@ impl NodeMetrics {
         for (name, help, value) in protocol_counters {
             counter_line(&mut out, name, help, value);
         }
+        let name = "relayer_submission_outcomes_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Submissions by outcome\n# TYPE {name} counter"
+        );
+        for (outcome, counter) in [
+            ("accepted", &self.submissions_accepted),
+            ("lost", &self.submissions_lost),
+            ("failed", &self.submissions_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "{name}{{outcome=\"{outcome}\"}} {}",
+                Self::get(counter)
+            );
+        }
         let histogram = self.latency.lock().unwrap_or_else(|p| p.into_inner());
         let name = "relayer_epoch_latency_seconds";
         let _ = writeln!(
@@ -211,6 +231,14 @@ impl NodeMetrics {
         let _ = writeln!(out, "{name}_count {}", histogram.count);
         out
     }
+}
+
+/// Appends a gauge in the Prometheus text format.
+pub fn gauge_line(out: &mut String, name: &str, help: &str, value: f64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
 }
 
 fn counter_line(out: &mut String, name: &str, help: &str, value: u64) {
@@ -236,5 +264,12 @@ mod tests {
         assert!(text.contains("relayer_epoch_latency_seconds_bucket{le=\"0.1\"} 1\n"));
         assert!(text.contains("relayer_epoch_latency_seconds_bucket{le=\"5\"} 2\n"));
         assert!(text.contains("relayer_epoch_latency_seconds_count 2\n"));
+        NodeMetrics::inc(&metrics.submissions_lost);
+        let text = metrics.render();
+        assert!(text.contains("relayer_submission_outcomes_total{outcome=\"lost\"} 1\n"));
+        assert!(text.contains("relayer_submission_outcomes_total{outcome=\"failed\"} 0\n"));
+        let mut gauges = String::new();
+        gauge_line(&mut gauges, "relayer_chain_height", "Height", 42.0);
+        assert!(gauges.ends_with("# TYPE relayer_chain_height gauge\nrelayer_chain_height 42\n"));
     }
 }

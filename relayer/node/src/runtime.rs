@@ -22,6 +22,7 @@ use crate::chain::{self, Chain, ChainError};
 use crate::config::{ProtocolSection, SamplingSection};
 use crate::db::{Db, DbError};
 use crate::driver::{Driver, peer_entries};
+use crate::health::{SharedChainView, watch_chain};
 use crate::keys::ChainAccount;
 use crate::metrics::NodeMetrics;
 use crate::net::{BoundNet, NetError};
@@ -41,6 +42,11 @@ pub struct NodeSettings {
     pub db_path: PathBuf,
     /// A bound listener for the HTTP API; `None` runs without an API.
     pub http: Option<std::net::TcpListener>,
+    /// A bound listener serving only `/metrics` (then the API does not); `None` keeps
+    /// `/metrics` on the API.
+    pub metrics_http: Option<std::net::TcpListener>,
+    /// Least account balance, in the fee denom, for `/v1/health` to report ready.
+    pub min_balance: u128,
     /// Limits of the public API.
     pub api_limits: ApiLimits,
     /// Serve the API over https with this configuration (`None`: plain http).
@@ -213,6 +219,13 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
         .run(peers, codec, metrics.clone(), shutdown_rx.clone())?;
 
     let mut tasks = Vec::new();
+    let chain_view = SharedChainView::default();
+    tasks.push(tokio::spawn(watch_chain(
+        chain.clone(),
+        settings.account.address().to_string(),
+        chain_view.clone(),
+        shutdown_rx.clone(),
+    )));
     let mut api_url = None;
     if let Some(listener) = settings.http {
         let addr = listener.local_addr()?;
@@ -243,7 +256,17 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
             connected_peers: Box::new(move || net_for_api.connected_peers()),
             current_epoch: Box::new(move || clock.epoch_at_ms(now_ms())),
             dashboard: Default::default(),
+            chain_view: chain_view.clone(),
+            min_balance: settings.min_balance,
+            metrics_on_api: settings.metrics_http.is_none(),
         });
+        if let Some(metrics_listener) = settings.metrics_http {
+            tasks.push(crate::api::serve_metrics(
+                metrics_listener,
+                state.clone(),
+                shutdown_rx.clone(),
+            )?);
+        }
         tasks.push(crate::api::serve(
             listener,
             state,

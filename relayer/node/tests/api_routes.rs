@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use cosmwasm_std::HexBinary;
 use nym_rewards::msg::{EpochClock, MixnodeReward, SignerSetResponse};
 use relayer_node::api::{ApiLimits, ApiState, NodeStatus, router, serve as serve_api};
+use relayer_node::chain::ChainHealth;
 use relayer_node::db::Db;
+use relayer_node::health::ChainView;
 use relayer_node::metrics::NodeMetrics;
 use relayer_node::signer_sets::SharedSets;
 use relayer_protocol::{OfficialEpoch, OfficialSource};
@@ -61,7 +63,26 @@ async fn state(
         connected_peers,
         current_epoch: Box::new(|| Some(5)),
         dashboard: Default::default(),
+        chain_view: Arc::new(Mutex::new(synced_chain())),
+        min_balance: 50,
+        metrics_on_api: true,
     })
+}
+
+/// A chain view as the watcher leaves it after a good poll just now.
+fn synced_chain() -> ChainView {
+    ChainView {
+        last_ok: Some((
+            ChainHealth {
+                height: 77,
+                block_time_secs: 0,
+                catching_up: false,
+                balance: Some(100),
+            },
+            relayer_node::now_ms(),
+        )),
+        last_error: None,
+    }
 }
 
 async fn serve() -> (tempfile::TempDir, String) {
@@ -144,11 +165,20 @@ async fn past_the_concurrency_limit_requests_get_503_at_once() {
         }
     });
     entered_rx.recv().await.unwrap();
-    let second = http.get(format!("{url}/v1/health")).send().await.unwrap();
+    // (A route that does not ask for the peers, so it never waits on the blocked closure.)
+    let second = http
+        .get(format!("{url}/v1/epochs/latest"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(second.status().as_u16(), 503);
     release_tx.send(()).unwrap();
     assert_eq!(first.await.unwrap().as_u16(), 200);
-    let third = http.get(format!("{url}/v1/health")).send().await.unwrap();
+    let third = http
+        .get(format!("{url}/v1/epochs/latest"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(third.status().as_u16(), 200, "the slot is free again");
 }
 
@@ -357,4 +387,89 @@ async fn a_connection_idle_past_its_deadline_is_closed() {
         ..ApiLimits::default()
     })
     .await;
+}
+
+#[tokio::test]
+async fn health_answers_503_naming_the_failing_check_and_200_once_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(&dir, Box::new(|| 0)).await;
+    let (url, _shutdown) = serve_limited(state.clone(), ApiLimits::default());
+    let http = reqwest::Client::new();
+    let health = || async {
+        let response = http.get(format!("{url}/v1/health")).send().await.unwrap();
+        let code = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        let failing: Vec<String> = body["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|check| check["ok"] == false)
+            .map(|check| check["name"].as_str().unwrap().to_string())
+            .collect();
+        (code, body["status"].as_str().unwrap().to_string(), failing)
+    };
+    assert_eq!(health().await, (200, "ready".into(), vec![]));
+
+    *state.chain_view.lock().unwrap() = ChainView {
+        last_ok: None,
+        last_error: Some("connection refused".into()),
+    };
+    assert_eq!(
+        health().await,
+        (
+            503,
+            "not_ready".into(),
+            vec!["chain".into(), "balance".into()]
+        )
+    );
+
+    let mut poor = synced_chain();
+    if let Some((chain, _)) = poor.last_ok.as_mut() {
+        chain.balance = Some(49);
+    }
+    *state.chain_view.lock().unwrap() = poor;
+    assert_eq!(
+        health().await,
+        (503, "not_ready".into(), vec!["balance".into()])
+    );
+
+    *state.chain_view.lock().unwrap() = synced_chain();
+    assert_eq!(health().await, (200, "ready".into(), vec![]));
+}
+
+#[tokio::test]
+async fn metrics_carry_gauges_and_can_move_to_their_own_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = state(&dir, Box::new(|| 3)).await;
+    let text = shared.metrics_text(Some(4));
+    for line in [
+        "relayer_connected_peers 3\n",
+        "relayer_latest_final_epoch 4\n",
+        "relayer_chain_height 77\n",
+        "relayer_account_balance 100\n",
+        "relayer_submission_outcomes_total{outcome=\"accepted\"} 0\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut apart = Arc::into_inner(state(&dir, Box::new(|| 3)).await).unwrap();
+    apart.metrics_on_api = false;
+    let apart = Arc::new(apart);
+    let (url, _shutdown) = serve_limited(apart.clone(), ApiLimits::default());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics_url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    relayer_node::api::serve_metrics(listener, apart, stop_rx).unwrap();
+    let http = reqwest::Client::new();
+    let on_api = http.get(format!("{url}/metrics")).send().await.unwrap();
+    assert_eq!(on_api.status().as_u16(), 404);
+    let own = http.get(&metrics_url).send().await.unwrap();
+    assert_eq!(own.status().as_u16(), 200);
+    assert!(
+        own.text()
+            .await
+            .unwrap()
+            .contains("relayer_latest_final_epoch 4\n")
+    );
 }

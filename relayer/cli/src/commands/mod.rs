@@ -5,6 +5,7 @@ mod api_args;
 mod chain_args;
 mod deploy;
 mod export_proof;
+mod health_check;
 mod keygen;
 mod query;
 mod run;
@@ -33,6 +34,8 @@ pub enum Command {
     VerifyProof(verify_proof::Args),
     /// A readable summary of a node: peers, epochs, submissions.
     Status(status::Args),
+    /// A node's readiness (exit 0 ready, 1 not ready, 3 unreachable), for scripts and systemd.
+    HealthCheck(health_check::Args),
     /// Print a fresh ed25519 public key and write its secret to a file (mode 0600).
     Keygen(keygen::Args),
 }
@@ -49,6 +52,7 @@ impl Command {
             Command::ExportProof(args) => export_proof::run(args).await,
             Command::VerifyProof(args) => verify_proof::run(args).await,
             Command::Status(args) => status::run(args).await,
+            Command::HealthCheck(args) => health_check::run(args).await,
             Command::Keygen(args) => keygen::run(args),
         }
     }

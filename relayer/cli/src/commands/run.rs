@@ -106,12 +106,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             config.node.http_listen
         )
     })?;
+    let metrics_http = match config.node.metrics_listen {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot serve metrics on {addr} (port taken?)"))?,
+        ),
+        None => None,
+    };
     let node = start_node(NodeSettings {
         name: config.node.name.clone(),
         ed25519_secret,
         account,
         db_path: config.node.data_dir.join("node.sqlite"),
         http: Some(http),
+        metrics_http,
+        min_balance: u128::from(config.chain.min_balance),
         api_limits: config.api.clone(),
         api_tls,
         http_client,

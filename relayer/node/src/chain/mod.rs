@@ -100,6 +100,19 @@ pub struct TxRef {
     pub height: u64,
 }
 
+/// The chain's state as readiness needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHealth {
+    /// Latest block height.
+    pub height: u64,
+    /// Latest block time, unix seconds.
+    pub block_time_secs: u64,
+    /// Whether the node answering is still syncing.
+    pub catching_up: bool,
+    /// The account's balance in the fee denom (`None` where the chain has no fees).
+    pub balance: Option<u128>,
+}
+
 /// What a node needs from the chain.
 #[async_trait]
 pub trait Chain: Send + Sync + 'static {
@@ -113,6 +126,8 @@ pub trait Chain: Send + Sync + 'static {
     async fn latest_block_time(&self) -> Result<u64, ChainError>;
     /// Executes a contract message signed by `account`.
     async fn execute(&self, account: &ChainAccount, msg: &ExecuteMsg) -> Result<TxRef, ChainError>;
+    /// Height, sync state and the balance of `address`.
+    async fn health(&self, address: &str) -> Result<ChainHealth, ChainError>;
 }
 
 async fn query<T: DeserializeOwned>(chain: &dyn Chain, msg: &QueryMsg) -> Result<T, ChainError> {

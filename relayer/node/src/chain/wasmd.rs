@@ -13,6 +13,7 @@ use cosmrs::cosmwasm::{
 use cosmrs::proto::cosmos::auth::v1beta1::{
     BaseAccount, QueryAccountRequest, QueryAccountResponse,
 };
+use cosmrs::proto::cosmos::bank::v1beta1::{QueryBalanceRequest, QueryBalanceResponse};
 use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
 use cosmrs::proto::cosmwasm::wasm::v1::{
     QuerySmartContractStateRequest, QuerySmartContractStateResponse,
@@ -25,7 +26,7 @@ use nym_rewards::msg::{ExecuteMsg, QueryMsg};
 use tokio::sync::Mutex;
 
 use super::fees::FeeSettings;
-use super::{AbciFailure, Chain, ChainError, TxRef};
+use super::{AbciFailure, Chain, ChainError, ChainHealth, TxRef};
 use crate::keys::ChainAccount;
 
 /// ABCI code of a wrong account sequence.
@@ -503,6 +504,31 @@ impl Chain for WasmdChain {
         let status = self.rpc.status().await.map_err(unavailable)?;
         let time = status.sync_info.latest_block_time;
         Ok(time.unix_timestamp().max(0) as u64)
+    }
+
+    async fn health(&self, address: &str) -> Result<ChainHealth, ChainError> {
+        let status = self.rpc.status().await.map_err(unavailable)?;
+        let sync = status.sync_info;
+        let request = QueryBalanceRequest {
+            address: address.to_string(),
+            denom: self.fees.gas_price.denom.clone(),
+        };
+        let balance: QueryBalanceResponse = self
+            .abci("/cosmos.bank.v1beta1.Query/Balance", &request)
+            .await?;
+        let amount = match balance.balance {
+            Some(coin) => coin
+                .amount
+                .parse()
+                .map_err(|_| ChainError::Decode(format!("balance {:?}", coin.amount)))?,
+            None => 0,
+        };
+        Ok(ChainHealth {
+            height: sync.latest_block_height.value(),
+            block_time_secs: sync.latest_block_time.unix_timestamp().max(0) as u64,
+            catching_up: sync.catching_up,
+            balance: Some(amount),
+        })
     }
 
     async fn execute(&self, account: &ChainAccount, msg: &ExecuteMsg) -> Result<TxRef, ChainError> {
