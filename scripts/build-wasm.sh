@@ -38,3 +38,16 @@ if (( size > max_bytes )); then
   echo "build-wasm: $out is larger than $max_bytes bytes" >&2
   exit 1
 fi
+# The build record a deployer publishes and an auditor compares with the chain's code hash
+# (`relayer verify-code`): sha256sum's format on the first line, then what built it.
+checksums="$(dirname "$out")/checksums.txt"
+{
+  (cd "$(dirname "$out")" && sha256sum "$(basename "$out")")
+  echo "# rustc: $(/usr/bin/rustc --version)"
+  echo "# cargo: $(/usr/bin/cargo --version)"
+  echo "# wasm-opt: $(command -v wasm-opt >/dev/null && wasm-opt --version || echo 'not used')"
+  echo "# build: --profile wasm --locked -Zbuild-std=std,panic_abort, RUSTFLAGS -C target-cpu=mvp"
+  echo "# source: $(git -C "$(dirname "$0")/.." rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$(dirname "$0")/.." diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
+} >"$checksums"
+echo "build-wasm: wrote $checksums"
+head -1 "$checksums"

@@ -77,6 +77,9 @@ echo "e2e-wasmd: deploying"
   --cluster "$work/cluster" --epoch-secs 8 >"$work/deployment.json"
 contract=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["contract"])' "$work/deployment.json")
 echo "e2e-wasmd: contract $contract"
+# The chain's code hash is the artifact's, and the build record names it.
+"$relayer" verify-code --node "$rpc" --contract "$contract" --wasm artifacts/nym_rewards.wasm
+(cd artifacts && sha256sum -c checksums.txt)
 
 # node4 is in no signer set yet: it runs and waits for a version that names it.
 for i in 0 1 2 3 4; do

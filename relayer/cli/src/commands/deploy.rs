@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use nym_rewards::msg::{EpochClock, InstantiateMsg};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use relayer_node::chain::wasmd::WasmdChain;
 use relayer_node::chain::{Chain, ChainError};
@@ -62,6 +63,27 @@ struct Deployment {
     pub instantiate_gas_used: u64,
     /// Genesis time of the epoch clock.
     pub genesis_time: u64,
+    /// sha256 of the stored wasm (compare with `relayer verify-code`).
+    pub wasm_sha256: String,
+}
+
+/// Prints the build record `make wasm` left beside the artifact (`checksums.txt`: the hash
+/// and the toolchain that built it), and warns when the artifact is not the one recorded.
+fn print_recorded_checksums(wasm: &Path, sha256: &str) {
+    let record = wasm.with_file_name("checksums.txt");
+    let Ok(text) = std::fs::read_to_string(&record) else {
+        eprintln!("deploy: no {} beside the artifact", record.display());
+        return;
+    };
+    for line in text.lines() {
+        eprintln!("deploy: {}: {line}", record.display());
+    }
+    if !text.lines().any(|line| line.starts_with(sha256)) {
+        eprintln!(
+            "deploy: WARNING: {} does not record this artifact's hash; it was rebuilt or changed since",
+            record.display()
+        );
+    }
 }
 
 fn chain_context(err: ChainError, node: &str) -> anyhow::Error {
@@ -82,6 +104,9 @@ async fn deploy(options: &Args) -> anyhow::Result<Deployment> {
         .account(&options.cluster.join("keys/admin.secp256k1"))?;
     let wasm = std::fs::read(&options.wasm)
         .with_context(|| format!("reading {}", options.wasm.display()))?;
+    let wasm_sha256 = hex::encode(Sha256::digest(&wasm));
+    eprintln!("deploy: {} sha256 {wasm_sha256}", options.wasm.display());
+    print_recorded_checksums(&options.wasm, &wasm_sha256);
     let chain = WasmdChain::connect(
         &options.chain.node,
         options.chain.chain_id.as_deref(),
@@ -132,6 +157,7 @@ async fn deploy(options: &Args) -> anyhow::Result<Deployment> {
         store_gas_used,
         instantiate_gas_used: instantiated.gas_used,
         genesis_time,
+        wasm_sha256,
     };
     for config in &manifest.configs {
         set_contract(

@@ -11,6 +11,7 @@ mod query;
 mod run;
 mod status;
 mod verify;
+mod verify_code;
 mod verify_proof;
 
 use clap::Subcommand;
@@ -32,6 +33,8 @@ pub enum Command {
     ExportProof(export_proof::Args),
     /// Verify a proof bundle against a pinned signer-set hash or the chain.
     VerifyProof(verify_proof::Args),
+    /// Compare the contract's on-chain code hash with a local wasm artifact.
+    VerifyCode(verify_code::Args),
     /// A readable summary of a node: peers, epochs, submissions.
     Status(status::Args),
     /// A node's readiness (exit 0 ready, 1 not ready, 3 unreachable), for scripts and systemd.
@@ -51,6 +54,7 @@ impl Command {
             Command::Verify(args) => verify::run(args).await,
             Command::ExportProof(args) => export_proof::run(args).await,
             Command::VerifyProof(args) => verify_proof::run(args).await,
+            Command::VerifyCode(args) => verify_code::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::HealthCheck(args) => health_check::run(args).await,
             Command::Keygen(args) => keygen::run(args),

@@ -16,6 +16,7 @@ use cosmrs::proto::cosmos::auth::v1beta1::{
 use cosmrs::proto::cosmos::bank::v1beta1::{QueryBalanceRequest, QueryBalanceResponse};
 use cosmrs::proto::cosmos::tx::v1beta1::{SimulateRequest, SimulateResponse};
 use cosmrs::proto::cosmwasm::wasm::v1::{
+    QueryCodeRequest, QueryCodeResponse, QueryContractInfoRequest, QueryContractInfoResponse,
     QuerySmartContractStateRequest, QuerySmartContractStateResponse,
 };
 use cosmrs::proto::prost::Message;
@@ -461,6 +462,33 @@ impl WasmdChain {
             .abci("/cosmwasm.wasm.v1.Query/SmartContractState", &request)
             .await?;
         Ok(response.data)
+    }
+
+    /// The code id of this handle's contract and the sha256 of that code as wasmd stored it.
+    pub async fn code_hash(&self) -> Result<(u64, Vec<u8>), ChainError> {
+        let info: QueryContractInfoResponse = self
+            .abci(
+                "/cosmwasm.wasm.v1.Query/ContractInfo",
+                &QueryContractInfoRequest {
+                    address: self.contract.clone(),
+                },
+            )
+            .await?;
+        let code_id = info
+            .contract_info
+            .ok_or_else(|| ChainError::Decode("no contract info".into()))?
+            .code_id;
+        let code: QueryCodeResponse = self
+            .abci(
+                "/cosmwasm.wasm.v1.Query/Code",
+                &QueryCodeRequest { code_id },
+            )
+            .await?;
+        let data_hash = code
+            .code_info
+            .ok_or_else(|| ChainError::Decode(format!("no code info for code {code_id}")))?
+            .data_hash;
+        Ok((code_id, data_hash))
     }
 
     /// Parses a bech32 account id.
