@@ -35,6 +35,11 @@ fmt-check: ## cargo fmt --check
 clippy: ## cargo clippy -D warnings on every target
 	cargo clippy --workspace --all-targets $(FEATURES) -- -D warnings
 
+.PHONY: deny
+deny: ## License check of every dependency (cargo-deny, offline; deny.toml)
+	@source scripts/versions.sh && { test -x "$$DENY_ROOT/bin/cargo-deny" || scripts/install-deps.sh; } \
+		&& "$$DENY_ROOT/bin/cargo-deny" check licenses
+
 .PHONY: tree-check
 tree-check: ## The operator binary links no tooling or planted bugs; the auditor no runtime
 	@scripts/check-tree.sh
@@ -138,5 +143,5 @@ demo: ## A 4-node network with 100 mixnodes on the embedded chain, until Ctrl-C
 
 .PHONY: test
 test: ## Everything CI checks (each phase timed)
-	@scripts/timed.sh fmt-check tree-check wasm unit schema-check devnet-smoke bench-smoke
+	@scripts/timed.sh deps fmt-check tree-check deny wasm unit schema-check devnet-smoke bench-smoke
 	@echo "make test: all checks passed"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The architecture, checked on the dependency graph:
 # - the operator binary `relayer` (default features) links no developer tooling: no
-#   cw-multi-test, relayer-sim, relayer-devtools or plotters, and no planted bugs;
+#   cw-multi-test, relayer-sim, relayer-devtools or plotters, no wasmer (its singlepass
+#   compiler is BUSL-1.1, non-production use only: see deny.toml), and no planted bugs;
 # - the auditor library needs no async runtime or networking (tokio, libp2p, reqwest);
 # - a release build (no debug assertions) refuses the planted-bugs feature.
 set -euo pipefail
 fail=0
 tooling=$(cargo tree -q -p relayer -e normal,build --prefix none | awk '{print $1}' \
-  | grep -xE 'cw-multi-test|relayer-sim|relayer-devtools|plotters' | sort -u || true)
+  | grep -xE 'cw-multi-test|relayer-sim|relayer-devtools|plotters|wasmer|wasmer-compiler-singlepass|cosmwasm-vm' | sort -u || true)
 if [[ -n $tooling ]]; then
   echo "check-tree: the operator binary links tooling: $tooling" >&2
   fail=1

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks for `make test`: Debian's rustc-web (its wasm32
 # standard library sources make the wasm build possible without rustup targets), binaryen
-# (wasm-opt) and chromium (the dashboard's browser test). Idempotent: does nothing when
-# everything is there.
+# (wasm-opt), chromium (the dashboard's browser test) and cargo-deny (the license check).
+# Idempotent: does nothing when everything is there. `make test` runs it first.
 set -euo pipefail
+# cargo-deny for the license check, built once per version into the cache (as wasmd is).
+# shellcheck source=scripts/versions.sh
+source "$(dirname "$0")/versions.sh"
+if [[ ! -x $DENY_ROOT/bin/cargo-deny ]]; then
+  echo "install-deps: building cargo-deny $DENY_VERSION into $DENY_ROOT (once per version)"
+  cargo install --locked --quiet "cargo-deny@$DENY_VERSION" --root "$DENY_ROOT"
+fi
 need=()
 [[ -x /usr/bin/rustc && -d /usr/lib/rustlib/src/rust/library ]] || need+=(rustc-web cargo-web rust-web-src)
 command -v wasm-opt >/dev/null || need+=(binaryen)

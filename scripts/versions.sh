@@ -2,3 +2,6 @@
 # The last commit whose contract is v1 (0.1.0, tagged contract-v0.1.0): the source of the
 # v1 -> v2 migration check and of the v1 epochs in the query gas benchmark.
 V1_CONTRACT_COMMIT=85289d8fd121b00f39566031025729a2ae0ac0ac
+# cargo-deny, built into the cache once per version (scripts/install-deps.sh, make deny).
+DENY_VERSION=0.20.2
+DENY_ROOT=${DENY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nym-rewards/cargo-deny-$DENY_VERSION}
