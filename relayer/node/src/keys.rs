@@ -51,6 +51,34 @@ pub enum KeyError {
     /// A bech32 prefix cosmrs refuses (it must be lowercase ASCII letters and digits).
     #[error("account prefix {0:?} is not a valid bech32 prefix")]
     Prefix(String),
+    /// Not a valid BIP39 English mnemonic (the phrase itself is never shown).
+    #[error("not a valid BIP39 mnemonic: {0}")]
+    Mnemonic(String),
+}
+
+/// The derivation path of Cosmos accounts (coin type 118), as wasmd's and Nyx's keyrings use.
+pub const COSMOS_HD_PATH: &str = "m/44'/118'/0'/0/0";
+
+/// A fresh 24-word BIP39 mnemonic from the OS's randomness.
+pub fn new_mnemonic() -> Result<Zeroizing<String>, KeyError> {
+    let mut entropy = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(entropy.as_mut_slice());
+    let mnemonic = bip39::Mnemonic::from_entropy(entropy.as_slice())
+        .map_err(|err| KeyError::Mnemonic(err.to_string()))?;
+    Ok(Zeroizing::new(mnemonic.to_string()))
+}
+
+/// The chain secret a keyring derives from `phrase` at [`COSMOS_HD_PATH`] (no passphrase).
+pub fn secret_from_mnemonic(phrase: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let mnemonic = bip39::Mnemonic::parse_normalized(phrase.trim())
+        .map_err(|err| KeyError::Mnemonic(err.to_string()))?;
+    let seed = Zeroizing::new(mnemonic.to_seed_normalized(""));
+    let path: cosmrs::bip32::DerivationPath = COSMOS_HD_PATH
+        .parse()
+        .map_err(|err: cosmrs::bip32::Error| KeyError::Mnemonic(err.to_string()))?;
+    let xprv = cosmrs::bip32::XPrv::derive_from_path(seed.as_slice(), &path)
+        .map_err(|err| KeyError::Mnemonic(err.to_string()))?;
+    Ok(Zeroizing::new(xprv.private_key().to_bytes().into()))
 }
 
 /// A fresh random 32-byte secret.
@@ -222,6 +250,30 @@ mod tests {
     fn bech32_payload(address: &str) -> (String, Vec<u8>) {
         let id: cosmrs::AccountId = address.parse().unwrap();
         (id.prefix().to_string(), id.to_bytes())
+    }
+
+    #[test]
+    fn a_mnemonic_derives_the_key_wasmds_keyring_derives() {
+        // `wasmd keys add t --recover` with this phrase shows this address, and
+        // `wasmd keys export t --unarmored-hex --unsafe` this secret.
+        let phrase = format!("{} art", ["abandon"; 23].join(" "));
+        let secret = secret_from_mnemonic(&phrase).unwrap();
+        assert_eq!(
+            hex::encode(secret.as_slice()),
+            "8088c2ed2149c34f6d6533b774da4e1692eb5cb426fdbaef6898eeda489630b7"
+        );
+        let account = ChainAccount::from_secret(&secret, "wasm").unwrap();
+        assert_eq!(
+            account.address(),
+            "wasm1r5v5srda7xfth3hn2s26txvrcrntldju3hkw75"
+        );
+        assert!(matches!(
+            secret_from_mnemonic("abandon abandon art"),
+            Err(KeyError::Mnemonic(_))
+        ));
+        let fresh = new_mnemonic().unwrap();
+        assert_eq!(fresh.split_whitespace().count(), 24);
+        assert_ne!(*secret_from_mnemonic(&fresh).unwrap(), *secret);
     }
 
     #[test]

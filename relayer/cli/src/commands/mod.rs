@@ -7,6 +7,8 @@ mod deploy;
 mod export_proof;
 mod health_check;
 mod keygen;
+mod keys;
+mod member_entry;
 mod query;
 mod run;
 mod status;
@@ -41,6 +43,10 @@ pub enum Command {
     HealthCheck(health_check::Args),
     /// Print a fresh ed25519 public key and write its secret to a file (mode 0600).
     Keygen(keygen::Args),
+    /// An operator's own keys: create, restore from a mnemonic, import, show.
+    Keys(keys::Args),
+    /// Print the JSON entry to send the admin to join the signer set.
+    MemberEntry(member_entry::Args),
 }
 
 impl Command {
@@ -58,6 +64,8 @@ impl Command {
             Command::Status(args) => status::run(args).await,
             Command::HealthCheck(args) => health_check::run(args).await,
             Command::Keygen(args) => keygen::run(args),
+            Command::Keys(args) => keys::run(args),
+            Command::MemberEntry(args) => member_entry::run(args),
         }
     }
 }
