@@ -82,7 +82,8 @@ localnet-stop: ## Stop the local wasmd
 	@scripts/localnet.sh stop
 
 .PHONY: e2e-wasmd
-e2e-wasmd: dev-bin ## Real wasmd: deploy, 4 relayer processes, 2 final epochs, queries and audits
+e2e-wasmd: dev-bin ## Real wasmd, every key made by its node, https: a Nyx-like chain (prefix n, fees in unym), then the full run (epochs, audits, outage, rotation, migration, gas)
+	@RELAYER_DEV=$(DEV) E2E_CHAIN=nyx scripts/e2e-wasmd.sh
 	@RELAYER_DEV=$(DEV) scripts/e2e-wasmd.sh
 
 .PHONY: bench-gas

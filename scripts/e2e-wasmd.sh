@@ -6,6 +6,12 @@
 # the signer set while running (a fifth node, running from the start with a key in no set,
 # replaces node3, and the threshold rises), then migrate a v1 contract (built from its git commit, cached) to this code and compare every
 # answer, run the gas benchmark's smallest case, and stop everything (also on failure).
+# Every node makes its own keys (`relayer keys create`) and sends the admin its entry
+# (`relayer member-entry`); every API is served over https.
+# E2E_CHAIN=nyx runs a Nyx-like chain instead: address prefix `n` (a wasmd linked with it),
+# fees in `unym` at a minimum gas price of 0.025unym, each node paying its own; it stops after
+# the epochs, audits, proof bundle and fee checks (the rotation, outage, migration and gas
+# phases run on the default chain).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/versions.sh
@@ -47,7 +53,15 @@ for _ in range(200):
 PY
 }
 
-wasmd=$(scripts/build-wasmd.sh | tail -1)
+chain_profile=${E2E_CHAIN:-wasm}
+case $chain_profile in
+  wasm) prefix=wasm gas_price=0stake fee_denom=stake ;;
+  nyx) prefix=n gas_price=0.025unym fee_denom=unym ;;
+  *) echo "e2e-wasmd: E2E_CHAIN must be wasm or nyx" >&2; exit 2 ;;
+esac
+echo "e2e-wasmd: chain profile $chain_profile (prefix $prefix, gas price $gas_price)"
+fees=(--account-prefix "$prefix" --gas-price "$gas_price")
+wasmd=$(BECH32_PREFIX=$prefix scripts/build-wasmd.sh | tail -1)
 export WASMD=$wasmd
 make -s wasm
 # The operator's binary as shipped (built on its own, so with its own feature set: no planted
@@ -66,15 +80,34 @@ rpc=http://127.0.0.1:$rpc_port
 # Every node serves its API over https with a certificate of a throwaway CA; nodes, the
 # auditor commands and curl trust that CA and nothing else extra.
 "$relayer_dev" init-cluster --nodes 4 --joining 1 --out "$work/cluster" --rpc "$rpc" --chain-id testing \
-  --p2p-base-port "$(free_port_block 5)" --http-base-port "$(free_port_block 5)" --mixnodes 100 --tls >/dev/null
+  --p2p-base-port "$(free_port_block 5)" --http-base-port "$(free_port_block 5)" --mixnodes 100 --tls \
+  "${fees[@]}" >/dev/null
 ca=$work/cluster/tls/ca.pem
 export RELAYER_CA_CERT=$ca
 curl() { command curl --cacert "$ca" "$@"; }
-RPC_PORT=$rpc_port scripts/localnet.sh start "$work/cluster"
+# Each operator makes its own keys and sends the admin its member entry; the keys
+# init-cluster made for the nodes are deleted (the admin's stays: the admin is one party).
+for i in 0 1 2 3 4; do
+  rm -f "$work/cluster/keys/node$i."*
+  "$relayer" keys create --dir "$work/cluster/own/node$i" --account-prefix "$prefix" >"$work/keys-node$i.txt" 2>/dev/null
+  sed -i -e "s#^ed25519_key_file = .*#ed25519_key_file = \"own/node$i/signing.ed25519\"#" \
+    -e "s#^chain_key_file = .*#chain_key_file = \"own/node$i/chain.secp256k1\"#" "$work/cluster/node$i.toml"
+  "$relayer" member-entry --config "$work/cluster/node$i.toml" >"$work/entry$i.json"
+done
+# The admin's roster: members from the first four entries, the fifth joins by rotation.
+python3 - "$work/cluster/cluster.json" "$work" <<'PY'
+import json, sys
+path, work = sys.argv[1], sys.argv[2]
+m = json.load(open(path))
+entries = [json.load(open(f"{work}/entry{i}.json")) for i in range(5)]
+m["members"], m["joining"] = entries[:4], entries[4:]
+json.dump(m, open(path, "w"), indent=2)
+PY
+FEE_DENOM=$fee_denom MIN_GAS_PRICE=$gas_price RPC_PORT=$rpc_port scripts/localnet.sh start "$work/cluster"
 
 echo "e2e-wasmd: deploying"
 "$relayer" deploy --node "$rpc" --chain-id testing --wasm artifacts/nym_rewards.wasm \
-  --cluster "$work/cluster" --epoch-secs 8 >"$work/deployment.json"
+  --cluster "$work/cluster" --epoch-secs 8 "${fees[@]}" >"$work/deployment.json"
 contract=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["contract"])' "$work/deployment.json")
 echo "e2e-wasmd: contract $contract"
 # The chain's code hash is the artifact's, and the build record names it.
@@ -158,6 +191,19 @@ expect_exit() {
 expect_exit 1 "$relayer" verify-proof "$work/proof-tampered.json" --node "$rpc" --contract "$contract"
 expect_exit 3 "$relayer" status --api "https://127.0.0.1:$(free_port_block 1)"
 echo "e2e-wasmd: proof bundle over https verified; tampered bundle exit 1, unreachable node exit 3"
+if [[ $chain_profile == nyx ]]; then
+  # Each submitter paid its own fees, in unym, from its own account.
+  for epoch in $first $want; do
+    submitter=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["submitter"])' "$work/epoch$epoch.json")
+    [[ $submitter == n1* ]] || { echo "e2e-wasmd: submitter $submitter is not an n1 address" >&2; exit 1; }
+    balance=$(LD_LIBRARY_PATH=$(dirname "$wasmd") "$wasmd" query bank balance "$submitter" unym \
+      --node "tcp://127.0.0.1:$rpc_port" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["balance"]["amount"])')
+    ((balance < 100000000000)) || { echo "e2e-wasmd: $submitter paid no fee for epoch $epoch" >&2; exit 1; }
+    echo "e2e-wasmd: epoch $epoch submitter $submitter paid $((100000000000 - balance))unym in fees"
+  done
+  echo "e2e-wasmd: passed (Nyx-like chain)"
+  exit 0
+fi
 # The chain goes away for longer than an epoch and comes back: no epoch is lost.
 chain_pid=$(cat "$LOCALNET_HOME/wasmd.pid")
 "$relayer" health-check --api "$node0_api" >/dev/null || { echo "e2e-wasmd: node0 not ready before the outage" >&2; "$relayer" health-check --api "$node0_api"; exit 1; }
@@ -200,18 +246,13 @@ echo "e2e-wasmd: health-check passes again after the chain resumed"
 
 # Rotation while running: node4 replaces node3 and the threshold rises from 3 to 4. No node
 # restarts; each reads the new version from the contract.
-python3 - "$work/cluster/cluster.json" >"$work/members-v2.json" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))
-print(json.dumps(m["members"][:3] + m["joining"][:1]))
-PY
-apis_v2=$(python3 -c 'import json,sys; print(" ".join(m["api_url"] for m in json.load(open(sys.argv[1]))))' "$work/members-v2.json")
+apis_v2=$(python3 -c 'import json,sys; print(" ".join(json.load(open(f"{sys.argv[1]}/entry{i}.json"))["api_url"] for i in (0, 1, 2, 4)))' "$work")
 now=$(query latest | python3 -c 'import json,sys; print(json.load(sys.stdin)["current_epoch"])')
 switch=$((now + 2))
 echo "e2e-wasmd: scheduling signer set v2 (node4 replaces node3, threshold 4) from epoch $switch"
-"$relayer" admin schedule-signer-set --node "$rpc" --contract "$contract" \
-  --admin-key "$work/cluster/keys/admin.secp256k1" --members "$work/members-v2.json" \
-  --threshold 4 --effective-from-epoch "$switch"
+"$relayer" admin schedule-signer-set --node "$rpc" --contract "$contract" "${fees[@]}" \
+  --admin-key "$work/cluster/keys/admin.secp256k1" --entry "$work/entry0.json" --entry "$work/entry1.json" \
+  --entry "$work/entry2.json" --entry "$work/entry4.json" --threshold 4 --effective-from-epoch "$switch"
 deadline=$((SECONDS + 150))
 for epoch in $((switch - 1)) $switch $((switch + 1)); do
   if ((epoch < switch)); then version=1 set_apis=$apis; else version=2 set_apis=$apis_v2; fi

@@ -7,12 +7,16 @@
 #                                     QUERY_GAS_LIMIT (wasmd's smart-query gas limit, default
 #                                     3000000) to app.toml first
 #   localnet.sh status                running or not, and the latest height
-# Settings: LOCALNET_HOME (default target/localnet), CHAIN_ID (default testing), WASMD (binary).
+# Settings: LOCALNET_HOME (default target/localnet), CHAIN_ID (default testing), WASMD (binary),
+# FEE_DENOM (default stake: the denom accounts are funded in and fees are paid in) and
+# MIN_GAS_PRICE (default 0 of it; a Nyx-like chain: FEE_DENOM=unym MIN_GAS_PRICE=0.025unym).
 # After start, $LOCALNET_HOME/env holds RPC=... and CHAIN_ID=... for other scripts.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 home=${LOCALNET_HOME:-$top/target/localnet}
 chain_id=${CHAIN_ID:-testing}
+fee_denom=${FEE_DENOM:-stake}
+min_gas_price=${MIN_GAS_PRICE:-0$fee_denom}
 pidfile=$home/wasmd.pid
 log=$home/wasmd.log
 
@@ -72,9 +76,9 @@ start() {
     local addresses
     addresses=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(" ".join([m["admin"]] + [x["address"] for x in m["members"] + m.get("joining", [])]))' "$cluster/cluster.json")
     for address in $addresses; do
-      "$wasmd" genesis add-genesis-account "$address" 100000000000stake --home "$h"
+      "$wasmd" genesis add-genesis-account "$address" "100000000000$fee_denom" --home "$h"
     done
-    echo "localnet: funded $(wc -w <<<"$addresses") cluster accounts"
+    echo "localnet: funded $(wc -w <<<"$addresses") cluster accounts with 100000000000$fee_denom"
   fi
   "$wasmd" genesis gentx validator 250000000stake --chain-id "$chain_id" --keyring-backend test --home "$h" >/dev/null 2>&1
   "$wasmd" genesis collect-gentxs --home "$h" >/dev/null 2>&1
@@ -84,7 +88,7 @@ start() {
     -e "s#^laddr = \"tcp://127.0.0.1:26657\"#laddr = \"tcp://127.0.0.1:$rpc_port\"#" \
     -e "s#^laddr = \"tcp://0.0.0.0:26656\"#laddr = \"tcp://127.0.0.1:$p2p_port\"#" \
     -e 's/^max_body_bytes = .*/max_body_bytes = 4000000/' "$h/config/config.toml"
-  sed -i -e 's/^minimum-gas-prices = .*/minimum-gas-prices = "0stake"/' \
+  sed -i -e "s/^minimum-gas-prices = .*/minimum-gas-prices = \"$min_gas_price\"/" \
     -e "s#^address = \"localhost:9090\"#address = \"127.0.0.1:$grpc_port\"#" \
     -e "s#^address = \"0.0.0.0:9090\"#address = \"127.0.0.1:$grpc_port\"#" "$h/config/app.toml"
   printf 'RPC=http://127.0.0.1:%s\nCHAIN_ID=%s\nRPC_PORT=%s\nP2P_PORT=%s\nGRPC_PORT=%s\n' \
