@@ -14,6 +14,7 @@ fn relayer(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (i32, String, St
         .args(args)
         .env_remove("RELAYER_MNEMONIC")
         .env_remove("RELAYER_SIGNING_SECRET")
+        .env_remove("RELAYER_CONTRACT")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -164,6 +165,25 @@ gas_price = "0.025unym"
     assert_eq!(field(&shown, "address"), address);
     assert_eq!(field(&shown, "ed25519 public key"), public_key);
     assert!(!shown.contains(mnemonic) && !shown.contains(secret.trim()));
+
+    // config check names every problem at once; the environment can fill the contract in.
+    let chain_key_path = keys.join("chain.secp256k1");
+    std::fs::set_permissions(&chain_key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, report, stderr) = relayer(&["config", "check", "--config", config_arg], &[], "");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(report.contains("chain.contract is empty"), "{report}");
+    assert!(
+        report.contains("node.chain_key_file") && report.contains("chmod 600"),
+        "{report}"
+    );
+    std::fs::set_permissions(&chain_key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, report, stderr) = relayer(
+        &["config", "check", "--config", config_arg],
+        &[("RELAYER_CONTRACT", "n1contract")],
+        "",
+    );
+    assert_eq!(code, 0, "{report}{stderr}");
+    assert!(report.ends_with("OK\n"), "{report}");
 
     let (code, _, stderr) = relayer(&["member-entry", "--config", config_arg], &[], "");
     assert_eq!(

@@ -236,6 +236,14 @@ pub enum ConfigError {
         /// What the parser said.
         source: toml::de::Error,
     },
+    /// An environment override that does not parse.
+    #[error("config {path}: {reason}")]
+    Env {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A value out of range.
     #[error("config {path}: {source}")]
     Invalid {
@@ -249,6 +257,18 @@ pub enum ConfigError {
 impl NodeConfig {
     /// Reads, parses and validates a config file; relative paths become relative to its folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let config = Self::read(path)?;
+        config.validate().map_err(|source| ConfigError::Invalid {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(config)
+    }
+
+    /// [`Self::load`] without the range checks: parsed, with the environment's overrides,
+    /// relative paths made relative to the file's folder (`relayer config check` then names
+    /// every problem).
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: shown.clone(),
@@ -258,21 +278,28 @@ impl NodeConfig {
             path: shown.clone(),
             source,
         })?;
-        config.validate().map_err(|source| ConfigError::Invalid {
-            path: shown,
-            source,
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let tls = &mut config.tls;
+        config
+            .apply_env(|name| std::env::var(name).ok())
+            .map_err(|reason| ConfigError::Env {
+                path: shown,
+                reason,
+            })?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
+    }
+
+    /// Makes every relative file path relative to `base`.
+    fn resolve_paths(&mut self, base: &Path) {
+        let tls = &mut self.tls;
         let tls_files = [
             &mut tls.cert_file,
             &mut tls.key_file,
             &mut tls.extra_ca_file,
         ];
         for file in [
-            &mut config.node.data_dir,
-            &mut config.node.ed25519_key_file,
-            &mut config.node.chain_key_file,
+            &mut self.node.data_dir,
+            &mut self.node.ed25519_key_file,
+            &mut self.node.chain_key_file,
         ]
         .into_iter()
         .chain(tls_files.into_iter().flatten())
@@ -281,7 +308,6 @@ impl NodeConfig {
                 *file = base.join(&*file);
             }
         }
-        Ok(config)
     }
 
     /// Parses TOML.
@@ -289,39 +315,105 @@ impl NodeConfig {
         toml::from_str(text)
     }
 
-    /// Checks ranges.
+    /// Checks ranges; the first problem found (see [`Self::problems`] for all of them).
     pub fn validate(&self) -> Result<(), InvalidValue> {
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every value out of range.
+    pub fn problems(&self) -> Vec<InvalidValue> {
+        let mut problems = Vec::new();
         if self.sampling.mixnodes == 0 || self.sampling.mixnodes > rules::MAX_MIXNODES_CAP {
-            return Err(InvalidValue::Mixnodes(self.sampling.mixnodes));
+            problems.push(InvalidValue::Mixnodes(self.sampling.mixnodes));
         }
         if self.sampling.interval_ms < 100 {
-            return Err(InvalidValue::SamplingInterval(self.sampling.interval_ms));
+            problems.push(InvalidValue::SamplingInterval(self.sampling.interval_ms));
         }
         if self.protocol.resend_interval_ms == 0 {
-            return Err(InvalidValue::ResendInterval);
+            problems.push(InvalidValue::ResendInterval);
         }
-        if !self.node.p2p_listen.starts_with('/') {
-            return Err(InvalidValue::P2pListen(self.node.p2p_listen.clone()));
+        if self.node.p2p_listen.parse::<libp2p::Multiaddr>().is_err() {
+            problems.push(InvalidValue::P2pListen(self.node.p2p_listen.clone()));
         }
-        if !(self.chain.rpc.starts_with("http://") || self.chain.rpc.starts_with("https://")) {
-            return Err(InvalidValue::Rpc(self.chain.rpc.clone()));
+        if !is_http_url(&self.chain.rpc) {
+            problems.push(InvalidValue::Rpc(self.chain.rpc.clone()));
         }
         if check_prefix(&self.chain.account_prefix).is_err() {
-            return Err(InvalidValue::AccountPrefix(
+            problems.push(InvalidValue::AccountPrefix(
                 self.chain.account_prefix.clone(),
             ));
         }
-        self.chain.fees().validate().map_err(InvalidValue::Fees)?;
-        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
-            return Err(InvalidValue::TlsPair);
+        if let Err(err) = self.chain.fees().validate() {
+            problems.push(InvalidValue::Fees(err));
         }
-        self.api.validate()
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            problems.push(InvalidValue::TlsPair);
+        }
+        if let Err(err) = self.api.validate() {
+            problems.push(err);
+        }
+        problems
+    }
+
+    /// Applies the environment's overrides (`RELAYER_CHAIN_RPC`, `RELAYER_CHAIN_ID`,
+    /// `RELAYER_CONTRACT`, `RELAYER_GAS_PRICE`, `RELAYER_ED25519_KEY_FILE`,
+    /// `RELAYER_CHAIN_KEY_FILE`, `RELAYER_EXTRA_CA_FILE`), read through `var`, so secrets'
+    /// paths and URLs can come from a service manager instead of the file.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        if let Some(rpc) = var("RELAYER_CHAIN_RPC") {
+            self.chain.rpc = rpc;
+        }
+        if let Some(chain_id) = var("RELAYER_CHAIN_ID") {
+            self.chain.chain_id = chain_id;
+        }
+        if let Some(contract) = var("RELAYER_CONTRACT") {
+            self.chain.contract = contract;
+        }
+        if let Some(price) = var("RELAYER_GAS_PRICE") {
+            self.chain.gas_price = price
+                .parse()
+                .map_err(|err| format!("RELAYER_GAS_PRICE: {err}"))?;
+        }
+        if let Some(file) = var("RELAYER_ED25519_KEY_FILE") {
+            self.node.ed25519_key_file = file.into();
+        }
+        if let Some(file) = var("RELAYER_CHAIN_KEY_FILE") {
+            self.node.chain_key_file = file.into();
+        }
+        if let Some(file) = var("RELAYER_EXTRA_CA_FILE") {
+            self.tls.extra_ca_file = Some(file.into());
+        }
+        Ok(())
     }
 
     /// Serializes to TOML.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
     }
+}
+
+fn is_http_url(text: &str) -> bool {
+    reqwest::Url::parse(text)
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+}
+
+/// The node's home directory: `RELAYER_HOME`, else `~/.relayer`.
+pub fn default_home() -> PathBuf {
+    match std::env::var_os("RELAYER_HOME") {
+        Some(home) => PathBuf::from(home),
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".relayer"),
+    }
+}
+
+/// The config file when none is named: `config.toml` in [`default_home`].
+pub fn default_config_path() -> PathBuf {
+    default_home().join("config.toml")
 }
 
 #[cfg(test)]
@@ -395,6 +487,48 @@ policy = "race"
         assert_eq!(
             bad_multiplier.validate(),
             Err(InvalidValue::Fees(FeeError::Multiplier(0.5)))
+        );
+    }
+
+    #[test]
+    fn every_problem_is_named_and_the_environment_overrides() {
+        let bad = GOOD
+            .replace("interval_ms = 200", "interval_ms = 5")
+            .replace("http://127.0.0.1:26657", "ftp://x")
+            .replace("/ip4/127.0.0.1/tcp/9000", "/ip4/nowhere/tcp/x");
+        let config = NodeConfig::parse(&bad).unwrap();
+        assert_eq!(
+            config.problems(),
+            vec![
+                InvalidValue::SamplingInterval(5),
+                InvalidValue::P2pListen("/ip4/nowhere/tcp/x".into()),
+                InvalidValue::Rpc("ftp://x".into()),
+            ]
+        );
+        let mut config = NodeConfig::parse(GOOD).unwrap();
+        let env = |name: &str| match name {
+            "RELAYER_CHAIN_RPC" => Some("https://rpc.example.org".to_string()),
+            "RELAYER_CHAIN_KEY_FILE" => Some("/run/secrets/chain".to_string()),
+            "RELAYER_GAS_PRICE" => Some("0.025unym".to_string()),
+            _ => None,
+        };
+        config.apply_env(env).unwrap();
+        assert_eq!(config.chain.rpc, "https://rpc.example.org");
+        assert_eq!(
+            config.node.chain_key_file,
+            PathBuf::from("/run/secrets/chain")
+        );
+        assert_eq!(config.chain.gas_price.denom, "unym");
+        assert_eq!(
+            config.node.ed25519_key_file,
+            PathBuf::from("keys/node0.ed25519")
+        );
+        let bad_price = |name: &str| (name == "RELAYER_GAS_PRICE").then(|| "cheap".to_string());
+        assert!(
+            config
+                .apply_env(bad_price)
+                .unwrap_err()
+                .contains("RELAYER_GAS_PRICE")
         );
     }
 

@@ -3,6 +3,7 @@
 mod admin;
 mod api_args;
 mod chain_args;
+mod config;
 mod deploy;
 mod export_proof;
 mod health_check;
@@ -47,6 +48,8 @@ pub enum Command {
     Keys(keys::Args),
     /// Print the JSON entry to send the admin to join the signer set.
     MemberEntry(member_entry::Args),
+    /// Check a node config and the files it names.
+    Config(config::Args),
 }
 
 impl Command {
@@ -66,6 +69,7 @@ impl Command {
             Command::Keygen(args) => keygen::run(args),
             Command::Keys(args) => keys::run(args),
             Command::MemberEntry(args) => member_entry::run(args),
+            Command::Config(args) => config::run(args),
         }
     }
 }

@@ -18,9 +18,9 @@ use crate::exit::UsageError;
 /// Arguments of `relayer run`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Node config (TOML).
+    /// Node config (TOML; default: `config.toml` in `RELAYER_HOME` or `~/.relayer`).
     #[arg(long)]
-    config: PathBuf,
+    config: Option<PathBuf>,
 }
 
 /// Connects to the chain, waiting with a progress line per attempt while it is down (a node
@@ -79,7 +79,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
              operator binary on its own: cargo build --release -p relayer"
         );
     }
-    let path = &args.config;
+    let path = &args
+        .config
+        .unwrap_or_else(relayer_node::config::default_config_path);
     let config = NodeConfig::load(path)?;
     if config.chain.contract.is_empty() {
         return Err(UsageError(format!(

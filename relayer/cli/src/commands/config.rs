@@ -1,0 +1,88 @@
+//! `relayer config check`: everything wrong with a node's config, named at once: values out of
+//! range, key files missing, unreadable, readable by others or invalid, TLS files that do not
+//! load, a data directory that cannot be created, and no contract. Nothing is contacted.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use relayer_node::config::{NodeConfig, default_config_path};
+use relayer_node::keys::{ChainAccount, read_secret};
+use relayer_node::tls;
+
+use crate::exit::UsageError;
+
+/// Arguments of `relayer config`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Check a config and the files it names; exit 0 when nothing is wrong, 2 otherwise.
+    #[command(after_help = "Example:\n  relayer config check --config ~/.relayer/config.toml")]
+    Check {
+        /// The config (default: `config.toml` in `RELAYER_HOME` or `~/.relayer`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.what {
+        What::Check { config } => check(&config.unwrap_or_else(default_config_path)),
+    }
+}
+
+fn check(path: &Path) -> anyhow::Result<()> {
+    let config = NodeConfig::read(path)?;
+    let problems = problems(&config);
+    if problems.is_empty() {
+        println!("{}: OK", path.display());
+        return Ok(());
+    }
+    for problem in &problems {
+        println!("{}: {problem}", path.display());
+    }
+    Err(UsageError(format!(
+        "{} problem(s) in {}",
+        problems.len(),
+        path.display()
+    ))
+    .into())
+}
+
+/// Every problem of `config` and of the files it names.
+fn problems(config: &NodeConfig) -> Vec<String> {
+    let mut problems: Vec<String> = config.problems().iter().map(ToString::to_string).collect();
+    if config.chain.contract.is_empty() {
+        problems.push("chain.contract is empty (relayer deploy fills it in)".into());
+    }
+    if let Err(err) = read_secret(&config.node.ed25519_key_file) {
+        problems.push(format!("node.ed25519_key_file: {err}"));
+    }
+    if let Err(err) =
+        ChainAccount::from_file(&config.node.chain_key_file, &config.chain.account_prefix)
+    {
+        problems.push(format!("node.chain_key_file: {err}"));
+    }
+    if let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file)
+        && let Err(err) = tls::server_config(cert, key)
+    {
+        problems.push(format!("tls: {err}"));
+    }
+    if let Some(ca) = &config.tls.extra_ca_file
+        && let Err(err) = tls::extra_roots(ca)
+    {
+        problems.push(format!("tls.extra_ca_file: {err}"));
+    }
+    if let Err(err) = std::fs::create_dir_all(&config.node.data_dir) {
+        problems.push(format!(
+            "node.data_dir {}: {err}",
+            config.node.data_dir.display()
+        ));
+    }
+    problems
+}
