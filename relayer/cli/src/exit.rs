@@ -18,7 +18,7 @@ pub const USAGE: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
 
 /// The table shown under `relayer --help`.
-pub const HELP: &str = "Exit codes:\n  0  success\n  1  failure: data that does not verify, a node that is not ready, a refused transaction\n  2  usage or configuration error\n  3  a chain or node that cannot be reached";
+pub const HELP: &str = "Example (a new operator, then its node):\n  relayer keys create --dir ~/.relayer/keys --account-prefix n\n  relayer config check && relayer run\n  relayer health-check --api https://127.0.0.1:8000\n\nExit codes:\n  0  success\n  1  failure: data that does not verify, a node that is not ready, a refused transaction\n  2  usage or configuration error\n  3  a chain or node that cannot be reached";
 
 /// A usage or configuration problem a command found itself (exit 2).
 #[derive(Debug, Error)]

@@ -16,6 +16,9 @@ use super::chain_args::SigningChainArgs;
 
 /// Arguments of `relayer admin`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  relayer admin schedule-signer-set --node http://127.0.0.1:26657 --contract n1... \\\n    --admin-key admin.secp256k1 --entry op0.json --entry op1.json --entry op2.json \\\n    --entry op3.json --effective-from-epoch 120"
+)]
 pub struct Args {
     #[command(subcommand)]
     what: What,
@@ -25,7 +28,7 @@ pub struct Args {
 enum What {
     /// Schedule the next signer-set version; it governs from `--effective-from-epoch` on.
     #[command(
-        after_help = "Example:\n  relayer admin schedule-signer-set --node http://127.0.0.1:26657 \\\n    --contract wasm1... --admin-key keys/admin.secp256k1 \\\n    --members members.json --threshold 4 --effective-from-epoch 120"
+        after_help = "Example (each entry as an operator's `relayer member-entry` printed it):\n  relayer admin schedule-signer-set --node http://127.0.0.1:26657 \\\n    --contract wasm1... --admin-key keys/admin.secp256k1 --entry op0.json --entry op1.json \\\n    --entry op2.json --entry op3.json --threshold 3 --effective-from-epoch 120"
     )]
     ScheduleSignerSet(Schedule),
     /// Change the contract's limits; absent flags keep their value.

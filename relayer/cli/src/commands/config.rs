@@ -13,6 +13,7 @@ use crate::exit::UsageError;
 
 /// Arguments of `relayer config`.
 #[derive(clap::Args)]
+#[command(after_help = "Example:\n  relayer config check --config ~/.relayer/config.toml")]
 pub struct Args {
     #[command(subcommand)]
     what: What,

@@ -18,6 +18,9 @@ use super::chain_args::SigningChainArgs;
 
 /// Arguments of `relayer deploy`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Example:\n  relayer deploy --node http://127.0.0.1:26657 --chain-id testing \\\n    --wasm artifacts/nym_rewards.wasm --cluster cluster --epoch-secs 3600 \\\n    --account-prefix n --gas-price 0.025unym"
+)]
 pub struct Args {
     #[command(flatten)]
     chain: SigningChainArgs,

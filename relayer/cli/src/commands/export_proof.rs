@@ -10,6 +10,9 @@ use super::api_args::ApiArgs;
 
 /// Arguments of `relayer export-proof`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  relayer export-proof --epoch 120 --api https://node0.example.org:8000 --out epoch-120.json"
+)]
 pub struct Args {
     /// The epoch.
     #[arg(long)]

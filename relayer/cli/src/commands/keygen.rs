@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 /// Arguments of `relayer keygen`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  relayer keygen --out keys/signing.ed25519   (relayer keys create makes both keys)"
+)]
 pub struct Args {
     /// Secret key file to create (mode 0600).
     #[arg(long)]

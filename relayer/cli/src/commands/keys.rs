@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 
 /// Arguments of `relayer keys`.
 #[derive(clap::Args)]
+#[command(after_help = "Example:\n  relayer keys create --dir ~/.relayer/keys --account-prefix n")]
 pub struct Args {
     #[command(subcommand)]
     what: What,

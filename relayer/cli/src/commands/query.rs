@@ -6,6 +6,9 @@ use relayer_node::chain::Chain;
 
 /// Arguments of `relayer query`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  relayer query --node http://127.0.0.1:26657 --contract n1... epoch 120\n  relayer query --node http://127.0.0.1:26657 --contract n1... mixnode 7 --limit 24"
+)]
 pub struct Args {
     /// CometBFT RPC URL.
     #[arg(long)]
@@ -20,22 +23,37 @@ pub struct Args {
 #[derive(Subcommand)]
 enum What {
     /// Admin, clock, limits.
+    #[command(
+        after_help = "Example:\n  relayer query --node http://127.0.0.1:26657 --contract n1... config"
+    )]
     Config,
     /// A signer set (latest when no version is given).
+    #[command(
+        after_help = "Example:\n  relayer query --node http://127.0.0.1:26657 --contract n1... signers --version 2"
+    )]
     Signers {
         /// Version.
         #[arg(long)]
         version: Option<u32>,
     },
     /// The stored data of an epoch.
+    #[command(
+        after_help = "Example:\n  relayer query --node http://127.0.0.1:26657 --contract n1... epoch 120"
+    )]
     Epoch {
         /// The epoch.
         epoch: u64,
     },
     /// The running and the latest stored epoch.
+    #[command(
+        after_help = "Example:\n  relayer query --node http://127.0.0.1:26657 --contract n1... latest"
+    )]
     Latest,
     /// A mixnode's uptime across stored epochs, one page (pass the answer's
     /// `next_start_after` as `--start-after` for the next).
+    #[command(
+        after_help = "Example:\n  relayer query --node http://127.0.0.1:26657 --contract n1... mixnode 7 --start-after 100 --limit 24"
+    )]
     Mixnode {
         /// The mixnode.
         id: u32,

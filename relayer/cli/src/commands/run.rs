@@ -17,6 +17,9 @@ use crate::exit::UsageError;
 
 /// Arguments of `relayer run`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  relayer run --config ~/.relayer/config.toml   # or RELAYER_HOME=/srv/relayer relayer run"
+)]
 pub struct Args {
     /// Node config (TOML; default: `config.toml` in `RELAYER_HOME` or `~/.relayer`).
     #[arg(long)]

@@ -6,6 +6,7 @@ use super::api_args::ApiArgs;
 
 /// Arguments of `relayer status`.
 #[derive(clap::Args)]
+#[command(after_help = "Example:\n  relayer status --api https://node0.example.org:8000")]
 pub struct Args {
     #[command(flatten)]
     api: ApiArgs,

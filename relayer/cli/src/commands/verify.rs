@@ -9,6 +9,9 @@ use super::api_args::ApiArgs;
 
 /// Arguments of `relayer verify`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  relayer verify --epoch 120 --api https://node0.example.org:8000 \\\n    --node https://rpc.nyx.example.org:443 --contract n1..."
+)]
 pub struct Args {
     /// The epoch.
     #[arg(long)]

@@ -11,6 +11,9 @@ use crate::exit::UsageError;
 
 /// Arguments of `relayer verify-proof`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  relayer verify-proof epoch-120.json --signer-set-hash 332dbfc1...\n  relayer verify-proof epoch-120.json --node https://rpc.nyx.example.org:443 --contract n1..."
+)]
 pub struct Args {
     /// The bundle file.
     file: PathBuf,
