@@ -116,6 +116,9 @@ echo "e2e-wasmd: contract $contract"
 
 # node4 is in no signer set yet: it runs and waits for a version that names it.
 for i in 0 1 2 3 4; do
+  "$relayer" config check --config "$work/cluster/node$i.toml" >/dev/null
+done
+for i in 0 1 2 3 4; do
   "$relayer" run --config "$work/cluster/node$i.toml" >"$work/node$i.log" 2>&1 &
   pids+=($!)
 done
@@ -201,6 +204,16 @@ if [[ $chain_profile == nyx ]]; then
     ((balance < 100000000000)) || { echo "e2e-wasmd: $submitter paid no fee for epoch $epoch" >&2; exit 1; }
     echo "e2e-wasmd: epoch $epoch submitter $submitter paid $((100000000000 - balance))unym in fees"
   done
+  "$relayer" status --api "$node0_api" >/dev/null
+  # The admin's other commands, as docs/operators.md gives them: a limit changed, and the
+  # contract migrated in place to the same artifact (an upgrade), still running that code.
+  "$relayer" admin update-config --node "$rpc" --contract "$contract" "${fees[@]}" \
+    --admin-key "$work/cluster/keys/admin.secp256k1" --max-mixnodes 6000 >/dev/null
+  query config | python3 -c 'import json,sys; c=json.load(sys.stdin); assert c["max_mixnodes_per_epoch"] == 6000, c'
+  "$relayer" admin migrate --node "$rpc" --contract "$contract" "${fees[@]}" \
+    --admin-key "$work/cluster/keys/admin.secp256k1" --wasm artifacts/nym_rewards.wasm >"$work/migrate.json"
+  "$relayer" verify-code --node "$rpc" --contract "$contract" --wasm artifacts/nym_rewards.wasm >/dev/null
+  python3 -c 'import json,sys; print("e2e-wasmd: admin update-config and migrate (now code", json.load(open(sys.argv[1]))["code_id"], "of the same artifact)")' "$work/migrate.json"
   echo "e2e-wasmd: passed (Nyx-like chain)"
   exit 0
 fi
