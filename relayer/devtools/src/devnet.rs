@@ -17,6 +17,7 @@ use relayer_node::chain::{self, Chain};
 use relayer_node::config::{ProtocolSection, SamplingSection};
 use relayer_node::keys::{ChainAccount, DEFAULT_ACCOUNT_PREFIX, random_secret};
 use relayer_node::net::BoundNet;
+use relayer_node::sample_source::SampleSource;
 use relayer_node::{NodeSettings, RunningNode, start_node};
 use relayer_node::{http, tls};
 use relayer_protocol::{Keypair, SubmitPolicy};
@@ -65,6 +66,8 @@ pub struct DevnetOptions {
     /// Serve every API over https with a throwaway CA's certificate (written under
     /// `data_dir/tls`), which every node's client trusts.
     pub tls: bool,
+    /// Where node i's samples come from, when not the generator.
+    pub sample_sources: std::collections::BTreeMap<usize, SampleSource>,
 }
 
 impl DevnetOptions {
@@ -87,6 +90,7 @@ impl DevnetOptions {
             api_limits: loopback_api_limits(nodes),
             wan: false,
             tls: false,
+            sample_sources: Default::default(),
         }
     }
 }
@@ -311,6 +315,7 @@ impl Devnet {
                 interval_ms: options.metrics_interval_ms,
                 seed: 1,
                 retention_epochs: 24,
+                source: options.sample_sources.get(&i).cloned().unwrap_or_default(),
             },
             protocol: ProtocolSection {
                 observation_threshold: None,

@@ -16,6 +16,7 @@ use relayer_auditor::{
 use relayer_devtools::devnet::{Devnet, DevnetOptions};
 use relayer_node::chain::{self, Chain};
 use relayer_node::http;
+use relayer_node::sample_source::SampleSource;
 use relayer_protocol::{OfficialSource, SubmitPolicy};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -447,5 +448,66 @@ async fn apis_over_https_serve_losers_and_auditors() {
         http::fetch_epoch(&trusting, &plain, first).await.is_err(),
         "the API speaks only TLS"
     );
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_own_uptime_reports_from_a_file_and_over_http_become_the_rewards() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    // One monitor's report, written to a file for nodes 0 and 1 and served over HTTP for
+    // nodes 2 and 3; it names a mixnode outside the set (ignored) and leaves out mixnode 50.
+    let uptime = |mix_id: u32| ((mix_id * 7) % 101) as u8;
+    let mut entries: Vec<serde_json::Value> = (1..50)
+        .map(|mix_id| serde_json::json!({"mix_id": mix_id, "uptime_pct": uptime(mix_id)}))
+        .collect();
+    entries.push(serde_json::json!({"mix_id": 999, "uptime_pct": 1}));
+    let report = serde_json::json!({ "uptimes": entries }).to_string();
+    let file = dir.path().join("uptime.json");
+    std::fs::write(&file, &report).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/uptime.json", listener.local_addr().unwrap());
+    let served = report.clone();
+    let app = axum::Router::new().route(
+        "/uptime.json",
+        axum::routing::get(move || {
+            let body = served.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut options = options(&dir, 4);
+    for i in 0..4 {
+        let source = if i < 2 {
+            SampleSource::File(file.clone())
+        } else {
+            SampleSource::Url(url.clone())
+        };
+        options.sample_sources.insert(i, source);
+    }
+    let devnet = Devnet::start(options).await.unwrap();
+    let epoch = devnet.current_epoch() + 1; // a whole epoch of samples
+    let report = devnet.wait_for_final(epoch, TIMEOUT).await.unwrap();
+    assert!(report.auditor_verified, "{:?}", report.audit_failures);
+    let record = chain::epoch_record(devnet.chain.as_ref(), epoch)
+        .await
+        .unwrap()
+        .unwrap();
+    let got: Vec<(u32, u16)> = record
+        .rewards
+        .iter()
+        .map(|reward| (reward.mix_id, reward.uptime_bp))
+        .collect();
+    let mut want: Vec<(u32, u16)> = (1..50)
+        .map(|mix_id| (mix_id, u16::from(uptime(mix_id)) * 100))
+        .collect();
+    want.push((50, 0)); // never reported: no sample, no uptime
+    assert_eq!(got, want, "every node measured what the monitor reported");
     devnet.stop().await;
 }

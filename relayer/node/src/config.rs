@@ -12,6 +12,7 @@ use crate::chain::fees::{
     DEFAULT_GAS_MULTIPLIER, DEFAULT_MAX_GAS, FeeError, FeeSettings, GasPrice,
 };
 use crate::keys::{DEFAULT_ACCOUNT_PREFIX, check_prefix};
+use crate::sample_source::SampleSource;
 use nym_rewards::rules;
 
 /// A node's configuration file.
@@ -141,6 +142,9 @@ pub struct SamplingSection {
     pub seed: u64,
     /// How many epochs of raw samples to keep.
     pub retention_epochs: u64,
+    /// Where samples come from: `generator`, `file:PATH` or an http(s) URL serving an uptime
+    /// report (format in `relayer_node::sample_source`), read every interval.
+    pub source: SampleSource,
 }
 
 impl Default for SamplingSection {
@@ -150,6 +154,7 @@ impl Default for SamplingSection {
             interval_ms: 1_000,
             seed: 1,
             retention_epochs: 24,
+            source: SampleSource::Generator,
         }
     }
 }
@@ -307,6 +312,11 @@ impl NodeConfig {
             if file.is_relative() {
                 *file = base.join(&*file);
             }
+        }
+        if let SampleSource::File(file) = &mut self.sampling.source
+            && file.is_relative()
+        {
+            *file = base.join(&*file);
         }
     }
 

@@ -21,6 +21,7 @@ pub mod net;
 pub mod outbox;
 pub mod process;
 pub mod runtime;
+pub mod sample_source;
 pub mod sampling;
 pub mod signer_sets;
 pub mod tls;

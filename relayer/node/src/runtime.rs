@@ -282,6 +282,7 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
         db.clone(),
         protocol_config.clock,
         settings.sampling.clone(),
+        settings.http_client.clone(),
         shutdown_rx.clone(),
     )));
 

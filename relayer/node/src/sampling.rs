@@ -1,6 +1,6 @@
-//! Uptime sampling: the artificial generator standing in for real mixnode measurements.
-//! Every interval it makes one sample (0..=100 %) per mixnode and writes the batch to SQLite
-//! (on the sampler's own connection). Seeded: each mixnode has a reliability shared by all
+//! Uptime sampling: every interval one batch of samples (0..=100 %) is written to SQLite (on
+//! the sampler's own connection), from an operator's report ([`crate::sample_source`]) or from
+//! the artificial generator standing in for real mixnode measurements. Seeded: each mixnode has a reliability shared by all
 //! nodes (from the seed), and each node adds its own deterministic noise (from the seed and
 //! its name), so honest observations are close but not identical.
 
@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::config::SamplingSection;
 use crate::db::Db;
 use crate::now_ms;
+use crate::sample_source::{read_report, samples_from};
 
 /// Produces sample batches.
 #[derive(Debug)]
@@ -81,8 +82,11 @@ pub async fn run_sampler(
     db: Arc<Db>,
     clock: EpochClock,
     settings: SamplingSection,
+    client: reqwest::Client,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut sorted = mixnodes.clone();
+    sorted.sort_unstable();
     let mut generator = UptimeGenerator::new(mixnodes, settings.seed, &node_name);
     let mut tick = tokio::time::interval(Duration::from_millis(settings.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -96,7 +100,20 @@ pub async fn run_sampler(
         let Some(epoch) = clock.epoch_at_ms(at_ms) else {
             continue;
         };
-        let batch = generator.batch(epoch, at_ms);
+        let batch = match read_report(&settings.source, &client).await {
+            None => generator.batch(epoch, at_ms),
+            Some(Ok(report)) => match samples_from(&report, &sorted, epoch, at_ms) {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(node = %node_name, source = %settings.source, "uptime report refused: {err}");
+                    continue;
+                }
+            },
+            Some(Err(err)) => {
+                tracing::warn!(node = %node_name, source = %settings.source, "no uptime report: {err}");
+                continue;
+            }
+        };
         if let Err(err) = db.sampler(move |store| store.insert_samples(&batch)).await {
             tracing::error!(node = %node_name, "storing samples: {err}");
         }
