@@ -131,6 +131,8 @@ pub struct ApiState {
     pub dashboard: dashboard::DashboardCache,
     /// What the chain watcher last saw.
     pub chain_view: SharedChainView,
+    /// The newest epoch with official data stored here (kept by the driver).
+    pub latest_final: watch::Receiver<Option<u64>>,
     /// Least account balance (fee denom) that counts as ready.
     pub min_balance: u128,
     /// Whether `/metrics` is served here (not when it has its own listener).
@@ -359,11 +361,7 @@ async fn dashboard_json(
 /// Readiness: 200 when every check holds, 503 (same body) when one does not.
 #[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health), (status = 503, body = Health)))]
 async fn health(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
-    let latest_final = state
-        .db
-        .public(|store| store.latest_official_epoch())
-        .await
-        .map_err(internal)?;
+    let latest_final = *state.latest_final.borrow();
     let status = state.live_status();
     let checks = readiness(&state.readiness_inputs(&status, latest_final));
     let ready = checks.iter().all(|check| check.ok);
@@ -507,36 +505,38 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Response, ApiErro
             "metrics are served on the node's metrics address".into(),
         ));
     }
-    metrics_answer(&state).await
+    Ok(metrics_answer(&state))
 }
 
-async fn metrics_answer(state: &ApiState) -> Result<Response, ApiError> {
-    let latest_final = state
-        .db
-        .public(|store| store.latest_official_epoch())
-        .await
-        .map_err(internal)?;
-    Ok((
+/// The metrics text (no store read: the newest final epoch comes from the driver's watch).
+fn metrics_answer(state: &ApiState) -> Response {
+    let latest_final = *state.latest_final.borrow();
+    (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics_text(latest_final),
     )
-        .into_response())
+        .into_response()
 }
 
-/// Serves only `/metrics` on `listener` (the node's separate metrics address) until shutdown.
+/// Serves only `/metrics` on `listener` (the node's separate metrics address) until shutdown,
+/// under the same connection and request limits as the API.
 pub fn serve_metrics(
     listener: std::net::TcpListener,
     state: Arc<ApiState>,
+    limits: &ApiLimits,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let app = Router::new()
+    let listener =
+        crate::limits::GuardedListener::new(tokio::net::TcpListener::from_std(listener)?, limits);
+    let router = Router::new()
         .route(
             "/metrics",
-            get(|State(state): State<Arc<ApiState>>| async move { metrics_answer(&state).await }),
+            get(|State(state): State<Arc<ApiState>>| async move { metrics_answer(&state) }),
         )
         .with_state(state);
+    let app = crate::limits::apply(router, limits)
+        .into_make_service_with_connect_info::<crate::limits::ClientAddr>();
     Ok(tokio::spawn(report_stop(
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

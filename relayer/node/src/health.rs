@@ -21,6 +21,8 @@ pub const CHAIN_POLL_TIMEOUT: Duration = Duration::from_secs(4);
 pub const CHAIN_STALE: Duration = Duration::from_secs(20);
 /// How many epochs the newest final epoch may lag the running one.
 pub const FINAL_EPOCH_LAG: u64 = 2;
+/// A newest block older than this means the chain (or the RPC node's view of it) has halted.
+pub const CHAIN_HALTED: Duration = Duration::from_secs(60);
 
 /// What the watcher last saw of the chain.
 #[derive(Debug, Clone, Default)]
@@ -83,24 +85,35 @@ fn check(name: &str, ok: bool, detail: String) -> Check {
 }
 
 fn chain_check(inputs: &ReadinessInputs) -> Check {
+    // Causes stay in the node's log: the public answer never echoes the RPC's errors (they
+    // may name an internal URL).
     let Some((health, at_ms)) = &inputs.chain.last_ok else {
-        let why = inputs
-            .chain
-            .last_error
-            .as_deref()
-            .unwrap_or("not polled yet");
-        return check("chain", false, format!("unreachable: {why}"));
+        let why = match inputs.chain.last_error {
+            Some(_) => "unreachable (see the node's log)",
+            None => "not polled yet",
+        };
+        return check("chain", false, why.into());
     };
-    if let Some(why) = &inputs.chain.last_error {
-        return check("chain", false, format!("the last poll failed: {why}"));
-    }
-    let age = Duration::from_millis(inputs.now_ms.saturating_sub(*at_ms));
-    if age > CHAIN_STALE {
-        let why = inputs.chain.last_error.as_deref().unwrap_or("no answer");
+    if inputs.chain.last_error.is_some() {
         return check(
             "chain",
             false,
-            format!("no answer for {}s: {why}", age.as_secs()),
+            "the last poll failed (see the node's log)".into(),
+        );
+    }
+    let age = Duration::from_millis(inputs.now_ms.saturating_sub(*at_ms));
+    if age > CHAIN_STALE {
+        return check("chain", false, format!("no answer for {}s", age.as_secs()));
+    }
+    let block_age = (inputs.now_ms / 1_000).saturating_sub(health.block_time_secs);
+    if Duration::from_secs(block_age) > CHAIN_HALTED {
+        return check(
+            "chain",
+            false,
+            format!(
+                "the newest block, {}, is {block_age}s old: halted?",
+                health.height
+            ),
         );
     }
     if health.catching_up {
@@ -174,17 +187,26 @@ pub async fn watch_chain(
 ) {
     loop {
         let polled = tokio::time::timeout(CHAIN_POLL_TIMEOUT, chain.health(&address)).await;
-        if let Ok(mut view) = view.lock() {
-            match polled {
-                Ok(Ok(health)) => {
+        let error = match polled {
+            Ok(Ok(health)) => {
+                if let Ok(mut view) = view.lock() {
+                    if view.last_error.take().is_some() {
+                        tracing::info!("the chain answers again");
+                    }
                     view.last_ok = Some((health, now_ms()));
-                    view.last_error = None;
                 }
-                Ok(Err(err)) => view.last_error = Some(err.to_string()),
-                Err(_) => {
-                    view.last_error = Some(format!("no answer within {CHAIN_POLL_TIMEOUT:?}"))
-                }
+                None
             }
+            Ok(Err(err)) => Some(err.to_string()),
+            Err(_) => Some(format!("no answer within {CHAIN_POLL_TIMEOUT:?}")),
+        };
+        if let Some(error) = error
+            && let Ok(mut view) = view.lock()
+        {
+            if view.last_error.as_deref() != Some(error.as_str()) {
+                tracing::warn!("polling the chain: {error}");
+            }
+            view.last_error = Some(error);
         }
         tokio::select! {
             () = tokio::time::sleep(CHAIN_POLL) => {}
@@ -203,7 +225,7 @@ mod tests {
                 last_ok: Some((
                     ChainHealth {
                         height: 100,
-                        block_time_secs: 1_000,
+                        block_time_secs: 1_001,
                         catching_up: false,
                         balance: Some(5_000),
                     },
@@ -247,6 +269,16 @@ mod tests {
         let mut stalled = ready();
         stalled.chain.last_error = Some("no answer within 4s".into());
         assert_eq!(failing(&stalled), ["chain"], "a failed poll counts at once");
+        let mut halted = ready();
+        if let Some((health, _)) = halted.chain.last_ok.as_mut() {
+            health.block_time_secs -= CHAIN_HALTED.as_secs() + 2;
+        }
+        assert_eq!(failing(&halted), ["chain"], "an answer about an old block");
+        let detail = &readiness(&down)[0].detail;
+        assert!(
+            !detail.contains("refused"),
+            "the cause stays in the log: {detail}"
+        );
         let mut syncing = ready();
         if let Some((health, _)) = syncing.chain.last_ok.as_mut() {
             health.catching_up = true;

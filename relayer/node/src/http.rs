@@ -83,24 +83,42 @@ pub fn client() -> reqwest::Client {
     client_trusting(Vec::new())
 }
 
-/// [`client`], also trusting the CA certificates (PEM) in `extra_ca` when given.
+/// [`client`], also trusting the CA certificates (PEM) in `extra_ca` when given; a CA that
+/// reqwest refuses is an error, never a client without the CA or the limits.
 pub fn client_with_ca(extra_ca: Option<&Path>) -> Result<reqwest::Client, TlsError> {
-    Ok(match extra_ca {
-        Some(path) => client_trusting(crate::tls::extra_roots(path)?),
-        None => client(),
-    })
+    let Some(path) = extra_ca else {
+        return Ok(client());
+    };
+    let roots = crate::tls::extra_roots(path)?;
+    client_builder(roots)
+        .build()
+        .map_err(|err| TlsError::Client {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        })
 }
 
 fn client_trusting(extra_roots: Vec<reqwest::Certificate>) -> reqwest::Client {
-    let builder = extra_roots.into_iter().fold(
+    client_builder(extra_roots).build().unwrap_or_else(|_| {
+        // Only the system's roots can make this fail; keep the limits without them.
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+/// No redirects, bounded time, rustls with the system's roots and `extra_roots`.
+fn client_builder(extra_roots: Vec<reqwest::Certificate>) -> reqwest::ClientBuilder {
+    extra_roots.into_iter().fold(
         reqwest::Client::builder()
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
             .pool_idle_timeout(POOL_IDLE),
         reqwest::ClientBuilder::add_root_certificate,
-    );
-    builder.build().unwrap_or_else(|_| reqwest::Client::new())
+    )
 }
 
 /// GETs `url` and decodes its JSON body, bounded in size and time.

@@ -90,7 +90,7 @@ pub fn random_secret() -> [u8; 32] {
 
 /// Writes a secret as hex to a new file of mode 0600 (refuses to overwrite).
 pub fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), KeyError> {
-    write_private_file(path, hex::encode(secret).as_bytes())
+    write_private_file(path, Zeroizing::new(hex::encode(secret)).as_bytes())
 }
 
 /// Writes `bytes` to a new file of mode 0600, synced (refuses to overwrite).
@@ -120,16 +120,14 @@ pub fn read_secret(path: &Path) -> Result<[u8; 32], KeyError> {
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions { path: shown, mode });
     }
-    let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
+    let text = Zeroizing::new(fs::read_to_string(path).map_err(|source| KeyError::Io {
         path: shown.clone(),
         source,
-    })?;
-    let bytes = hex::decode(text.trim()).map_err(|_| KeyError::Format {
+    })?);
+    let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| KeyError::Format {
         path: shown.clone(),
-    })?;
-    bytes
-        .try_into()
-        .map_err(|_| KeyError::Format { path: shown })
+    })?);
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| KeyError::Format { path: shown })
 }
 
 /// The chain account of a node: secp256k1 secret and its bech32 address.

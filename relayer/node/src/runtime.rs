@@ -257,6 +257,7 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
             current_epoch: Box::new(move || clock.epoch_at_ms(now_ms())),
             dashboard: Default::default(),
             chain_view: chain_view.clone(),
+            latest_final: official.clone(),
             min_balance: settings.min_balance,
             metrics_on_api: settings.metrics_http.is_none(),
         });
@@ -264,6 +265,7 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
             tasks.push(crate::api::serve_metrics(
                 metrics_listener,
                 state.clone(),
+                &settings.api_limits,
                 shutdown_rx.clone(),
             )?);
         }

@@ -24,6 +24,10 @@ use crate::limits::{ClientAddr, GuardedListener, GuardedStream};
 
 /// Time a client has to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once: each costs a key exchange and a signature on the runtime
+/// the protocol shares, so a flood of ClientHellos may keep at most this many workers busy;
+/// more connections wait in the kernel's backlog.
+pub const MAX_HANDSHAKES: usize = 2;
 
 /// A TLS file that cannot be used.
 #[derive(Debug, Error)]
@@ -127,12 +131,17 @@ impl TlsListener {
         // Completed handshakes wait here for the server; their number is bounded by the
         // listener's connection cap, since each holds its slot.
         let (done, ready) = mpsc::channel(64);
+        let in_progress = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         let handshakes = tokio::spawn(async move {
             loop {
+                let Ok(permit) = in_progress.clone().acquire_owned().await else {
+                    return; // never closed
+                };
                 let (stream, addr) = Listener::accept(&mut inner).await;
                 let acceptor = acceptor.clone();
                 let done = done.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = done.send((tls, addr)).await;

@@ -64,6 +64,7 @@ async fn state(
         current_epoch: Box::new(|| Some(5)),
         dashboard: Default::default(),
         chain_view: Arc::new(Mutex::new(synced_chain())),
+        latest_final: tokio::sync::watch::channel(Some(4)).1,
         min_balance: 50,
         metrics_on_api: true,
     })
@@ -75,7 +76,7 @@ fn synced_chain() -> ChainView {
         last_ok: Some((
             ChainHealth {
                 height: 77,
-                block_time_secs: 0,
+                block_time_secs: relayer_node::now_ms() / 1_000,
                 catching_up: false,
                 balance: Some(100),
             },
@@ -460,7 +461,7 @@ async fn metrics_carry_gauges_and_can_move_to_their_own_address() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let metrics_url = format!("http://{}/metrics", listener.local_addr().unwrap());
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    relayer_node::api::serve_metrics(listener, apart, stop_rx).unwrap();
+    relayer_node::api::serve_metrics(listener, apart, &ApiLimits::default(), stop_rx).unwrap();
     let http = reqwest::Client::new();
     let on_api = http.get(format!("{url}/metrics")).send().await.unwrap();
     assert_eq!(on_api.status().as_u16(), 404);

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::Context;
+use relayer_node::chain::ChainError;
 use relayer_node::chain::fees::{DEFAULT_GAS_MULTIPLIER, DEFAULT_MAX_GAS, FeeSettings, GasPrice};
 use relayer_node::chain::wasmd::WasmdChain;
 use relayer_node::keys::{ChainAccount, DEFAULT_ACCOUNT_PREFIX};
@@ -44,13 +44,28 @@ impl SigningChainArgs {
 
     /// Connects, pointing the handle at `contract` (empty before instantiation).
     pub async fn connect(&self, contract: &str) -> anyhow::Result<WasmdChain> {
-        WasmdChain::connect(&self.node, self.chain_id.as_deref(), contract, self.fees())
-            .await
-            .with_context(|| format!("connecting to the chain at {}", self.node))
+        connect(&self.node, self.chain_id.as_deref(), contract, self.fees()).await
     }
 
     /// The account whose secret is in `path`, spelled with this chain's prefix.
     pub fn account(&self, path: &Path) -> anyhow::Result<ChainAccount> {
         Ok(ChainAccount::from_file(path, &self.account_prefix)?)
+    }
+}
+
+/// Connects to the chain at `node`: unreachable stays a chain error (exit 3); a refusal at
+/// connection (a bad URL, another chain id, fee settings out of range) is a usage error (2).
+pub async fn connect(
+    node: &str,
+    chain_id: Option<&str>,
+    contract: &str,
+    fees: FeeSettings,
+) -> anyhow::Result<WasmdChain> {
+    match WasmdChain::connect(node, chain_id, contract, fees).await {
+        Ok(chain) => Ok(chain),
+        Err(ChainError::Refused(why)) => Err(crate::exit::UsageError(why).into()),
+        Err(err) => {
+            Err(anyhow::Error::new(err).context(format!("connecting to the chain at {node}")))
+        }
     }
 }

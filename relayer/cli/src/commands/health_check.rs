@@ -8,7 +8,7 @@ use super::api_args::ApiArgs;
 /// Arguments of `relayer health-check`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Example (systemd ExecStartPost, a cron job or a load balancer's probe):\n  relayer health-check --api https://node0.example.org:8000 --ca-cert /etc/relayer/ca.pem"
+    after_help = "Example (a monitoring probe or a cron job; not ExecStartPost: a node just started is not\nready until its peers connect and it has caught up):\n  relayer health-check --api https://node0.example.org:8000 --ca-cert /etc/relayer/ca.pem"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -28,10 +28,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .filter(|check| !check.ok)
         .map(|check| check.name.as_str())
         .collect();
-    if failing.is_empty() {
+    if failing.is_empty() && !health.checks.is_empty() && health.status == "ready" {
         println!("{}: ready", health.name);
         Ok(())
     } else {
-        anyhow::bail!("{} is not ready: {}", health.name, failing.join(", "))
+        anyhow::bail!(
+            "{} is not ready ({}): {}",
+            health.name,
+            health.status,
+            failing.join(", ")
+        )
     }
 }

@@ -90,10 +90,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         What::ImportSigning { signing_key } => {
             let text = secret_input("RELAYER_SIGNING_SECRET", "the signing secret")?;
+            let decoded = Zeroizing::new(hex::decode(text.trim()).unwrap_or_default());
             let bytes = Zeroizing::new(
-                hex::decode(text.trim())
+                <[u8; 32]>::try_from(decoded.as_slice())
                     .ok()
-                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
                     .context("the signing secret must be 64 hex characters")?,
             );
             write_secret(&signing_key, &bytes)?;

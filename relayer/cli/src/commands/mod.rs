@@ -79,11 +79,11 @@ async fn connect_for_queries(
     node: &str,
     contract: &str,
 ) -> anyhow::Result<relayer_node::chain::wasmd::WasmdChain> {
-    Ok(relayer_node::chain::wasmd::WasmdChain::connect(
+    chain_args::connect(
         node,
         None,
         contract,
         relayer_node::chain::fees::FeeSettings::default(),
     )
-    .await?)
+    .await
 }

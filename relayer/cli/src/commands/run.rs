@@ -125,7 +125,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         db_path: config.node.data_dir.join("node.sqlite"),
         http: Some(http),
         metrics_http,
-        min_balance: u128::from(config.chain.min_balance),
+        // Simulation charges the probe's fee against the balance, so less cannot submit.
+        min_balance: u128::from(config.chain.min_balance).max(
+            config
+                .chain
+                .fees()
+                .fee_amount(relayer_node::chain::wasmd::PROBE_GAS_LIMIT),
+        ),
         api_limits: config.api.clone(),
         api_tls,
         http_client,

@@ -129,7 +129,7 @@ impl FeeSettings {
 
     /// The gas limit for a transaction that simulated at `simulated` gas.
     pub fn gas_limit(&self, simulated: u64) -> u64 {
-        (simulated as f64 * self.gas_multiplier).ceil() as u64 + GAS_MARGIN
+        ((simulated as f64 * self.gas_multiplier).ceil() as u64).saturating_add(GAS_MARGIN)
     }
 
     /// The fee for `gas_limit` gas, rounded up to a whole unit of the denom.
@@ -178,6 +178,11 @@ mod tests {
         assert_eq!(settings.fee_amount(200_000), 5_000);
         assert_eq!(settings.fee_amount(200_001), 5_001, "a fraction rounds up");
         assert_eq!(settings.gas_limit(100_000), 150_000 + GAS_MARGIN);
+        assert_eq!(
+            settings.gas_limit(u64::MAX),
+            u64::MAX,
+            "saturates, so max_gas refuses it"
+        );
         assert_eq!(FeeSettings::default().fee_amount(u64::MAX), 0);
         settings.validate().unwrap();
         let low = FeeSettings {

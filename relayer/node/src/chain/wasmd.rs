@@ -35,7 +35,7 @@ const CODE_WRONG_SEQUENCE: u32 = 32;
 const INCLUSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Gas limit of the transaction that is only simulated (simulation meters without a limit;
 /// the fee this limit implies must still be covered by the balance).
-const PROBE_GAS_LIMIT: u64 = 10_000_000;
+pub const PROBE_GAS_LIMIT: u64 = 10_000_000;
 
 /// A transaction's result as included in a block.
 #[derive(Debug, Clone)]
