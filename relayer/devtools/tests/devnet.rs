@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cosmwasm_std::HexBinary;
+use nym_rewards::msg::{EpochRewardsResponse, SignerSetResponse};
 use relayer_auditor::{
     AuditError, ChainContext, NotCertified, TrustAnchor, Verdict, VerifyError, audit_copy,
     signer_set_hash, verify_bundle,
@@ -27,6 +28,18 @@ fn options(dir: &tempfile::TempDir, nodes: usize) -> DevnetOptions {
     options.epoch_secs = 2;
     options.mixnodes = 50;
     options
+}
+
+/// The contract's record of `epoch` and the signer set that certified it.
+async fn record_and_set(devnet: &Devnet, epoch: u64) -> (EpochRewardsResponse, SignerSetResponse) {
+    let record = chain::epoch_record(devnet.chain.as_ref(), epoch)
+        .await
+        .unwrap()
+        .expect("on chain");
+    let set = chain::signer_set(devnet.chain.as_ref(), Some(record.signer_set_version))
+        .await
+        .unwrap();
+    (record, set)
 }
 
 /// Every running node holds official data for `epoch` equal to the contract's record.
@@ -82,13 +95,7 @@ async fn staggered_four_nodes_three_epochs() {
     );
 
     // A tampered copy fails the auditor check: one uptime changed, or one signature flipped.
-    let record = chain::epoch_record(devnet.chain.as_ref(), first)
-        .await
-        .unwrap()
-        .unwrap();
-    let set = chain::signer_set(devnet.chain.as_ref(), Some(record.signer_set_version))
-        .await
-        .unwrap();
+    let (record, set) = record_and_set(&devnet, first).await;
     let honest = devnet
         .node(0)
         .unwrap()
@@ -420,13 +427,7 @@ async fn apis_over_https_serve_losers_and_auditors() {
     let api = devnet.node(0).unwrap().api_url.clone().unwrap();
     assert!(api.starts_with("https://"), "{api}");
     let trusting = http::client_with_ca(devnet.ca_file()).unwrap();
-    let record = chain::epoch_record(devnet.chain.as_ref(), first)
-        .await
-        .unwrap()
-        .unwrap();
-    let set = chain::signer_set(devnet.chain.as_ref(), Some(record.signer_set_version))
-        .await
-        .unwrap();
+    let (record, set) = record_and_set(&devnet, first).await;
     let context = ChainContext {
         chain_id: devnet.chain.chain_id().to_string(),
         contract: devnet.chain.contract().to_string(),

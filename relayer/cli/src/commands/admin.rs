@@ -12,6 +12,9 @@ use sha2::{Digest, Sha256};
 
 use crate::exit::UsageError;
 
+use relayer_node::chain::wasmd::WasmdChain;
+use relayer_node::keys::ChainAccount;
+
 use super::chain_args::SigningChainArgs;
 
 /// Arguments of `relayer admin`.
@@ -44,9 +47,9 @@ enum What {
     Migrate(Migrate),
 }
 
-/// Arguments of `relayer admin update-config`.
+/// The contract an admin command acts on, and the admin's key.
 #[derive(clap::Args)]
-struct UpdateConfig {
+struct AdminTarget {
     #[command(flatten)]
     chain: SigningChainArgs,
     /// Contract address.
@@ -55,6 +58,22 @@ struct UpdateConfig {
     /// The admin's secp256k1 key file.
     #[arg(long)]
     admin_key: PathBuf,
+}
+
+impl AdminTarget {
+    /// The admin's account and a handle on the contract.
+    async fn connect(&self) -> anyhow::Result<(ChainAccount, WasmdChain)> {
+        let admin = self.chain.account(&self.admin_key)?;
+        let chain = self.chain.connect(&self.contract).await?;
+        Ok((admin, chain))
+    }
+}
+
+/// Arguments of `relayer admin update-config`.
+#[derive(clap::Args)]
+struct UpdateConfig {
+    #[command(flatten)]
+    admin: AdminTarget,
     /// Most mixnodes one epoch may carry.
     #[arg(long)]
     max_mixnodes: Option<u32>,
@@ -67,13 +86,7 @@ struct UpdateConfig {
 #[derive(clap::Args)]
 struct Migrate {
     #[command(flatten)]
-    chain: SigningChainArgs,
-    /// Contract address.
-    #[arg(long)]
-    contract: String,
-    /// The admin's secp256k1 key file.
-    #[arg(long)]
-    admin_key: PathBuf,
+    admin: AdminTarget,
     /// The new code.
     #[arg(long, default_value = "artifacts/nym_rewards.wasm")]
     wasm: PathBuf,
@@ -83,13 +96,7 @@ struct Migrate {
 #[derive(clap::Args)]
 struct Schedule {
     #[command(flatten)]
-    chain: SigningChainArgs,
-    /// Contract address.
-    #[arg(long)]
-    contract: String,
-    /// The admin's secp256k1 key file.
-    #[arg(long)]
-    admin_key: PathBuf,
+    admin: AdminTarget,
     /// JSON array of the members' entries (`ed25519_pubkey`, `address`, `api_url`,
     /// `p2p_multiaddr`), in signer-index order.
     #[arg(long, required_unless_present = "entry", conflicts_with = "entry")]
@@ -146,8 +153,7 @@ async fn update_config(args: UpdateConfig) -> anyhow::Result<()> {
         )
         .into());
     }
-    let admin = args.chain.account(&args.admin_key)?;
-    let chain = args.chain.connect(&args.contract).await?;
+    let (admin, chain) = args.admin.connect().await?;
     let msg = ExecuteMsg::UpdateConfig {
         max_mixnodes_per_epoch: args.max_mixnodes,
         min_rotation_delay_epochs: args.min_rotation_delay_epochs,
@@ -174,8 +180,7 @@ async fn migrate_contract(args: Migrate) -> anyhow::Result<()> {
     let wasm =
         std::fs::read(&args.wasm).with_context(|| format!("reading {}", args.wasm.display()))?;
     let sha256 = hex::encode(Sha256::digest(&wasm));
-    let admin = args.chain.account(&args.admin_key)?;
-    let chain = args.chain.connect(&args.contract).await?;
+    let (admin, chain) = args.admin.connect().await?;
     eprintln!("admin: storing {} (sha256 {sha256})", args.wasm.display());
     let (code_id, _) = chain
         .store_code(&admin, wasm)
@@ -198,8 +203,7 @@ async fn migrate_contract(args: Migrate) -> anyhow::Result<()> {
 
 async fn schedule_signer_set(args: Schedule) -> anyhow::Result<()> {
     let members = read_members(&args)?;
-    let admin = args.chain.account(&args.admin_key)?;
-    let chain = args.chain.connect(&args.contract).await?;
+    let (admin, chain) = args.admin.connect().await?;
     let count = members.len();
     let msg = ExecuteMsg::UpdateSignerSet {
         members,
