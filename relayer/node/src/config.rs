@@ -137,6 +137,7 @@ pub struct SamplingSection {
     /// Mixnodes measured: ids `1..=mixnodes`.
     pub mixnodes: u32,
     /// Sampling interval in milliseconds (100 or more).
+    #[serde(deserialize_with = "crate::duration_ms::deserialize")]
     pub interval_ms: u64,
     /// Seed of the generator.
     pub seed: u64,
@@ -166,10 +167,13 @@ pub struct ProtocolSection {
     /// Observations needed for a block (k); default n - f.
     pub observation_threshold: Option<usize>,
     /// Wait for more observations once k are held.
+    #[serde(deserialize_with = "crate::duration_ms::deserialize")]
     pub observation_grace_ms: u64,
     /// Spacing of staggered submission slots; at least the time a tx needs to be included.
+    #[serde(deserialize_with = "crate::duration_ms::deserialize")]
     pub submit_slot_ms: u64,
     /// Re-send interval for unfinished epochs.
+    #[serde(deserialize_with = "crate::duration_ms::deserialize")]
     pub resend_interval_ms: u64,
     /// `staggered` or `race`.
     pub policy: SubmitPolicy,
@@ -540,6 +544,26 @@ policy = "race"
                 .unwrap_err()
                 .contains("RELAYER_GAS_PRICE")
         );
+    }
+
+    #[test]
+    fn durations_take_units() {
+        let text = GOOD
+            .replace("interval_ms = 200", "interval_ms = \"2s\"")
+            .replace(
+                "[protocol]",
+                "[protocol]\nobservation_grace_ms = \"750ms\"\nresend_interval_ms = \"1m\"",
+            );
+        let config = NodeConfig::parse(&text).unwrap();
+        assert_eq!(config.sampling.interval_ms, 2_000);
+        assert_eq!(config.protocol.observation_grace_ms, 750);
+        assert_eq!(config.protocol.resend_interval_ms, 60_000);
+        let written = config.to_toml().unwrap();
+        assert!(written.contains("interval_ms = 2000"), "{written}");
+        let err = NodeConfig::parse(&GOOD.replace("interval_ms = 200", "interval_ms = \"2 days\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("use ms, s, m or h"), "{err}");
     }
 
     #[test]

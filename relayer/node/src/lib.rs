@@ -11,6 +11,7 @@ pub mod config;
 pub mod dashboard;
 pub mod db;
 mod driver;
+pub mod duration_ms;
 pub mod health;
 pub mod http;
 pub mod inbox;

@@ -56,8 +56,10 @@ pub struct ApiLimits {
     /// Open connections per network (IPv4 /24, IPv6 /48); more are closed at once.
     pub max_connections_per_network: usize,
     /// A connection that moves no byte either way for this long is closed.
+    #[serde(deserialize_with = "crate::duration_ms::deserialize")]
     pub connection_idle_ms: u64,
     /// Any connection is closed this long after it was accepted, busy or not.
+    #[serde(deserialize_with = "crate::duration_ms::deserialize")]
     pub connection_lifetime_ms: u64,
 }
 
