@@ -104,6 +104,22 @@ m["members"], m["joining"] = entries[:4], entries[4:]
 json.dump(m, open(path, "w"), indent=2)
 PY
 FEE_DENOM=$fee_denom MIN_GAS_PRICE=$gas_price RPC_PORT=$rpc_port scripts/localnet.sh start "$work/cluster"
+if [[ $chain_profile == nyx ]]; then
+  # The RPC over https too, as an RPC provider serves it: a TLS proxy with the cluster's
+  # certificate in front of wasmd; the nodes trust the CA through tls.extra_ca_file and the
+  # commands through RELAYER_CA_CERT.
+  proxy_port=$(free_port_block 1)
+  "$relayer_dev" tls-proxy --listen "127.0.0.1:$proxy_port" --to "127.0.0.1:$rpc_port" \
+    --cert "$work/cluster/tls/api.pem" --key "$work/cluster/tls/api.key" >"$work/tls-proxy.log" 2>&1 &
+  pids+=($!)
+  rpc=https://127.0.0.1:$proxy_port
+  deadline=$((SECONDS + 30))
+  until curl -sf "$rpc/status" >/dev/null; do
+    ((SECONDS < deadline)) || { echo "e2e-wasmd: the TLS proxy did not come up" >&2; exit 1; }
+    sleep 0.2
+  done
+  echo "e2e-wasmd: chain RPC over https at $rpc"
+fi
 
 echo "e2e-wasmd: deploying"
 "$relayer" deploy --node "$rpc" --chain-id testing --wasm artifacts/nym_rewards.wasm \

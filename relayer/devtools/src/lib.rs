@@ -9,6 +9,7 @@ pub mod devnet;
 pub mod embedded_chain;
 mod error;
 pub mod pki;
+pub mod tls_proxy;
 pub mod wasmd;
 
 pub use error::DevError;

@@ -53,15 +53,17 @@ impl SigningChainArgs {
     }
 }
 
-/// Connects to the chain at `node`: unreachable stays a chain error (exit 3); a refusal at
-/// connection (a bad URL, another chain id, fee settings out of range) is a usage error (2).
+/// Connects to the chain at `node`, trusting `RELAYER_CA_CERT` beside the system's roots for
+/// an https RPC: unreachable stays a chain error (exit 3); a refusal at connection (a bad URL,
+/// another chain id, fee settings out of range, an unusable CA) is a usage error (2).
 pub async fn connect(
     node: &str,
     chain_id: Option<&str>,
     contract: &str,
     fees: FeeSettings,
 ) -> anyhow::Result<WasmdChain> {
-    match WasmdChain::connect(node, chain_id, contract, fees).await {
+    let extra_ca = std::env::var_os("RELAYER_CA_CERT").map(std::path::PathBuf::from);
+    match WasmdChain::connect_trusting(node, chain_id, contract, fees, extra_ca.as_deref()).await {
         Ok(chain) => Ok(chain),
         Err(ChainError::Refused(why)) => Err(crate::exit::UsageError(why).into()),
         Err(err) => {

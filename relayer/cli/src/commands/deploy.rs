@@ -9,7 +9,6 @@ use nym_rewards::msg::{EpochClock, InstantiateMsg};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use relayer_node::chain::wasmd::WasmdChain;
 use relayer_node::chain::{Chain, ChainError};
 use relayer_node::cluster::read_manifest;
 use relayer_node::config::NodeConfig;
@@ -110,14 +109,7 @@ async fn deploy(options: &Args) -> anyhow::Result<Deployment> {
     let wasm_sha256 = hex::encode(Sha256::digest(&wasm));
     eprintln!("deploy: {} sha256 {wasm_sha256}", options.wasm.display());
     print_recorded_checksums(&options.wasm, &wasm_sha256);
-    let chain = WasmdChain::connect(
-        &options.chain.node,
-        options.chain.chain_id.as_deref(),
-        "",
-        options.chain.fees(),
-    )
-    .await
-    .map_err(|err| chain_context(err, &options.chain.node))?;
+    let chain = options.chain.connect("").await?;
     eprintln!(
         "deploy: storing {} ({} bytes)...",
         options.wasm.display(),

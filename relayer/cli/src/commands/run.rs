@@ -34,11 +34,12 @@ async fn wait_for_chain(config: &NodeConfig) -> anyhow::Result<WasmdChain> {
     let mut attempt = 0u64;
     loop {
         attempt += 1;
-        let connected = WasmdChain::connect(
+        let connected = WasmdChain::connect_trusting(
             &config.chain.rpc,
             Some(&config.chain.chain_id),
             &config.chain.contract,
             config.chain.fees(),
+            config.tls.extra_ca_file.as_deref(),
         )
         .await;
         match connected {

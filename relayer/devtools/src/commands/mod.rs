@@ -6,6 +6,7 @@ mod devnet;
 mod init_cluster;
 mod migration_check;
 mod sim;
+mod tls_proxy;
 
 use std::path::PathBuf;
 
@@ -27,6 +28,8 @@ pub enum Command {
     BenchWasmd(bench_wasmd::Args),
     /// Migrate a v1 contract to this code on a real wasmd and compare every answer.
     MigrationCheck(migration_check::Args),
+    /// Serve TLS in front of a plain local service (the e2e's https RPC).
+    TlsProxy(tls_proxy::Args),
 }
 
 /// The chain and the paying account of the commands that run against a local wasmd.
@@ -61,6 +64,7 @@ impl Command {
         match self {
             Command::Devnet(args) => devnet::run(args).await,
             Command::InitCluster(args) => init_cluster::run(args),
+            Command::TlsProxy(args) => tls_proxy::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Sim(args) => sim::run(args),
             Command::BenchWasmd(args) => bench_wasmd::run(args).await,

@@ -3,6 +3,7 @@
 //! and sequence fetched per transaction (refetched and retried on a mismatch), and inclusion
 //! awaited by polling `tx(hash)`. Callers decide outcomes by re-querying the contract.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -120,16 +121,30 @@ impl WasmdChain {
         contract: &str,
         fees: FeeSettings,
     ) -> Result<Self, ChainError> {
+        Self::connect_trusting(rpc_url, chain_id, contract, fees, None).await
+    }
+
+    /// [`Self::connect`], trusting the CA certificates (PEM) in `extra_ca` beside the
+    /// system's roots for an `https://` RPC.
+    pub async fn connect_trusting(
+        rpc_url: &str,
+        chain_id: Option<&str>,
+        contract: &str,
+        fees: FeeSettings,
+        extra_ca: Option<&Path>,
+    ) -> Result<Self, ChainError> {
         fees.validate()
             .map_err(|err| ChainError::Refused(err.to_string()))?;
         let fee_denom = Denom::from_str(&fees.gas_price.denom)
             .map_err(|err| ChainError::Refused(format!("fee denom: {err}")))?;
         let url = HttpClientUrl::from_str(rpc_url)
             .map_err(|err| ChainError::Refused(format!("RPC URL {rpc_url}: {err}")))?;
-        let rpc = HttpClient::builder(url)
-            .compat_mode(cosmrs::rpc::client::CompatMode::V0_38)
-            .build()
-            .map_err(unavailable)?;
+        let mut builder =
+            HttpClient::builder(url).compat_mode(cosmrs::rpc::client::CompatMode::V0_38);
+        if let Some(path) = extra_ca {
+            builder = builder.client(rpc_client_trusting(path)?);
+        }
+        let rpc = builder.build().map_err(unavailable)?;
         let status = rpc
             .status()
             .await
@@ -507,6 +522,23 @@ impl WasmdChain {
         self.contract = contract.to_string();
         self
     }
+}
+
+/// Time allowed for one RPC request (tendermint-rpc's own default).
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An HTTP client for the RPC that also trusts the certificates in `path`.
+fn rpc_client_trusting(path: &Path) -> Result<reqwest011::Client, ChainError> {
+    let refused = |reason: String| ChainError::Refused(format!("CA {}: {reason}", path.display()));
+    let mut builder = reqwest011::Client::builder()
+        .use_rustls_tls()
+        .timeout(RPC_TIMEOUT);
+    for der in crate::tls::read_certificates(path).map_err(|err| refused(err.to_string()))? {
+        let certificate =
+            reqwest011::Certificate::from_der(&der).map_err(|err| refused(err.to_string()))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder.build().map_err(|err| refused(err.to_string()))
 }
 
 fn to_any(msg: &impl Msg) -> Result<Any, ChainError> {
