@@ -80,5 +80,11 @@ mod tests {
             wrong_key.is_err(),
             "a key that is not the certificate's is refused"
         );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&files.key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            relayer_node::tls::server_config(&files.cert, &files.key),
+            Err(relayer_node::tls::TlsError::KeyPermissions { mode: 0o644, .. })
+        ));
     }
 }

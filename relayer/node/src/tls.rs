@@ -5,6 +5,7 @@
 //! that stalls its handshake costs one slot of its own share, never the listener.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,16 @@ pub enum TlsError {
         path: PathBuf,
         /// What failed.
         reason: String,
+    },
+    /// A private key readable by group or others.
+    #[error(
+        "TLS key {path} has mode {mode:o}; it must not be readable by group or others (chmod 600)"
+    )]
+    KeyPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
     },
     /// No certificate in a PEM file that should hold some.
     #[error("TLS file {0} holds no PEM certificate")]
@@ -85,6 +96,20 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
 /// A server configuration from a PEM certificate chain and a PEM private key.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let chain = read_certificates(cert)?;
+    let mode = std::fs::metadata(key)
+        .map_err(|err| TlsError::Read {
+            path: key.to_path_buf(),
+            reason: err.to_string(),
+        })?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(TlsError::KeyPermissions {
+            path: key.to_path_buf(),
+            mode,
+        });
+    }
     let private = PrivateKeyDer::from_pem_file(key).map_err(read_error(key))?;
     let config = ServerConfig::builder_with_provider(Arc::new(
         tokio_rustls::rustls::crypto::ring::default_provider(),
