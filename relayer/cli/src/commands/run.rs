@@ -77,16 +77,17 @@ async fn wait_for_chain(config: &NodeConfig) -> anyhow::Result<WasmdChain> {
 
 /// Runs the node until a shutdown signal.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let path = &args
+        .config
+        .unwrap_or_else(relayer_node::config::default_config_path);
+    // The config is read first, so its problems are named (exit 2) whatever the build.
+    let config = NodeConfig::load(path)?;
     if relayer_protocol::PLANTED_BUGS_AVAILABLE {
         anyhow::bail!(
             "this build carries the test suite's planted bugs (feature planted-bugs); build the \
              operator binary on its own: cargo build --release -p relayer"
         );
     }
-    let path = &args
-        .config
-        .unwrap_or_else(relayer_node::config::default_config_path);
-    let config = NodeConfig::load(path)?;
     if config.chain.contract.is_empty() {
         return Err(UsageError(format!(
             "{} names no contract; run `relayer deploy` first",
