@@ -174,8 +174,8 @@ impl ApiState {
         status
     }
 
-    /// What readiness is computed from, given the live status and the newest final epoch.
-    fn readiness_inputs(&self, status: &NodeStatus, latest_final: Option<u64>) -> ReadinessInputs {
+    /// What readiness is computed from, given the live status.
+    fn readiness_inputs(&self, status: &NodeStatus) -> ReadinessInputs {
         ReadinessInputs {
             chain: self
                 .chain_view
@@ -186,15 +186,17 @@ impl ApiState {
             connected_peers: status.connected_peers,
             threshold: self.governing_set().map(|set| set.threshold as usize),
             current_epoch: status.current_epoch,
-            latest_final,
+            latest_final: *self.latest_final.borrow(),
             min_balance: self.min_balance,
         }
     }
 
-    /// The metrics text: the counters, then gauges of peers, the newest final epoch and the
-    /// chain's height and the account's balance as last seen.
-    pub fn metrics_text(&self, latest_final: Option<u64>) -> String {
+    /// The metrics text: the counters, then gauges of peers, the newest final epoch (from the
+    /// driver's watch, not the store) and the chain's height and the account's balance as last
+    /// seen.
+    pub fn metrics_text(&self) -> String {
         let mut text = self.metrics.render();
+        let latest_final = *self.latest_final.borrow();
         let chain = self
             .chain_view
             .lock()
@@ -324,7 +326,7 @@ fn parse<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, ApiError> {
     })
 }
 
-/// The router of a node's API, without limits (see [`serve`] and [`limited_router`]).
+/// The router of a node's API, without limits (see [`serve`], which applies them).
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/", get(dashboard_page))
@@ -361,9 +363,8 @@ async fn dashboard_json(
 /// Readiness: 200 when every check holds, 503 (same body) when one does not.
 #[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health), (status = 503, body = Health)))]
 async fn health(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
-    let latest_final = *state.latest_final.borrow();
     let status = state.live_status();
-    let checks = readiness(&state.readiness_inputs(&status, latest_final));
+    let checks = readiness(&state.readiness_inputs(&status));
     let ready = checks.iter().all(|check| check.ok);
     let (code, word) = if ready {
         (StatusCode::OK, "ready")
@@ -508,12 +509,11 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Response, ApiErro
     Ok(metrics_answer(&state))
 }
 
-/// The metrics text (no store read: the newest final epoch comes from the driver's watch).
+/// The metrics text as Prometheus serves it.
 fn metrics_answer(state: &ApiState) -> Response {
-    let latest_final = *state.latest_final.borrow();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics_text(latest_final),
+        state.metrics_text(),
     )
         .into_response()
 }
@@ -524,31 +524,15 @@ pub fn serve_metrics(
     listener: std::net::TcpListener,
     state: Arc<ApiState>,
     limits: &ApiLimits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    listener.set_nonblocking(true)?;
-    let listener =
-        crate::limits::GuardedListener::new(tokio::net::TcpListener::from_std(listener)?, limits);
     let router = Router::new()
         .route(
             "/metrics",
             get(|State(state): State<Arc<ApiState>>| async move { metrics_answer(&state) }),
         )
         .with_state(state);
-    let app = crate::limits::apply(router, limits)
-        .into_make_service_with_connect_info::<crate::limits::ClientAddr>();
-    Ok(tokio::spawn(report_stop(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.changed().await;
-            })
-            .into_future(),
-    )))
-}
-
-/// The router with the public limits of `limits` applied.
-pub fn limited_router(state: Arc<ApiState>, limits: &ApiLimits) -> Router {
-    crate::limits::apply(router(state), limits)
+    serve_router(listener, router, limits, None, shutdown)
 }
 
 /// Serves the API on `listener` until shutdown, over TLS when `tls` is given.
@@ -557,12 +541,24 @@ pub fn serve(
     state: Arc<ApiState>,
     limits: ApiLimits,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<JoinHandle<()>> {
+    serve_router(listener, router(state), &limits, tls, shutdown)
+}
+
+/// Serves `router` on `listener` under `limits` (connections and requests), over TLS when
+/// `tls` is given, until shutdown.
+fn serve_router(
+    listener: std::net::TcpListener,
+    router: Router,
+    limits: &ApiLimits,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let listener =
-        crate::limits::GuardedListener::new(tokio::net::TcpListener::from_std(listener)?, &limits);
-    let app = limited_router(state, &limits)
+        crate::limits::GuardedListener::new(tokio::net::TcpListener::from_std(listener)?, limits);
+    let app = crate::limits::apply(router, limits)
         .into_make_service_with_connect_info::<crate::limits::ClientAddr>();
     let shutdown = async move {
         let _ = shutdown.changed().await;

@@ -442,7 +442,7 @@ async fn health_answers_503_naming_the_failing_check_and_200_once_it_holds() {
 async fn metrics_carry_gauges_and_can_move_to_their_own_address() {
     let dir = tempfile::tempdir().unwrap();
     let shared = state(&dir, Box::new(|| 3)).await;
-    let text = shared.metrics_text(Some(4));
+    let text = shared.metrics_text();
     for line in [
         "relayer_connected_peers 3\n",
         "relayer_latest_final_epoch 4\n",
