@@ -109,15 +109,21 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     file.sync_all().map_err(io)
 }
 
+/// The mode of a secret file that group or others may access (`None` when only its owner
+/// can), as key files and TLS keys are checked before they are read.
+pub fn exposed_mode(path: &Path) -> std::io::Result<Option<u32>> {
+    let mode = fs::metadata(path)?.permissions().mode() & 0o777;
+    Ok((mode & 0o077 != 0).then_some(mode))
+}
+
 /// Reads a hex secret written by [`write_secret`], refusing files readable by others.
 pub fn read_secret(path: &Path) -> Result<[u8; 32], KeyError> {
     let shown = path.display().to_string();
-    let metadata = fs::metadata(path).map_err(|source| KeyError::Io {
+    let exposed = exposed_mode(path).map_err(|source| KeyError::Io {
         path: shown.clone(),
         source,
     })?;
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) = exposed {
         return Err(KeyError::Permissions { path: shown, mode });
     }
     let text = Zeroizing::new(fs::read_to_string(path).map_err(|source| KeyError::Io {

@@ -5,7 +5,6 @@
 //! that stalls its handshake costs one slot of its own share, never the listener.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,15 +95,11 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
 /// A server configuration from a PEM certificate chain and a PEM private key.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let chain = read_certificates(cert)?;
-    let mode = std::fs::metadata(key)
-        .map_err(|err| TlsError::Read {
-            path: key.to_path_buf(),
-            reason: err.to_string(),
-        })?
-        .permissions()
-        .mode()
-        & 0o777;
-    if mode & 0o077 != 0 {
+    let exposed = crate::keys::exposed_mode(key).map_err(|err| TlsError::Read {
+        path: key.to_path_buf(),
+        reason: err.to_string(),
+    })?;
+    if let Some(mode) = exposed {
         return Err(TlsError::KeyPermissions {
             path: key.to_path_buf(),
             mode,
