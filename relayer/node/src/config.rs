@@ -352,7 +352,7 @@ impl NodeConfig {
         if self.node.p2p_listen.parse::<libp2p::Multiaddr>().is_err() {
             problems.push(InvalidValue::P2pListen(self.node.p2p_listen.clone()));
         }
-        if !is_http_url(&self.chain.rpc) {
+        if !crate::http::is_http_url(&self.chain.rpc) {
             problems.push(InvalidValue::Rpc(self.chain.rpc.clone()));
         }
         if check_prefix(&self.chain.account_prefix).is_err() {
@@ -407,11 +407,6 @@ impl NodeConfig {
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
     }
-}
-
-fn is_http_url(text: &str) -> bool {
-    reqwest::Url::parse(text)
-        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
 }
 
 /// The node's home directory: `RELAYER_HOME`, else `~/.relayer`.
@@ -481,7 +476,7 @@ policy = "race"
         let config = NodeConfig::parse(&nyx).unwrap();
         config.validate().unwrap();
         let fees = config.chain.fees();
-        assert_eq!(fees.gas_price.denom, "unym");
+        assert_eq!(fees.gas_price.denom.as_ref(), "unym");
         assert_eq!(fees.fee_amount(1_000_000), 25_000);
         assert_eq!((fees.gas_multiplier, fees.max_gas), (1.5, 3_000_000));
         assert!(NodeConfig::parse(&config.to_toml().unwrap()).unwrap() == config);
@@ -532,7 +527,7 @@ policy = "race"
             config.node.chain_key_file,
             PathBuf::from("/run/secrets/chain")
         );
-        assert_eq!(config.chain.gas_price.denom, "unym");
+        assert_eq!(config.chain.gas_price.denom.as_ref(), "unym");
         assert_eq!(
             config.node.ed25519_key_file,
             PathBuf::from("keys/node0.ed25519")

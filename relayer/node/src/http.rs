@@ -80,7 +80,14 @@ pub const POOL_IDLE: Duration = Duration::from_secs(2);
 
 /// The client every fetch uses: no redirects, bounded time, the system's TLS roots.
 pub fn client() -> reqwest::Client {
-    client_trusting(Vec::new())
+    client_builder(Vec::new()).build().unwrap_or_else(|_| {
+        // Only the system's roots can make this fail; keep the limits without them.
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .unwrap_or_default()
+    })
 }
 
 /// [`client`], also trusting the CA certificates (PEM) in `extra_ca` when given; a CA that
@@ -98,17 +105,6 @@ pub fn client_with_ca(extra_ca: Option<&Path>) -> Result<reqwest::Client, TlsErr
         })
 }
 
-fn client_trusting(extra_roots: Vec<reqwest::Certificate>) -> reqwest::Client {
-    client_builder(extra_roots).build().unwrap_or_else(|_| {
-        // Only the system's roots can make this fail; keep the limits without them.
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .unwrap_or_default()
-    })
-}
-
 /// No redirects, bounded time, rustls with the system's roots and `extra_roots`.
 fn client_builder(extra_roots: Vec<reqwest::Certificate>) -> reqwest::ClientBuilder {
     extra_roots.into_iter().fold(
@@ -119,6 +115,12 @@ fn client_builder(extra_roots: Vec<reqwest::Certificate>) -> reqwest::ClientBuil
             .pool_idle_timeout(POOL_IDLE),
         reqwest::ClientBuilder::add_root_certificate,
     )
+}
+
+/// Whether `text` is an absolute `http://` or `https://` URL with a host.
+pub fn is_http_url(text: &str) -> bool {
+    reqwest::Url::parse(text)
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
 }
 
 /// GETs `url` and decodes its JSON body, bounded in size and time.

@@ -79,9 +79,7 @@ impl FromStr for SampleSource {
             Ok(Self::Generator)
         } else if let Some(path) = text.strip_prefix("file:").filter(|path| !path.is_empty()) {
             Ok(Self::File(path.into()))
-        } else if (text.starts_with("http://") || text.starts_with("https://"))
-            && reqwest::Url::parse(text).is_ok()
-        {
+        } else if http::is_http_url(text) {
             Ok(Self::Url(text.to_string()))
         } else {
             Err(SourceError::Spec(text.to_string()))

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use cosmrs::Denom;
 use cosmwasm_std::{Decimal, Uint128};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
@@ -15,7 +16,7 @@ pub struct GasPrice {
     /// Fee denom units per unit of gas.
     pub amount: Decimal,
     /// The fee denom.
-    pub denom: String,
+    pub denom: Denom,
 }
 
 /// Why a fee setting was refused.
@@ -44,10 +45,9 @@ impl FromStr for GasPrice {
             .ok_or_else(|| FeeError::GasPrice(text.to_string()))?;
         let (amount, denom) = text.split_at(split);
         let amount = Decimal::from_str(amount).map_err(|_| FeeError::GasPrice(text.to_string()))?;
-        check_denom(denom)?;
         Ok(Self {
             amount,
-            denom: denom.to_string(),
+            denom: parse_denom(denom)?,
         })
     }
 }
@@ -71,16 +71,14 @@ impl<'de> Deserialize<'de> for GasPrice {
     }
 }
 
-/// The cosmos-sdk denom rule: a letter, then 2 to 127 of letters, digits and `/:._-`.
-fn check_denom(denom: &str) -> Result<(), FeeError> {
-    let mut chars = denom.chars();
-    let first_is_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "/:._-".contains(c));
-    if first_is_letter && rest_ok && (3..=128).contains(&denom.len()) {
-        Ok(())
-    } else {
-        Err(FeeError::Denom(denom.to_string()))
+/// The cosmos-sdk denom rule: a letter, then 2 to 127 of letters, digits and `/:._-` (cosmrs
+/// checks the length and the characters; the leading letter is checked here).
+fn parse_denom(denom: &str) -> Result<Denom, FeeError> {
+    let refused = || FeeError::Denom(denom.to_string());
+    if !denom.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(refused());
     }
+    Denom::from_str(denom).map_err(|_| refused())
 }
 
 /// How a node prices and bounds its transactions.
@@ -107,7 +105,8 @@ impl Default for FeeSettings {
         Self {
             gas_price: GasPrice {
                 amount: Decimal::zero(),
-                denom: "stake".into(),
+                // A valid literal: never the empty default.
+                denom: parse_denom("stake").unwrap_or_default(),
             },
             gas_multiplier: DEFAULT_GAS_MULTIPLIER,
             max_gas: DEFAULT_MAX_GAS,
@@ -152,7 +151,7 @@ mod tests {
     fn gas_prices_parse_and_print_back() {
         let price: GasPrice = "0.025unym".parse().unwrap();
         assert_eq!(price.amount, Decimal::permille(25));
-        assert_eq!(price.denom, "unym");
+        assert_eq!(price.denom.as_ref(), "unym");
         assert_eq!(price.to_string(), "0.025unym");
         assert_eq!(
             "0stake".parse::<GasPrice>().unwrap().amount,

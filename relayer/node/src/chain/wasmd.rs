@@ -23,7 +23,7 @@ use cosmrs::proto::cosmwasm::wasm::v1::{
 use cosmrs::proto::prost::Message;
 use cosmrs::rpc::{Client, HttpClient, HttpClientUrl};
 use cosmrs::tx::{Body, Fee, Msg, SignDoc, SignerInfo};
-use cosmrs::{AccountId, Any, Coin, Denom};
+use cosmrs::{AccountId, Any, Coin};
 use nym_rewards::msg::{ExecuteMsg, QueryMsg};
 use tokio::sync::Mutex;
 
@@ -99,7 +99,6 @@ pub struct WasmdChain {
     chain_id: String,
     contract: String,
     fees: FeeSettings,
-    fee_denom: Denom,
     tx_lock: Mutex<()>,
 }
 
@@ -135,8 +134,6 @@ impl WasmdChain {
     ) -> Result<Self, ChainError> {
         fees.validate()
             .map_err(|err| ChainError::Refused(err.to_string()))?;
-        let fee_denom = Denom::from_str(&fees.gas_price.denom)
-            .map_err(|err| ChainError::Refused(format!("fee denom: {err}")))?;
         let url = HttpClientUrl::from_str(rpc_url)
             .map_err(|err| ChainError::Refused(format!("RPC URL {rpc_url}: {err}")))?;
         let mut builder =
@@ -160,7 +157,6 @@ impl WasmdChain {
             chain_id: network,
             contract: contract.to_string(),
             fees,
-            fee_denom,
             tx_lock: Mutex::new(()),
         })
     }
@@ -225,7 +221,7 @@ impl WasmdChain {
         let body = Body::new(msgs.to_vec(), "", 0u32);
         let fee = Fee::from_amount_and_gas(
             Coin {
-                denom: self.fee_denom.clone(),
+                denom: self.fees.gas_price.denom.clone(),
                 amount: self.fees.fee_amount(gas_limit),
             },
             gas_limit,
@@ -571,7 +567,7 @@ impl Chain for WasmdChain {
         let sync = status.sync_info;
         let request = QueryBalanceRequest {
             address: address.to_string(),
-            denom: self.fees.gas_price.denom.clone(),
+            denom: self.fees.gas_price.denom.to_string(),
         };
         let balance: QueryBalanceResponse = self
             .abci("/cosmos.bank.v1beta1.Query/Balance", &request)
