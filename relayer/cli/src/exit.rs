@@ -7,6 +7,7 @@ use relayer_node::chain::fees::FeeError;
 use relayer_node::config::{ConfigError, InvalidValue};
 use relayer_node::http::HttpError;
 use relayer_node::keys::KeyError;
+use relayer_node::mixnode_set::SetError;
 use relayer_node::tls::TlsError;
 use thiserror::Error;
 
@@ -40,6 +41,13 @@ fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         || cause.is::<clap::Error>();
     if usage {
         return Some(USAGE);
+    }
+    if let Some(err) = cause.downcast_ref::<SetError>() {
+        return Some(if err.is_unreachable() {
+            UNREACHABLE
+        } else {
+            USAGE
+        });
     }
     if let Some(err) = cause.downcast_ref::<ChainError>() {
         return Some(match err {

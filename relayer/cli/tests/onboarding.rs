@@ -155,6 +155,10 @@ rpc = "https://rpc.example.org:443"
 chain_id = "nyx"
 account_prefix = "n"
 gas_price = "0.025unym"
+
+[sampling]
+mixnode_set = "file:monitor/set.json"
+source = "file:monitor/uptime.json"
 "#
         ),
     )
@@ -176,6 +180,18 @@ gas_price = "0.025unym"
         report.contains("node.chain_key_file") && report.contains("chmod 600"),
         "{report}"
     );
+    assert!(
+        report.contains("sampling.mixnode_set") && report.contains("sampling.source"),
+        "the monitor's files are missing: {report}"
+    );
+    let monitor = dir.path().join("monitor");
+    std::fs::create_dir(&monitor).unwrap();
+    std::fs::write(monitor.join("set.json"), r#"{"mix_ids": [4, 2]}"#).unwrap();
+    std::fs::write(
+        monitor.join("uptime.json"),
+        r#"{"uptimes": [{"mix_id": 2, "uptime_pct": 99}]}"#,
+    )
+    .unwrap();
     std::fs::set_permissions(&chain_key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (code, report, stderr) = relayer(
         &["config", "check", "--config", config_arg],

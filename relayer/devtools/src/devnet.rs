@@ -16,10 +16,13 @@ use relayer_node::api::ApiLimits;
 use relayer_node::chain::{self, Chain};
 use relayer_node::config::{ProtocolSection, SamplingSection};
 use relayer_node::keys::{ChainAccount, DEFAULT_ACCOUNT_PREFIX, random_secret};
+use relayer_node::mixnode_set;
+use relayer_node::monitor::Location;
 use relayer_node::net::BoundNet;
 use relayer_node::sample_source::SampleSource;
 use relayer_node::{NodeSettings, RunningNode, start_node};
 use relayer_node::{http, tls};
+use relayer_protocol::wire::Codec;
 use relayer_protocol::{Keypair, SubmitPolicy};
 use serde::Serialize;
 
@@ -68,6 +71,8 @@ pub struct DevnetOptions {
     pub tls: bool,
     /// Where node i's samples come from, when not the generator.
     pub sample_sources: std::collections::BTreeMap<usize, SampleSource>,
+    /// Where node i reads its mixnode set, when not ids `1..=mixnodes`.
+    pub mixnode_sets: std::collections::BTreeMap<usize, Location>,
 }
 
 impl DevnetOptions {
@@ -91,6 +96,7 @@ impl DevnetOptions {
             wan: false,
             tls: false,
             sample_sources: Default::default(),
+            mixnode_sets: Default::default(),
         }
     }
 }
@@ -119,6 +125,7 @@ struct NodeSpec {
     db_path: PathBuf,
     with_api: bool,
     api_scheme: &'static str,
+    codec: Codec,
 }
 
 /// One final epoch, as `devnet --summary` reports it.
@@ -171,6 +178,18 @@ fn member_input(spec: &NodeSpec) -> MemberInput {
     }
 }
 
+/// Node i's `[sampling]`.
+fn sampling_section(options: &DevnetOptions, i: usize) -> SamplingSection {
+    SamplingSection {
+        mixnodes: options.mixnodes,
+        mixnode_set: options.mixnode_sets.get(&i).cloned(),
+        interval_ms: options.metrics_interval_ms,
+        seed: 1,
+        retention_epochs: 24,
+        source: options.sample_sources.get(&i).cloned().unwrap_or_default(),
+    }
+}
+
 fn free_local_port() -> Result<std::net::TcpListener, DevError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|err| DevError::io("binding an ephemeral port", err))
@@ -214,7 +233,9 @@ impl Devnet {
                     break account;
                 }
             };
-            let net = BoundNet::bind(ed25519_secret, "/ip4/127.0.0.1/tcp/0").await?;
+            let mixnodes = mixnode_set::load(&sampling_section(&options, i), &http).await?;
+            let codec = Codec::new(&mixnodes);
+            let net = BoundNet::bind(ed25519_secret, "/ip4/127.0.0.1/tcp/0", codec.clone()).await?;
             let listener = free_local_port()?;
             specs.push(NodeSpec {
                 name: format!("node{i}"),
@@ -227,6 +248,7 @@ impl Devnet {
                 db_path: options.data_dir.join(format!("node{i}.sqlite")),
                 with_api: !options.without_api.contains(&i),
                 api_scheme,
+                codec,
             });
             bound.push(Some(net));
             listeners.push(Some(listener));
@@ -281,7 +303,7 @@ impl Devnet {
         let spec = &self.specs[i];
         let net = match net {
             Some(net) => net,
-            None => BoundNet::bind(spec.ed25519_secret, &spec.p2p_addr).await?,
+            None => BoundNet::bind(spec.ed25519_secret, &spec.p2p_addr, spec.codec.clone()).await?,
         };
         let net = if self.options.wan {
             net.with_link_delay(self.wan_delays_from(i))
@@ -310,13 +332,7 @@ impl Devnet {
             min_balance: 0,
             http_client: self.http.clone(),
             net,
-            sampling: SamplingSection {
-                mixnodes: options.mixnodes,
-                interval_ms: options.metrics_interval_ms,
-                seed: 1,
-                retention_epochs: 24,
-                source: options.sample_sources.get(&i).cloned().unwrap_or_default(),
-            },
+            sampling: sampling_section(options, i),
             protocol: ProtocolSection {
                 observation_threshold: None,
                 observation_grace_ms: options.observation_grace_ms,

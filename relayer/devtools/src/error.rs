@@ -42,6 +42,9 @@ pub enum DevError {
     /// A TLS file cannot be used.
     #[error("{0}")]
     Tls(#[from] relayer_node::tls::TlsError),
+    /// A node's mixnode set.
+    #[error("{0}")]
+    MixnodeSet(#[from] relayer_node::mixnode_set::SetError),
     /// A config could not be written.
     #[error("writing a node config: {0}")]
     Config(#[from] toml::ser::Error),

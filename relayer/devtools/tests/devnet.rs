@@ -17,6 +17,7 @@ use relayer_auditor::{
 use relayer_devtools::devnet::{Devnet, DevnetOptions};
 use relayer_node::chain::{self, Chain};
 use relayer_node::http;
+use relayer_node::monitor::Location;
 use relayer_node::sample_source::SampleSource;
 use relayer_protocol::{OfficialSource, SubmitPolicy};
 
@@ -453,11 +454,18 @@ async fn apis_over_https_serve_losers_and_auditors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operators_own_uptime_reports_from_a_file_and_over_http_become_the_rewards() {
+async fn operators_own_mixnode_set_and_uptime_reports_from_a_file_and_over_http_become_the_rewards()
+{
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    // One monitor's report, written to a file for nodes 0 and 1 and served over HTTP for
-    // nodes 2 and 3; it names a mixnode outside the set (ignored) and leaves out mixnode 50.
+    // One monitor's mixnode set and report, written to files for nodes 0 and 1 and served
+    // over HTTP for nodes 2 and 3. The set is the even ids to 98 and 7 (50 in all, the
+    // contract's maximum here); the report names a mixnode outside the set (ignored) and none
+    // from 50 on.
+    let set: Vec<u32> = (1..=49).map(|i| 2 * i).chain([7]).collect();
+    let set_document = serde_json::json!({ "mix_ids": set }).to_string();
+    let set_file = dir.path().join("set.json");
+    std::fs::write(&set_file, &set_document).unwrap();
     let uptime = |mix_id: u32| ((mix_id * 7) % 101) as u8;
     let mut entries: Vec<serde_json::Value> = (1..50)
         .map(|mix_id| serde_json::json!({"mix_id": mix_id, "uptime_pct": uptime(mix_id)}))
@@ -468,29 +476,37 @@ async fn operators_own_uptime_reports_from_a_file_and_over_http_become_the_rewar
     std::fs::write(&file, &report).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/uptime.json", listener.local_addr().unwrap());
-    let served = report.clone();
-    let app = axum::Router::new().route(
-        "/uptime.json",
+    let json = |body: String| {
         axum::routing::get(move || {
-            let body = served.clone();
+            let body = body.clone();
             async move {
                 (
                     [(axum::http::header::CONTENT_TYPE, "application/json")],
                     body,
                 )
             }
-        }),
-    );
+        })
+    };
+    let app = axum::Router::new()
+        .route("/uptime.json", json(report.clone()))
+        .route("/set.json", json(set_document.clone()));
+    let set_url = url.replace("/uptime.json", "/set.json");
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let mut options = options(&dir, 4);
     for i in 0..4 {
-        let source = if i < 2 {
-            SampleSource::File(file.clone())
+        let (set_at, source) = if i < 2 {
+            (
+                Location::File(set_file.clone()),
+                Location::File(file.clone()),
+            )
         } else {
-            SampleSource::Url(url.clone())
+            (Location::Url(set_url.clone()), Location::Url(url.clone()))
         };
-        options.sample_sources.insert(i, source);
+        options.mixnode_sets.insert(i, set_at);
+        options
+            .sample_sources
+            .insert(i, SampleSource::Monitor(source));
     }
     let devnet = Devnet::start(options).await.unwrap();
     let epoch = devnet.current_epoch() + 1; // a whole epoch of samples
@@ -505,10 +521,41 @@ async fn operators_own_uptime_reports_from_a_file_and_over_http_become_the_rewar
         .iter()
         .map(|reward| (reward.mix_id, reward.uptime_bp))
         .collect();
-    let mut want: Vec<(u32, u16)> = (1..50)
-        .map(|mix_id| (mix_id, u16::from(uptime(mix_id)) * 100))
+    let mut sorted_set = set.clone();
+    sorted_set.sort_unstable();
+    let want: Vec<(u32, u16)> = sorted_set
+        .iter()
+        .map(|&mix_id| {
+            // Never reported from 50 on: no sample, no uptime.
+            let reported = if mix_id < 50 { uptime(mix_id) } else { 0 };
+            (mix_id, u16::from(reported) * 100)
+        })
         .collect();
-    want.push((50, 0)); // never reported: no sample, no uptime
-    assert_eq!(got, want, "every node measured what the monitor reported");
+    assert_eq!(
+        got, want,
+        "every node measured the monitor's set, with the values it reported"
+    );
     devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixnode_set_larger_than_the_contract_accepts_stops_the_start() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let set_file = dir.path().join("set.json");
+    std::fs::write(&set_file, r#"{"mix_ids": [10, 20, 30]}"#).unwrap();
+    let mut options = options(&dir, 1);
+    options.mixnodes = 2; // the contract's max_mixnodes_per_epoch
+    options.mixnode_sets.insert(0, Location::File(set_file));
+    let refused = Devnet::start(options).await.err().expect("refused");
+    assert!(
+        matches!(
+            refused,
+            relayer_devtools::DevError::Start(relayer_node::StartError::SetTooLarge {
+                mixnodes: 3,
+                max: 2
+            })
+        ),
+        "{refused}"
+    );
 }

@@ -12,6 +12,7 @@ use crate::chain::fees::{
     DEFAULT_GAS_MULTIPLIER, DEFAULT_MAX_GAS, FeeError, FeeSettings, GasPrice,
 };
 use crate::keys::{DEFAULT_ACCOUNT_PREFIX, check_prefix};
+use crate::monitor::Location;
 use crate::sample_source::SampleSource;
 use nym_rewards::rules;
 
@@ -130,12 +131,16 @@ fn default_max_gas() -> u64 {
     DEFAULT_MAX_GAS
 }
 
-/// `[sampling]`: the uptime generator.
+/// `[sampling]`: the mixnode set measured and where its uptime samples come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SamplingSection {
-    /// Mixnodes measured: ids `1..=mixnodes`.
+    /// Mixnodes measured: ids `1..=mixnodes`, unless `mixnode_set` is given.
     pub mixnodes: u32,
+    /// Where the operator's monitor publishes the mixnode set (`file:PATH` or an http(s) URL;
+    /// format in `relayer_node::mixnode_set`), read at start; replaces `mixnodes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mixnode_set: Option<Location>,
     /// Sampling interval in milliseconds (100 or more).
     #[serde(deserialize_with = "crate::duration_ms::deserialize")]
     pub interval_ms: u64,
@@ -152,6 +157,7 @@ impl Default for SamplingSection {
     fn default() -> Self {
         Self {
             mixnodes: 100,
+            mixnode_set: None,
             interval_ms: 1_000,
             seed: 1,
             retention_epochs: 24,
@@ -317,10 +323,11 @@ impl NodeConfig {
                 *file = base.join(&*file);
             }
         }
-        if let SampleSource::File(file) = &mut self.sampling.source
-            && file.is_relative()
-        {
-            *file = base.join(&*file);
+        if let SampleSource::Monitor(location) = &mut self.sampling.source {
+            location.resolve(base);
+        }
+        if let Some(location) = &mut self.sampling.mixnode_set {
+            location.resolve(base);
         }
     }
 

@@ -18,6 +18,8 @@ pub mod inbox;
 pub mod keys;
 mod limits;
 pub mod metrics;
+pub mod mixnode_set;
+pub mod monitor;
 pub mod net;
 pub mod outbox;
 pub mod process;

@@ -27,9 +27,8 @@ use tokio::sync::mpsc;
 use crate::inbox::{InboxReceiver, InboxSender, QueueLimits, inbox};
 use crate::metrics::NodeMetrics;
 use crate::outbox::{FRAME_HEADER_BYTES, MAX_BATCH_BYTES, Outbox, split_batch};
-use relayer_protocol::wire::{Codec, PROTOCOL_ID};
+use relayer_protocol::wire::Codec;
 
-const PROTOCOL: StreamProtocol = StreamProtocol::new(PROTOCOL_ID);
 /// Messages a peer may burst before rate limiting starts.
 const RATE_BURST: f64 = 4_096.0;
 /// Sustained messages per second per peer.
@@ -280,11 +279,15 @@ pub struct BoundNet {
     pub listen_addr: Multiaddr,
     /// This node's PeerId.
     pub peer_id: PeerId,
+    codec: Codec,
 }
 
 impl BoundNet {
-    /// Builds the swarm from the node's ed25519 secret and starts listening on `listen`.
-    pub async fn bind(secret: [u8; 32], listen: &str) -> Result<Self, NetError> {
+    /// Builds the swarm from the node's ed25519 secret, speaking `codec` (whose protocol id
+    /// names the mixnode set), and starts listening on `listen`.
+    pub async fn bind(secret: [u8; 32], listen: &str, codec: Codec) -> Result<Self, NetError> {
+        let protocol = StreamProtocol::try_from_owned(codec.protocol_id())
+            .map_err(|err| NetError::Invalid(err.to_string()))?;
         let mut secret = secret;
         let keypair = identity::Keypair::ed25519_from_bytes(&mut secret)
             .map_err(|err| NetError::Invalid(err.to_string()))?;
@@ -311,7 +314,7 @@ impl BoundNet {
                         .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
                 ),
                 messages: request_response::Behaviour::new(
-                    [(PROTOCOL, ProtocolSupport::Full)],
+                    [(protocol, ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(10))
                         .with_max_concurrent_streams(MAX_STREAMS_PER_CONNECTION),
@@ -346,6 +349,7 @@ impl BoundNet {
             link_delay: None,
             listen_addr,
             peer_id,
+            codec,
         })
     }
 
@@ -356,18 +360,23 @@ impl BoundNet {
         self
     }
 
-    /// Starts the swarm task for the roster `peers` (by [`PeerIndex`]), speaking `codec`.
-    /// Inbound messages from active peers arrive on the returned receiver.
+    /// The encoding it speaks (and so the mixnode set it carries).
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
+    /// Starts the swarm task for the roster `peers` (by [`PeerIndex`]). Inbound messages from
+    /// active peers arrive on the returned receiver.
     pub fn run(
         self,
         peers: Vec<PeerEntry>,
-        codec: Codec,
         metrics: Arc<NodeMetrics>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(NetHandle, InboxReceiver), NetError> {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (inbound_tx, inbound) = inbox(peers.len(), QueueLimits::default());
         let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let codec = self.codec;
         let mut task = SwarmTask {
             swarm: self.swarm,
             me: self.peer_id,
@@ -743,8 +752,8 @@ impl SwarmTask {
         }
     }
 
-    /// A peer does not speak this node's message protocol: it runs another version, and
-    /// nothing is exchanged with it. Said once per peer, at warn level.
+    /// A peer does not speak this node's message protocol: it runs another version or another
+    /// mixnode set, and nothing is exchanged with it. Said once per peer, at warn level.
     fn on_other_version(&mut self, peer: PeerId) {
         NodeMetrics::inc(&self.metrics.messages_dropped);
         if self.other_versions.insert(peer) {
@@ -752,7 +761,11 @@ impl SwarmTask {
             tracing::warn!(
                 %peer,
                 ?member,
-                "peer does not speak {PROTOCOL_ID}: it runs another protocol version; its messages are refused and none are sent to it"
+                protocol = %self.codec.protocol_id(),
+                mixnodes = self.codec.mixnodes().len(),
+                "peer does not speak this node's protocol: it runs another protocol version or \
+                 another mixnode set (every member must measure the same set); its messages are \
+                 refused and none are sent to it"
             );
         }
     }

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nym_rewards::msg::SignerSetResponse;
-use relayer_protocol::wire::Codec;
 use relayer_protocol::{
     ChainContext, Engine, Keypair, MemberIndex, NewError, ProtocolConfig, SignerSet,
     SignerSetError, observation_threshold_for,
@@ -53,9 +52,10 @@ pub struct NodeSettings {
     pub api_tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// The client that fetches winners' data (trusting the operator's extra CA, if any).
     pub http_client: reqwest::Client,
-    /// The libp2p swarm, already listening.
+    /// The libp2p swarm, already listening; its codec holds the mixnode set the node measures
+    /// (see [`crate::mixnode_set::load`]).
     pub net: BoundNet,
-    /// Uptime sampling settings.
+    /// Uptime sampling settings (the set is the one in `net`'s codec).
     pub sampling: SamplingSection,
     /// Protocol settings.
     pub protocol: ProtocolSection,
@@ -89,6 +89,16 @@ pub enum StartError {
     /// The network cannot start.
     #[error("{0}")]
     Net(#[from] NetError),
+    /// The mixnode set is larger than the contract accepts in an epoch.
+    #[error(
+        "the mixnode set holds {mixnodes} mixnodes, the contract accepts at most {max} per epoch: no epoch could be submitted (raise max_mixnodes_per_epoch with relayer admin update-config, or measure fewer)"
+    )]
+    SetTooLarge {
+        /// Mixnodes in the set.
+        mixnodes: usize,
+        /// The contract's maximum.
+        max: u32,
+    },
     /// The API listener cannot be used.
     #[error("the API listener: {0}")]
     Listener(#[from] std::io::Error),
@@ -137,6 +147,7 @@ fn protocol_config(
     chain: &dyn Chain,
     signer_set: SignerSet,
     clock: nym_rewards::msg::EpochClock,
+    mixnodes: Vec<u32>,
     settings: &NodeSettings,
 ) -> ProtocolConfig {
     let n = signer_set.n();
@@ -151,7 +162,7 @@ fn protocol_config(
             settings.protocol.observation_threshold,
             n,
         ),
-        mixnodes: (1..=settings.sampling.mixnodes).collect(),
+        mixnodes,
         clock,
         observation_grace_ms: settings.protocol.observation_grace_ms,
         submit_slot_ms: settings.protocol.submit_slot_ms,
@@ -173,13 +184,27 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
             source,
         })?,
     );
+    let mixnodes = settings.net.codec().mixnodes().to_vec();
+    tracing::info!(
+        node = %settings.name,
+        mixnodes = mixnodes.len(),
+        protocol = %settings.net.codec().protocol_id(),
+        "measuring the mixnode set"
+    );
     let config = chain::config(chain.as_ref()).await?;
+    if mixnodes.len() > config.max_mixnodes_per_epoch as usize {
+        return Err(StartError::SetTooLarge {
+            mixnodes: mixnodes.len(),
+            max: config.max_mixnodes_per_epoch,
+        });
+    }
     let current = config.clock.epoch_at_ms(now_ms()).unwrap_or(0);
     let set = chain::signer_set_for_epoch(chain.as_ref(), current).await?;
     let protocol_config = protocol_config(
         chain.as_ref(),
         SignerSet::try_from(&set)?,
         config.clock,
+        mixnodes,
         &settings,
     );
     for warning in protocol_config.validate().map_err(NewError::from)? {
@@ -213,10 +238,9 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
     let (official_tx, official) = watch::channel(latest);
     let peer_id = settings.net.peer_id.to_string();
     let peers = peer_entries(&engine, &known_sets.read());
-    let codec = Codec::new(&protocol_config.mixnodes);
     let (net, inbound) = settings
         .net
-        .run(peers, codec, metrics.clone(), shutdown_rx.clone())?;
+        .run(peers, metrics.clone(), shutdown_rx.clone())?;
 
     let mut tasks = Vec::new();
     let chain_view = SharedChainView::default();

@@ -9,22 +9,18 @@
 //! `uptime_pct` is a whole percent, 0 to 100. Mixnodes outside the node's mixnode set are
 //! ignored, and a mixnode missing from a report gets no sample that interval (one with no
 //! sample in a whole epoch has uptime 0 for it). A report that
-//! does not parse, is larger than [`MAX_REPORT_BYTES`], names a mixnode twice or holds a value
+//! does not parse, is larger than [`crate::monitor::MAX_DOCUMENT_BYTES`], names a mixnode twice or holds a value
 //! out of range is refused whole (logged at warn); nothing of it is stored.
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::PathBuf;
 use std::str::FromStr;
 
 use relayer_store::Sample;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
-use crate::http::{self, HttpError};
-
-/// Largest report read (20,000 mixnodes take about 0.7 MB).
-pub const MAX_REPORT_BYTES: u64 = 8 << 20;
+use crate::monitor::{Location, MonitorError};
 
 /// Where samples come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,10 +28,8 @@ pub enum SampleSource {
     /// The artificial generator.
     #[default]
     Generator,
-    /// A report file (`file:PATH`; relative to the config's folder).
-    File(PathBuf),
-    /// A report served at an `http://` or `https://` URL.
-    Url(String),
+    /// Reports an operator's monitor writes to a file or serves over HTTP(S).
+    Monitor(Location),
 }
 
 /// Why a report was refused.
@@ -44,20 +38,9 @@ pub enum SourceError {
     /// Not `generator`, `file:PATH` or an http(s) URL.
     #[error("sampling.source must be \"generator\", \"file:PATH\" or an http(s) URL, got {0:?}")]
     Spec(String),
-    /// The file cannot be read, or is too large.
-    #[error("reading {path}: {reason}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What failed.
-        reason: String,
-    },
-    /// The endpoint did not answer with a report.
+    /// The report could not be read or is not a report.
     #[error("{0}")]
-    Http(#[from] HttpError),
-    /// Not a report.
-    #[error("not an uptime report: {0}")]
-    Format(String),
+    Read(#[from] MonitorError),
     /// A mixnode named twice.
     #[error("mixnode {0} appears twice in the report")]
     Duplicate(u32),
@@ -76,14 +59,11 @@ impl FromStr for SampleSource {
 
     fn from_str(text: &str) -> Result<Self, SourceError> {
         if text == "generator" {
-            Ok(Self::Generator)
-        } else if let Some(path) = text.strip_prefix("file:").filter(|path| !path.is_empty()) {
-            Ok(Self::File(path.into()))
-        } else if http::is_http_url(text) {
-            Ok(Self::Url(text.to_string()))
-        } else {
-            Err(SourceError::Spec(text.to_string()))
+            return Ok(Self::Generator);
         }
+        text.parse()
+            .map(Self::Monitor)
+            .map_err(|_| SourceError::Spec(text.to_string()))
     }
 }
 
@@ -91,8 +71,7 @@ impl fmt::Display for SampleSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Generator => write!(f, "generator"),
-            Self::File(path) => write!(f, "file:{}", path.display()),
-            Self::Url(url) => write!(f, "{url}"),
+            Self::Monitor(location) => write!(f, "{location}"),
         }
     }
 }
@@ -129,35 +108,15 @@ pub struct MixnodeUptime {
     pub uptime_pct: u8,
 }
 
-/// Reads the report of a file or URL source (`None` for the generator).
+/// Reads the report of a monitor source (`None` for the generator).
 pub async fn read_report(
     source: &SampleSource,
     client: &reqwest::Client,
 ) -> Option<Result<UptimeReport, SourceError>> {
-    Some(match source {
-        SampleSource::Generator => return None,
-        SampleSource::File(path) => read_file(path.clone()).await,
-        SampleSource::Url(url) => http::fetch_json(client, url).await.map_err(Into::into),
-    })
-}
-
-async fn read_file(path: PathBuf) -> Result<UptimeReport, SourceError> {
-    let read = tokio::task::spawn_blocking(move || {
-        let fail = |reason: String| SourceError::File {
-            path: path.clone(),
-            reason,
-        };
-        let size = std::fs::metadata(&path)
-            .map_err(|err| fail(err.to_string()))?
-            .len();
-        if size > MAX_REPORT_BYTES {
-            return Err(fail(format!("larger than {MAX_REPORT_BYTES} bytes")));
-        }
-        let bytes = std::fs::read(&path).map_err(|err| fail(err.to_string()))?;
-        serde_json::from_slice(&bytes).map_err(|err| SourceError::Format(err.to_string()))
-    })
-    .await;
-    read.map_err(|err| SourceError::Format(format!("reading task failed: {err}")))?
+    match source {
+        SampleSource::Generator => None,
+        SampleSource::Monitor(location) => Some(location.read(client).await.map_err(Into::into)),
+    }
 }
 
 /// The samples a report gives for `mixnodes` at `at_ms` in `epoch`; the whole report is

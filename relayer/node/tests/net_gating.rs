@@ -37,7 +37,6 @@ fn run(
 ) -> (NetHandle, InboxReceiver) {
     net.run(
         roster(members, &vec![true; members.len()]),
-        codec(),
         Arc::new(NodeMetrics::default()),
         shutdown.clone(),
     )
@@ -61,13 +60,13 @@ async fn only_members_get_messages_processed() {
         .map(|s| Keypair::from_seed(s).public())
         .collect();
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    let a = BoundNet::bind(secrets[0], "/ip4/127.0.0.1/tcp/0")
+    let a = BoundNet::bind(secrets[0], "/ip4/127.0.0.1/tcp/0", codec())
         .await
         .unwrap();
-    let b = BoundNet::bind(secrets[1], "/ip4/127.0.0.1/tcp/0")
+    let b = BoundNet::bind(secrets[1], "/ip4/127.0.0.1/tcp/0", codec())
         .await
         .unwrap();
-    let outsider = BoundNet::bind(secrets[2], "/ip4/127.0.0.1/tcp/0")
+    let outsider = BoundNet::bind(secrets[2], "/ip4/127.0.0.1/tcp/0", codec())
         .await
         .unwrap();
     let (a_addr, b_addr, c_addr) = (
@@ -82,7 +81,6 @@ async fn only_members_get_messages_processed() {
     let (_a_net, mut a_inbound) = a
         .run(
             roster(&members, &[true, true]),
-            codec(),
             a_metrics.clone(),
             shutdown.clone(),
         )
@@ -164,7 +162,6 @@ async fn peers_are_admitted_and_disconnected_as_signer_sets_come_and_go() {
         .unwrap()
         .run(
             roster(&members, &[true, true, false]),
-            codec(),
             Arc::new(NodeMetrics::default()),
             shutdown.clone(),
         )
@@ -247,7 +244,7 @@ async fn bind_members(secrets: &[[u8; 32]]) -> (Vec<BoundNet>, Vec<([u8; 32], St
     let mut bound = Vec::new();
     let mut members = Vec::new();
     for secret in secrets {
-        let net = BoundNet::bind(*secret, "/ip4/127.0.0.1/tcp/0")
+        let net = BoundNet::bind(*secret, "/ip4/127.0.0.1/tcp/0", codec())
             .await
             .expect("binding on loopback");
         members.push((
@@ -333,4 +330,51 @@ async fn queued(inbox: &InboxReceiver, count: usize) {
     poll_until(Duration::from_secs(60), || inbox.queued() >= count)
         .await
         .unwrap_or_else(|_| panic!("{} of {count} messages queued", inbox.queued()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_running_another_mixnode_set_is_refused_not_misread() {
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let secrets = [[4u8; 32], [5u8; 32]];
+    let a = BoundNet::bind(secrets[0], "/ip4/127.0.0.1/tcp/0", codec())
+        .await
+        .unwrap();
+    let other_set = Codec::new(&[1, 2, 4]);
+    assert_ne!(other_set.protocol_id(), codec().protocol_id());
+    let b = BoundNet::bind(secrets[1], "/ip4/127.0.0.1/tcp/0", other_set)
+        .await
+        .unwrap();
+    let members = vec![
+        (
+            Keypair::from_seed(&secrets[0]).public(),
+            a.listen_addr.to_string(),
+        ),
+        (
+            Keypair::from_seed(&secrets[1]).public(),
+            b.listen_addr.to_string(),
+        ),
+    ];
+    let (_a_net, mut a_inbox) = run(a, &members, &shutdown);
+    let b_metrics = Arc::new(NodeMetrics::default());
+    let (b_net, _b_inbox) = b
+        .run(
+            roster(&members, &[true, true]),
+            b_metrics.clone(),
+            shutdown.clone(),
+        )
+        .unwrap();
+    // The two connect (same signer set), but B's message protocol names another set: A
+    // never speaks it, so B's message fails as unsupported instead of reaching A.
+    connected(&b_net, 1).await;
+    b_net.send(0, &echo(3));
+    poll_until(Duration::from_secs(20), || {
+        b_metrics
+            .messages_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    })
+    .await
+    .expect("the message is refused as another protocol");
+    let pending = tokio::time::timeout(Duration::ZERO, a_inbox.recv()).await;
+    assert!(pending.is_err(), "nothing reached A: {pending:?}");
 }

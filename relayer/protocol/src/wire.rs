@@ -7,15 +7,30 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::MemberIndex;
 use crate::messages::{Message, Observation};
 use nym_rewards::msg::MixnodeReward;
 
-/// The libp2p protocol id of this encoding and message set. A peer speaking another version
-/// is refused: bump the number with any change to [`Message`] or its encoding.
+/// The libp2p protocol id of this encoding and message set, before the mixnode set's id
+/// ([`Codec::protocol_id`]). A peer speaking another version is refused: bump the number
+/// with any change to [`Message`] or its encoding.
 pub const PROTOCOL_ID: &str = "/nym-rewards/msg/2";
+
+/// A short id of a mixnode set (16 hex digits of a domain-separated SHA-256 of its ids in
+/// order), so members running different sets tell each other apart instead of refusing
+/// every observation.
+pub fn mixnode_set_id(mixnodes: &[u32]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"nym-rewards/mixnode-set/v1");
+    hasher.update((mixnodes.len() as u64).to_be_bytes());
+    for mix_id in mixnodes {
+        hasher.update(mix_id.to_be_bytes());
+    }
+    hex::encode(&hasher.finalize()[..8])
+}
 
 /// Largest encoded message accepted (an observation of 20,000 mixnodes is about 80 KB).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
@@ -68,6 +83,16 @@ impl Codec {
         Self {
             mixnodes: mixnodes.into(),
         }
+    }
+
+    /// The mixnode set, ascending.
+    pub fn mixnodes(&self) -> &[u32] {
+        &self.mixnodes
+    }
+
+    /// The protocol id of this network: [`PROTOCOL_ID`] and the mixnode set's id.
+    pub fn protocol_id(&self) -> String {
+        format!("{PROTOCOL_ID}/set-{}", mixnode_set_id(&self.mixnodes))
     }
 
     /// Encodes a message.
@@ -191,6 +216,16 @@ mod tests {
             .zip(uptimes)
             .map(|(mix_id, uptime_bp)| MixnodeReward { mix_id, uptime_bp })
             .collect()
+    }
+
+    #[test]
+    fn the_protocol_id_names_the_mixnode_set() {
+        let id = codec().protocol_id();
+        assert!(id.starts_with(&format!("{PROTOCOL_ID}/set-")), "{id}");
+        assert_eq!(id, Codec::new(&[1, 2, 5]).protocol_id(), "stable");
+        for other in [&[1, 2][..], &[1, 2, 6], &[1, 2, 5, 6], &[5, 2, 1]] {
+            assert_ne!(id, Codec::new(other).protocol_id(), "{other:?}");
+        }
     }
 
     #[test]

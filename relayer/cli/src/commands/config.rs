@@ -1,13 +1,16 @@
 //! `relayer config check`: everything wrong with a node's config, named at once: values out of
 //! range, key files missing, unreadable, readable by others or invalid, TLS files that do not
-//! load, a data directory that cannot be created, and no contract. Nothing is contacted.
+//! load, a data directory that cannot be created, no contract, and an operator's monitor whose
+//! mixnode set or uptime report cannot be read. Only the monitor is contacted, never the chain.
 
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use relayer_node::config::{NodeConfig, default_config_path};
 use relayer_node::keys::{ChainAccount, read_secret};
-use relayer_node::tls;
+use relayer_node::mixnode_set;
+use relayer_node::sample_source::{SampleSource, read_report};
+use relayer_node::{http, tls};
 
 use crate::exit::UsageError;
 
@@ -31,15 +34,16 @@ enum What {
 }
 
 /// Runs the subcommand.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
-        What::Check { config } => check(&config.unwrap_or_else(default_config_path)),
+        What::Check { config } => check(&config.unwrap_or_else(default_config_path)).await,
     }
 }
 
-fn check(path: &Path) -> anyhow::Result<()> {
+async fn check(path: &Path) -> anyhow::Result<()> {
     let config = NodeConfig::read(path)?;
-    let problems = problems(&config);
+    let mut problems = problems(&config);
+    problems.extend(monitor_problems(&config).await);
     if problems.is_empty() {
         println!("{}: OK", path.display());
         return Ok(());
@@ -84,6 +88,25 @@ fn problems(config: &NodeConfig) -> Vec<String> {
             "node.data_dir {}: {err}",
             config.node.data_dir.display()
         ));
+    }
+    problems
+}
+
+/// Problems reading the operator's monitor: its mixnode set and one uptime report.
+async fn monitor_problems(config: &NodeConfig) -> Vec<String> {
+    let sampling = &config.sampling;
+    if sampling.mixnode_set.is_none() && sampling.source == SampleSource::Generator {
+        return Vec::new();
+    }
+    let Ok(client) = http::client_with_ca(config.tls.extra_ca_file.as_deref()) else {
+        return Vec::new(); // the CA's problem is named above
+    };
+    let mut problems = Vec::new();
+    if let Err(err) = mixnode_set::load(sampling, &client).await {
+        problems.push(format!("sampling.mixnode_set: {err}"));
+    }
+    if let Some(Err(err)) = read_report(&sampling.source, &client).await {
+        problems.push(format!("sampling.source: {err}"));
     }
     problems
 }

@@ -69,7 +69,7 @@ impl Command {
             Command::Keygen(args) => keygen::run(args),
             Command::Keys(args) => keys::run(args),
             Command::MemberEntry(args) => member_entry::run(args),
-            Command::Config(args) => config::run(args),
+            Command::Config(args) => config::run(args).await,
         }
     }
 }

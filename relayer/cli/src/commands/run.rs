@@ -11,7 +11,8 @@ use relayer_node::config::NodeConfig;
 use relayer_node::keys::{ChainAccount, read_secret};
 use relayer_node::net::BoundNet;
 use relayer_node::{NodeSettings, start_node};
-use relayer_node::{http, tls};
+use relayer_node::{http, mixnode_set, tls};
+use relayer_protocol::wire::Codec;
 
 use crate::exit::UsageError;
 
@@ -106,7 +107,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         _ => None,
     };
     let http_client = http::client_with_ca(config.tls.extra_ca_file.as_deref())?;
-    let net = BoundNet::bind(ed25519_secret, &config.node.p2p_listen).await?;
+    let mixnodes = mixnode_set::load(&config.sampling, &http_client).await?;
+    let net = BoundNet::bind(
+        ed25519_secret,
+        &config.node.p2p_listen,
+        Codec::new(&mixnodes),
+    )
+    .await?;
     let http = std::net::TcpListener::bind(config.node.http_listen).with_context(|| {
         format!(
             "cannot serve the API on {} (port taken?)",
