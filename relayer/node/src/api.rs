@@ -61,7 +61,7 @@ pub struct NodeStatus {
     pub scheduled_signer_set: Option<ScheduledSet>,
     /// `staggered` or `race`.
     pub policy: String,
-    /// Members connected now.
+    /// Members of the signer set governing the running epoch connected now (this node apart).
     pub connected_peers: usize,
     /// Epoch running now.
     pub current_epoch: Option<u64>,
@@ -123,8 +123,8 @@ pub struct ApiState {
     pub observation_threshold: Option<usize>,
     /// The contract's epoch clock (for the time left in an epoch).
     pub epoch_clock: EpochClock,
-    /// Live count of connected peers.
-    pub connected_peers: Box<dyn Fn() -> usize + Send + Sync>,
+    /// The ed25519 keys of the members connected now.
+    pub connected_members: Box<dyn Fn() -> Vec<[u8; 32]> + Send + Sync>,
     /// The running epoch now.
     pub current_epoch: Box<dyn Fn() -> Option<u64> + Send + Sync>,
     /// The dashboard last built.
@@ -148,13 +148,24 @@ impl ApiState {
             .lock()
             .map(|status| status.clone())
             .unwrap_or_default();
-        status.connected_peers = (self.connected_peers)();
         status.current_epoch = (self.current_epoch)();
         let sets = self.signer_sets.read();
         let governing = status
             .current_epoch
             .and_then(|epoch| sets.governing(epoch))
             .or_else(|| sets.latest());
+        let connected = (self.connected_members)();
+        status.connected_peers = match governing {
+            Some(set) => connected
+                .iter()
+                .filter(|key| {
+                    set.members
+                        .iter()
+                        .any(|m| m.ed25519_pubkey.as_slice() == key.as_slice())
+                })
+                .count(),
+            None => connected.len(),
+        };
         if let Some(set) = governing {
             let n = set.members.len();
             status.member_index = member_index(set, &self.own_key);
@@ -205,8 +216,8 @@ impl ApiState {
         let gauges = [
             (
                 "relayer_connected_peers",
-                "Members connected",
-                Some((self.connected_peers)() as f64),
+                "Members of the governing signer set connected",
+                Some(self.live_status().connected_peers as f64),
             ),
             (
                 "relayer_latest_final_epoch",

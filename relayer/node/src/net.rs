@@ -118,7 +118,7 @@ pub struct NetHandle {
     codec: Codec,
     commands: mpsc::UnboundedSender<Command>,
     metrics: Arc<NodeMetrics>,
-    connected: Arc<std::sync::atomic::AtomicUsize>,
+    connected: ConnectedMembers,
 }
 
 impl NetHandle {
@@ -166,9 +166,17 @@ impl NetHandle {
         let _ = self.commands.send(Command::SetPeers(peers));
     }
 
-    /// Members currently connected.
+    /// Members currently connected (of any signer set this node works under).
     pub fn connected_peers(&self) -> usize {
-        self.connected.load(std::sync::atomic::Ordering::Relaxed)
+        self.connected_members().len()
+    }
+
+    /// The ed25519 keys of the members currently connected that speak this node's protocol.
+    pub fn connected_members(&self) -> Vec<[u8; 32]> {
+        self.connected
+            .lock()
+            .map(|keys| keys.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -270,6 +278,9 @@ struct Behaviour {
     limits: connection_limits::Behaviour,
     messages: request_response::Behaviour<WireCodec>,
 }
+
+/// The keys of the members connected, as the swarm task last published them.
+type ConnectedMembers = Arc<std::sync::Mutex<Vec<[u8; 32]>>>;
 
 /// A swarm listening on its address, not yet told who the members are.
 pub struct BoundNet {
@@ -375,7 +386,7 @@ impl BoundNet {
     ) -> Result<(NetHandle, InboxReceiver), NetError> {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (inbound_tx, inbound) = inbox(peers.len(), QueueLimits::default());
-        let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let connected = ConnectedMembers::default();
         let codec = self.codec;
         let mut task = SwarmTask {
             swarm: self.swarm,
@@ -491,9 +502,10 @@ struct SwarmTask {
     delayed: Delayed,
     delayed_seq: u64,
     connected_peers: HashSet<PeerId>,
-    /// Peers already reported as speaking another protocol version (one warning each).
+    /// Connected peers found speaking another protocol version or mixnode set (one warning
+    /// each; forgotten when the peer disconnects).
     other_versions: HashSet<PeerId>,
-    connected: Arc<std::sync::atomic::AtomicUsize>,
+    connected: ConnectedMembers,
     budgets: HashMap<PeerId, PeerBudget>,
     outbox: Outbox<PeerId>,
     redial: HashMap<PeerId, (Instant, Duration)>,
@@ -581,6 +593,7 @@ impl SwarmTask {
             }
         }
         self.inbound.grow(self.peers.len());
+        self.publish_connected();
         first_error.map_or(Ok(()), Err)
     }
 
@@ -700,6 +713,8 @@ impl SwarmTask {
                 ..
             } => {
                 self.connected_peers.remove(&peer_id);
+                // It may come back upgraded: its next connection is asked afresh.
+                self.other_versions.remove(&peer_id);
                 self.publish_connected();
             }
             SwarmEvent::Behaviour(BehaviourEvent::Messages(request_response::Event::Message {
@@ -757,6 +772,7 @@ impl SwarmTask {
     fn on_other_version(&mut self, peer: PeerId) {
         NodeMetrics::inc(&self.metrics.messages_dropped);
         if self.other_versions.insert(peer) {
+            self.publish_connected();
             let member = self.index_of.get(&peer).copied();
             tracing::warn!(
                 %peer,
@@ -770,11 +786,20 @@ impl SwarmTask {
         }
     }
 
+    /// Publishes the keys of the connected peers that count: active members speaking this
+    /// node's protocol (a peer that is only connected, or runs another version or mixnode
+    /// set, cannot help certify an epoch).
     fn publish_connected(&self) {
-        self.connected.store(
-            self.connected_peers.len(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        let keys = self
+            .connected_peers
+            .iter()
+            .filter(|peer| self.active.contains(*peer) && !self.other_versions.contains(*peer))
+            .filter_map(|peer| self.index_of.get(peer))
+            .filter_map(|&index| self.keys.get(usize::from(index)).copied().flatten())
+            .collect();
+        if let Ok(mut published) = self.connected.lock() {
+            *published = keys;
+        }
     }
 
     /// A batch from `peer`: each of its messages is admitted, decoded and queued on its own.

@@ -277,7 +277,7 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
             own_key,
             observation_threshold: settings.protocol.observation_threshold,
             epoch_clock: clock,
-            connected_peers: Box::new(move || net_for_api.connected_peers()),
+            connected_members: Box::new(move || net_for_api.connected_members()),
             current_epoch: Box::new(move || clock.epoch_at_ms(now_ms())),
             dashboard: Default::default(),
             chain_view: chain_view.clone(),

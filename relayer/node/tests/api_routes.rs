@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use cosmwasm_std::HexBinary;
-use nym_rewards::msg::{EpochClock, MixnodeReward, SignerSetResponse};
+use nym_rewards::msg::{EpochClock, Member, MixnodeReward, SignerSetResponse};
 use relayer_node::api::{ApiLimits, ApiState, NodeStatus, router, serve as serve_api};
 use relayer_node::chain::ChainHealth;
 use relayer_node::db::Db;
@@ -16,10 +16,25 @@ use relayer_node::signer_sets::SharedSets;
 use relayer_protocol::{OfficialEpoch, OfficialSource};
 use relayer_store::StoredOfficial;
 
-/// An API state over a database holding epoch 4, with `connected_peers` as given.
+/// The members of the test's signer set, by key byte.
+const MEMBER_KEYS: [u8; 4] = [1, 2, 3, 4];
+
+/// The keys of members `connected` (by key byte) and of an outsider (key 9), which never
+/// counts.
+fn connected(count: usize) -> Box<dyn Fn() -> Vec<[u8; 32]> + Send + Sync> {
+    Box::new(move || {
+        MEMBER_KEYS[..count]
+            .iter()
+            .chain([&9])
+            .map(|&byte| [byte; 32])
+            .collect()
+    })
+}
+
+/// An API state over a database holding epoch 4, with `connected_members` as given.
 async fn state(
     dir: &tempfile::TempDir,
-    connected_peers: Box<dyn Fn() -> usize + Send + Sync>,
+    connected_members: Box<dyn Fn() -> Vec<[u8; 32]> + Send + Sync>,
 ) -> Arc<ApiState> {
     let db = Arc::new(Db::open(&dir.path().join("api.sqlite")).unwrap());
     let stored = StoredOfficial {
@@ -52,7 +67,15 @@ async fn state(
             version: 1,
             effective_from_epoch: 0,
             threshold: 1,
-            members: vec![],
+            members: MEMBER_KEYS
+                .iter()
+                .map(|&byte| Member {
+                    ed25519_pubkey: HexBinary::from([byte; 32]),
+                    address: cosmwasm_std::Addr::unchecked(format!("wasm1member{byte}")),
+                    api_url: format!("http://member{byte}:8000"),
+                    p2p_multiaddr: format!("/dns4/member{byte}/tcp/9000"),
+                })
+                .collect(),
         }]),
         own_key: [0; 32],
         observation_threshold: None,
@@ -60,7 +83,7 @@ async fn state(
             genesis_time: 0,
             epoch_length_secs: 60,
         },
-        connected_peers,
+        connected_members,
         current_epoch: Box::new(|| Some(5)),
         dashboard: Default::default(),
         chain_view: Arc::new(Mutex::new(synced_chain())),
@@ -88,7 +111,7 @@ fn synced_chain() -> ChainView {
 
 async fn serve() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let state = state(&dir, Box::new(|| 3)).await;
+    let state = state(&dir, connected(3)).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
@@ -116,7 +139,7 @@ async fn a_client_past_its_rate_gets_429_with_retry_after() {
         per_client_burst: 2,
         ..ApiLimits::default()
     };
-    let (url, _shutdown) = serve_limited(state(&dir, Box::new(|| 3)).await, limits);
+    let (url, _shutdown) = serve_limited(state(&dir, connected(3)).await, limits);
     let http = reqwest::Client::new();
     let mut statuses = Vec::new();
     for _ in 0..3 {
@@ -145,7 +168,7 @@ async fn past_the_concurrency_limit_requests_get_503_at_once() {
     let peers = Box::new(move || {
         let _ = entered_tx.send(());
         let _ = release_rx.lock().unwrap().recv();
-        3
+        vec![[1; 32]]
     });
     let limits = ApiLimits {
         max_concurrent: 1,
@@ -333,7 +356,7 @@ async fn a_client_past_its_share_of_connections_is_closed_at_once() {
         max_connections_per_client: 2,
         ..ApiLimits::default()
     };
-    let (url, _shutdown) = serve_limited(state(&dir, Box::new(|| 3)).await, limits);
+    let (url, _shutdown) = serve_limited(state(&dir, connected(3)).await, limits);
     let addr = url.trim_start_matches("http://").to_string();
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -361,7 +384,7 @@ async fn a_client_past_its_share_of_connections_is_closed_at_once() {
 /// close it within 5 s.
 async fn assert_silent_connection_closed(limits: ApiLimits) {
     let dir = tempfile::tempdir().unwrap();
-    let (url, _shutdown) = serve_limited(state(&dir, Box::new(|| 3)).await, limits);
+    let (url, _shutdown) = serve_limited(state(&dir, connected(3)).await, limits);
     let mut silent = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
         .await
         .unwrap();
@@ -393,7 +416,7 @@ async fn a_connection_idle_past_its_deadline_is_closed() {
 #[tokio::test]
 async fn health_answers_503_naming_the_failing_check_and_200_once_it_holds() {
     let dir = tempfile::tempdir().unwrap();
-    let state = state(&dir, Box::new(|| 0)).await;
+    let state = state(&dir, connected(0)).await;
     let (url, _shutdown) = serve_limited(state.clone(), ApiLimits::default());
     let http = reqwest::Client::new();
     let health = || async {
@@ -441,7 +464,7 @@ async fn health_answers_503_naming_the_failing_check_and_200_once_it_holds() {
 #[tokio::test]
 async fn metrics_carry_gauges_and_can_move_to_their_own_address() {
     let dir = tempfile::tempdir().unwrap();
-    let shared = state(&dir, Box::new(|| 3)).await;
+    let shared = state(&dir, connected(3)).await;
     let text = shared.metrics_text();
     for line in [
         "relayer_connected_peers 3\n",
@@ -454,7 +477,7 @@ async fn metrics_carry_gauges_and_can_move_to_their_own_address() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let mut apart = Arc::into_inner(state(&dir, Box::new(|| 3)).await).unwrap();
+    let mut apart = Arc::into_inner(state(&dir, connected(3)).await).unwrap();
     apart.metrics_on_api = false;
     let apart = Arc::new(apart);
     let (url, _shutdown) = serve_limited(apart.clone(), ApiLimits::default());
