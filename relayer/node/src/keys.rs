@@ -93,20 +93,46 @@ pub fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), KeyError> {
     write_private_file(path, Zeroizing::new(hex::encode(secret)).as_bytes())
 }
 
-/// Writes `bytes` to a new file of mode 0600, synced (refuses to overwrite).
+/// Writes `bytes` to a new file of mode 0600 (refuses to overwrite). The bytes go to a
+/// temporary file beside it, synced, which is then linked into place and its folder synced:
+/// after a crash or power loss `path` is either absent or whole, never a truncated key.
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     let io = |source| KeyError::Io {
         path: path.display().to_string(),
         source,
     };
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a file path",
+        ))
+    })?;
+    let temporary = folder.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        hex::encode(&random_secret()[..8])
+    ));
+    let written = write_synced(&temporary, bytes).and_then(|()| fs::hard_link(&temporary, path));
+    let _ = fs::remove_file(&temporary);
+    written.map_err(io)?;
+    fs::File::open(folder)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io)
+}
+
+/// Writes `bytes` to a new file of mode 0600 and syncs it.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// The mode of a secret file that group or others may access (`None` when only its owner
@@ -213,9 +239,15 @@ mod tests {
         );
         assert_eq!(read_secret(&path).unwrap(), secret);
         assert!(
-            write_secret(&path, &secret).is_err(),
+            write_secret(&path, &random_secret()).is_err(),
             "never overwrites a key"
         );
+        assert_eq!(read_secret(&path).unwrap(), secret, "the first key stays");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["key"], "no temporary file is left behind");
     }
 
     #[test]

@@ -119,11 +119,7 @@ fn create(dir: &Path, prefix: &str) -> anyhow::Result<()> {
     let phrase = new_mnemonic()?;
     let account = write_chain_key(&chain_key, &secret_from_mnemonic(&phrase)?, prefix)?;
     let signing = Zeroizing::new(random_secret());
-    write_secret(&signing_key, &signing)?;
-    // The new entries themselves survive a power loss, not only the files' contents.
-    std::fs::File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .with_context(|| format!("syncing {}", dir.display()))?;
+    write_secret(&signing_key, &signing)?; // written whole, its folder synced
     eprintln!(
         "Write down this mnemonic and keep it offline: it restores the chain key \
          (relayer keys restore). It is not stored and will not be shown again.\n"
