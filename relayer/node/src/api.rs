@@ -558,8 +558,8 @@ pub fn serve(
 }
 
 /// Serves `router` on `listener` under `limits` (connections and requests), over TLS when
-/// `tls` is given, until shutdown.
-fn serve_router(
+/// `tls` is given, until shutdown: the API's and the metrics listener's serving path.
+pub fn serve_router(
     listener: std::net::TcpListener,
     router: Router,
     limits: &ApiLimits,

@@ -230,10 +230,8 @@ impl Connected<IncomingStream<'_, GuardedListener>> for ClientAddr {
 pub struct GuardedListener {
     inner: TcpListener,
     connections: Arc<Semaphore>,
-    /// Open connections per client and per network (both keys in one table).
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    per_client: usize,
-    per_network: usize,
+    /// Open connections per client and per network.
+    open: Shares,
     idle: Duration,
     lifetime: Duration,
 }
@@ -244,9 +242,10 @@ impl GuardedListener {
         Self {
             inner,
             connections: Arc::new(Semaphore::new(limits.max_connections)),
-            open: Arc::new(Mutex::new(HashMap::new())),
-            per_client: limits.max_connections_per_client,
-            per_network: limits.max_connections_per_network,
+            open: Shares::new(
+                limits.max_connections_per_client,
+                limits.max_connections_per_network,
+            ),
             idle: Duration::from_millis(limits.connection_idle_ms),
             lifetime: Duration::from_millis(limits.connection_lifetime_ms),
         }
@@ -265,29 +264,13 @@ impl Listener for GuardedListener {
                 continue;
             };
             let (stream, addr) = Listener::accept(&mut self.inner).await;
-            let keys = [client_of(addr.ip()), network_of(addr.ip())];
-            let admitted = {
-                let mut open = self
-                    .open
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let has_room = open.get(&keys[0]).copied().unwrap_or(0) < self.per_client
-                    && open.get(&keys[1]).copied().unwrap_or(0) < self.per_network;
-                if has_room {
-                    for key in keys {
-                        *open.entry(key).or_insert(0) += 1;
-                    }
-                }
-                has_room
-            };
-            if !admitted {
+            let Some(share) = self.open.admit(addr.ip()) else {
                 drop(stream); // closed at once: this client or network has its share open
                 continue;
-            }
+            };
             let guarded = GuardedStream {
                 _slot: ClientSlot {
-                    open: self.open.clone(),
-                    keys,
+                    _share: share,
                     _permit: permit,
                 },
                 stream,
@@ -304,24 +287,71 @@ impl Listener for GuardedListener {
     }
 }
 
-/// A client's open connection, counted (for its client and its network) until it closes.
+/// A client's open connection: its share and its place under the global cap, until it closes.
 struct ClientSlot {
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    keys: [IpAddr; 2],
+    _share: Share,
     _permit: OwnedSemaphorePermit,
 }
 
-impl Drop for ClientSlot {
+/// Counts of something each client and each network holds (open connections, handshakes in
+/// progress), each with its cap; cheap to clone.
+#[derive(Clone)]
+pub struct Shares {
+    /// Per client and per network (both kinds of key in one table).
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_client: usize,
+    per_network: usize,
+}
+
+impl Shares {
+    /// At most `per_client` per client and `per_network` per network.
+    pub fn new(per_client: usize, per_network: usize) -> Self {
+        Self {
+            held: Arc::new(Mutex::new(HashMap::new())),
+            per_client,
+            per_network,
+        }
+    }
+
+    /// One more for the client at `ip`, unless it or its network holds its cap already.
+    pub fn admit(&self, ip: IpAddr) -> Option<Share> {
+        let keys = [client_of(ip), network_of(ip)];
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let has_room = held.get(&keys[0]).copied().unwrap_or(0) < self.per_client
+            && held.get(&keys[1]).copied().unwrap_or(0) < self.per_network;
+        if !has_room {
+            return None;
+        }
+        for key in keys {
+            *held.entry(key).or_insert(0) += 1;
+        }
+        Some(Share {
+            held: self.held.clone(),
+            keys,
+        })
+    }
+}
+
+/// One unit of a client's share, given back when dropped.
+pub struct Share {
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    keys: [IpAddr; 2],
+}
+
+impl Drop for Share {
     fn drop(&mut self) {
-        let mut open = self
-            .open
+        let mut held = self
+            .held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for key in self.keys {
-            if let Some(count) = open.get_mut(&key) {
+            if let Some(count) = held.get_mut(&key) {
                 *count = count.saturating_sub(1);
                 if *count == 0 {
-                    open.remove(&key);
+                    held.remove(&key);
                 }
             }
         }
@@ -456,6 +486,26 @@ mod tests {
             "idle clients were forgotten"
         );
         assert!(limiter.clients.lock().unwrap().len() < MAX_CLIENTS);
+    }
+
+    #[test]
+    fn shares_are_capped_per_client_and_per_network_and_given_back() {
+        let shares = Shares::new(2, 3);
+        let ip = |last: u8| IpAddr::from([10, 0, 0, last]);
+        let first = shares.admit(ip(1)).unwrap();
+        let _second = shares.admit(ip(1)).unwrap();
+        assert!(shares.admit(ip(1)).is_none(), "the client holds its 2");
+        let _third = shares.admit(ip(2)).unwrap();
+        assert!(shares.admit(ip(3)).is_none(), "the /24 holds its 3");
+        assert!(
+            shares.admit(IpAddr::from([10, 0, 1, 1])).is_some(),
+            "another network"
+        );
+        drop(first);
+        assert!(
+            shares.admit(ip(3)).is_some(),
+            "a share given back is free again"
+        );
     }
 
     #[test]

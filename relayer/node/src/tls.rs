@@ -1,8 +1,9 @@
 //! TLS for the node's HTTP API and for every HTTP client: rustls with the ring provider.
 //! Servers load a PEM certificate chain and key; clients trust the system's roots plus an
 //! operator's extra CA. The server finishes handshakes off the accept loop, each within
-//! [`HANDSHAKE_TIMEOUT`] and holding its connection slot of [`GuardedListener`], so a client
-//! that stalls its handshake costs one slot of its own share, never the listener.
+//! [`HANDSHAKE_TIMEOUT`] and holding its connection slot of [`GuardedListener`] and one of its
+//! client's few handshake shares, so a client that stalls handshakes costs slots of its own
+//! share, never the listener or the other clients.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,14 +21,19 @@ use tokio_rustls::TlsAcceptor;
 pub use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::server::TlsStream;
 
-use crate::limits::{ClientAddr, GuardedListener, GuardedStream};
+use crate::limits::{ClientAddr, GuardedListener, GuardedStream, Shares};
 
 /// Time a client has to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once: each costs a key exchange and a signature on the runtime
-/// the protocol shares, so a flood of ClientHellos may keep at most this many workers busy;
-/// more connections wait in the kernel's backlog.
-pub const MAX_HANDSHAKES: usize = 2;
+/// Handshakes in progress at once; more connections wait in the kernel's backlog. A
+/// handshake's work (a key exchange and a signature) takes about a millisecond, so this bounds
+/// the clients that stall theirs more than the CPU.
+pub const MAX_HANDSHAKES: usize = 16;
+/// Handshakes in progress per client (IPv4 address or IPv6 /64); a further connection from
+/// it is closed at once, so one client stalling handshakes holds 2 of [`MAX_HANDSHAKES`].
+pub const MAX_HANDSHAKES_PER_CLIENT: usize = 2;
+/// Handshakes in progress per network (IPv4 /24 or IPv6 /48).
+pub const MAX_HANDSHAKES_PER_NETWORK: usize = 4;
 
 /// A TLS file that cannot be used.
 #[derive(Debug, Error)]
@@ -152,16 +158,21 @@ impl TlsListener {
         // listener's connection cap, since each holds its slot.
         let (done, ready) = mpsc::channel(64);
         let in_progress = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let shares = Shares::new(MAX_HANDSHAKES_PER_CLIENT, MAX_HANDSHAKES_PER_NETWORK);
         let handshakes = tokio::spawn(async move {
             loop {
                 let Ok(permit) = in_progress.clone().acquire_owned().await else {
                     return; // never closed
                 };
                 let (stream, addr) = Listener::accept(&mut inner).await;
+                let Some(share) = shares.admit(addr.ip()) else {
+                    tracing::debug!(%addr, "closed: its client or network has its handshakes in progress");
+                    continue; // the stream is dropped, so closed
+                };
                 let acceptor = acceptor.clone();
                 let done = done.clone();
                 tokio::spawn(async move {
-                    let _permit = permit;
+                    let _held = (permit, share);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = done.send((tls, addr)).await;
