@@ -91,40 +91,10 @@ fn the_help_documents_the_exit_codes() {
     );
 }
 
-/// The subcommands a `--help` text lists (its "Commands:" section, without `help`).
-fn subcommands(help: &str) -> Vec<String> {
-    help.lines()
-        .skip_while(|line| !line.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|line| line.starts_with("  "))
-        .filter_map(|line| line.split_whitespace().next())
-        .filter(|name| *name != "help")
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn every_command_and_subcommand_help_has_an_example() {
-    let mut pending = vec![Vec::<String>::new()];
-    let mut seen = 0;
-    while let Some(path) = pending.pop() {
-        let output = Command::new(env!("CARGO_BIN_EXE_relayer"))
-            .args(&path)
-            .arg("--help")
-            .output()
-            .unwrap();
-        let help = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            help.contains("Example"),
-            "relayer {} --help: {help}",
-            path.join(" ")
-        );
-        seen += 1;
-        for sub in subcommands(&help) {
-            let mut next = path.clone();
-            next.push(sub);
-            pending.push(next);
-        }
-    }
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_relayer"));
+    let (seen, lacking) = relayer_devtools::help_check::commands_without_example(binary).unwrap();
     assert!(seen > 20, "only {seen} commands found");
+    assert!(lacking.is_empty(), "no example: relayer {lacking:?}");
 }

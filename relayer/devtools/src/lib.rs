@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod devnet;
 pub mod embedded_chain;
 mod error;
+pub mod help_check;
 pub mod pki;
 pub mod tls_proxy;
 pub mod wasmd;

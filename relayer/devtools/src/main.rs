@@ -12,7 +12,8 @@ use relayer_node::process;
 #[command(
     name = "relayer-dev",
     version,
-    about = "Developer tooling for the Nym-API rewarding relayer: devnets, clusters, benchmarks, simulation"
+    about = "Developer tooling for the Nym-API rewarding relayer: devnets, clusters, benchmarks, simulation",
+    after_help = "Example (the README's demo: a whole network on the embedded chain):\n  relayer-dev devnet --nodes 4 --mixnodes 100 --epoch-secs 5"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -7,6 +7,9 @@ use relayer_protocol::SubmitPolicy;
 
 /// Arguments of `relayer-dev bench`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example (what make bench-network runs, in a release build):\n  relayer-dev bench --sizes 4,16,64 --policies staggered,race --mixnodes 1000 --epochs 5 \\\n    --out bench/results"
+)]
 pub struct Args {
     /// Network sizes, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "4,16,64")]

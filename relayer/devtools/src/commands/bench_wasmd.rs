@@ -23,6 +23,9 @@ const LONGEST_FITTING_ENDPOINT: usize = 150;
 
 /// Arguments of `relayer-dev bench-wasmd`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example (a wasmd from make localnet-start and a cluster funded on it):\n  relayer-dev bench-wasmd --node http://127.0.0.1:26657 --cluster cluster --sizes 4,16,64 \\\n    --mixnodes 100,1000,5000 --query-mixnodes 0 --out bench/results"
+)]
 pub struct Args {
     #[command(flatten)]
     chain: ChainArgs,

@@ -10,6 +10,9 @@ use relayer_protocol::SubmitPolicy;
 
 /// Arguments of `relayer-dev devnet`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example (the README's demo; add --epochs 3 --summary out.json to stop and report):\n  relayer-dev devnet --nodes 4 --mixnodes 100 --epoch-secs 5"
+)]
 pub struct Args {
     /// Members.
     #[arg(long, default_value_t = 4)]

@@ -8,6 +8,9 @@ use relayer_node::keys::DEFAULT_ACCOUNT_PREFIX;
 
 /// Arguments of `relayer-dev init-cluster`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example (keys, configs and the signer set for a local wasmd; then relayer deploy):\n  relayer-dev init-cluster --nodes 4 --out cluster --rpc http://127.0.0.1:26657 \\\n    --chain-id testing --mixnodes 100 --tls"
+)]
 pub struct Args {
     /// Members.
     #[arg(long)]

@@ -9,6 +9,9 @@ use super::{ChainArgs, read};
 
 /// Arguments of `relayer-dev migration-check`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example (a v1 contract built from its tag, migrated to this code):\n  relayer-dev migration-check --node http://127.0.0.1:26657 --cluster cluster \\\n    --v1-wasm target/v1/nym_rewards.wasm"
+)]
 pub struct Args {
     #[command(flatten)]
     chain: ChainArgs,

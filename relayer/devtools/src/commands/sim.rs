@@ -10,6 +10,9 @@ use relayer_sim::{BatchConfig, FaultProfile, LatencySummary, PlantedBug, SimRepo
 
 /// Arguments of `relayer-dev sim`.
 #[derive(clap::Args)]
+#[command(
+    after_help = "Example (a seeded batch of faulty runs; a failing seed replays alone with --seeds 1):\n  relayer-dev sim --seed 1 --seeds 200 --nodes 4,7,10 --epochs 10"
+)]
 pub struct Args {
     /// Seed of the (first) run.
     #[arg(long, default_value_t = 1)]
