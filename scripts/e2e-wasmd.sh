@@ -209,7 +209,8 @@ expect_exit() {
 }
 expect_exit 1 "$relayer" verify-proof "$work/proof-tampered.json" --node "$rpc" --contract "$contract"
 expect_exit 3 "$relayer" status --api "https://127.0.0.1:$(free_port_block 1)"
-echo "e2e-wasmd: proof bundle over https verified; tampered bundle exit 1, unreachable node exit 3"
+expect_exit 2 env -u RELAYER_CA_CERT "$relayer" status --api "$node0_api"
+echo "e2e-wasmd: proof bundle over https verified; tampered bundle exit 1, untrusted certificate exit 2, unreachable node exit 3"
 if [[ $chain_profile == nyx ]]; then
   # Each submitter paid its own fees, in unym, from its own account.
   for epoch in $first $want; do

@@ -1,6 +1,7 @@
 //! The exit codes of `relayer`, so scripts can tell "does not verify" from "unreachable":
 //! 0 success, 1 failure (including data that does not verify, or a node that is not ready),
-//! 2 usage or configuration, 3 a chain or node that cannot be reached.
+//! 2 usage or configuration (including a server certificate not trusted: a CA to pass), 3 a
+//! chain or node that cannot be reached.
 
 use relayer_node::chain::ChainError;
 use relayer_node::chain::fees::FeeError;
@@ -19,7 +20,7 @@ pub const USAGE: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
 
 /// The table shown under `relayer --help`.
-pub const HELP: &str = "Example (a new operator, then its node):\n  relayer keys create --dir ~/.relayer/keys --account-prefix n\n  relayer config check && relayer run\n  relayer health-check --api https://127.0.0.1:8000\n\nExit codes:\n  0  success\n  1  failure: data that does not verify, a node that is not ready, a refused transaction\n  2  usage or configuration error\n  3  a chain or node that cannot be reached";
+pub const HELP: &str = "Example (a new operator, then its node):\n  relayer keys create --dir ~/.relayer/keys --account-prefix n\n  relayer config check && relayer run\n  relayer health-check --api https://127.0.0.1:8000\n\nExit codes:\n  0  success\n  1  failure: data that does not verify, a node that is not ready, a refused transaction\n  2  usage or configuration error (a server certificate not trusted included)\n  3  a chain or node that cannot be reached";
 
 /// A usage or configuration problem a command found itself (exit 2).
 #[derive(Debug, Error)]
@@ -58,6 +59,7 @@ fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(err) = cause.downcast_ref::<HttpError>() {
         return Some(match err {
             HttpError::Request { .. } => UNREACHABLE,
+            HttpError::Certificate { .. } => USAGE,
             _ => FAILURE,
         });
     }
@@ -80,6 +82,11 @@ mod tests {
             reason: "timeout".into(),
         });
         assert_eq!(code_of(&http), UNREACHABLE);
+        let untrusted = anyhow::Error::new(HttpError::Certificate {
+            url: "https://x".into(),
+            reason: "invalid peer certificate: UnknownIssuer".into(),
+        });
+        assert_eq!(code_of(&untrusted), USAGE, "a missing CA is configuration");
         let status = anyhow::Error::new(HttpError::Status {
             url: "https://x".into(),
             status: 404,

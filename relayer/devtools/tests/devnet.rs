@@ -442,7 +442,7 @@ async fn apis_over_https_serve_losers_and_auditors() {
         .await
         .unwrap_err();
     assert!(
-        matches!(refused, http::HttpError::Request { .. }),
+        matches!(&refused, http::HttpError::Certificate { reason, .. } if reason.contains("UnknownIssuer")),
         "an unknown CA is refused: {refused:?}"
     );
     let plain = api.replacen("https://", "http://", 1);

@@ -29,6 +29,16 @@ pub enum HttpError {
         /// What failed.
         reason: String,
     },
+    /// The server's certificate is not trusted (or not valid for its name).
+    #[error(
+        "GET {url}: certificate not accepted: {reason} (trust its CA with --ca-cert, RELAYER_CA_CERT or tls.extra_ca_file)"
+    )]
+    Certificate {
+        /// The URL.
+        url: String,
+        /// What failed, with its causes.
+        reason: String,
+    },
     /// An answer that is not a success.
     #[error("GET {url}: HTTP {status}")]
     Status {
@@ -137,15 +147,11 @@ async fn fetch_json_answering<T: serde::de::DeserializeOwned>(
     url: &str,
     accept: impl Fn(&reqwest::StatusCode) -> bool,
 ) -> Result<T, HttpError> {
-    let request = |reason: String| HttpError::Request {
-        url: url.to_string(),
-        reason,
-    };
     let mut response = http
         .get(url)
         .send()
         .await
-        .map_err(|err| request(err.to_string()))?;
+        .map_err(|err| request_error(url, &err))?;
     if !accept(&response.status()) {
         return Err(HttpError::Status {
             url: url.to_string(),
@@ -165,7 +171,7 @@ async fn fetch_json_answering<T: serde::de::DeserializeOwned>(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|err| request(err.to_string()))?
+        .map_err(|err| request_error(url, &err))?
     {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_RESPONSE_BYTES {
@@ -176,6 +182,47 @@ async fn fetch_json_answering<T: serde::de::DeserializeOwned>(
         url: url.to_string(),
         reason: err.to_string(),
     })
+}
+
+/// A request that got no answer: [`HttpError::Certificate`] when TLS refused the server's
+/// certificate, else [`HttpError::Request`]; the reason names every cause (reqwest's own
+/// message alone says only "error sending request").
+fn request_error(url: &str, err: &reqwest::Error) -> HttpError {
+    let mut reasons = Vec::new();
+    let mut certificate = false;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = cause {
+        certificate |= matches!(
+            tls_error(current),
+            Some(tokio_rustls::rustls::Error::InvalidCertificate(_))
+        );
+        let text = current.to_string();
+        if reasons.last() != Some(&text) {
+            reasons.push(text);
+        }
+        cause = current.source();
+    }
+    let url = url.to_string();
+    let reason = reasons.join(": ");
+    if certificate {
+        HttpError::Certificate { url, reason }
+    } else {
+        HttpError::Request { url, reason }
+    }
+}
+
+/// The TLS error `err` is or wraps in (possibly nested) I/O errors, whose `source` skips
+/// the error they wrap.
+fn tls_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a tokio_rustls::rustls::Error> {
+    let mut current = err;
+    loop {
+        if let Some(tls) = current.downcast_ref::<tokio_rustls::rustls::Error>() {
+            return Some(tls);
+        }
+        current = current.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
 }
 
 fn base(api_url: &str) -> &str {
