@@ -102,7 +102,6 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
     } else {
         TlsSection::default()
     };
-    let api_scheme = if options.tls { "https" } else { "http" };
     let mut members = Vec::new();
     let mut joining = Vec::new();
     let mut configs = Vec::new();
@@ -148,7 +147,7 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
         let entry = MemberInput {
             ed25519_pubkey: HexBinary::from(Keypair::from_seed(&ed25519).public()),
             address: account.address().to_string(),
-            api_url: format!("{api_scheme}://127.0.0.1:{http_port}"),
+            api_url: relayer_node::http::api_url(format!("127.0.0.1:{http_port}"), options.tls),
             p2p_multiaddr: format!("/ip4/127.0.0.1/tcp/{p2p_port}"),
         };
         if i < options.nodes {

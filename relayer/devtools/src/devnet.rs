@@ -124,7 +124,7 @@ struct NodeSpec {
     http_addr: SocketAddr,
     db_path: PathBuf,
     with_api: bool,
-    api_scheme: &'static str,
+    tls: bool,
     codec: Codec,
 }
 
@@ -173,7 +173,7 @@ fn member_input(spec: &NodeSpec) -> MemberInput {
     MemberInput {
         ed25519_pubkey: HexBinary::from(Keypair::from_seed(&spec.ed25519_secret).public()),
         address: spec.account.address().to_string(),
-        api_url: format!("{}://{}", spec.api_scheme, spec.http_addr),
+        api_url: http::api_url(spec.http_addr, spec.tls),
         p2p_multiaddr: spec.p2p_addr.clone(),
     }
 }
@@ -220,7 +220,6 @@ impl Devnet {
             None => None,
         };
         let http = http::client_with_ca(pki.as_ref().map(|files| files.ca.as_path()))?;
-        let api_scheme = if options.tls { "https" } else { "http" };
         let mut specs = Vec::new();
         let mut bound = Vec::new();
         let mut listeners = Vec::new();
@@ -247,7 +246,7 @@ impl Devnet {
                     .map_err(|err| DevError::io("reading a listener's address", err))?,
                 db_path: options.data_dir.join(format!("node{i}.sqlite")),
                 with_api: !options.without_api.contains(&i),
-                api_scheme,
+                tls: options.tls,
                 codec,
             });
             bound.push(Some(net));

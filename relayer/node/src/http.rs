@@ -133,6 +133,12 @@ pub fn is_http_url(text: &str) -> bool {
         .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
 }
 
+/// The base URL of an API served at `addr`, over TLS or not.
+pub fn api_url(addr: impl std::fmt::Display, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}")
+}
+
 /// GETs `url` and decodes its JSON body, bounded in size and time.
 pub async fn fetch_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,

@@ -253,12 +253,7 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
     let mut api_url = None;
     if let Some(listener) = settings.http {
         let addr = listener.local_addr()?;
-        let scheme = if settings.api_tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        api_url = Some(format!("{scheme}://{addr}"));
+        api_url = Some(crate::http::api_url(addr, settings.api_tls.is_some()));
         let clock = config.clock;
         let net_for_api = net.clone();
         let state = Arc::new(ApiState {

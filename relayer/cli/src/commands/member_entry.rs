@@ -75,12 +75,10 @@ fn default_api_url(config: &NodeConfig) -> anyhow::Result<String> {
         ))
         .into());
     }
-    let scheme = if config.tls.cert_file.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    Ok(format!("{scheme}://{listen}"))
+    Ok(relayer_node::http::api_url(
+        listen,
+        config.tls.cert_file.is_some(),
+    ))
 }
 
 fn is_wildcard_multiaddr(addr: &str) -> bool {
