@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::inbox::{InboxReceiver, InboxSender, QueueLimits, inbox};
 use crate::metrics::NodeMetrics;
-use crate::outbox::{FRAME_HEADER_BYTES, MAX_BATCH_BYTES, Outbox, split_batch};
+use crate::outbox::{Batch, FRAME_HEADER_BYTES, MAX_BATCH_BYTES, Outbox, split_batch};
 use relayer_protocol::wire::Codec;
 
 /// Messages a peer may burst before rate limiting starts.
@@ -405,6 +405,8 @@ impl BoundNet {
             connected: connected.clone(),
             budgets: HashMap::new(),
             outbox: Outbox::default(),
+            in_flight: HashMap::new(),
+            malformed_from: HashSet::new(),
             redial: HashMap::new(),
             metrics: metrics.clone(),
             inbound: inbound_tx,
@@ -508,6 +510,10 @@ struct SwarmTask {
     connected: ConnectedMembers,
     budgets: HashMap<PeerId, PeerBudget>,
     outbox: Outbox<PeerId>,
+    /// Peers already warned about for malformed input.
+    malformed_from: HashSet<PeerId>,
+    /// The batches of the requests in flight, until they end.
+    in_flight: HashMap<request_response::OutboundRequestId, Batch>,
     redial: HashMap<PeerId, (Instant, Duration)>,
     metrics: Arc<NodeMetrics>,
     inbound: InboxSender,
@@ -651,33 +657,67 @@ impl SwarmTask {
         else {
             return;
         };
-        if !self.outbox.queue(peer, bytes) {
+        if !self.outbox.queue(peer, bytes, Instant::now()) {
             NodeMetrics::inc(&self.metrics.messages_dropped);
             tracing::debug!(%peer, "its outbound queue is full; message dropped");
         }
         self.flush(peer);
     }
 
-    /// Sends `peer` batches of its queued messages while it has room for requests in flight
-    /// (none to a peer that speaks another protocol version).
+    /// Sends `peer` batches of its queued messages while it has room for requests in flight.
+    /// Nothing goes to a peer that speaks another protocol version, nor to one not connected:
+    /// its messages wait (up to their age limit) for the redial loop, which keeps its backoff,
+    /// to connect it (sending would dial at once).
     fn flush(&mut self, peer: PeerId) {
-        if self.other_versions.contains(&peer) {
+        if self.other_versions.contains(&peer) || !self.connected_peers.contains(&peer) {
             return;
         }
-        while let Some(batch) = self.outbox.next_batch(peer) {
-            self.swarm
+        let now = Instant::now();
+        while let Some(mut batch) = self.outbox.next_batch(peer, now) {
+            let bytes = std::mem::take(&mut batch.bytes);
+            let request = self
+                .swarm
                 .behaviour_mut()
                 .messages
-                .send_request(&peer, Arc::new(batch));
+                .send_request(&peer, Arc::new(bytes));
+            self.in_flight.insert(request, batch);
         }
+        self.count_dropped();
     }
 
-    /// A request to `peer` is over: send more if it is connected (a peer that is down gets
-    /// its queue when it is back).
-    fn request_over(&mut self, peer: PeerId) {
+    /// A request to `peer` is over: send more (a peer that is down gets its queue when it is
+    /// back).
+    fn request_over(&mut self, peer: PeerId, request: request_response::OutboundRequestId) {
+        self.in_flight.remove(&request);
         self.outbox.done(peer);
-        if self.connected_peers.contains(&peer) {
-            self.flush(peer);
+        self.flush(peer);
+    }
+
+    /// A request to `peer` failed: its batch is queued again (see [`Outbox::failed`]), or
+    /// dropped when the peer speaks another version.
+    fn request_failed(
+        &mut self,
+        peer: PeerId,
+        request: request_response::OutboundRequestId,
+        other_version: bool,
+    ) {
+        match self.in_flight.remove(&request) {
+            Some(batch) if !other_version => self.outbox.failed(peer, batch, Instant::now()),
+            Some(batch) => {
+                NodeMetrics::add(&self.metrics.messages_dropped, batch.len() as u64);
+                self.outbox.done(peer);
+            }
+            None => self.outbox.done(peer),
+        }
+        self.count_dropped();
+        self.flush(peer);
+    }
+
+    /// Adds the messages the outbox dropped (too old, or failed twice) to the metrics.
+    fn count_dropped(&mut self) {
+        let dropped = self.outbox.take_dropped();
+        if dropped > 0 {
+            NodeMetrics::add(&self.metrics.messages_dropped, dropped);
         }
     }
 
@@ -734,23 +774,28 @@ impl SwarmTask {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Messages(request_response::Event::Message {
                 peer,
-                message: request_response::Message::Response { .. },
+                message: request_response::Message::Response { request_id, .. },
                 ..
-            })) => self.request_over(peer),
+            })) => self.request_over(peer, request_id),
             SwarmEvent::Behaviour(BehaviourEvent::Messages(
-                request_response::Event::OutboundFailure { peer, error, .. },
+                request_response::Event::OutboundFailure {
+                    peer,
+                    error,
+                    request_id,
+                    ..
+                },
             )) => {
-                if matches!(
+                let other_version = matches!(
                     error,
                     request_response::OutboundFailure::UnsupportedProtocols
-                ) {
+                );
+                if other_version {
                     self.on_other_version(peer);
                 } else {
-                    // The batch is lost (the protocol re-sends what matters).
                     NodeMetrics::inc(&self.metrics.batches_failed);
-                    tracing::debug!(%peer, "a batch was not delivered: {error}");
+                    tracing::debug!(%peer, "a batch was not delivered (queued again): {error}");
                 }
-                self.request_over(peer);
+                self.request_failed(peer, request_id, other_version);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Messages(
                 request_response::Event::InboundFailure { peer, error, .. },
@@ -817,7 +862,7 @@ impl SwarmTask {
             Ok(frames) => frames,
             Err(err) => {
                 NodeMetrics::inc(&self.metrics.messages_dropped);
-                tracing::warn!(%peer, "dropped a malformed batch: {err}");
+                self.report_malformed(peer, &format!("dropped a malformed batch: {err}"));
                 return;
             }
         };
@@ -854,8 +899,18 @@ impl SwarmTask {
             }
             Err(err) => {
                 NodeMetrics::inc(&self.metrics.messages_dropped);
-                tracing::warn!(peer = %peer, "dropped message: {err}");
+                self.report_malformed(peer, &format!("dropped a message: {err}"));
             }
+        }
+    }
+
+    /// Says that `peer` sent something malformed: at warn level the first time, then at
+    /// debug level, so a hostile member cannot flood the log (the drop counter counts all).
+    fn report_malformed(&mut self, peer: PeerId, what: &str) {
+        if self.malformed_from.insert(peer) {
+            tracing::warn!(%peer, "{what} (further malformed input from this peer is logged at debug level)");
+        } else {
+            tracing::debug!(%peer, "{what}");
         }
     }
 }
@@ -880,6 +935,121 @@ mod tests {
         let later = start + Duration::from_secs(1);
         assert!(budget.admit(later, large));
         assert!(!budget.admit(later, large));
+    }
+
+    /// Member 1 is hostile: a raw swarm speaking the protocol that keeps 16 requests in flight
+    /// to member 0, each a batch of thousands of undecodable frames, a batch that does not
+    /// split, or one of the largest frames of junk. Member 2's message still reaches member 0
+    /// while the flood goes on, and nothing of the flood is delivered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hostile_member_flooding_junk_does_not_keep_another_members_message_out() {
+        let codec = Codec::new(&[1, 2, 3]);
+        let secrets = [[31u8; 32], [32u8; 32], [33u8; 32]];
+        let mut bound = Vec::new();
+        for secret in &secrets {
+            let net = BoundNet::bind(*secret, "/ip4/127.0.0.1/tcp/0", codec.clone())
+                .await
+                .unwrap();
+            bound.push(net);
+        }
+        let roster: Vec<PeerEntry> = secrets
+            .iter()
+            .zip(&bound)
+            .map(|(secret, net)| PeerEntry {
+                key: relayer_protocol::Keypair::from_seed(secret).public(),
+                addr: net.listen_addr.to_string(),
+                active: true,
+            })
+            .collect();
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let mut bound = bound.into_iter();
+        let a = bound.next().unwrap();
+        let (a_peer, a_addr) = (a.peer_id, a.listen_addr.clone());
+        let a_metrics = Arc::new(NodeMetrics::default());
+        let (_a_net, mut a_inbox) = a
+            .run(roster.clone(), a_metrics.clone(), shutdown.clone())
+            .unwrap();
+        let mut hostile = bound.next().unwrap().swarm;
+        let (b_net, _b_inbox) = bound
+            .next()
+            .unwrap()
+            .run(roster, Arc::new(NodeMetrics::default()), shutdown.clone())
+            .unwrap();
+
+        let junk = |round: usize| -> Vec<u8> {
+            match round % 3 {
+                0 => (0..4_000).flat_map(|_| [0, 0, 0, 1, 0xff]).collect(),
+                1 => vec![0xff; 1 << 16],
+                _ => {
+                    let largest = relayer_protocol::wire::MAX_MESSAGE_BYTES;
+                    let mut frame = (largest as u32).to_be_bytes().to_vec();
+                    frame.resize(FRAME_HEADER_BYTES + largest, 0x5a);
+                    frame
+                }
+            }
+        };
+        hostile.behaviour_mut().allow.allow_peer(a_peer);
+        hostile.dial(a_addr).unwrap();
+        let flood = tokio::spawn(async move {
+            let mut round = 0;
+            loop {
+                match hostile.select_next_some().await {
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == a_peer => {
+                        for _ in 0..16 {
+                            round += 1;
+                            hostile
+                                .behaviour_mut()
+                                .messages
+                                .send_request(&a_peer, Arc::new(junk(round)));
+                        }
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Messages(
+                        request_response::Event::Message {
+                            message: request_response::Message::Response { .. },
+                            ..
+                        }
+                        | request_response::Event::OutboundFailure { .. },
+                    )) => {
+                        round += 1;
+                        hostile
+                            .behaviour_mut()
+                            .messages
+                            .send_request(&a_peer, Arc::new(junk(round)));
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let dropped = || {
+            a_metrics
+                .messages_dropped
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while dropped() < 1_000 {
+            assert!(
+                Instant::now() < deadline,
+                "the flood never reached member 0"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Sent once: it waits in member 2's queue until connected, and a failed batch is
+        // queued again, so nothing needs re-sending.
+        let echo = Message::Echo(relayer_protocol::Echo {
+            epoch: 5,
+            proposer: 2,
+            data_hash: [7; 32],
+            signature: vec![1; 64],
+        });
+        b_net.send(0, &echo);
+        let arrived = tokio::time::timeout(Duration::from_secs(20), a_inbox.recv())
+            .await
+            .expect("member 2's message arrives during the flood")
+            .unwrap();
+        assert_eq!(arrived.from, 2, "nothing of the flood was delivered");
+        assert_eq!(arrived.message, echo);
+        assert!(!flood.is_finished(), "the flood was still going");
+        flood.abort();
     }
 
     #[test]

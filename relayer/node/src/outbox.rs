@@ -3,11 +3,13 @@
 //! Under load this turns thousands of substreams into a handful, and no peer ever has more
 //! than [`MAX_IN_FLIGHT`] open (yamux refuses streams past 512 per connection, so a burst of
 //! single-message substreams lost messages). A batch is a sequence of frames, each a u32
-//! big-endian length and an encoded message.
+//! big-endian length and an encoded message. A batch whose request fails is queued again
+//! (once), and messages waiting longer than [`MAX_QUEUE_AGE`] are dropped.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use relayer_protocol::wire::MAX_MESSAGE_BYTES;
 use thiserror::Error;
@@ -24,6 +26,12 @@ pub const MAX_BATCH_BYTES: usize = 4 * (MAX_MESSAGE_BYTES + 4);
 /// Bytes queued for one peer at most; past it new messages are dropped (the protocol sends
 /// again what matters, at its re-send rounds).
 pub const MAX_QUEUED_BYTES: usize = 16 << 20;
+/// Age past which a queued message is dropped unsent: a peer away longer gets the protocol's
+/// newer re-sends, not a backlog of stale ones.
+pub const MAX_QUEUE_AGE: Duration = Duration::from_secs(30);
+/// Failed batches a message may be in before it is dropped (a batch that failed is queued
+/// again once, so a dropped connection loses nothing).
+pub const MAX_FAILURES: u8 = 2;
 
 /// A batch that does not split into frames.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -72,30 +80,80 @@ pub fn split_batch(mut batch: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
     Ok(frames)
 }
 
+/// A message waiting to leave.
+#[derive(Debug, Clone)]
+struct Queued {
+    bytes: Arc<Vec<u8>>,
+    /// When it was first queued (a requeued message keeps its age).
+    since: Instant,
+    /// Batches it has left in that failed.
+    failures: u8,
+}
+
+/// A batch on its way to a peer: its bytes (one request; the sender may take them) and the
+/// messages it holds, kept until the request ends so a failed batch can be queued again.
+#[derive(Debug)]
+pub struct Batch {
+    /// The frames, as sent.
+    pub bytes: Vec<u8>,
+    messages: Vec<Queued>,
+}
+
+impl Batch {
+    /// The messages it holds.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
+
+/// What waits for one peer; `since` rises from front to back.
 #[derive(Default)]
 struct PeerQueue {
-    messages: VecDeque<Arc<Vec<u8>>>,
+    messages: VecDeque<Queued>,
     bytes: usize,
     in_flight: usize,
+}
+
+impl PeerQueue {
+    /// Drops the messages at the front older than [`MAX_QUEUE_AGE`] at `now`; how many.
+    fn expire(&mut self, now: Instant) -> usize {
+        let mut expired = 0;
+        while let Some(front) = self.messages.front() {
+            if now.saturating_duration_since(front.since) <= MAX_QUEUE_AGE {
+                break;
+            }
+            self.bytes -= front.bytes.len();
+            self.messages.pop_front();
+            expired += 1;
+        }
+        expired
+    }
 }
 
 /// Per-peer queues of encoded messages waiting to leave.
 pub struct Outbox<Peer> {
     queues: HashMap<Peer, PeerQueue>,
+    dropped: u64,
 }
 
 impl<Peer: Eq + Hash + Copy> Default for Outbox<Peer> {
     fn default() -> Self {
         Self {
             queues: HashMap::new(),
+            dropped: 0,
         }
     }
 }
 
 impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
-    /// Queues an encoded message for `peer`; `false` (dropped) when its queue is full or the
-    /// message is empty or larger than a message may be.
-    pub fn queue(&mut self, peer: Peer, message: Arc<Vec<u8>>) -> bool {
+    /// Queues an encoded message for `peer` at `now`; `false` (dropped) when its queue is full
+    /// or the message is empty or larger than a message may be.
+    pub fn queue(&mut self, peer: Peer, message: Arc<Vec<u8>>, now: Instant) -> bool {
         let queue = self.queues.entry(peer).or_default();
         if message.is_empty()
             || message.len() > MAX_MESSAGE_BYTES
@@ -104,39 +162,69 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
             return false;
         }
         queue.bytes += message.len();
-        queue.messages.push_back(message);
+        queue.messages.push_back(Queued {
+            bytes: message,
+            since: now,
+            failures: 0,
+        });
         true
     }
 
-    /// The next batch for `peer`, if it has messages waiting and fewer than
-    /// [`MAX_IN_FLIGHT`] requests in flight (counted from here until [`Self::done`]).
-    pub fn next_batch(&mut self, peer: Peer) -> Option<Vec<u8>> {
+    /// The next batch for `peer` at `now`, if it has messages waiting and fewer than
+    /// [`MAX_IN_FLIGHT`] requests in flight (counted from here until [`Self::done`] or
+    /// [`Self::failed`]). Messages older than [`MAX_QUEUE_AGE`] are dropped first.
+    pub fn next_batch(&mut self, peer: Peer, now: Instant) -> Option<Batch> {
         let queue = self.queues.get_mut(&peer)?;
+        self.dropped += queue.expire(now) as u64;
         if queue.in_flight >= MAX_IN_FLIGHT || queue.messages.is_empty() {
             return None;
         }
-        let mut batch = Vec::new();
-        let mut frames = 0;
+        let mut bytes = Vec::new();
+        let mut messages = Vec::new();
         while let Some(message) = queue.messages.front() {
-            let framed = message.len() + FRAME_HEADER_BYTES;
-            let full = batch.len() + framed > MAX_BATCH_BYTES || frames == MAX_FRAMES_PER_BATCH;
-            if !batch.is_empty() && full {
+            let framed = message.bytes.len() + FRAME_HEADER_BYTES;
+            let full =
+                bytes.len() + framed > MAX_BATCH_BYTES || messages.len() == MAX_FRAMES_PER_BATCH;
+            if !bytes.is_empty() && full {
                 break;
             }
-            frames += 1;
-            batch.extend_from_slice(&(message.len() as u32).to_be_bytes());
-            batch.extend_from_slice(message);
-            queue.bytes -= message.len();
-            queue.messages.pop_front();
+            bytes.extend_from_slice(&(message.bytes.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(&message.bytes);
+            queue.bytes -= message.bytes.len();
+            if let Some(message) = queue.messages.pop_front() {
+                messages.push(message);
+            }
         }
         queue.in_flight += 1;
-        Some(batch)
+        Some(Batch { bytes, messages })
     }
 
-    /// A request to `peer` completed or failed.
+    /// A request to `peer` completed.
     pub fn done(&mut self, peer: Peer) {
         if let Some(queue) = self.queues.get_mut(&peer) {
             queue.in_flight = queue.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// A request to `peer` failed: its messages go back to the front of the queue, in order,
+    /// unless they already failed [`MAX_FAILURES`] times, are too old, or no longer fit (those
+    /// are dropped). A peer that was forgotten meanwhile gets nothing back.
+    pub fn failed(&mut self, peer: Peer, batch: Batch, now: Instant) {
+        let Some(queue) = self.queues.get_mut(&peer) else {
+            return;
+        };
+        queue.in_flight = queue.in_flight.saturating_sub(1);
+        for mut message in batch.messages.into_iter().rev() {
+            message.failures += 1;
+            let keep = message.failures < MAX_FAILURES
+                && now.saturating_duration_since(message.since) <= MAX_QUEUE_AGE
+                && queue.bytes + message.bytes.len() <= MAX_QUEUED_BYTES;
+            if keep {
+                queue.bytes += message.bytes.len();
+                queue.messages.push_front(message);
+            } else {
+                self.dropped += 1;
+            }
         }
     }
 
@@ -152,6 +240,11 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
             .get(&peer)
             .map_or(0, |queue| queue.messages.len())
     }
+
+    /// Messages dropped since the last call, as too old or after failed batches.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
 }
 
 #[cfg(test)]
@@ -162,53 +255,118 @@ mod tests {
         Arc::new(vec![byte; len])
     }
 
+    /// One instant for the tests that do not age messages.
+    fn now() -> Instant {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *START.get_or_init(Instant::now)
+    }
+
+    /// The first byte of each message in `batch`.
+    fn firsts(batch: &Batch) -> Vec<u8> {
+        split_batch(&batch.bytes)
+            .unwrap()
+            .iter()
+            .map(|frame| frame[0])
+            .collect()
+    }
+
     #[test]
     fn messages_waiting_behind_requests_in_flight_leave_as_one_batch() {
         let mut outbox = Outbox::default();
         for i in 0..MAX_IN_FLIGHT {
-            assert!(outbox.queue(7, message(i as u8, 3)));
-            assert!(outbox.next_batch(7).is_some(), "request {i} leaves at once");
+            assert!(outbox.queue(7, message(i as u8, 3), now()));
+            assert!(
+                outbox.next_batch(7, now()).is_some(),
+                "request {i} leaves at once"
+            );
         }
         for i in 0..100 {
-            assert!(outbox.queue(7, message(i, 10)));
+            assert!(outbox.queue(7, message(i, 10), now()));
         }
-        assert_eq!(
-            outbox.next_batch(7),
-            None,
+        assert!(
+            outbox.next_batch(7, now()).is_none(),
             "{MAX_IN_FLIGHT} already in flight"
         );
         outbox.done(7);
-        let batch = outbox.next_batch(7).expect("a request completed");
-        let frames = split_batch(&batch).unwrap();
+        let batch = outbox.next_batch(7, now()).expect("a request completed");
+        let frames = split_batch(&batch.bytes).unwrap();
         assert_eq!(frames.len(), 100);
         assert!(frames.iter().enumerate().all(|(i, f)| f == &[i as u8; 10]));
         assert_eq!(outbox.waiting(7), 0);
-        assert_eq!(outbox.next_batch(8), None, "nothing for another peer");
+        assert!(
+            outbox.next_batch(8, now()).is_none(),
+            "nothing for another peer"
+        );
     }
 
     #[test]
     fn a_batch_stops_at_its_size_limit_and_the_rest_waits() {
         let mut outbox = Outbox::default();
         for _ in 0..6 {
-            assert!(outbox.queue(1, message(1, MAX_MESSAGE_BYTES)));
+            assert!(outbox.queue(1, message(1, MAX_MESSAGE_BYTES), now()));
         }
-        let first = outbox.next_batch(1).unwrap();
-        assert!(first.len() <= MAX_BATCH_BYTES);
-        assert_eq!(split_batch(&first).unwrap().len(), 4);
+        let first = outbox.next_batch(1, now()).unwrap();
+        assert!(first.bytes.len() <= MAX_BATCH_BYTES);
+        assert_eq!(split_batch(&first.bytes).unwrap().len(), 4);
+        assert_eq!(first.len(), 4);
         assert_eq!(outbox.waiting(1), 2);
         assert!(
-            !outbox.queue(1, message(1, MAX_MESSAGE_BYTES + 1)),
+            !outbox.queue(1, message(1, MAX_MESSAGE_BYTES + 1), now()),
             "too large"
+        );
+    }
+
+    #[test]
+    fn a_failed_batch_is_queued_again_once_in_order_ahead_of_newer_messages() {
+        let mut outbox = Outbox::default();
+        for i in 0..3 {
+            assert!(outbox.queue(1u8, message(i, 5), now()));
+        }
+        let batch = outbox.next_batch(1, now()).unwrap();
+        assert!(outbox.queue(1, message(9, 5), now()));
+        outbox.failed(1, batch, now());
+        let again = outbox.next_batch(1, now()).unwrap();
+        assert_eq!(
+            firsts(&again),
+            [0, 1, 2, 9],
+            "the failed ones first, in order"
+        );
+        outbox.failed(1, again, now());
+        let last = outbox.next_batch(1, now()).unwrap();
+        assert_eq!(firsts(&last), [9], "0, 1 and 2 failed twice: dropped");
+        assert_eq!(outbox.take_dropped(), 3);
+        assert_eq!(outbox.take_dropped(), 0);
+        outbox.forget(1);
+        outbox.failed(1, last, now());
+        assert_eq!(outbox.waiting(1), 0, "a forgotten peer gets nothing back");
+    }
+
+    #[test]
+    fn messages_older_than_the_queue_age_are_dropped_unsent() {
+        let mut outbox = Outbox::default();
+        let start = now();
+        assert!(outbox.queue(1u8, message(1, 5), start));
+        assert!(outbox.queue(1, message(2, 5), start + MAX_QUEUE_AGE / 2));
+        let later = start + MAX_QUEUE_AGE + Duration::from_millis(1);
+        let batch = outbox.next_batch(1, later).unwrap();
+        assert_eq!(firsts(&batch), [2], "the first waited too long");
+        assert_eq!(outbox.take_dropped(), 1);
+        let much_later = start + 2 * MAX_QUEUE_AGE;
+        outbox.failed(1, batch, much_later);
+        assert_eq!(outbox.waiting(1), 0, "too old to queue again");
+        assert!(
+            outbox.queue(1, message(3, MAX_MESSAGE_BYTES), much_later),
+            "its bytes were given back"
         );
     }
 
     #[test]
     fn a_forgotten_peer_has_nothing_waiting() {
         let mut outbox = Outbox::default();
-        assert!(outbox.queue(1u8, message(1, 10)));
+        assert!(outbox.queue(1u8, message(1, 10), now()));
         outbox.forget(1);
         assert_eq!(outbox.waiting(1), 0);
-        assert!(outbox.next_batch(1).is_none());
+        assert!(outbox.next_batch(1, now()).is_none());
     }
 
     #[test]
@@ -216,10 +374,10 @@ mod tests {
         let mut outbox = Outbox::default();
         let per = MAX_MESSAGE_BYTES;
         let fit = MAX_QUEUED_BYTES / per;
-        assert!((0..fit).all(|_| outbox.queue(3, message(0, per))));
-        assert!(!outbox.queue(3, message(0, per)));
+        assert!((0..fit).all(|_| outbox.queue(3, message(0, per), now())));
+        assert!(!outbox.queue(3, message(0, per), now()));
         assert!(
-            outbox.queue(4, message(0, per)),
+            outbox.queue(4, message(0, per), now()),
             "other peers are not affected"
         );
     }

@@ -126,8 +126,9 @@ async fn a_burst_arrives_whole_and_does_not_delay_another_members_message() {
         nets.push(handle);
         inboxes.push(inbox);
     }
-    // Requests made while connections are still being set up may be lost (the protocol
-    // re-sends; this test counts every message): start once all are connected.
+    // Start once all are connected, so the burst meets open connections (messages sent
+    // earlier wait in the sender's queue, but a receiver still admitting its peer may drop
+    // them, and this test counts every message).
     for net in &nets {
         connected(net, 2).await;
     }
