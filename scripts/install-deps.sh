@@ -13,7 +13,7 @@ if [[ ! -x $DENY_ROOT/bin/cargo-deny ]]; then
   cargo install --locked --quiet "cargo-deny@$DENY_VERSION" --root "$DENY_ROOT"
 fi
 # clippy and rustfmt, which the test build and the format check run.
-if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+if command -v rustup >/dev/null && { ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; }; then
   echo "install-deps: adding the clippy and rustfmt components"
   rustup component add clippy rustfmt
 fi

@@ -3,6 +3,7 @@
 //! 2 usage or configuration (including a server certificate not trusted: a CA to pass), 3 a
 //! chain or node that cannot be reached.
 
+use relayer_node::StartError;
 use relayer_node::chain::ChainError;
 use relayer_node::chain::fees::FeeError;
 use relayer_node::config::{ConfigError, InvalidValue};
@@ -44,11 +45,14 @@ fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
         return Some(USAGE);
     }
     if let Some(err) = cause.downcast_ref::<SetError>() {
-        return Some(if err.is_unreachable() {
+        return Some(if err.is_temporary() {
             UNREACHABLE
         } else {
             USAGE
         });
+    }
+    if let Some(StartError::SetTooLarge { .. }) = cause.downcast_ref::<StartError>() {
+        return Some(USAGE);
     }
     if let Some(err) = cause.downcast_ref::<ChainError>() {
         return Some(match err {

@@ -9,7 +9,9 @@
 //! Every member must run the same set: observations travel as uptimes in the set's order, so
 //! the set's digest is part of the message protocol id ([`relayer_protocol::wire::Codec`]) and
 //! a peer running another set is refused with a log line naming both sets. A set with no
-//! mixnode, more than the cap, or an id named twice is refused and the node does not start.
+//! mixnode, more than the cap, or an id named twice is refused and the node does not start
+//! (exit 2); a set that cannot be read or parsed stops it with exit 3, so a service manager
+//! tries again.
 //! A new set takes effect at a restart, which every member makes together.
 
 use std::collections::BTreeSet;
@@ -50,15 +52,11 @@ pub enum SetError {
 }
 
 impl SetError {
-    /// Whether the document was unreachable (rather than malformed).
-    pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            Self::Read {
-                source: MonitorError::Http(crate::http::HttpError::Request { .. }),
-                ..
-            }
-        )
+    /// Whether a later attempt may succeed: the document could not be read or parsed (the
+    /// monitor down or answering an error, a file caught mid-write), as opposed to a set that
+    /// was read and is wrong.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, Self::Read { .. })
     }
 }
 
@@ -145,6 +143,7 @@ mod tests {
         drop(closed);
         sampling.mixnode_set = Some(url.parse().unwrap());
         let unreachable = load(&sampling, &client).await.unwrap_err();
-        assert!(unreachable.is_unreachable(), "{unreachable}");
+        assert!(unreachable.is_temporary(), "{unreachable}");
+        assert!(!SetError::Duplicate(9).is_temporary());
     }
 }

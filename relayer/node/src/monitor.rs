@@ -88,13 +88,21 @@ async fn read_file<T: DeserializeOwned + Send + 'static>(path: PathBuf) -> Resul
             path: path.clone(),
             reason,
         };
-        let size = std::fs::metadata(&path)
-            .map_err(|err| fail(err.to_string()))?
-            .len();
-        if size > MAX_DOCUMENT_BYTES {
+        let file = std::fs::File::open(&path).map_err(|err| fail(err.to_string()))?;
+        let kind = file.metadata().map_err(|err| fail(err.to_string()))?;
+        if !kind.is_file() {
+            return Err(fail("not a regular file".into()));
+        }
+        // Read through a limit, not by the size seen before: the file may grow meanwhile.
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, MAX_DOCUMENT_BYTES + 1),
+            &mut bytes,
+        )
+        .map_err(|err| fail(err.to_string()))?;
+        if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
             return Err(fail(format!("larger than {MAX_DOCUMENT_BYTES} bytes")));
         }
-        let bytes = std::fs::read(&path).map_err(|err| fail(err.to_string()))?;
         serde_json::from_slice(&bytes).map_err(|err| MonitorError::Format {
             location: format!("file:{}", path.display()),
             reason: err.to_string(),
@@ -195,6 +203,14 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("larger than"), "{err}");
+        let device = Location::File("/dev/zero".into())
+            .read::<serde_json::Value>(&client)
+            .await
+            .unwrap_err();
+        assert!(
+            device.to_string().contains("not a regular file"),
+            "{device}"
+        );
         let missing = Location::File(dir.path().join("none.json"))
             .read::<serde_json::Value>(&client)
             .await

@@ -505,7 +505,7 @@ struct SwarmTask {
     delayed_seq: u64,
     connected_peers: HashSet<PeerId>,
     /// Connected peers found speaking another protocol version or mixnode set (one warning
-    /// each; forgotten when the peer disconnects).
+    /// each; forgotten at the peer's next connection).
     other_versions: HashSet<PeerId>,
     connected: ConnectedMembers,
     budgets: HashMap<PeerId, PeerBudget>,
@@ -743,6 +743,8 @@ impl SwarmTask {
         match event {
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                 self.connected_peers.insert(peer_id);
+                // A new connection may come from an upgraded peer: asked afresh.
+                self.other_versions.remove(&peer_id);
                 self.redial.remove(&peer_id);
                 self.publish_connected();
                 self.flush(peer_id);
@@ -753,8 +755,6 @@ impl SwarmTask {
                 ..
             } => {
                 self.connected_peers.remove(&peer_id);
-                // It may come back upgraded: its next connection is asked afresh.
-                self.other_versions.remove(&peer_id);
                 self.publish_connected();
             }
             SwarmEvent::Behaviour(BehaviourEvent::Messages(request_response::Event::Message {

@@ -155,6 +155,9 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
     /// or the message is empty or larger than a message may be.
     pub fn queue(&mut self, peer: Peer, message: Arc<Vec<u8>>, now: Instant) -> bool {
         let queue = self.queues.entry(peer).or_default();
+        // Expired first, so a peer away for long keeps only fresh messages, not a full queue
+        // of stale ones that would refuse the new.
+        self.dropped += queue.expire(now) as u64;
         if message.is_empty()
             || message.len() > MAX_MESSAGE_BYTES
             || queue.bytes.saturating_add(message.len()) > MAX_QUEUED_BYTES
@@ -358,6 +361,23 @@ mod tests {
             outbox.queue(1, message(3, MAX_MESSAGE_BYTES), much_later),
             "its bytes were given back"
         );
+    }
+
+    #[test]
+    fn a_full_queue_of_a_peer_away_makes_room_as_its_messages_expire() {
+        let mut outbox = Outbox::default();
+        let start = now();
+        let per = MAX_MESSAGE_BYTES;
+        let fit = MAX_QUEUED_BYTES / per;
+        assert!((0..fit).all(|_| outbox.queue(5u8, message(0, per), start)));
+        assert!(!outbox.queue(5, message(0, per), start), "full");
+        let later = start + MAX_QUEUE_AGE + Duration::from_millis(1);
+        assert!(
+            outbox.queue(5, message(1, per), later),
+            "the stale ones expired, unsent, to make room"
+        );
+        assert_eq!(outbox.waiting(5), 1);
+        assert_eq!(outbox.take_dropped(), fit as u64);
     }
 
     #[test]

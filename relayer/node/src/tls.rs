@@ -25,10 +25,10 @@ use crate::limits::{ClientAddr, GuardedListener, GuardedStream, Shares};
 
 /// Time a client has to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; more connections wait in the kernel's backlog. A
-/// handshake's work (a key exchange and a signature) takes about a millisecond, so this bounds
-/// the clients that stall theirs more than the CPU.
-pub const MAX_HANDSHAKES: usize = 16;
+/// Handshakes in progress at once; a connection past it is closed at once. A handshake's
+/// work (a key exchange and a signature) takes about a millisecond, so this bounds the
+/// clients that stall theirs more than the CPU: stalling all of them takes 16 networks.
+pub const MAX_HANDSHAKES: usize = 64;
 /// Handshakes in progress per client (IPv4 address or IPv6 /64); a further connection from
 /// it is closed at once, so one client stalling handshakes holds 2 of [`MAX_HANDSHAKES`].
 pub const MAX_HANDSHAKES_PER_CLIENT: usize = 2;
@@ -161,13 +161,16 @@ impl TlsListener {
         let shares = Shares::new(MAX_HANDSHAKES_PER_CLIENT, MAX_HANDSHAKES_PER_NETWORK);
         let handshakes = tokio::spawn(async move {
             loop {
-                let Ok(permit) = in_progress.clone().acquire_owned().await else {
-                    return; // never closed
-                };
+                // Accepted first, so the loop never stops: a connection with no room is closed
+                // at once (the stream dropped) rather than left in the backlog.
                 let (stream, addr) = Listener::accept(&mut inner).await;
                 let Some(share) = shares.admit(addr.ip()) else {
                     tracing::debug!(%addr, "closed: its client or network has its handshakes in progress");
-                    continue; // the stream is dropped, so closed
+                    continue;
+                };
+                let Ok(permit) = in_progress.clone().try_acquire_owned() else {
+                    tracing::debug!(%addr, "closed: {MAX_HANDSHAKES} handshakes in progress");
+                    continue;
                 };
                 let acceptor = acceptor.clone();
                 let done = done.clone();
