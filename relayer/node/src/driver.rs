@@ -176,7 +176,18 @@ impl Driver {
                 _ = shutdown.changed() => break,
             }
         }
-        tracing::info!(node = %self.name, "node stopped");
+        // Nothing more is signed: the store holds every signature this run made.
+        match self
+            .tasks
+            .db
+            .protocol(|store| store.mark_clean_stop(now_ms()))
+            .await
+        {
+            Ok(()) => tracing::info!(node = %self.name, "node stopped"),
+            Err(err) => {
+                tracing::error!(node = %self.name, "node stopped, but not marked clean: {err}");
+            }
+        }
     }
 
     fn feed(&mut self, input: Input) {

@@ -217,8 +217,17 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
         .map(SignerSet::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     let restored = db
-        .public(move |store| store.restored_state(window_start))
+        .protocol(move |store| store.restored_state(window_start, now_ms()))
         .await?;
+    if let Some(restart_ms) = restored.unaccounted_before_ms {
+        let ended = config.clock.epoch_at_ms(restart_ms).unwrap_or(0);
+        tracing::warn!(
+            node = %settings.name,
+            "the last run did not stop cleanly (a crash, or a store restored from a backup): \
+             no new observation, block or echo for the epochs before {ended} that are not final, \
+             in case a lost run signed others"
+        );
+    }
     let keypair = Keypair::from_seed(&settings.ed25519_secret);
     let own_key = keypair.public();
     let engine = Engine::new(

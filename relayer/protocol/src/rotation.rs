@@ -462,6 +462,7 @@ impl Engine {
                 .filter(|observation| observation.signer_set_version == version)
                 .cloned()
                 .collect(),
+            unaccounted_before_ms: restored.unaccounted_before_ms,
         }
     }
 

@@ -1992,3 +1992,96 @@ fn submit_retry_at(actions: &[Action], epoch: u64) -> u64 {
         })
         .expect("a retry timer")
 }
+
+/// A member restarted from a store that may not hold all it signed (the last run did not stop
+/// cleanly, at `T0`): epoch 0 ended before, epoch 1 after.
+fn restarted_uncleanly(index: usize, restored: RestoredState) -> Protocol {
+    let restored = RestoredState {
+        unaccounted_before_ms: Some(T0),
+        ..restored
+    };
+    Protocol::new(
+        config(4, SubmitPolicy::Race),
+        keys(4)[index].clone(),
+        restored,
+    )
+    .unwrap()
+}
+
+/// Whether `actions` sign or send anything of this member's own: a write of a new
+/// observation, block or echo decision, or an observation, block or echo sent.
+fn signs_anything(actions: &[Action]) -> bool {
+    actions.iter().any(|action| match action {
+        Action::Persist { .. } => true,
+        Action::Send { message, .. } | Action::Broadcast { message } => matches!(
+            message,
+            Message::Observation(_)
+                | Message::Block(_)
+                | Message::BlockDigest(_)
+                | Message::Echo(_)
+        ),
+        _ => false,
+    })
+}
+
+#[test]
+fn after_an_unclean_restart_nothing_new_is_signed_for_epochs_that_ended_before_it() {
+    // Node 0 neither observes nor proposes epoch 0, though it holds k observations.
+    let mut node0 = restarted_uncleanly(0, RestoredState::default());
+    assert!(node0.abstains(0) && !node0.abstains(1));
+    let mut actions = feed_measured(&mut node0, T0, 0, Some(values(0)));
+    actions.extend(give_observations(&mut node0, &[1, 2, 3]));
+    actions.extend(node0.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 })));
+    assert!(!signs_anything(&actions), "{actions:?}");
+
+    // Node 1 echoes no block of epoch 0 it had not decided.
+    let mut node1 = restarted_uncleanly(1, RestoredState::default());
+    give_observations(&mut node1, &[0, 2, 3]);
+    let observations: Vec<Observation> = [0, 2, 3]
+        .iter()
+        .map(|&a| signed_observation(4, a, 0, values(a as u16)))
+        .collect();
+    let block = honest_block(&observations);
+    let actions = receive(&mut node1, T0, 0, Message::Block(block.clone()));
+    assert!(!signs_anything(&actions), "{actions:?}");
+
+    // What the store holds is sent again as it was: the stored observation, and the echo of
+    // the block it had decided.
+    let own = signed_observation(4, 1, 0, values(1));
+    let mut node1 = restarted_uncleanly(
+        1,
+        RestoredState {
+            own_observations: vec![own.clone()],
+            echo_decisions: vec![stored_decision(0, 0, block.data_hash)],
+            ..RestoredState::default()
+        },
+    );
+    let actions = feed_measured(&mut node1, T0, 0, Some(values(99)));
+    assert!(
+        actions.iter().any(|action| matches!(
+            action,
+            Action::Broadcast { message: Message::Observation(sent) } if *sent == own
+        )),
+        "{actions:?}"
+    );
+    give_observations(&mut node1, &[0, 2, 3]);
+    let actions = receive(&mut node1, T0, 0, Message::Block(block.clone()));
+    assert!(
+        actions.iter().any(|action| matches!(
+            action,
+            Action::Send { message: Message::Echo(echo), .. } if echo.data_hash == block.data_hash
+        )),
+        "{actions:?}"
+    );
+
+    // Epoch 1 ended after the restart: worked on as usual.
+    let next = T0 + EPOCH_SECS * 1_000;
+    let actions = measured(&mut node1, next, 1, values(1));
+    assert!(
+        actions.iter().any(|action| matches!(
+            action,
+            Action::Broadcast { message: Message::Observation(sent) } if sent.epoch == 1
+        )),
+        "{actions:?}"
+    );
+}

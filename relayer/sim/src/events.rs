@@ -57,8 +57,11 @@ pub(crate) enum Event {
         epoch: u64,
         winner: usize,
     },
+    /// The node goes down: a crash, or a graceful stop (`clean`) that marks its store as
+    /// holding every signature it made, as `relayer run` does on SIGTERM.
     Crash {
         node: usize,
+        clean: bool,
     },
     Restart {
         node: usize,
@@ -102,7 +105,7 @@ impl Event {
             Event::Persisted { node, id, .. } => [3, *node as u64, *id],
             Event::ChainCall { node, .. } => [4, *node as u64, 0],
             Event::ChainReply { node, .. } => [5, *node as u64, 0],
-            Event::Crash { node } => [6, *node as u64, 0],
+            Event::Crash { node, clean } => [6, *node as u64, u64::from(*clean)],
             Event::Restart { node } => [7, *node as u64, 0],
             Event::Partition { .. } => [8, 0, 0],
             Event::Heal => [9, 0, 0],

@@ -43,9 +43,9 @@ impl World {
         }
     }
 
-    /// The targeted fault: an honest node that just echoed an equivocator's block crashes
-    /// before the epoch is final, and restarts shortly after (to be greeted with the other
-    /// block).
+    /// The targeted fault: an honest node that just echoed an equivocator's block crashes or
+    /// stops before the epoch is final, and restarts shortly after (to be greeted with the
+    /// other block).
     fn maybe_crash_after_echo(&mut self, node: usize, message: &Message) {
         let Message::Echo(echo) = message else {
             return;
@@ -71,7 +71,10 @@ impl World {
         let down_for = self
             .rng
             .gen_range(DOWN_AFTER_ECHO_MS.0..=DOWN_AFTER_ECHO_MS.1);
-        self.scheduler.after(crash_in, Event::Crash { node });
+        // Even epochs stop gracefully (the restart trusts its stored decisions), odd ones
+        // crash (the restart abstains from the epoch).
+        let clean = echo.epoch % 2 == 0;
+        self.scheduler.after(crash_in, Event::Crash { node, clean });
         self.scheduler
             .after(crash_in + down_for, Event::Restart { node });
     }

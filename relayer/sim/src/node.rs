@@ -75,7 +75,7 @@ impl SimNode {
             .open_writer()
             .map_err(|err| failed(err.to_string()))?;
         let restored = store
-            .restored_state(config.window_start(now_ms))
+            .restored_state(config.window_start(now_ms), now_ms)
             .map_err(|err| failed(err.to_string()))?;
         #[allow(unused_mut)]
         let mut engine = Engine::new(config.clone(), None, self.key.clone(), restored, sets)
@@ -93,8 +93,13 @@ impl SimNode {
         Ok(())
     }
 
-    /// Drops the protocol's memory and the store connection.
-    pub(crate) fn crash(&mut self) {
+    /// Drops the protocol's memory and the store connection; a graceful stop (at
+    /// `clean_stop_ms`) first marks the store clean, as the node's driver does.
+    pub(crate) fn crash(&mut self, clean_stop_ms: Option<u64>) {
+        if let (Some(at_ms), Some(store)) = (clean_stop_ms, &self.store) {
+            // A failed write only makes the restart abstain, as after a crash.
+            let _ = store.mark_clean_stop(at_ms);
+        }
         self.engine = None;
         self.store = None;
         self.incarnation += 1;

@@ -234,7 +234,7 @@ impl World {
         }
         self.schedule_rotations();
         for &(node, at, restart) in &self.plan.crashes {
-            self.scheduler.at(at, Event::Crash { node });
+            self.scheduler.at(at, Event::Crash { node, clean: false });
             self.scheduler.at(restart, Event::Restart { node });
         }
         for (start, heal, side) in &self.plan.partitions {
@@ -302,7 +302,7 @@ impl World {
                 epoch,
                 winner,
             } => self.on_fetch(node, incarnation, epoch, winner),
-            Event::Crash { node } => self.crash(node),
+            Event::Crash { node, clean } => self.crash(node, clean),
             Event::Restart { node } => self.restart(node),
             Event::Partition { side } => {
                 self.count_fault("partition");
@@ -344,12 +344,13 @@ impl World {
         Ok(())
     }
 
-    pub(crate) fn crash(&mut self, node: usize) {
+    pub(crate) fn crash(&mut self, node: usize, clean: bool) {
         if self.nodes[node].engine.is_none() {
             return;
         }
-        self.count_fault("crash");
-        self.nodes[node].crash();
+        self.count_fault(if clean { "clean_stop" } else { "crash" });
+        let now = self.now();
+        self.nodes[node].crash(clean.then_some(now));
     }
 
     fn restart(&mut self, node: usize) {
@@ -535,7 +536,7 @@ impl World {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "panic".into());
                 self.checker.panicked(now, node, detail);
-                self.crash(node);
+                self.crash(node, false);
             }
         }
     }

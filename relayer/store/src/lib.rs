@@ -189,6 +189,10 @@ const MIGRATIONS: &[&str] = &[
          SELECT epoch, json_extract(body, '$.signer_set_version'), body FROM own_observations;
      DROP TABLE own_observations;
      ALTER TABLE own_observations_by_version RENAME TO own_observations;",
+    // 5: whether the last run stopped cleanly (its store accounts for every signature it made);
+    // a store created or upgraded here counts as stopped cleanly
+    "CREATE TABLE run_state (id INTEGER PRIMARY KEY CHECK (id = 1), clean_stop_ms INTEGER);
+     INSERT INTO run_state (id, clean_stop_ms) VALUES (1, 0);",
 ];
 
 /// Where a database lives: a file, or (for the simulator) a named in-memory database shared
@@ -527,15 +531,50 @@ impl Store {
         }
     }
 
-    /// What a (re)started protocol instance recovers: the echo decisions, the final epochs
-    /// and its own observations from `window_start` (see `ProtocolConfig::window_start`) on. The node and the
-    /// simulator both restore through this.
-    pub fn restored_state(&self, window_start: u64) -> Result<RestoredState, StoreError> {
+    /// What a (re)started protocol instance recovers at `now_ms`: the echo decisions, the
+    /// final epochs and its own observations from `window_start` (see
+    /// `ProtocolConfig::window_start`) on. The node and the simulator both restore through
+    /// this. It takes the clean-stop mark ([`Self::mark_clean_stop`]) durably: when the last
+    /// run did not leave one (a crash, or a copy restored from a backup taken while running),
+    /// the store may not hold every signature this member made, and the state says so
+    /// (`unaccounted_before_ms`).
+    pub fn restored_state(
+        &self,
+        window_start: u64,
+        now_ms: u64,
+    ) -> Result<RestoredState, StoreError> {
+        let clean = self.take_clean_stop()?;
         Ok(RestoredState {
             echo_decisions: self.echo_decisions_since(window_start)?,
             final_epochs: self.official_epochs_since(window_start)?,
             own_observations: self.own_observations_since(window_start)?,
+            unaccounted_before_ms: (!clean).then_some(now_ms),
         })
+    }
+
+    /// Records that this run stopped cleanly at `at_ms`: nothing more will be signed, and the
+    /// store holds every signature the run made. Written last, at a graceful stop.
+    pub fn mark_clean_stop(&self, at_ms: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE run_state SET clean_stop_ms = ?1 WHERE id = 1",
+            params![at_ms as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the last run stopped cleanly; the mark is cleared in the same transaction, so
+    /// a run that then crashes is not taken for a clean one.
+    fn take_clean_stop(&self) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let clean: Option<i64> = tx.query_row(
+            "SELECT clean_stop_ms FROM run_state WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )?;
+        tx.execute("UPDATE run_state SET clean_stop_ms = NULL WHERE id = 1", [])?;
+        tx.commit()?;
+        Ok(clean.is_some())
     }
 
     /// Echo decisions of epochs `>= from_epoch`.
@@ -911,6 +950,34 @@ mod tests {
     }
 
     #[test]
+    fn only_a_run_that_stopped_cleanly_restores_as_accounting_for_its_signatures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        let store = Store::open(&path).unwrap();
+        let fresh = store.restored_state(0, 100).unwrap();
+        assert_eq!(
+            fresh.unaccounted_before_ms, None,
+            "a new store has signed nothing"
+        );
+        drop(store);
+        // The run above ended without marking a clean stop (a crash, or this file copied
+        // while it ran).
+        let store = Store::open(&path).unwrap();
+        let crashed = store.restored_state(0, 200).unwrap();
+        assert_eq!(crashed.unaccounted_before_ms, Some(200));
+        store.mark_clean_stop(250).unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let clean = store.restored_state(0, 300).unwrap();
+        assert_eq!(clean.unaccounted_before_ms, None);
+        assert_eq!(
+            store.restored_state(0, 400).unwrap().unaccounted_before_ms,
+            Some(400),
+            "the mark is taken: a second start without a stop is unclean"
+        );
+    }
+
+    #[test]
     fn the_first_own_observation_is_kept_and_restored_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.sqlite");
@@ -951,7 +1018,7 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(
-            store.restored_state(3).unwrap().own_observations,
+            store.restored_state(3, 0).unwrap().own_observations,
             vec![observation(4, 100)]
         );
     }

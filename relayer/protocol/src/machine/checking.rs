@@ -173,6 +173,9 @@ impl Protocol {
         if self.answer_known_block(epoch, from, block.data_hash, out) {
             return;
         }
+        if self.abstains(epoch) {
+            return; // a lost run may have echoed another block of this proposer
+        }
         let already_pending = self.pending.values().any(|pending| {
             matches!(pending, Pending::Echo { epoch: e, proposer, .. } if *e == epoch && *proposer == from)
         });

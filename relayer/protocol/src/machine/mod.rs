@@ -55,6 +55,12 @@ pub struct RestoredState {
     pub final_epochs: Vec<u64>,
     /// This member's own signed observations, as first sent.
     pub own_observations: Vec<Observation>,
+    /// Set when the store may not hold every signature this member made (the last run did
+    /// not stop cleanly: a crash, or a copy restored from a backup taken while it ran): the
+    /// restart time. For epochs that ended before it and are not final, the member signs
+    /// nothing new (no observation, block or echo it has not stored), since a lost run may
+    /// have signed others; what the store holds is sent again as it was.
+    pub unaccounted_before_ms: Option<u64>,
 }
 
 /// Counters for metrics and benchmarks.
@@ -244,6 +250,8 @@ pub struct Protocol {
     key: Keypair,
     pub(crate) epochs: BTreeMap<u64, EpochState>,
     echo_decisions: BTreeMap<(u64, MemberIndex), Hash>,
+    /// See [`RestoredState::unaccounted_before_ms`].
+    unaccounted_before_ms: Option<u64>,
     /// This member's echo signature per `(epoch, data hash)`, made once: a proposer sending
     /// its block again gets the same echo without another signing.
     echo_signatures: BTreeMap<(u64, Hash), Vec<u8>>,
@@ -321,6 +329,7 @@ impl Protocol {
             pending: BTreeMap::new(),
             next_persist_id: 0,
             final_epochs: restored.final_epochs.into_iter().collect(),
+            unaccounted_before_ms: restored.unaccounted_before_ms,
             awaiting: BTreeSet::new(),
             finalizing: BTreeMap::new(),
             remeasure: BTreeSet::new(),
@@ -414,6 +423,14 @@ impl Protocol {
         self.epochs
             .get(&epoch)
             .map_or(0, |state| state.observations.len() + state.alternates.len())
+    }
+
+    /// Whether this member signs nothing new for `epoch`: it ended before a restart whose
+    /// store may not account for every signature made (see
+    /// [`RestoredState::unaccounted_before_ms`]).
+    pub fn abstains(&self, epoch: u64) -> bool {
+        self.unaccounted_before_ms
+            .is_some_and(|restart| self.config.epoch_end_ms(epoch) <= restart)
     }
 
     /// The data hash this member decided to sign for `proposer`'s block of `epoch`.

@@ -66,6 +66,9 @@ impl Protocol {
         if let Some(own) = self.epochs.get(&epoch).and_then(|state| state.own.clone()) {
             return self.send_own(now_ms, own, out);
         }
+        if self.abstains(epoch) {
+            return; // a lost run may have signed another observation of it
+        }
         let storing = self.pending.values().any(
             |pending| matches!(pending, Pending::OwnObservation { observation } if observation.epoch == epoch),
         );
