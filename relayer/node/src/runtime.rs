@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nym_rewards::msg::SignerSetResponse;
+use relayer_protocol::wire;
 use relayer_protocol::{
     ChainContext, Engine, Keypair, MemberIndex, NewError, ProtocolConfig, SignerSet,
     SignerSetError, observation_threshold_for,
@@ -185,12 +186,27 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
         })?,
     );
     let mixnodes = settings.net.codec().mixnodes().to_vec();
+    let set_id = wire::mixnode_set_id(&mixnodes);
     tracing::info!(
         node = %settings.name,
         mixnodes = mixnodes.len(),
         protocol = %settings.net.codec().protocol_id(),
         "measuring the mixnode set"
     );
+    let recorded = set_id.clone();
+    let previous = db
+        .protocol(move |store| store.swap_mixnode_set(&recorded))
+        .await?;
+    if let Some(previous) = previous.filter(|previous| *previous != set_id) {
+        tracing::warn!(
+            node = %settings.name,
+            previous = %previous,
+            now = %set_id,
+            "the mixnode set changed since the last run: members still measuring the previous \
+             set refuse this node, and it them, until every member has changed (check the \
+             monitor if this was not planned)"
+        );
+    }
     let config = chain::config(chain.as_ref()).await?;
     if mixnodes.len() > config.max_mixnodes_per_epoch as usize {
         return Err(StartError::SetTooLarge {

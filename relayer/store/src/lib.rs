@@ -190,8 +190,9 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE own_observations;
      ALTER TABLE own_observations_by_version RENAME TO own_observations;",
     // 5: whether the last run stopped cleanly (its store accounts for every signature it made);
-    // a store created or upgraded here counts as stopped cleanly
-    "CREATE TABLE run_state (id INTEGER PRIMARY KEY CHECK (id = 1), clean_stop_ms INTEGER);
+    // a store created or upgraded here counts as stopped cleanly; the mixnode set it measured
+    "CREATE TABLE run_state (id INTEGER PRIMARY KEY CHECK (id = 1), clean_stop_ms INTEGER,
+                             mixnode_set TEXT);
      INSERT INTO run_state (id, clean_stop_ms) VALUES (1, 0);",
 ];
 
@@ -560,6 +561,24 @@ impl Store {
             params![at_ms as i64],
         )?;
         Ok(())
+    }
+
+    /// Records the id of the mixnode set this run measures; returns the previous run's, when
+    /// one was recorded.
+    pub fn swap_mixnode_set(&self, set_id: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let previous: Option<String> = tx.query_row(
+            "SELECT mixnode_set FROM run_state WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )?;
+        tx.execute(
+            "UPDATE run_state SET mixnode_set = ?1 WHERE id = 1",
+            params![set_id],
+        )?;
+        tx.commit()?;
+        Ok(previous)
     }
 
     /// Whether the last run stopped cleanly; the mark is cleared in the same transaction, so
@@ -975,6 +994,15 @@ mod tests {
             Some(400),
             "the mark is taken: a second start without a stop is unclean"
         );
+    }
+
+    #[test]
+    fn the_mixnode_set_of_the_previous_run_is_returned_when_a_new_one_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("node.sqlite")).unwrap();
+        assert_eq!(store.swap_mixnode_set("aa").unwrap(), None);
+        assert_eq!(store.swap_mixnode_set("bb").unwrap(), Some("aa".into()));
+        assert_eq!(store.swap_mixnode_set("bb").unwrap(), Some("bb".into()));
     }
 
     #[test]
