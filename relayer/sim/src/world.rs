@@ -3,7 +3,7 @@
 //! measurements; it carries out what each node's protocol asks (module `effects`) and checks
 //! the invariants as events happen. Every decision a node makes is production code.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
 
 use nym_rewards::msg::{EpochClock, MixnodeReward};
@@ -302,7 +302,7 @@ impl World {
                 epoch,
                 winner,
             } => self.on_fetch(node, incarnation, epoch, winner),
-            Event::Crash { node, clean } => self.crash(node, clean),
+            Event::Crash { node, clean } => self.planned_crash(node, clean),
             Event::Restart { node } => self.restart(node),
             Event::Partition { side } => {
                 self.count_fault("partition");
@@ -354,11 +354,11 @@ impl World {
     }
 
     fn restart(&mut self, node: usize) {
-        if self.nodes[node].engine.is_some() {
-            return;
-        }
         if self.targeted_down == Some(node) {
             self.targeted_down = None;
+        }
+        if self.nodes[node].engine.is_some() {
+            return; // its crash was skipped
         }
         if let Err(err) = self.start_node(node) {
             let now = self.now();
@@ -385,10 +385,45 @@ impl World {
     /// reserved room for it beside the planned crashes), and crashed plus byzantine members
     /// stay within f.
     pub(crate) fn may_crash_one_more(&self) -> bool {
-        let down = self.nodes.iter().filter(|n| n.engine.is_none()).count();
-        self.targeted_down.is_none()
-            && self.plan.byzantine.len() + down
-                < relayer_protocol::faulty_tolerated(self.config.nodes)
+        self.targeted_down.is_none() && self.faulty_members().len() < self.tolerated()
+    }
+
+    fn tolerated(&self) -> usize {
+        relayer_protocol::faulty_tolerated(self.config.nodes)
+    }
+
+    /// The members that cannot help certify some epoch not yet on chain: byzantine ones, those
+    /// down, and those abstaining from such an epoch after a crash (the production engine's
+    /// `abstains`: an unclean restart signs nothing new for the epochs that ended before it).
+    fn faulty_members(&self) -> BTreeSet<usize> {
+        let current = CLOCK.epoch_at_ms(self.now()).unwrap_or(0);
+        (0..self.nodes.len())
+            .filter(|&node| {
+                let sim = &self.nodes[node];
+                let Some(engine) = sim.engine.as_ref() else {
+                    return true;
+                };
+                sim.adversary.is_some()
+                    || (0..current).any(|epoch| {
+                        self.chain.record(epoch).is_none()
+                            && engine
+                                .instance(epoch)
+                                .is_some_and(|instance| instance.abstains(epoch))
+                    })
+            })
+            .collect()
+    }
+
+    /// A planned crash or stop, skipped when it would take the faulty members (abstaining
+    /// ones counted) past f: the liveness bound holds only within it.
+    fn planned_crash(&mut self, node: usize, clean: bool) {
+        let mut faulty = self.faulty_members();
+        faulty.insert(node);
+        if faulty.len() > self.tolerated() {
+            self.count_fault("crash_skipped");
+            return;
+        }
+        self.crash(node, clean);
     }
 
     fn on_adversary_tick(&mut self, node: usize) {
