@@ -48,6 +48,7 @@ impl Db {
 
     /// Builds the connections around an open (migrated) protocol connection.
     pub fn from_store(protocol: Store) -> Result<Self, StoreError> {
+        protocol.make_durable()?;
         let sampler = protocol.open_writer()?;
         let readers = (0..API_READERS)
             .map(|_| protocol.open_reader())

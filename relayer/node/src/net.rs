@@ -591,7 +591,10 @@ impl SwarmTask {
                 if let Some(addr) = self.addrs.get(&peer) {
                     self.swarm.add_peer_address(peer, addr.clone());
                 }
-                self.active.insert(peer);
+                if self.active.insert(peer) {
+                    // Newly a member: dialled at the next tick, not after an old backoff.
+                    self.redial.remove(&peer);
+                }
             } else if self.active.remove(&peer) {
                 self.swarm.behaviour_mut().allow.disallow_peer(peer);
                 self.outbox.forget(peer);

@@ -344,15 +344,19 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
         official_tx,
         settings.http_client,
     );
+    let store = Arc::new(db.inspector().map_err(|source| StartError::Store {
+        path: settings.db_path.display().to_string(),
+        source,
+    })?);
+    // Nothing can stop the start now, and the driver may sign: the previous run's clean-stop
+    // mark is taken (a start that failed before this leaves it, having signed nothing).
+    db.protocol(|store| store.take_clean_stop()).await?;
     tasks.push(tokio::spawn(driver.run(driver_inbox, inbound, shutdown_rx)));
     tracing::info!(node = %settings.name, member = ?me, "node started");
     Ok(RunningNode {
         name: settings.name,
         api_url,
-        store: Arc::new(db.inspector().map_err(|source| StartError::Store {
-            path: settings.db_path.display().to_string(),
-            source,
-        })?),
+        store,
         metrics,
         member_index: me,
         official,

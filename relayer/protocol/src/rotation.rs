@@ -50,6 +50,8 @@ pub struct Engine {
     key: Keypair,
     versions: BTreeMap<u32, Version>,
     instances: BTreeMap<u32, Protocol>,
+    /// See [`RestoredState::unaccounted_before_ms`]; given to instances started later too.
+    unaccounted_before_ms: Option<u64>,
     roster: Vec<[u8; 32]>,
     /// Engine persist id to (version, the instance's persist id).
     persist_ids: BTreeMap<u64, (u32, u64)>,
@@ -88,6 +90,7 @@ impl Engine {
         sets: Vec<SignerSet>,
     ) -> Result<Self, NewError> {
         let mut engine = Self {
+            unaccounted_before_ms: restored.unaccounted_before_ms,
             template,
             observation_threshold,
             key,
@@ -153,9 +156,13 @@ impl Engine {
         }
         self.peers_generation += 1;
         let added = self.add_version(set.clone());
-        if let Err(err) =
-            added.and_then(|()| self.start_instance(version, RestoredState::default()))
-        {
+        // A version learned while running: nothing of it was stored, but an unclean restart
+        // still holds for its epochs.
+        let restored = RestoredState {
+            unaccounted_before_ms: self.unaccounted_before_ms,
+            ..RestoredState::default()
+        };
+        if let Err(err) = added.and_then(|()| self.start_instance(version, restored)) {
             self.abstain(set, &err);
             self.set_ranges();
             return Err(err);

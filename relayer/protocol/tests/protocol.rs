@@ -1994,7 +1994,7 @@ fn submit_retry_at(actions: &[Action], epoch: u64) -> u64 {
 }
 
 /// A member restarted from a store that may not hold all it signed (the last run did not stop
-/// cleanly, at `T0`): epoch 0 ended before, epoch 1 after.
+/// cleanly, at `T0`): epoch 0 ended before, epoch 1 was running, epoch 2 began after.
 fn restarted_uncleanly(index: usize, restored: RestoredState) -> Protocol {
     let restored = RestoredState {
         unaccounted_before_ms: Some(T0),
@@ -2025,10 +2025,10 @@ fn signs_anything(actions: &[Action]) -> bool {
 }
 
 #[test]
-fn after_an_unclean_restart_nothing_new_is_signed_for_epochs_that_ended_before_it() {
+fn after_an_unclean_restart_nothing_new_is_signed_for_epochs_that_began_before_it() {
     // Node 0 neither observes nor proposes epoch 0, though it holds k observations.
     let mut node0 = restarted_uncleanly(0, RestoredState::default());
-    assert!(node0.abstains(0) && !node0.abstains(1));
+    assert!(node0.abstains(0) && node0.abstains(1) && !node0.abstains(2));
     let mut actions = feed_measured(&mut node0, T0, 0, Some(values(0)));
     actions.extend(give_observations(&mut node0, &[1, 2, 3]));
     actions.extend(node0.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 })));
@@ -2074,13 +2074,13 @@ fn after_an_unclean_restart_nothing_new_is_signed_for_epochs_that_ended_before_i
         "{actions:?}"
     );
 
-    // Epoch 1 ended after the restart: worked on as usual.
-    let next = T0 + EPOCH_SECS * 1_000;
-    let actions = measured(&mut node1, next, 1, values(1));
+    // Epoch 2 began after the restart: worked on as usual.
+    let next = T0 + 2 * EPOCH_SECS * 1_000;
+    let actions = measured(&mut node1, next, 2, values(1));
     assert!(
         actions.iter().any(|action| matches!(
             action,
-            Action::Broadcast { message: Message::Observation(sent) } if sent.epoch == 1
+            Action::Broadcast { message: Message::Observation(sent) } if sent.epoch == 2
         )),
         "{actions:?}"
     );

@@ -77,6 +77,9 @@ impl SimNode {
         let restored = store
             .restored_state(config.window_start(now_ms), now_ms)
             .map_err(|err| failed(err.to_string()))?;
+        store
+            .take_clean_stop()
+            .map_err(|err| failed(err.to_string()))?;
         #[allow(unused_mut)]
         let mut engine = Engine::new(config.clone(), None, self.key.clone(), restored, sets)
             .map_err(|err| failed(err.to_string()))?;

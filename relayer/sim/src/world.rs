@@ -404,7 +404,7 @@ impl World {
                     return true;
                 };
                 sim.adversary.is_some()
-                    || (0..current).any(|epoch| {
+                    || (0..=current).any(|epoch| {
                         self.chain.record(epoch).is_none()
                             && engine
                                 .instance(epoch)

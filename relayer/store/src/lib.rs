@@ -10,8 +10,11 @@
 //! The `planted-bugs` feature turns on `relayer-protocol`'s, whose release guard refuses a
 //! build without debug assertions.
 //!
-//! Durability: WAL with `synchronous = NORMAL` survives a crash or kill of the process (what
-//! "acknowledged" means to the protocol); it does not promise durability across a power loss.
+//! Durability: WAL with `synchronous = NORMAL` survives a crash or kill of the process; the
+//! node's protocol connection ([`Store::make_durable`]) commits with `synchronous = FULL`, so
+//! what it acknowledges to the protocol (observations, echo decisions, the clean-stop mark)
+//! survives a power loss too. Samples, written by their own connection, may lose their last
+//! second.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -232,6 +235,14 @@ impl Store {
         let store = Self::with_connection(conn, location);
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Makes this connection's commits survive a power loss (`synchronous = FULL`: the WAL is
+    /// synced at each commit): for the protocol's records, a few per epoch, which must never be
+    /// lost once a signature they record was sent.
+    pub fn make_durable(&self) -> Result<(), StoreError> {
+        self.conn().pragma_update(None, "synchronous", "FULL")?;
+        Ok(())
     }
 
     /// Another connection to the same database, read-only: for answering public reads
@@ -535,16 +546,21 @@ impl Store {
     /// What a (re)started protocol instance recovers at `now_ms`: the echo decisions, the
     /// final epochs and its own observations from `window_start` (see
     /// `ProtocolConfig::window_start`) on. The node and the simulator both restore through
-    /// this. It takes the clean-stop mark ([`Self::mark_clean_stop`]) durably: when the last
-    /// run did not leave one (a crash, or a copy restored from a backup taken while running),
-    /// the store may not hold every signature this member made, and the state says so
-    /// (`unaccounted_before_ms`).
+    /// this. When the last run left no clean-stop mark ([`Self::mark_clean_stop`]: a crash, or
+    /// a copy restored from a backup taken while running), the store may not hold every
+    /// signature this member made, and the state says so (`unaccounted_before_ms`). The mark
+    /// stays until [`Self::take_clean_stop`], called once nothing can stop the start.
     pub fn restored_state(
         &self,
         window_start: u64,
         now_ms: u64,
     ) -> Result<RestoredState, StoreError> {
-        let clean = self.take_clean_stop()?;
+        let clean: Option<i64> = self.conn().query_row(
+            "SELECT clean_stop_ms FROM run_state WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )?;
+        let clean = clean.is_some();
         Ok(RestoredState {
             echo_decisions: self.echo_decisions_since(window_start)?,
             final_epochs: self.official_epochs_since(window_start)?,
@@ -582,8 +598,8 @@ impl Store {
     }
 
     /// Whether the last run stopped cleanly; the mark is cleared in the same transaction, so
-    /// a run that then crashes is not taken for a clean one.
-    fn take_clean_stop(&self) -> Result<bool, StoreError> {
+    /// a run that then crashes is not taken for a clean one. Taken when a run starts signing.
+    pub fn take_clean_stop(&self) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let clean: Option<i64> = tx.query_row(
@@ -972,25 +988,33 @@ mod tests {
     fn only_a_run_that_stopped_cleanly_restores_as_accounting_for_its_signatures() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.sqlite");
+        let unaccounted =
+            |store: &Store, now: u64| store.restored_state(0, now).unwrap().unaccounted_before_ms;
         let store = Store::open(&path).unwrap();
-        let fresh = store.restored_state(0, 100).unwrap();
         assert_eq!(
-            fresh.unaccounted_before_ms, None,
+            unaccounted(&store, 100),
+            None,
             "a new store has signed nothing"
         );
+        assert_eq!(
+            unaccounted(&store, 110),
+            None,
+            "reading does not take the mark (a start that fails signed nothing)"
+        );
+        assert!(store.take_clean_stop().unwrap());
         drop(store);
         // The run above ended without marking a clean stop (a crash, or this file copied
         // while it ran).
         let store = Store::open(&path).unwrap();
-        let crashed = store.restored_state(0, 200).unwrap();
-        assert_eq!(crashed.unaccounted_before_ms, Some(200));
+        assert_eq!(unaccounted(&store, 200), Some(200));
+        assert!(!store.take_clean_stop().unwrap());
         store.mark_clean_stop(250).unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
-        let clean = store.restored_state(0, 300).unwrap();
-        assert_eq!(clean.unaccounted_before_ms, None);
+        assert_eq!(unaccounted(&store, 300), None);
+        assert!(store.take_clean_stop().unwrap());
         assert_eq!(
-            store.restored_state(0, 400).unwrap().unaccounted_before_ms,
+            unaccounted(&store, 400),
             Some(400),
             "the mark is taken: a second start without a stop is unclean"
         );

@@ -57,7 +57,7 @@ pub struct RestoredState {
     pub own_observations: Vec<Observation>,
     /// Set when the store may not hold every signature this member made (the last run did
     /// not stop cleanly: a crash, or a copy restored from a backup taken while it ran): the
-    /// restart time. For epochs that ended before it and are not final, the member signs
+    /// restart time. For epochs that began before it and are not final, the member signs
     /// nothing new (no observation, block or echo it has not stored), since a lost run may
     /// have signed others; what the store holds is sent again as it was.
     pub unaccounted_before_ms: Option<u64>,
@@ -425,12 +425,21 @@ impl Protocol {
             .map_or(0, |state| state.observations.len() + state.alternates.len())
     }
 
-    /// Whether this member signs nothing new for `epoch`: it ended before a restart whose
+    /// Whether this member signs nothing new for `epoch`: it began before a restart whose
     /// store may not account for every signature made (see
     /// [`RestoredState::unaccounted_before_ms`]).
     pub fn abstains(&self, epoch: u64) -> bool {
+        // The running epoch too: a member whose clock ran ahead may have echoed one of its
+        // blocks before this member's own end of it.
         self.unaccounted_before_ms
-            .is_some_and(|restart| self.config.epoch_end_ms(epoch) <= restart)
+            .and_then(|restart| self.config.epoch_at_ms(restart))
+            .is_some_and(|running| epoch <= running)
+    }
+
+    /// Whether this member must not propose for `epoch`: it abstains from it and proposed
+    /// nothing before (a stored own block may be proposed again).
+    pub(crate) fn abstains_from_proposing(&self, epoch: u64) -> bool {
+        self.abstains(epoch) && self.echo_decision(epoch, self.me).is_none()
     }
 
     /// The data hash this member decided to sign for `proposer`'s block of `epoch`.

@@ -254,7 +254,7 @@ impl Protocol {
     pub(super) fn ask_for_missing_observations(&self, now_ms: u64, epoch: u64, out: &mut Out) {
         let state = self.epochs.get(&epoch);
         let proposed = state.is_some_and(|state| state.proposing.started());
-        if proposed || !self.may_propose(now_ms, epoch) {
+        if proposed || !self.may_propose(now_ms, epoch) || self.abstains_from_proposing(epoch) {
             return;
         }
         let n = self.config.n();

@@ -39,7 +39,7 @@ impl Protocol {
     }
 
     pub(super) fn maybe_propose(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
-        if self.abstains(epoch) && self.echo_decision(epoch, self.me).is_none() {
+        if self.abstains_from_proposing(epoch) {
             return; // a lost run may have proposed another block of it
         }
         let k = self.config.observation_threshold;
