@@ -175,6 +175,9 @@ impl Driver {
                 }
                 _ = shutdown.changed() => break,
             }
+            // Under a flood of inbound messages the inbox is always ready: give the worker
+            // thread back to the other tasks now and then.
+            tokio::task::consume_budget().await;
         }
         // Nothing more is signed: the store holds every signature this run made.
         match self

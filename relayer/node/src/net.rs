@@ -544,6 +544,9 @@ impl SwarmTask {
                 _ = sleep_until(next_release), if next_release.is_some() => self.release_delayed(),
                 _ = shutdown.changed() => break,
             }
+            // The swarm is not a tokio resource: under a flood it is always ready, and without
+            // this the loop would never give its worker thread back to the other tasks.
+            tokio::task::consume_budget().await;
         }
         tracing::debug!("network task stopped");
     }
@@ -1013,6 +1016,7 @@ mod tests {
                         }
                         | request_response::Event::OutboundFailure { .. },
                     )) => {
+                        tokio::task::consume_budget().await;
                         round += 1;
                         hostile
                             .behaviour_mut()
