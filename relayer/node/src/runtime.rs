@@ -186,27 +186,12 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
         })?,
     );
     let mixnodes = settings.net.codec().mixnodes().to_vec();
-    let set_id = wire::mixnode_set_id(&mixnodes);
     tracing::info!(
         node = %settings.name,
         mixnodes = mixnodes.len(),
         protocol = %settings.net.codec().protocol_id(),
         "measuring the mixnode set"
     );
-    let recorded = set_id.clone();
-    let previous = db
-        .protocol(move |store| store.swap_mixnode_set(&recorded))
-        .await?;
-    if let Some(previous) = previous.filter(|previous| *previous != set_id) {
-        tracing::warn!(
-            node = %settings.name,
-            previous = %previous,
-            now = %set_id,
-            "the mixnode set changed since the last run: members still measuring the previous \
-             set refuse this node, and it them, until every member has changed (check the \
-             monitor if this was not planned)"
-        );
-    }
     let config = chain::config(chain.as_ref()).await?;
     if mixnodes.len() > config.max_mixnodes_per_epoch as usize {
         return Err(StartError::SetTooLarge {
@@ -350,7 +335,19 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
     })?);
     // Nothing can stop the start now, and the driver may sign: the previous run's clean-stop
     // mark is taken (a start that failed before this leaves it, having signed nothing).
-    db.protocol(|store| store.take_clean_stop()).await?;
+    let set_id = wire::mixnode_set_id(&protocol_config.mixnodes);
+    let recorded = set_id.clone();
+    let previous = db.protocol(move |store| store.begin_run(&recorded)).await?;
+    if let Some(previous) = previous.mixnode_set.filter(|previous| *previous != set_id) {
+        tracing::warn!(
+            node = %settings.name,
+            previous = %previous,
+            now = %set_id,
+            "the mixnode set changed since the last run: members still measuring the previous \
+             set refuse this node, and it them, until every member has changed (check the \
+             monitor if this was not planned)"
+        );
+    }
     tasks.push(tokio::spawn(driver.run(driver_inbox, inbound, shutdown_rx)));
     tracing::info!(node = %settings.name, member = ?me, "node started");
     Ok(RunningNode {

@@ -78,7 +78,7 @@ impl SimNode {
             .restored_state(config.window_start(now_ms), now_ms)
             .map_err(|err| failed(err.to_string()))?;
         store
-            .take_clean_stop()
+            .begin_run(&relayer_protocol::wire::mixnode_set_id(&config.mixnodes))
             .map_err(|err| failed(err.to_string()))?;
         #[allow(unused_mut)]
         let mut engine = Engine::new(config.clone(), None, self.key.clone(), restored, sets)

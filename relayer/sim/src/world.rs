@@ -394,7 +394,7 @@ impl World {
 
     /// The members that cannot help certify some epoch not yet on chain: byzantine ones, those
     /// down, and those abstaining from such an epoch after a crash (the production engine's
-    /// `abstains`: an unclean restart signs nothing new for the epochs that ended before it).
+    /// `abstains`: an unclean restart signs nothing new for the epochs that began before it).
     fn faulty_members(&self) -> BTreeSet<usize> {
         let current = CLOCK.epoch_at_ms(self.now()).unwrap_or(0);
         (0..self.nodes.len())

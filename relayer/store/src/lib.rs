@@ -199,6 +199,15 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO run_state (id, clean_stop_ms) VALUES (1, 0);",
 ];
 
+/// What the previous run left, as [`Store::begin_run`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousRun {
+    /// It marked a clean stop ([`Store::mark_clean_stop`]), or the store is new.
+    pub stopped_cleanly: bool,
+    /// The id of the mixnode set it measured, if one was recorded.
+    pub mixnode_set: Option<String>,
+}
+
 /// Where a database lives: a file, or (for the simulator) a named in-memory database shared
 /// by the connections of one process, which lives as long as one connection to it is open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -549,18 +558,17 @@ impl Store {
     /// this. When the last run left no clean-stop mark ([`Self::mark_clean_stop`]: a crash, or
     /// a copy restored from a backup taken while running), the store may not hold every
     /// signature this member made, and the state says so (`unaccounted_before_ms`). The mark
-    /// stays until [`Self::take_clean_stop`], called once nothing can stop the start.
+    /// stays until [`Self::begin_run`], called once nothing can stop the start.
     pub fn restored_state(
         &self,
         window_start: u64,
         now_ms: u64,
     ) -> Result<RestoredState, StoreError> {
-        let clean: Option<i64> = self.conn().query_row(
-            "SELECT clean_stop_ms FROM run_state WHERE id = 1",
+        let clean: bool = self.conn().query_row(
+            "SELECT clean_stop_ms IS NOT NULL FROM run_state WHERE id = 1",
             [],
             |row| row.get(0),
         )?;
-        let clean = clean.is_some();
         Ok(RestoredState {
             echo_decisions: self.echo_decisions_since(window_start)?,
             final_epochs: self.official_epochs_since(window_start)?,
@@ -579,37 +587,28 @@ impl Store {
         Ok(())
     }
 
-    /// Records the id of the mixnode set this run measures; returns the previous run's, when
-    /// one was recorded.
-    pub fn swap_mixnode_set(&self, set_id: &str) -> Result<Option<String>, StoreError> {
+    /// Begins a run that will sign, measuring the mixnode set `mixnode_set` (its id): takes
+    /// the previous run's clean-stop mark and records the set, in one transaction, and says
+    /// what the previous run left. A run that then crashes is not taken for a clean one.
+    pub fn begin_run(&self, mixnode_set: &str) -> Result<PreviousRun, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let previous: Option<String> = tx.query_row(
-            "SELECT mixnode_set FROM run_state WHERE id = 1",
+        let previous = tx.query_row(
+            "SELECT clean_stop_ms IS NOT NULL, mixnode_set FROM run_state WHERE id = 1",
             [],
-            |row| row.get(0),
+            |row| {
+                Ok(PreviousRun {
+                    stopped_cleanly: row.get(0)?,
+                    mixnode_set: row.get(1)?,
+                })
+            },
         )?;
         tx.execute(
-            "UPDATE run_state SET mixnode_set = ?1 WHERE id = 1",
-            params![set_id],
+            "UPDATE run_state SET clean_stop_ms = NULL, mixnode_set = ?1 WHERE id = 1",
+            params![mixnode_set],
         )?;
         tx.commit()?;
         Ok(previous)
-    }
-
-    /// Whether the last run stopped cleanly; the mark is cleared in the same transaction, so
-    /// a run that then crashes is not taken for a clean one. Taken when a run starts signing.
-    pub fn take_clean_stop(&self) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let clean: Option<i64> = tx.query_row(
-            "SELECT clean_stop_ms FROM run_state WHERE id = 1",
-            [],
-            |row| row.get(0),
-        )?;
-        tx.execute("UPDATE run_state SET clean_stop_ms = NULL WHERE id = 1", [])?;
-        tx.commit()?;
-        Ok(clean.is_some())
     }
 
     /// Echo decisions of epochs `>= from_epoch`.
@@ -1001,18 +1000,18 @@ mod tests {
             None,
             "reading does not take the mark (a start that fails signed nothing)"
         );
-        assert!(store.take_clean_stop().unwrap());
+        assert!(store.begin_run("s").unwrap().stopped_cleanly);
         drop(store);
         // The run above ended without marking a clean stop (a crash, or this file copied
         // while it ran).
         let store = Store::open(&path).unwrap();
         assert_eq!(unaccounted(&store, 200), Some(200));
-        assert!(!store.take_clean_stop().unwrap());
+        assert!(!store.begin_run("s").unwrap().stopped_cleanly);
         store.mark_clean_stop(250).unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
         assert_eq!(unaccounted(&store, 300), None);
-        assert!(store.take_clean_stop().unwrap());
+        assert!(store.begin_run("s").unwrap().stopped_cleanly);
         assert_eq!(
             unaccounted(&store, 400),
             Some(400),
@@ -1024,9 +1023,10 @@ mod tests {
     fn the_mixnode_set_of_the_previous_run_is_returned_when_a_new_one_is_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("node.sqlite")).unwrap();
-        assert_eq!(store.swap_mixnode_set("aa").unwrap(), None);
-        assert_eq!(store.swap_mixnode_set("bb").unwrap(), Some("aa".into()));
-        assert_eq!(store.swap_mixnode_set("bb").unwrap(), Some("bb".into()));
+        let set_of = |id: &str| store.begin_run(id).unwrap().mixnode_set;
+        assert_eq!(set_of("aa"), None);
+        assert_eq!(set_of("bb"), Some("aa".into()));
+        assert_eq!(set_of("bb"), Some("bb".into()));
     }
 
     #[test]
