@@ -158,11 +158,7 @@ impl ApiState {
         status.connected_peers = match governing {
             Some(set) => connected
                 .iter()
-                .filter(|key| {
-                    set.members
-                        .iter()
-                        .any(|m| m.ed25519_pubkey.as_slice() == key.as_slice())
-                })
+                .filter(|key| member_index(set, key).is_some())
                 .count(),
             None => connected.len(),
         };

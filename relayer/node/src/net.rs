@@ -868,7 +868,7 @@ impl SwarmTask {
             Ok(frames) => frames,
             Err(err) => {
                 NodeMetrics::inc(&self.metrics.messages_dropped);
-                self.report_malformed(peer, &format!("dropped a malformed batch: {err}"));
+                self.report_malformed(peer, "dropped a malformed batch", &err);
                 return;
             }
         };
@@ -905,18 +905,19 @@ impl SwarmTask {
             }
             Err(err) => {
                 NodeMetrics::inc(&self.metrics.messages_dropped);
-                self.report_malformed(peer, &format!("dropped a message: {err}"));
+                self.report_malformed(peer, "dropped a message", &err);
             }
         }
     }
 
     /// Says that `peer` sent something malformed: at warn level the first time, then at
     /// debug level, so a hostile member cannot flood the log (the drop counter counts all).
-    fn report_malformed(&mut self, peer: PeerId, what: &str) {
+    /// Nothing is formatted unless it is logged: under a flood this runs per frame.
+    fn report_malformed(&mut self, peer: PeerId, what: &str, err: &dyn std::fmt::Display) {
         if self.malformed_from.insert(peer) {
-            tracing::warn!(%peer, "{what} (further malformed input from this peer is logged at debug level)");
+            tracing::warn!(%peer, "{what}: {err} (further malformed input from this peer is logged at debug level)");
         } else {
-            tracing::debug!(%peer, "{what}");
+            tracing::debug!(%peer, "{what}: {err}");
         }
     }
 }
