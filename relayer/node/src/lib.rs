@@ -27,6 +27,7 @@ pub mod runtime;
 pub mod sample_source;
 pub mod sampling;
 pub mod signer_sets;
+mod text_serde;
 pub mod tls;
 
 pub use runtime::{NodeSettings, RunningNode, StartError, start_node};

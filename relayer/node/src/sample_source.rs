@@ -17,7 +17,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use relayer_store::Sample;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::monitor::{Location, MonitorError};
@@ -76,19 +76,7 @@ impl fmt::Display for SampleSource {
     }
 }
 
-impl Serialize for SampleSource {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for SampleSource {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+crate::text_serde::serde_as_text!(SampleSource);
 
 /// An operator's uptime report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

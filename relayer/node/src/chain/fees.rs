@@ -7,7 +7,6 @@ use std::str::FromStr;
 
 use cosmrs::Denom;
 use cosmwasm_std::{Decimal, Uint128};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 /// A gas price as the chain's minimum-gas-prices spell it: `0.025unym`, `0stake`.
@@ -58,18 +57,7 @@ impl fmt::Display for GasPrice {
     }
 }
 
-impl Serialize for GasPrice {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for GasPrice {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::text_serde::serde_as_text!(GasPrice);
 
 /// The cosmos-sdk denom rule: a letter, then 2 to 127 of letters, digits and `/:._-` (cosmrs
 /// checks the length and the characters; the leading letter is checked here).
