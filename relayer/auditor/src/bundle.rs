@@ -60,7 +60,8 @@ pub enum TrustAnchor {
 }
 
 /// Why a bundle does not verify.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum BundleError {
     /// Not a bundle of this format.
     #[error("format {got:?} is not {PROOF_FORMAT:?}")]
@@ -96,6 +97,17 @@ pub enum BundleError {
     /// The data is not certified, or not what the contract accepted.
     #[error("{0}")]
     Verify(#[from] VerifyError),
+}
+
+impl BundleError {
+    /// The failed check as a stable name (`not_pinned`, `other_chain`, or
+    /// [`VerifyError::check`]): what front ends show and tests compare.
+    pub fn check(&self) -> String {
+        match self {
+            BundleError::Verify(err) => err.check(),
+            other => <&'static str>::from(other).to_string(),
+        }
+    }
 }
 
 fn length_prefixed(hasher: &mut Sha256, field: &str) {
@@ -149,7 +161,7 @@ impl ProofBundle {
         }
     }
 
-    fn signed(&self) -> SignedData<'_> {
+    pub(crate) fn signed(&self) -> SignedData<'_> {
         SignedData {
             epoch: self.epoch,
             signer_set_version: self.signer_set.version,
@@ -222,104 +234,9 @@ pub fn verify_bundle(bundle: &ProofBundle, anchor: &TrustAnchor) -> Result<Verdi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cosmwasm_std::{Addr, Timestamp};
-    use ed25519_dalek::{Signer as _, SigningKey};
-    use nym_rewards::digest::{DigestContext, data_hash, epoch_digest};
-    use nym_rewards::msg::Member;
+    use crate::fixtures::*;
+    use ed25519_dalek::SigningKey;
     use relayer_protocol::{Certified, NotAccepted, NotCertified};
-
-    const CHAIN: &str = "testing";
-    const CONTRACT: &str = "wasm1contract";
-
-    fn keys() -> Vec<SigningKey> {
-        (1..=4u8)
-            .map(|i| SigningKey::from_bytes(&[i; 32]))
-            .collect()
-    }
-
-    fn signer_set() -> SignerSetResponse {
-        SignerSetResponse {
-            version: 1,
-            effective_from_epoch: 0,
-            threshold: 3,
-            members: keys()
-                .iter()
-                .enumerate()
-                .map(|(i, key)| Member {
-                    ed25519_pubkey: HexBinary::from(key.verifying_key().to_bytes().as_slice()),
-                    address: Addr::unchecked(format!("wasm1member{i}")),
-                    api_url: format!("http://node{i}"),
-                    p2p_multiaddr: format!("/ip4/127.0.0.1/tcp/{}", 9000 + i),
-                })
-                .collect(),
-        }
-    }
-
-    /// A bundle of epoch 12 over rewards shifted by `bump`, signed by `signers`.
-    fn bundle_of(bump: u16, signers: &[usize]) -> ProofBundle {
-        let rewards: Vec<MixnodeReward> = (1..=5)
-            .map(|mix_id| MixnodeReward {
-                mix_id,
-                uptime_bp: 9_000 + mix_id as u16 + bump,
-            })
-            .collect();
-        let hash = data_hash(&rewards);
-        let context = DigestContext {
-            chain_id: CHAIN,
-            contract_addr: CONTRACT,
-            signer_set_version: 1,
-            epoch: 12,
-        };
-        let digest = epoch_digest(&context, &hash).unwrap();
-        ProofBundle {
-            format: PROOF_FORMAT.into(),
-            chain_id: CHAIN.into(),
-            contract: CONTRACT.into(),
-            epoch: 12,
-            data_hash: HexBinary::from(hash),
-            rewards,
-            signatures: signers
-                .iter()
-                .map(|&i| SignerSignature {
-                    index: i as u16,
-                    signature: HexBinary::from(keys()[i].sign(&digest).to_bytes().as_slice()),
-                })
-                .collect(),
-            signer_set: signer_set(),
-        }
-    }
-
-    fn bundle() -> ProofBundle {
-        bundle_of(0, &[0, 1, 2])
-    }
-
-    fn record_of(bundle: &ProofBundle) -> EpochRewardsResponse {
-        EpochRewardsResponse {
-            epoch: bundle.epoch,
-            signer_set_version: bundle.signer_set.version,
-            data_hash: bundle.data_hash.clone(),
-            rewards: bundle.rewards.clone(),
-            signatures: bundle.signatures.clone(),
-            submitter: Addr::unchecked("wasm1member0"),
-            height: 40,
-            time: Timestamp::from_seconds(100),
-        }
-    }
-
-    fn pinned() -> TrustAnchor {
-        TrustAnchor::SignerSetHash(signer_set_hash(CHAIN, CONTRACT, &signer_set()))
-    }
-
-    fn chain_anchor(record: EpochRewardsResponse) -> TrustAnchor {
-        TrustAnchor::Chain {
-            chain: ChainContext {
-                chain_id: CHAIN.into(),
-                contract: CONTRACT.into(),
-            },
-            signer_set: signer_set(),
-            record: Box::new(record),
-        }
-    }
 
     #[test]
     fn a_good_bundle_is_accepted_by_the_chain_and_only_certified_by_a_pin() {

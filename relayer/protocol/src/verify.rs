@@ -46,7 +46,8 @@ pub struct Certified {
 }
 
 /// Why data is not certified.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum NotCertified {
     /// Mix ids not strictly ascending.
     #[error("rewards are not strictly ascending by mix id at position {position}")]
@@ -106,7 +107,8 @@ pub enum NotCertified {
 }
 
 /// Why data is not what the contract accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum NotAccepted {
     /// Another epoch.
     #[error("epoch {data} is not the contract's epoch {record}")]
@@ -173,6 +175,18 @@ pub enum Verdict {
     /// Certified, but checked without the contract's record (e.g. a proof bundle against a
     /// pinned signer-set hash): another certified block may have been the accepted one.
     CertifiedNotProvenAccepted(Certified),
+}
+
+impl VerifyError {
+    /// The failed check as a stable name, `certified.<why>` or `accepted.<why>` (e.g.
+    /// `certified.data_hash_mismatch`): what front ends show and tests compare.
+    pub fn check(&self) -> String {
+        let (stage, why): (&str, &'static str) = match self {
+            VerifyError::NotCertified(why) => ("certified", why.into()),
+            VerifyError::NotAccepted(why) => ("accepted", why.into()),
+        };
+        format!("{stage}.{why}")
+    }
 }
 
 impl Verdict {
