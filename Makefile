@@ -16,6 +16,8 @@ DEV := target/debug/relayer-dev
 
 WASM_TARGET_DIR ?= target-wasm
 WASM_OUT := artifacts/nym_rewards.wasm
+AUDITOR_WEB_OUT := artifacts/auditor
+AUDITOR_WEB_MAX_BYTES := 500000
 WASM_MAX_BYTES := 819200
 RUST_LLD := $(shell rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld
 
@@ -47,6 +49,10 @@ tree-check: ## The operator binary links no tooling or planted bugs; the auditor
 .PHONY: wasm
 wasm: ## Build artifacts/nym_rewards.wasm (Debian rustc-web + build-std) and check its size
 	@scripts/build-wasm.sh "$(WASM_TARGET_DIR)" "$(WASM_OUT)" "$(WASM_MAX_BYTES)" "$(RUST_LLD)"
+
+.PHONY: auditor-web
+auditor-web: ## Build the browser auditor into artifacts/auditor/ (wasm-bindgen; wasm within 500 KB) and the standalone verify.html
+	@scripts/build-auditor-web.sh "$(WASM_TARGET_DIR)" "$(AUDITOR_WEB_OUT)" "$(AUDITOR_WEB_MAX_BYTES)" "$(RUST_LLD)"
 
 .PHONY: schema
 schema: dev-bin ## Regenerate schema/ from the contract's messages
@@ -82,7 +88,7 @@ localnet-stop: ## Stop the local wasmd
 	@scripts/localnet.sh stop
 
 .PHONY: e2e-wasmd
-e2e-wasmd: dev-bin ## Real wasmd, every key made by its node, https: a Nyx-like chain (prefix n, fees in unym), then the full run (epochs, audits, outage, rotation, migration, gas)
+e2e-wasmd: dev-bin auditor-web ## Real wasmd, every key made by its node, https: a Nyx-like chain (prefix n, fees in unym), then the full run (epochs, audits, outage, rotation, migration, gas)
 	@RELAYER_DEV=$(DEV) E2E_CHAIN=nyx scripts/e2e-wasmd.sh
 	@RELAYER_DEV=$(DEV) scripts/e2e-wasmd.sh
 
@@ -144,5 +150,5 @@ demo: ## A 4-node network with 100 mixnodes on the embedded chain, until Ctrl-C
 
 .PHONY: test
 test: ## Everything CI checks (each phase timed)
-	@scripts/timed.sh deps fmt-check tree-check deny wasm unit schema-check devnet-smoke bench-smoke
+	@scripts/timed.sh deps fmt-check tree-check deny wasm auditor-web unit schema-check devnet-smoke bench-smoke
 	@echo "make test: all checks passed"

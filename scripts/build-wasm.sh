@@ -1,28 +1,12 @@
 #!/usr/bin/env bash
-# Builds the contract to wasm with Debian's rustc-web (which ships the wasm32 std sources) and
-# build-std, since rustup targets cannot be downloaded here. Usage:
+# Builds the contract to wasm (scripts/wasm-cargo.sh: Debian's rustc-web and build-std),
+# shrinks it, checks its size and writes the checksums. Usage:
 #   build-wasm.sh TARGET_DIR OUT_FILE MAX_BYTES RUST_LLD
 set -euo pipefail
 target_dir=$1 out=$2 max_bytes=$3 lld=$4
 
-if [[ ! -x /usr/bin/rustc || ! -d /usr/lib/rustlib/src/rust/library ]]; then
-  echo "build-wasm: Debian's rustc-web is missing; run 'make deps' (apt-get install rustc-web cargo-web rust-web-src)" >&2
-  exit 1
-fi
-if [[ ! -x $lld ]]; then
-  echo "build-wasm: rust-lld not found at $lld (rustup's toolchain provides it)" >&2
-  exit 1
-fi
-
 echo "build-wasm: compiling nym-rewards for wasm32 (release, build-std)..."
-# Debian's toolchain builds the wasm: no rustup wrapper (such as make test's clippy-driver).
-unset RUSTC_WORKSPACE_WRAPPER RUSTC_WRAPPER CLIPPY_ARGS
-RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
-  RUSTFLAGS="-C target-cpu=mvp -C link-arg=--allow-undefined" \
-  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$lld" \
-  /usr/bin/cargo build --profile wasm --lib --locked -p nym-rewards \
-  --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort \
-  --target-dir "$target_dir"
+"$(dirname "$0")/wasm-cargo.sh" "$target_dir" "$lld" "-C link-arg=--allow-undefined" --lib -p nym-rewards
 
 mkdir -p "$(dirname "$out")"
 built="$target_dir/wasm32-unknown-unknown/wasm/nym_rewards.wasm"
