@@ -25,6 +25,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use nym_rewards::msg::SignerSetResponse;
 
+use crate::auditor_assets::{self, AuditorAssets};
 use crate::dashboard::{self, DashboardData};
 use crate::db::Db;
 use crate::health::{Check, ReadinessInputs, SharedChainView, readiness};
@@ -131,6 +132,8 @@ pub struct ApiState {
     pub dashboard: dashboard::DashboardCache,
     /// What the chain watcher last saw.
     pub chain_view: SharedChainView,
+    /// The browser auditor's files, when the node serves them (`/auditor/{file}`).
+    pub auditor: Option<Arc<AuditorAssets>>,
     /// The newest epoch with official data stored here (kept by the driver).
     pub latest_final: watch::Receiver<Option<u64>>,
     /// Least account balance (fee denom) that counts as ready.
@@ -345,6 +348,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/epochs/{epoch}/rewards", get(epoch_rewards))
         .route("/v1/mixnodes/{id}/rewards", get(mixnode_rewards))
         .route("/metrics", get(metrics))
+        .merge(
+            Router::new()
+                .route("/auditor/{file}", get(auditor_assets::serve))
+                .with_state(state.auditor.clone()),
+        )
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/v1/openapi.json", ApiDoc::openapi()))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such route".into()) })

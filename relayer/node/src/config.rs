@@ -74,6 +74,10 @@ pub struct NodeSection {
     /// Serve `/metrics` here instead of on the API, e.g. `127.0.0.1:9100`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// The browser auditor's folder (`make auditor-web` writes `artifacts/auditor`), served
+    /// at `/auditor/` for the dashboard's verify action; without it the dashboard says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auditor_dir: Option<PathBuf>,
 }
 
 /// `[chain]`.
@@ -318,6 +322,7 @@ impl NodeConfig {
         ]
         .into_iter()
         .chain(tls_files.into_iter().flatten())
+        .chain(&mut self.node.auditor_dir)
         {
             if file.is_relative() {
                 *file = base.join(&*file);
@@ -381,7 +386,7 @@ impl NodeConfig {
 
     /// Applies the environment's overrides (`RELAYER_CHAIN_RPC`, `RELAYER_CHAIN_ID`,
     /// `RELAYER_CONTRACT`, `RELAYER_GAS_PRICE`, `RELAYER_ED25519_KEY_FILE`,
-    /// `RELAYER_CHAIN_KEY_FILE`, `RELAYER_EXTRA_CA_FILE`), read through `var`, so secrets'
+    /// `RELAYER_CHAIN_KEY_FILE`, `RELAYER_EXTRA_CA_FILE`, `RELAYER_AUDITOR_DIR`), read through `var`, so secrets'
     /// paths and URLs can come from a service manager instead of the file.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), String> {
         if let Some(rpc) = var("RELAYER_CHAIN_RPC") {
@@ -406,6 +411,9 @@ impl NodeConfig {
         }
         if let Some(file) = var("RELAYER_EXTRA_CA_FILE") {
             self.tls.extra_ca_file = Some(file.into());
+        }
+        if let Some(dir) = var("RELAYER_AUDITOR_DIR") {
+            self.node.auditor_dir = Some(dir.into());
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
-//! The live dashboard at `/`: one embedded HTML page (no external assets) that polls
-//! `/v1/dashboard` and draws the running epoch and time left, the last epochs (winner, how this
-//! node got the data, latency, signer participation as a members x epochs grid) and a mixnode
-//! uptime chart.
+//! The live dashboard at `/`: one embedded HTML page that polls `/v1/dashboard` and draws the
+//! running epoch and time left, the last epochs (winner, how this node got the data, latency,
+//! signer participation as a members x epochs grid) and a mixnode uptime chart. Its verify
+//! action loads the browser auditor from `/auditor/` ([`crate::auditor_assets`]) and checks an
+//! epoch, or a mixnode's history, against a chain endpoint the visitor enters.
 
 use axum::response::Html;
 use serde::{Deserialize, Serialize};

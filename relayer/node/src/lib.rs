@@ -5,6 +5,7 @@
 //! simulator) lives in `relayer-devtools`, outside the operator's binary.
 
 pub mod api;
+pub mod auditor_assets;
 pub mod chain;
 pub mod cluster;
 pub mod config;

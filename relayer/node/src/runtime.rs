@@ -51,6 +51,8 @@ pub struct NodeSettings {
     pub api_limits: ApiLimits,
     /// Serve the API over https with this configuration (`None`: plain http).
     pub api_tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// The browser auditor's files to serve at `/auditor/` (`None`: not served).
+    pub auditor: Option<Arc<crate::auditor_assets::AuditorAssets>>,
     /// The client that fetches winners' data (trusting the operator's extra CA, if any).
     pub http_client: reqwest::Client,
     /// The libp2p swarm, already listening; its codec holds the mixnode set the node measures
@@ -287,6 +289,7 @@ pub async fn start_node(settings: NodeSettings) -> Result<RunningNode, StartErro
             dashboard: Default::default(),
             chain_view: chain_view.clone(),
             latest_final: official.clone(),
+            auditor: settings.auditor.clone(),
             min_balance: settings.min_balance,
             metrics_on_api: settings.metrics_http.is_none(),
         });

@@ -88,6 +88,7 @@ async fn state(
         dashboard: Default::default(),
         chain_view: Arc::new(Mutex::new(synced_chain())),
         latest_final: tokio::sync::watch::channel(Some(4)).1,
+        auditor: None,
         min_balance: 50,
         metrics_on_api: true,
     })

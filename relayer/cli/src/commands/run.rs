@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use relayer_node::auditor_assets::AuditorAssets;
 use relayer_node::chain::ChainError;
 use relayer_node::chain::wasmd::WasmdChain;
 use relayer_node::config::NodeConfig;
@@ -106,6 +107,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
         _ => None,
     };
+    let auditor = match &config.node.auditor_dir {
+        Some(dir) => Some(Arc::new(
+            AuditorAssets::load(dir).map_err(|err| UsageError(err.to_string()))?,
+        )),
+        None => None,
+    };
     let http_client = http::client_with_ca(config.tls.extra_ca_file.as_deref())?;
     let mixnodes = mixnode_set::load(&config.sampling, &http_client).await?;
     let net = BoundNet::bind(
@@ -143,6 +150,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ),
         api_limits: config.api.clone(),
         api_tls,
+        auditor,
         http_client,
         net,
         sampling: config.sampling.clone(),

@@ -1,7 +1,8 @@
-//! `relayer verify`: the auditor check of one node's copy of an epoch against the chain.
+//! `relayer verify`: the auditor check of one node's copy of an epoch against the chain, and
+//! of the node's own account of its chain and contract (its `/v1/status`).
 
 use anyhow::Context;
-use relayer_auditor::{ChainContext, audit_copy};
+use relayer_auditor::{ChainContext, Outcome, Report};
 use relayer_node::chain::{self, Chain};
 use relayer_node::http;
 
@@ -43,20 +44,35 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("reading the signer set")?;
     let ApiArgs { api, .. } = &api_args;
-    let copy = http::fetch_epoch(&api_args.client()?, api, epoch)
+    let client = api_args.client()?;
+    let status = http::fetch_status(&client, api)
+        .await
+        .with_context(|| format!("fetching the status of {api}"))?;
+    let copy = http::fetch_epoch(&client, api, epoch)
         .await
         .with_context(|| format!("fetching epoch {epoch} from {api}"))?;
-    let context = ChainContext {
+    let audited = ChainContext {
         chain_id: chain.chain_id().to_string(),
         contract: chain.contract().to_string(),
     };
-    match audit_copy(&context, &set, &record, &copy) {
-        Ok(verdict) => {
-            println!("epoch {epoch} at {api}: OK, {}", verdict.describe());
+    let node = ChainContext {
+        chain_id: status.chain_id,
+        contract: status.contract,
+    };
+    let report = Report::of_copy(&audited, &node, &set, &record, &copy);
+    print_outcome(&format!("epoch {epoch} at {api}"), &report)
+}
+
+/// Prints a report's outcome as `OK, <verdict>` or `FAILED [<check>]: <why>` (the check's
+/// name is the one the browser auditor shows) and fails on the latter.
+pub fn print_outcome(what: &str, report: &Report) -> anyhow::Result<()> {
+    match &report.outcome {
+        Outcome::Verified { summary, .. } => {
+            println!("{what}: OK, {summary}");
             Ok(())
         }
-        Err(err) => {
-            println!("epoch {epoch} at {api}: FAILED: {err}");
+        Outcome::Failed { check, error } => {
+            println!("{what}: FAILED [{check}]: {error}");
             anyhow::bail!("the auditor check failed")
         }
     }

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use relayer_auditor::{ChainContext, ProofBundle, TrustAnchor, verify_bundle};
+use anyhow::Context;
+use relayer_auditor::{ChainContext, ProofBundle, Report, TrustAnchor};
 use relayer_node::chain::{self, Chain};
 
 use crate::exit::UsageError;
@@ -80,14 +80,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .into());
         }
     };
-    match verify_bundle(&bundle, &anchor) {
-        Ok(verdict) => {
-            println!("epoch {}: OK, {}", bundle.epoch, verdict.describe());
-            Ok(())
-        }
-        Err(err) => {
-            println!("epoch {}: FAILED: {err}", bundle.epoch);
-            bail!("the proof bundle does not verify")
-        }
-    }
+    super::verify::print_outcome(
+        &format!("epoch {}", bundle.epoch),
+        &Report::of_bundle(&bundle, &anchor),
+    )
+    .context("the proof bundle does not verify")
 }
