@@ -135,7 +135,7 @@ for i in 0 1 2 3 4; do
   "$relayer" config check --config "$work/cluster/node$i.toml" >/dev/null
 done
 for i in 0 1 2 3 4; do
-  "$relayer" run --config "$work/cluster/node$i.toml" >"$work/node$i.log" 2>&1 &
+  RELAYER_AUDITOR_DIR=$top/artifacts/auditor "$relayer" run --config "$work/cluster/node$i.toml" >"$work/node$i.log" 2>&1 &
   pids+=($!)
 done
 
@@ -211,6 +211,14 @@ expect_exit 1 "$relayer" verify-proof "$work/proof-tampered.json" --node "$rpc" 
 expect_exit 3 "$relayer" status --api "https://127.0.0.1:$(free_port_block 1)"
 expect_exit 2 env -u RELAYER_CA_CERT "$relayer" status --api "$node0_api"
 echo "e2e-wasmd: proof bundle over https verified; tampered bundle exit 1, untrusted certificate exit 2, unreachable node exit 3"
+if [[ $chain_profile == wasm ]]; then
+  # The dashboard's verify action (honest and dishonest nodes), a mixnode's history and the
+  # standalone page, each beside relayer verify / verify-proof: same outcome, same check.
+  echo "e2e-wasmd: the browser auditor in headless Chromium"
+  "$relayer_dev" browser-audit --relayer "$relayer" --node "$rpc" --contract "$contract" --api "$node0_api" \
+    --epoch "$first" --other-epoch "$want" --bundle "$work/proof.json" \
+    --verify-page "$top/artifacts/auditor/verify.html" --out "$top/target/browser-audit"
+fi
 if [[ $chain_profile == nyx ]]; then
   # Each submitter paid its own fees, in unym, from its own account.
   for epoch in $first $want; do

@@ -83,11 +83,13 @@ start() {
   "$wasmd" genesis gentx validator 250000000stake --chain-id "$chain_id" --keyring-backend test --home "$h" >/dev/null 2>&1
   "$wasmd" genesis collect-gentxs --home "$h" >/dev/null 2>&1
   # Fast blocks, local ports only, free gas; RPC bodies up to 4 MB (a v1-format submission of
-  # 20,000 mixnodes, ~650 KB, is sent hex-encoded to simulation; the default is 1 MB).
+  # 20,000 mixnodes, ~650 KB, is sent hex-encoded to simulation; the default is 1 MB); the RPC
+  # answers pages of any origin (CORS), so the browser auditor can read the contract.
   sed -i -e 's/^timeout_commit = .*/timeout_commit = "300ms"/' -e 's/^timeout_propose = .*/timeout_propose = "300ms"/' \
     -e "s#^laddr = \"tcp://127.0.0.1:26657\"#laddr = \"tcp://127.0.0.1:$rpc_port\"#" \
     -e "s#^laddr = \"tcp://0.0.0.0:26656\"#laddr = \"tcp://127.0.0.1:$p2p_port\"#" \
-    -e 's/^max_body_bytes = .*/max_body_bytes = 4000000/' "$h/config/config.toml"
+    -e 's/^max_body_bytes = .*/max_body_bytes = 4000000/' \
+    -e 's/^cors_allowed_origins = .*/cors_allowed_origins = ["*"]/' "$h/config/config.toml"
   sed -i -e "s/^minimum-gas-prices = .*/minimum-gas-prices = \"$min_gas_price\"/" \
     -e "s#^address = \"localhost:9090\"#address = \"127.0.0.1:$grpc_port\"#" \
     -e "s#^address = \"0.0.0.0:9090\"#address = \"127.0.0.1:$grpc_port\"#" "$h/config/app.toml"

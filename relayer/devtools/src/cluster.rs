@@ -121,6 +121,7 @@ pub fn init_cluster(options: &ClusterOptions) -> Result<ClusterManifest, DevErro
                 p2p_listen: format!("/ip4/127.0.0.1/tcp/{p2p_port}"),
                 http_listen: ([127, 0, 0, 1], http_port).into(),
                 metrics_listen: None,
+                auditor_dir: None,
             },
             chain: ChainSection {
                 rpc: options.rpc.clone(),

@@ -13,6 +13,7 @@ use nym_rewards::msg::{EpochClock, ExecuteMsg, InstantiateMsg, MemberInput};
 use nym_rewards::rules::MAX_MEMBERS;
 use relayer_auditor::{ChainContext, audit_copy};
 use relayer_node::api::ApiLimits;
+use relayer_node::auditor_assets::AuditorAssets;
 use relayer_node::chain::{self, Chain};
 use relayer_node::config::{ProtocolSection, SamplingSection};
 use relayer_node::keys::{ChainAccount, DEFAULT_ACCOUNT_PREFIX, random_secret};
@@ -73,6 +74,8 @@ pub struct DevnetOptions {
     pub sample_sources: std::collections::BTreeMap<usize, SampleSource>,
     /// Where node i reads its mixnode set, when not ids `1..=mixnodes`.
     pub mixnode_sets: std::collections::BTreeMap<usize, Location>,
+    /// The browser auditor's folder every node serves at `/auditor/` (`make auditor-web`).
+    pub auditor_dir: Option<PathBuf>,
 }
 
 impl DevnetOptions {
@@ -97,6 +100,7 @@ impl DevnetOptions {
             tls: false,
             sample_sources: Default::default(),
             mixnode_sets: Default::default(),
+            auditor_dir: None,
         }
     }
 }
@@ -165,6 +169,7 @@ pub struct Devnet {
     http: reqwest::Client,
     admin: ChainAccount,
     api_tls: Option<Arc<ServerConfig>>,
+    auditor: Option<Arc<AuditorAssets>>,
     pki: Option<PkiFiles>,
 }
 
@@ -220,6 +225,10 @@ impl Devnet {
             None => None,
         };
         let http = http::client_with_ca(pki.as_ref().map(|files| files.ca.as_path()))?;
+        let auditor = match &options.auditor_dir {
+            Some(dir) => Some(Arc::new(AuditorAssets::load(dir)?)),
+            None => None,
+        };
         let mut specs = Vec::new();
         let mut bound = Vec::new();
         let mut listeners = Vec::new();
@@ -278,6 +287,7 @@ impl Devnet {
             http,
             admin,
             api_tls,
+            auditor,
             pki,
         };
         for i in 0..devnet.specs.len() {
@@ -327,6 +337,7 @@ impl Devnet {
             http,
             api_limits: options.api_limits.clone(),
             api_tls: self.api_tls.clone(),
+            auditor: self.auditor.clone(),
             metrics_http: None,
             min_balance: 0,
             http_client: self.http.clone(),

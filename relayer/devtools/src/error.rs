@@ -45,6 +45,9 @@ pub enum DevError {
     /// A node's mixnode set.
     #[error("{0}")]
     MixnodeSet(#[from] relayer_node::mixnode_set::SetError),
+    /// The browser auditor's files.
+    #[error("{0}")]
+    AuditorAssets(#[from] relayer_node::auditor_assets::AssetsError),
     /// A config could not be written.
     #[error("writing a node config: {0}")]
     Config(#[from] toml::ser::Error),

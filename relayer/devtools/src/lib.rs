@@ -4,6 +4,8 @@
 //! The `relayer-dev` binary exposes them, and the simulator, one file per command.
 
 pub mod bench;
+pub mod browser;
+pub mod browser_audit;
 pub mod cluster;
 pub mod devnet;
 pub mod embedded_chain;

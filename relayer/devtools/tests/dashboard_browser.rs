@@ -1,62 +1,19 @@
 //! The dashboard in a real browser: a devnet on loopback, and once the API shows final epochs,
 //! headless Chromium (Debian's package) loads a node's `/`, runs its script, and the rendered
-//! DOM must list those epochs. The screenshot is kept at `target/dashboard.png`.
+//! DOM must list those epochs. The screenshot is kept at `target/dashboard.png`. Then the
+//! standalone proof page (the auditor in wasm, `make auditor-web`) checks a bundle of one of
+//! those epochs against a pinned signer-set hash, and a modified copy.
 
 #![allow(clippy::unwrap_used)] // test code
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
+use relayer_auditor::{ChainContext, ProofBundle, Report, TrustAnchor, signer_set_hash};
+use relayer_devtools::browser::{Capture, attribute, bundle_link, headless};
+use relayer_devtools::browser_audit::Seen;
 use relayer_devtools::devnet::{Devnet, DevnetOptions};
-
-/// The Chromium binary: `$CHROMIUM`, else the first of the usual names on PATH.
-fn chromium() -> PathBuf {
-    if let Some(path) = std::env::var_os("CHROMIUM") {
-        return PathBuf::from(path);
-    }
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        let found = std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|candidate| candidate.is_file())
-        });
-        if let Some(path) = found {
-            return path;
-        }
-    }
-    panic!("no Chromium found: install Debian's `chromium` (make deps) or set CHROMIUM");
-}
-
-/// Runs headless Chromium on `url` with `extra` arguments and returns its stdout.
-fn headless(url: &str, extra: &[String]) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let output = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-extensions",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--window-size=1200,1100",
-            // Lets the page's fetch and rendering finish before the DOM is taken.
-            "--virtual-time-budget=10000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("running chromium");
-    assert!(
-        output.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use relayer_node::chain::Chain;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_final_epochs_in_a_real_browser() {
@@ -74,8 +31,9 @@ async fn the_dashboard_shows_final_epochs_in_a_real_browser() {
     }
     let api = devnet.node(0).unwrap().api_url.clone().unwrap();
     let dashboard_url = format!("{api}/");
-    let dom = tokio::task::spawn_blocking(move || headless(&dashboard_url, &["--dump-dom".into()]))
+    let dom = tokio::task::spawn_blocking(move || headless(&dashboard_url, Capture::Dom, 10_000))
         .await
+        .unwrap()
         .unwrap();
     for epoch in first..first + 2 {
         assert!(
@@ -97,13 +55,87 @@ async fn the_dashboard_shows_final_epochs_in_a_real_browser() {
     let shot = screenshot.clone();
     let dashboard_url = format!("{api}/");
     tokio::task::spawn_blocking(move || {
-        headless(
-            &dashboard_url,
-            &[format!("--screenshot={}", shot.display())],
-        )
+        headless(&dashboard_url, Capture::Screenshot(&shot), 10_000)
     })
     .await
+    .unwrap()
     .unwrap();
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 1_000);
+
+    standalone_page_verifies_a_bundle_and_refuses_a_modified_one(&devnet, first).await;
     devnet.stop().await;
+}
+
+/// The built standalone page (`make auditor-web`, which `make test` runs first).
+fn verify_page() -> PathBuf {
+    let page =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../artifacts/auditor/verify.html");
+    std::fs::canonicalize(&page).unwrap_or_else(|err| {
+        panic!(
+            "{}: {err}; build it with `make auditor-web`",
+            page.display()
+        )
+    })
+}
+
+/// The standalone page (the auditor in wasm) on a bundle of the devnet's `epoch` and on a
+/// modified copy, against the pinned signer-set hash: the page must show what the library
+/// reports natively (what `relayer verify-proof` prints), case by case.
+async fn standalone_page_verifies_a_bundle_and_refuses_a_modified_one(devnet: &Devnet, epoch: u64) {
+    let api = devnet.node(0).unwrap().api_url.clone().unwrap();
+    let copy = relayer_node::http::fetch_epoch(&reqwest::Client::new(), &api, epoch)
+        .await
+        .unwrap();
+    let set = relayer_node::chain::signer_set(&*devnet.chain, Some(copy.signer_set_version))
+        .await
+        .unwrap();
+    let chain = ChainContext {
+        chain_id: devnet.chain.chain_id().to_string(),
+        contract: devnet.contract().to_string(),
+    };
+    let bundle = ProofBundle::new(&copy, set, &chain);
+    let pin = signer_set_hash(&chain.chain_id, &chain.contract, &bundle.signer_set);
+    let mut modified = bundle.clone();
+    let first_uptime = &mut modified.rewards[0].uptime_bp;
+    *first_uptime = if *first_uptime == 0 {
+        1
+    } else {
+        *first_uptime - 1
+    };
+    let anchor = TrustAnchor::SignerSetHash(pin);
+    let page = verify_page();
+    for (case, bundle, expected) in [
+        ("exported", &bundle, "verified"),
+        ("modified", &modified, "failed"),
+    ] {
+        let library = Seen::of_report(&Report::of_bundle(bundle, &anchor));
+        assert_eq!(library.outcome, expected, "{case}: the library's outcome");
+        let link = bundle_link(
+            &page,
+            &serde_json::to_vec(bundle).unwrap(),
+            &format!("pin={}", hex::encode(pin)),
+        );
+        let dom = tokio::task::spawn_blocking(move || headless(&link, Capture::Dom, 10_000))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            Seen::in_page(&dom),
+            library,
+            "{case}: the page and the library disagree:\n{dom}"
+        );
+        if expected == "verified" {
+            assert_eq!(
+                attribute(&dom, "class=\"audit ", "data-verdict").as_deref(),
+                Some("certified_not_proven_accepted"),
+                "a pin proves certification only"
+            );
+            let mixnodes = dom.matches("data-verified=\"true\"").count();
+            assert_eq!(
+                mixnodes,
+                bundle.rewards.len(),
+                "every mixnode line verified"
+            );
+        }
+    }
 }

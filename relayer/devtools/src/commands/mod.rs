@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_wasmd;
+mod browser_audit;
 mod devnet;
 mod init_cluster;
 mod migration_check;
@@ -30,6 +31,8 @@ pub enum Command {
     MigrationCheck(migration_check::Args),
     /// Serve TLS in front of a plain local service (the e2e's https RPC).
     TlsProxy(tls_proxy::Args),
+    /// The browser auditor in headless Chromium against a real chain, beside `relayer verify`.
+    BrowserAudit(browser_audit::Args),
 }
 
 /// The chain and the paying account of the commands that run against a local wasmd.
@@ -69,6 +72,7 @@ impl Command {
             Command::Sim(args) => sim::run(args),
             Command::BenchWasmd(args) => bench_wasmd::run(args).await,
             Command::MigrationCheck(args) => migration_check::run(args).await,
+            Command::BrowserAudit(args) => browser_audit::run(args).await,
         }
     }
 }
