@@ -88,6 +88,11 @@ function headline(report) {
   return `Epoch ${report.epoch}: ✘ check ${outcome.check} failed: ${outcome.error}`;
 }
 
+/** Whether the value shown is not the contract's (when its record was read). */
+function differs(line) {
+  return line.contract_uptime_bp !== null && line.shown_uptime_bp !== line.contract_uptime_bp;
+}
+
 /** A report as a DOM element, with its outcome and failed check as data attributes. */
 export function renderReport(report, { mixId } = {}) {
   const outcome = report.outcome;
@@ -109,12 +114,14 @@ export function renderReport(report, { mixId } = {}) {
   box.append(el("div", { class: "muted" }, [`${valid} of ${report.signatures.length} signatures valid over the digest (threshold ${report.threshold}): `]));
   box.append(el("div", { class: "signatures" }, report.signatures.map(s =>
     el("span", { class: "sig " + (s.valid ? "valid" : "invalid"), "data-signer": s.index }, [`#${s.index} ${s.valid ? "✔" : "✘"}`]))));
-  const lines = mixId === undefined ? report.mixnodes : report.mixnodes.filter(line => line.mix_id === mixId);
+  // The lines that differ from the contract's record first, then in mix id order.
+  const chosen = mixId === undefined ? report.mixnodes : report.mixnodes.filter(line => line.mix_id === mixId);
+  const lines = chosen.filter(differs).concat(chosen.filter(line => !differs(line)));
   const body = lines.slice(0, SHOWN_MIXNODES).map(line => row([
     line.mix_id,
     line.shown_uptime_bp === null ? "–" : (line.shown_uptime_bp / 100).toFixed(2) + " %",
     line.contract_uptime_bp === null ? "–" : (line.contract_uptime_bp / 100).toFixed(2) + " %",
-    line.verified ? "✔ verified" : "✘ not verified",
+    line.verified ? "✔ verified" : differs(line) ? "✘ differs from the contract's record" : "✘ not verified",
   ], { "data-mix-id": line.mix_id, "data-verified": line.verified, class: line.verified ? "ok" : "bad" }));
   box.append(el("table", { class: "mixnodes" }, [
     el("thead", {}, [el("tr", {}, ["mixnode", "shown", "contract", "covered by t valid signatures"].map(h => el("th", {}, [h])))]),
