@@ -6,6 +6,10 @@
 "use strict";
 
 const SHOWN_MIXNODES = 200;
+/** The largest answer read (a node's copy of 20,000 mixnodes is about 1 MB). */
+const MAX_ANSWER_BYTES = 32 << 20;
+/** Epochs of a mixnode's history audited. */
+export const HISTORY_EPOCHS = 12;
 
 /** The `ok` of a wasm answer, or throws its `error`. */
 export function ok(answer) {
@@ -21,7 +25,10 @@ async function get(url, what) {
   } catch (err) {
     throw new Error(`${what}: cannot fetch ${url} (${err.message})`);
   }
+  const length = Number(response.headers.get("content-length"));
+  if (length > MAX_ANSWER_BYTES) throw new Error(`${what}: ${length} bytes from ${url}, more than the ${MAX_ANSWER_BYTES} read`);
   const body = await response.text();
+  if (body.length > MAX_ANSWER_BYTES) throw new Error(`${what}: more than ${MAX_ANSWER_BYTES} bytes from ${url}`);
   if (!response.ok) throw new Error(`${what}: HTTP ${response.status} from ${url}: ${body.slice(0, 300)}`);
   return body;
 }
@@ -43,12 +50,21 @@ export class Chain {
     return this.chainId;
   }
 
-  /** The record's answer and the answer of the signer set of its version. */
+  /** The answer of the contract's record of `epoch`. */
+  record(epoch) {
+    return get(this.auditor.epoch_record_url(this.rpc, this.contract, BigInt(epoch)), "the contract's record");
+  }
+
+  /** The answer of the contract's signer set `version`. */
+  signerSet(version) {
+    return get(this.auditor.signer_set_url(this.rpc, this.contract, version), "the contract's signer set");
+  }
+
+  /** The record's answer and the answer of the signer set of its version (as `relayer verify`). */
   async epoch(epoch) {
-    const record = await get(this.auditor.epoch_record_url(this.rpc, this.contract, BigInt(epoch)), "the contract's record");
+    const record = await this.record(epoch);
     const version = ok(this.auditor.record_signer_set_version(BigInt(epoch), record));
-    const set = await get(this.auditor.signer_set_url(this.rpc, this.contract, version), "the contract's signer set");
-    return { record, set };
+    return { record, set: await this.signerSet(version) };
   }
 }
 
@@ -66,8 +82,10 @@ export async function auditEpoch(auditor, chain, node, epoch) {
 export async function verifyBundle(auditor, text, { pin, chain }) {
   const summary = ok(auditor.bundle_summary(text));
   if (pin) return ok(auditor.verify_bundle_pinned(text, pin));
+  // The signer set of the bundle's version and the record, as `relayer verify-proof` reads them.
   const chainId = await chain.id();
-  const { record, set } = await chain.epoch(summary.epoch);
+  const set = await chain.signerSet(summary.signer_set_version);
+  const record = await chain.record(summary.epoch);
   return ok(auditor.verify_bundle_on_chain(text, chainId, chain.contract, record, set));
 }
 
@@ -136,10 +154,12 @@ export function renderError(what, err) {
   return el("div", { class: "audit error", "data-outcome": "error", "data-check": "" }, [el("h3", {}, [`${what}: could not complete the audit: ${err.message}`])]);
 }
 
-/** One mixnode's uptime over `epochs`, each epoch audited: rows of epoch, uptime, verified. */
+/** One mixnode's uptime over `epochs` (as the node lists them: integers only, each once, at
+ * most HISTORY_EPOCHS), each epoch audited: rows of epoch, uptime, verified. */
 export async function renderHistory(auditor, chain, node, mixId, epochs) {
   const rows = [];
-  for (const epoch of epochs) {
+  const listed = [...new Set(epochs.filter(Number.isSafeInteger))].slice(0, HISTORY_EPOCHS);
+  for (const epoch of listed) {
     try {
       const report = await auditEpoch(auditor, chain, node, epoch);
       const line = report.mixnodes.find(l => l.mix_id === mixId);

@@ -33,6 +33,8 @@ pub enum Tamper {
     OtherEpoch(u64),
     /// Its status names another chain.
     OtherChain,
+    /// Its status names another contract.
+    OtherContract,
 }
 
 struct Proxy {
@@ -120,6 +122,9 @@ async fn forward(State(proxy): State<Arc<Proxy>>, uri: Uri) -> Response {
         }
         (Tamper::OtherChain, "/v1/status") => alter(&body, |status| {
             status["chain_id"] = Value::from("another-chain");
+        }),
+        (Tamper::OtherContract, "/v1/status") => alter(&body, |status| {
+            status["contract"] = Value::from("wasm1anothercontract");
         }),
         _ => body.to_vec(),
     };
@@ -294,6 +299,11 @@ impl BrowserAudit {
             (
                 "status naming another chain",
                 Some(Tamper::OtherChain),
+                Seen::failed("other_deployment"),
+            ),
+            (
+                "status naming another contract",
+                Some(Tamper::OtherContract),
                 Seen::failed("other_deployment"),
             ),
         ];

@@ -119,6 +119,10 @@ async fn standalone_page_verifies_a_bundle_and_refuses_a_modified_one(devnet: &D
             .await
             .unwrap()
             .unwrap();
+        assert!(
+            dom.contains("data-ready=\"true\""),
+            "{case}: the page did not finish its script:\n{dom}"
+        );
         assert_eq!(
             Seen::in_page(&dom),
             library,
@@ -138,4 +142,46 @@ async fn standalone_page_verifies_a_bundle_and_refuses_a_modified_one(devnet: &D
             );
         }
     }
+    a_served_copy_waits_for_a_click_on_an_anchor_from_a_link(&page, &bundle, &pin).await;
+}
+
+/// The same page served on the web (anyone can link to it): a pin in the link is filled in and
+/// marked, but nothing is verified before the visitor clicks.
+async fn a_served_copy_waits_for_a_click_on_an_anchor_from_a_link(
+    page: &std::path::Path,
+    bundle: &ProofBundle,
+    pin: &[u8; 32],
+) {
+    let html = std::fs::read_to_string(page).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/verify.html",
+        axum::routing::get(move || async move { axum::response::Html(html) }),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let on_disk = bundle_link(
+        page,
+        &serde_json::to_vec(bundle).unwrap(),
+        &format!("pin={}", hex::encode(pin)),
+    );
+    let fragment = on_disk.split_once('#').unwrap().1.to_string();
+    let served = format!("http://{addr}/verify.html#{fragment}");
+    let dom = tokio::task::spawn_blocking(move || headless(&served, Capture::Dom, 10_000))
+        .await
+        .unwrap()
+        .unwrap();
+    server.abort();
+    assert!(
+        dom.contains("data-ready=\"true\""),
+        "the page did not finish:\n{dom}"
+    );
+    assert!(
+        dom.contains("came from the link you opened"),
+        "the link's anchor is not marked"
+    );
+    assert!(
+        !dom.contains("class=\"audit "),
+        "a served page verified against the link's anchor:\n{dom}"
+    );
 }

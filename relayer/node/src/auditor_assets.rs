@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +25,7 @@ const MAX_FILE_BYTES: u64 = 4 << 20;
 /// The auditor's files, in memory.
 #[derive(Debug, Clone, Default)]
 pub struct AuditorAssets {
-    files: Vec<(&'static str, &'static str, Vec<u8>)>,
+    files: Vec<(&'static str, &'static str, Bytes)>,
 }
 
 /// Why the auditor's folder cannot be served.
@@ -63,16 +64,18 @@ impl AuditorAssets {
             if bytes > MAX_FILE_BYTES {
                 return Err(AssetsError::TooLarge { path: shown, bytes });
             }
-            files.push((name, content_type, std::fs::read(&path).map_err(read)?));
+            let bytes = std::fs::read(&path).map_err(read)?;
+            files.push((name, content_type, Bytes::from(bytes)));
         }
         Ok(Self { files })
     }
 
-    fn get(&self, name: &str) -> Option<(&'static str, &[u8])> {
+    /// A file's content type and bytes (shared, not copied).
+    fn get(&self, name: &str) -> Option<(&'static str, Bytes)> {
         self.files
             .iter()
             .find(|(file, ..)| *file == name)
-            .map(|(_, content_type, bytes)| (*content_type, bytes.as_slice()))
+            .map(|(_, content_type, bytes)| (*content_type, bytes.clone()))
     }
 }
 
@@ -87,7 +90,7 @@ pub async fn serve(
                 (header::CONTENT_TYPE, content_type),
                 (header::CACHE_CONTROL, "no-cache"),
             ],
-            bytes.to_vec(),
+            bytes,
         )
             .into_response(),
         None if assets.is_none() => (
