@@ -25,7 +25,9 @@ use relayer_protocol::{
     Certificate, Observation, OfficialEpoch, OfficialSource, PersistRecord, RestoredState,
     StoredDecision,
 };
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -232,6 +234,14 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// A transaction that takes the write lock when it begins, so it waits (`busy_timeout`) for
+/// another writer. A deferred one that reads first and writes later fails at once with
+/// `SQLITE_BUSY` when another connection wrote in between (as a killed node's last write may,
+/// while its successor starts on the same file).
+fn write_transaction(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
 impl Store {
     /// Opens (creating and migrating) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -314,7 +324,7 @@ impl Store {
             });
         }
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.transaction()?;
+            let tx = write_transaction(&mut conn)?;
             tx.execute_batch(migration)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)?;
             tx.commit()?;
@@ -325,7 +335,7 @@ impl Store {
     /// Stores a batch of samples and updates the running sums, in one transaction.
     pub fn insert_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO samples (epoch, mix_id, at_ms, uptime_pct) VALUES (?1, ?2, ?3, ?4)",
@@ -592,7 +602,7 @@ impl Store {
     /// what the previous run left. A run that then crashes is not taken for a clean one.
     pub fn begin_run(&self, mixnode_set: &str) -> Result<PreviousRun, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         let previous = tx.query_row(
             "SELECT clean_stop_ms IS NOT NULL, mixnode_set FROM run_state WHERE id = 1",
             [],
@@ -667,7 +677,7 @@ impl Store {
         let body = to_body("official data", stored)?;
         let epoch = stored.official.epoch as i64;
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         let source: &'static str = stored.source.into();
         let inserted = tx.execute(
             "INSERT OR IGNORE INTO official (epoch, body, source, stored_at_ms) VALUES (?1, ?2, ?3, ?4)",
@@ -1017,6 +1027,34 @@ mod tests {
             Some(400),
             "the mark is taken: a second start without a stop is unclean"
         );
+    }
+
+    #[test]
+    fn a_start_waits_for_a_writer_still_on_the_file_instead_of_failing() {
+        // A killed node's last write can still be in progress when its successor starts on
+        // the same file (the devnet restart test hit SQLITE_BUSY in CI).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        let store = Store::open(&path).unwrap();
+        let mut other = Connection::open(&path).unwrap();
+        let writing = other
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        writing
+            .execute("UPDATE run_state SET mixnode_set = 'old' WHERE id = 1", [])
+            .unwrap();
+        let (done, result) = std::sync::mpsc::channel();
+        let starting = std::thread::spawn(move || done.send(store.begin_run("s").map(|_| ())));
+        assert!(
+            result
+                .recv_timeout(std::time::Duration::from_millis(300))
+                .is_err(),
+            "the start waits while the other writer holds the lock"
+        );
+        writing.commit().unwrap();
+        let started = result.recv().unwrap();
+        assert!(started.is_ok(), "{started:?}");
+        starting.join().unwrap().unwrap();
     }
 
     #[test]
