@@ -694,8 +694,9 @@ impl SwarmTask {
     /// A request to `peer` is over: send more (a peer that is down gets its queue when it is
     /// back).
     fn request_over(&mut self, peer: PeerId, request: request_response::OutboundRequestId) {
-        self.in_flight.remove(&request);
-        self.outbox.done(peer);
+        if let Some(batch) = self.in_flight.remove(&request) {
+            self.outbox.done(peer, &batch);
+        }
         self.flush(peer);
     }
 
@@ -711,9 +712,9 @@ impl SwarmTask {
             Some(batch) if !other_version => self.outbox.failed(peer, batch, Instant::now()),
             Some(batch) => {
                 NodeMetrics::add(&self.metrics.messages_dropped, batch.len() as u64);
-                self.outbox.done(peer);
+                self.outbox.done(peer, &batch);
             }
-            None => self.outbox.done(peer),
+            None => {}
         }
         self.count_dropped();
         self.flush(peer);

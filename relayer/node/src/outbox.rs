@@ -97,6 +97,8 @@ pub struct Batch {
     /// The frames, as sent.
     pub bytes: Vec<u8>,
     messages: Vec<Queued>,
+    /// The generation of the queue it left (see [`PeerQueue::generation`]).
+    generation: u64,
 }
 
 impl Batch {
@@ -112,11 +114,13 @@ impl Batch {
 }
 
 /// What waits for one peer; `since` rises from front to back.
-#[derive(Default)]
 struct PeerQueue {
     messages: VecDeque<Queued>,
     bytes: usize,
     in_flight: usize,
+    /// Distinct for every queue the outbox makes, so a batch of a queue since forgotten
+    /// changes nothing in a new queue of the same peer.
+    generation: u64,
 }
 
 impl PeerQueue {
@@ -139,6 +143,7 @@ impl PeerQueue {
 pub struct Outbox<Peer> {
     queues: HashMap<Peer, PeerQueue>,
     dropped: u64,
+    generations: u64,
 }
 
 impl<Peer: Eq + Hash + Copy> Default for Outbox<Peer> {
@@ -146,6 +151,7 @@ impl<Peer: Eq + Hash + Copy> Default for Outbox<Peer> {
         Self {
             queues: HashMap::new(),
             dropped: 0,
+            generations: 0,
         }
     }
 }
@@ -154,7 +160,16 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
     /// Queues an encoded message for `peer` at `now`; `false` (dropped) when its queue is full
     /// or the message is empty or larger than a message may be.
     pub fn queue(&mut self, peer: Peer, message: Arc<Vec<u8>>, now: Instant) -> bool {
-        let queue = self.queues.entry(peer).or_default();
+        let generations = &mut self.generations;
+        let queue = self.queues.entry(peer).or_insert_with(|| {
+            *generations += 1;
+            PeerQueue {
+                messages: VecDeque::new(),
+                bytes: 0,
+                in_flight: 0,
+                generation: *generations,
+            }
+        });
         // Expired first, so a peer away for long keeps only fresh messages, not a full queue
         // of stale ones that would refuse the new.
         self.dropped += queue.expire(now) as u64;
@@ -199,21 +214,38 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
             }
         }
         queue.in_flight += 1;
-        Some(Batch { bytes, messages })
+        Some(Batch {
+            bytes,
+            messages,
+            generation: queue.generation,
+        })
     }
 
-    /// A request to `peer` completed.
-    pub fn done(&mut self, peer: Peer) {
-        if let Some(queue) = self.queues.get_mut(&peer) {
+    /// The queue of `peer` that `batch` left, unless it was forgotten since.
+    fn queue_of<'a>(
+        queues: &'a mut HashMap<Peer, PeerQueue>,
+        peer: Peer,
+        batch: &Batch,
+    ) -> Option<&'a mut PeerQueue> {
+        queues
+            .get_mut(&peer)
+            .filter(|queue| queue.generation == batch.generation)
+    }
+
+    /// The request carrying `batch` to `peer` completed.
+    pub fn done(&mut self, peer: Peer, batch: &Batch) {
+        if let Some(queue) = Self::queue_of(&mut self.queues, peer, batch) {
             queue.in_flight = queue.in_flight.saturating_sub(1);
         }
     }
 
     /// A request to `peer` failed: its messages go back to the front of the queue, in order,
     /// unless they already failed [`MAX_FAILURES`] times, are too old, or no longer fit (those
-    /// are dropped). A peer that was forgotten meanwhile gets nothing back.
+    /// are dropped). A peer that was forgotten meanwhile gets nothing back, even when it is
+    /// queued for again.
     pub fn failed(&mut self, peer: Peer, batch: Batch, now: Instant) {
-        let Some(queue) = self.queues.get_mut(&peer) else {
+        let Some(queue) = Self::queue_of(&mut self.queues, peer, &batch) else {
+            self.dropped += batch.messages.len() as u64;
             return;
         };
         queue.in_flight = queue.in_flight.saturating_sub(1);
@@ -276,12 +308,12 @@ mod tests {
     #[test]
     fn messages_waiting_behind_requests_in_flight_leave_as_one_batch() {
         let mut outbox = Outbox::default();
+        let mut sent = Vec::new();
         for i in 0..MAX_IN_FLIGHT {
             assert!(outbox.queue(7, message(i as u8, 3), now()));
-            assert!(
-                outbox.next_batch(7, now()).is_some(),
-                "request {i} leaves at once"
-            );
+            let batch = outbox.next_batch(7, now());
+            assert!(batch.is_some(), "request {i} leaves at once");
+            sent.extend(batch);
         }
         for i in 0..100 {
             assert!(outbox.queue(7, message(i, 10), now()));
@@ -290,7 +322,7 @@ mod tests {
             outbox.next_batch(7, now()).is_none(),
             "{MAX_IN_FLIGHT} already in flight"
         );
-        outbox.done(7);
+        outbox.done(7, &sent[0]);
         let batch = outbox.next_batch(7, now()).expect("a request completed");
         let frames = split_batch(&batch.bytes).unwrap();
         assert_eq!(frames.len(), 100);
@@ -342,6 +374,34 @@ mod tests {
         outbox.forget(1);
         outbox.failed(1, last, now());
         assert_eq!(outbox.waiting(1), 0, "a forgotten peer gets nothing back");
+    }
+
+    #[test]
+    fn batches_of_a_forgotten_queue_change_nothing_in_the_peers_new_queue() {
+        let mut outbox = Outbox::default();
+        let mut old = Vec::new();
+        for i in 0..MAX_IN_FLIGHT {
+            assert!(outbox.queue(1u8, message(i as u8, 5), now()));
+            old.extend(outbox.next_batch(1, now()));
+        }
+        outbox.forget(1);
+        // The peer is back (a later signer set) with a queue of its own.
+        for i in 0..MAX_IN_FLIGHT {
+            assert!(outbox.queue(1, message(100 + i as u8, 5), now()));
+            assert!(outbox.next_batch(1, now()).is_some());
+        }
+        assert!(outbox.queue(1, message(200, 5), now()));
+        let mut old = old.into_iter();
+        let completed = old.next().unwrap();
+        outbox.done(1, &completed);
+        assert!(
+            outbox.next_batch(1, now()).is_none(),
+            "an old completion freed no room in the new queue"
+        );
+        let failed = old.next().unwrap();
+        outbox.failed(1, failed, now());
+        assert_eq!(outbox.waiting(1), 1, "an old failure queued nothing again");
+        assert_eq!(outbox.take_dropped(), 1, "its message counts as dropped");
     }
 
     #[test]
