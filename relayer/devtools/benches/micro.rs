@@ -1,5 +1,5 @@
 //! Micro benchmarks (criterion) of the node's hot paths: SQLite sample ingestion, epoch
-//! averaging for M = 10000, lower-median aggregation, the canonical digest, and observation
+//! averaging for M = 10000, a protocol write on synchronous = NORMAL and FULL, lower-median aggregation, the canonical digest, and observation
 //! and certificate verification.
 //!
 //! Run: `make bench-micro` (or `cargo bench -p relayer-devtools --bench micro`). Under
@@ -11,8 +11,8 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use nym_rewards::digest::{DigestContext, data_hash, epoch_digest};
 use nym_rewards::msg::{EpochClock, MixnodeReward};
 use relayer_protocol::{
-    ChainContext, Keypair, ProtocolConfig, SignatureCheck, Signer, SignerSet, SubmitPolicy,
-    echo_digest, lower_median, observation_digest, verify_signature,
+    ChainContext, Keypair, ProtocolConfig, SignatureCheck, Signer, SignerSet, StoredDecision,
+    SubmitPolicy, echo_digest, lower_median, observation_digest, verify_signature,
 };
 use relayer_store::{Sample, Store};
 
@@ -101,6 +101,32 @@ fn sqlite(c: &mut Criterion) {
         let mixnodes: Vec<u32> = (1..=M).collect();
         b.iter(|| store.epoch_averages(1, &mixnodes).expect("averages"));
     });
+    // The protocol connection commits with synchronous = FULL (the echo decisions and own
+    // observations must survive a power loss); the same write on NORMAL beside it, one per
+    // iteration, each its own transaction, as the driver makes them.
+    group.throughput(Throughput::Elements(1));
+    for durable in [false, true] {
+        let name = if durable { "FULL" } else { "NORMAL" };
+        group.bench_function(format!("echo decision write, synchronous = {name}"), |b| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = Store::open(&dir.path().join("bench.sqlite")).expect("store");
+            if durable {
+                store.make_durable().expect("durable");
+            }
+            let mut epoch = 0;
+            b.iter(|| {
+                epoch += 1;
+                store
+                    .save_echo_decision(&StoredDecision {
+                        epoch,
+                        signer_set_version: 1,
+                        proposer: 0,
+                        data_hash: [7; 32],
+                    })
+                    .expect("decision")
+            });
+        });
+    }
     group.finish();
 }
 
