@@ -141,7 +141,7 @@ sim-wan: ## Simulated WAN (5 regions, 5-150 ms, FIFO 100 Mbit/s links), n in {16
 .PHONY: sim-soak
 sim-soak: ## Long simulation soak (SOAK_SECS, default 600) -> bench/results/sim_soak.json
 	cargo run --release -q -p relayer-devtools -- sim --seed 1000000 --seeds 100000000 --nodes 4,7,10,16 --epochs 10 \
-		--faults none,network,crash,byzantine,equivocation,all --policy staggered,race \
+		--faults none,network,crash,byzantine,equivocation,all,outage --policy staggered,race \
 		--budget-secs $(SOAK_SECS) --quiet --report bench/results/sim_soak.json
 
 .PHONY: demo

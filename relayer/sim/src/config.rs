@@ -42,6 +42,11 @@ pub enum FaultProfile {
     /// Everything: network faults, failing writes, and crashed plus byzantine members never
     /// more than f.
     All,
+    /// Crashes and restarts with no bound on how many members are down or abstaining at once
+    /// (at least one stays up), on a mildly delayed network: beyond f only safety is promised,
+    /// so the liveness deadline is not checked and an epoch never certified is counted as
+    /// `epoch_lost` instead.
+    Outage,
 }
 
 relayer_protocol::derived_names!(FaultProfile, "fault profile");
@@ -55,7 +60,15 @@ impl FaultProfile {
     }
 
     pub(crate) fn crashes(self) -> bool {
-        matches!(self, FaultProfile::Crash | FaultProfile::All)
+        matches!(
+            self,
+            FaultProfile::Crash | FaultProfile::All | FaultProfile::Outage
+        )
+    }
+
+    /// Whether epochs must be final by their deadline: faulty members stay within f.
+    pub(crate) fn liveness(self) -> bool {
+        self != FaultProfile::Outage
     }
 
     pub(crate) fn byzantine(self) -> bool {

@@ -37,7 +37,10 @@ impl NetworkModel {
                 duplicate: 0.03,
                 chain_delay_ms: (5, 60),
             },
-            FaultProfile::Crash | FaultProfile::Byzantine | FaultProfile::Equivocation => Self {
+            FaultProfile::Crash
+            | FaultProfile::Byzantine
+            | FaultProfile::Equivocation
+            | FaultProfile::Outage => Self {
                 delay_ms: (1, 20),
                 drop: 0.0,
                 duplicate: 0.0,
@@ -135,10 +138,16 @@ impl FaultPlan {
                 .any(|(other, start, end)| *other == node && *start < restart && at < *end);
             // The targeted crash may take one more member down at any time: keep room for it.
             let reserved = usize::from(self.crash_after_echo);
+            // Within f, unless the profile goes beyond it (then one member stays up).
+            let limit = if config.faults.liveness() {
+                f
+            } else {
+                config.nodes - 1
+            };
             if at < restart
                 && !busy
                 && !self.byzantine.contains_key(&node)
-                && self.byzantine.len() + overlapping + reserved < f
+                && self.byzantine.len() + overlapping + reserved < limit
             {
                 self.crashes.push((node, at, restart));
             }

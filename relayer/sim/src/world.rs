@@ -416,12 +416,16 @@ impl World {
 
     /// A planned crash or stop, skipped when it would take the faulty members (abstaining
     /// ones counted) past f: the liveness bound holds only within it.
+    /// A profile without liveness (`Outage`) crashes anyway, and counts it as `beyond_f`.
     fn planned_crash(&mut self, node: usize, clean: bool) {
         let mut faulty = self.faulty_members();
         faulty.insert(node);
         if faulty.len() > self.tolerated() {
-            self.count_fault("crash_skipped");
-            return;
+            if self.config.faults.liveness() {
+                self.count_fault("crash_skipped");
+                return;
+            }
+            self.count_fault("beyond_f");
         }
         self.crash(node, clean);
     }
@@ -457,7 +461,12 @@ impl World {
     fn on_deadline(&mut self, epoch: u64) {
         let now = self.now();
         let on_chain = self.chain.record(epoch).is_some();
-        self.checker.deadline(now, epoch, on_chain);
+        if self.config.faults.liveness() {
+            self.checker.deadline(now, epoch, on_chain);
+        } else if !on_chain {
+            // Beyond f only safety is promised: an epoch not final by its deadline is lost.
+            self.count_fault("epoch_lost");
+        }
         if !on_chain {
             return;
         }

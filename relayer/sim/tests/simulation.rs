@@ -224,6 +224,26 @@ fn budget() -> Duration {
 }
 
 #[test]
+fn an_outage_beyond_f_keeps_safety_and_counts_lost_epochs() {
+    // More than f members down or abstaining at once: no liveness is promised, every safety
+    // invariant still holds, and what could not be certified is reported, not hidden.
+    let mut beyond_f = 0;
+    let mut lost = 0;
+    for seed in 1..=12 {
+        let report = run(&SimConfig::new(seed, 4, 6, FaultProfile::Outage)).unwrap();
+        assert!(
+            report.violations.is_empty(),
+            "seed {seed}: {:?}",
+            report.violations
+        );
+        beyond_f += report.faults.get("beyond_f").copied().unwrap_or(0);
+        lost += report.faults.get("epoch_lost").copied().unwrap_or(0);
+    }
+    assert!(beyond_f > 0, "no run took the faulty members past f");
+    eprintln!("outage: {beyond_f} crashes beyond f, {lost} epochs lost, no violation");
+}
+
+#[test]
 fn ci_budget_of_seeded_faulty_runs_has_no_violations() {
     let batch = BatchConfig {
         first_seed: 1,
