@@ -55,6 +55,55 @@ pub fn signer_set_url(rpc: &str, contract: &str, version: u32) -> String {
     comet_rpc::signer_set_url(rpc, contract, version)
 }
 
+/// The URL of the contract's latest stored epoch (first step of a mixnode's history).
+#[wasm_bindgen]
+pub fn latest_epoch_url(rpc: &str, contract: &str) -> String {
+    comet_rpc::latest_epoch_url(rpc, contract)
+}
+
+/// The URL of the contract's records of `mix_id` in its last `epochs` stored epochs, from the
+/// contract's answer to [`latest_epoch_url`]; `{"ok": null}` while nothing is stored.
+#[wasm_bindgen]
+pub fn mixnode_epochs_url(
+    rpc: &str,
+    contract: &str,
+    mix_id: u32,
+    epochs: u32,
+    latest_answer: &str,
+) -> String {
+    answer(
+        from_chain(
+            "the contract's latest epoch",
+            comet_rpc::latest_epoch_answer(latest_answer),
+        )
+        .map(|latest| {
+            latest.latest_submitted.map(|last| {
+                let start_after = last.checked_sub(u64::from(epochs));
+                comet_rpc::mixnode_epochs_url(rpc, contract, mix_id, start_after, epochs)
+            })
+        }),
+    )
+}
+
+/// The epochs in which the contract holds a record of the mixnode, from its answer to
+/// [`mixnode_epochs_url`]: the history to audit comes from the chain, not from the node.
+#[wasm_bindgen]
+pub fn mixnode_epochs(epochs_answer: &str) -> String {
+    answer(
+        from_chain(
+            "the contract's mixnode history",
+            comet_rpc::mixnode_epochs_answer(epochs_answer),
+        )
+        .map(|history| {
+            history
+                .rewards
+                .iter()
+                .map(|reward| reward.epoch)
+                .collect::<Vec<_>>()
+        }),
+    )
+}
+
 /// The chain id in a `/status` answer.
 #[wasm_bindgen]
 pub fn chain_id(status_answer: &str) -> String {
@@ -225,6 +274,31 @@ mod tests {
     fn an_epoch_missing_on_chain_is_named() {
         let answer = parsed(&record_signer_set_version(5, &abci_answer(b"null")));
         assert_eq!(answer["error"], "epoch 5 is not stored on chain");
+    }
+
+    #[test]
+    fn a_history_reads_the_last_stored_epochs_from_the_contract() {
+        let latest = abci_answer(br#"{"current_epoch":21,"latest_submitted":20}"#);
+        let url = parsed(&mixnode_epochs_url("http://r", "c", 3, 12, &latest));
+        assert_eq!(
+            url["ok"],
+            comet_rpc::mixnode_epochs_url("http://r", "c", 3, Some(8), 12)
+        );
+        let early = abci_answer(br#"{"current_epoch":5,"latest_submitted":4}"#);
+        let url = parsed(&mixnode_epochs_url("http://r", "c", 3, 12, &early));
+        assert_eq!(
+            url["ok"],
+            comet_rpc::mixnode_epochs_url("http://r", "c", 3, None, 12)
+        );
+        let empty = abci_answer(br#"{"current_epoch":0,"latest_submitted":null}"#);
+        assert!(parsed(&mixnode_epochs_url("http://r", "c", 3, 12, &empty))["ok"].is_null());
+        let history = abci_answer(
+            br#"{"mix_id":3,"rewards":[{"epoch":9,"uptime_bp":1},{"epoch":11,"uptime_bp":2}],"next_start_after":null}"#,
+        );
+        assert_eq!(
+            parsed(&mixnode_epochs(&history))["ok"],
+            serde_json::json!([9, 11])
+        );
     }
 
     #[test]

@@ -60,6 +60,14 @@ export class Chain {
     return get(this.auditor.signer_set_url(this.rpc, this.contract, version), "the contract's signer set");
   }
 
+  /** The last `count` stored epochs in which the contract holds a record of `mixId`. */
+  async mixnodeEpochs(mixId, count) {
+    const latest = await get(this.auditor.latest_epoch_url(this.rpc, this.contract), "the contract's latest epoch");
+    const url = ok(this.auditor.mixnode_epochs_url(this.rpc, this.contract, mixId, count, latest));
+    if (url === null) return [];
+    return ok(this.auditor.mixnode_epochs(await get(url, "the contract's mixnode history")));
+  }
+
   /** The record's answer and the answer of the signer set of its version (as `relayer verify`). */
   async epoch(epoch) {
     const record = await this.record(epoch);
@@ -154,12 +162,13 @@ export function renderError(what, err) {
   return el("div", { class: "audit error", "data-outcome": "error", "data-check": "" }, [el("h3", {}, [`${what}: could not complete the audit: ${err.message}`])]);
 }
 
-/** One mixnode's uptime over `epochs` (as the node lists them: integers only, each once, at
- * most HISTORY_EPOCHS), each epoch audited: rows of epoch, uptime, verified. */
-export async function renderHistory(auditor, chain, node, mixId, epochs) {
+/** One mixnode's uptime in the last HISTORY_EPOCHS stored epochs that the contract holds a
+ * record of it in (the list comes from the chain, so an epoch the node leaves out shows as
+ * failed), each epoch audited: rows of epoch, uptime, verified. */
+export async function renderHistory(auditor, chain, node, mixId) {
   const rows = [];
-  const listed = [...new Set(epochs.filter(Number.isSafeInteger))].slice(0, HISTORY_EPOCHS);
-  for (const epoch of listed) {
+  const epochs = (await chain.mixnodeEpochs(mixId, HISTORY_EPOCHS)).slice().reverse();
+  for (const epoch of epochs) {
     try {
       const report = await auditEpoch(auditor, chain, node, epoch);
       const line = report.mixnodes.find(l => l.mix_id === mixId);

@@ -5,7 +5,9 @@
 //! query's JSON), and its answer a `QuerySmartContractStateResponse` (field 1 the JSON).
 
 use cosmwasm_std::Binary;
-use nym_rewards::msg::{EpochRewardsResponse, QueryMsg, SignerSetResponse};
+use nym_rewards::msg::{
+    EpochRewardsResponse, LatestEpochResponse, MixnodeRewardsResponse, QueryMsg, SignerSetResponse,
+};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
@@ -133,6 +135,31 @@ pub fn signer_set_url(rpc: &str, contract: &str, version: u32) -> String {
     )
 }
 
+/// The URL of the contract's clock and latest stored epoch (answer: [`latest_epoch_answer`]).
+pub fn latest_epoch_url(rpc: &str, contract: &str) -> String {
+    query_url(rpc, contract, &QueryMsg::LatestEpoch {})
+}
+
+/// The URL of `mix_id`'s records in the `limit` stored epochs after `start_after` (answer:
+/// [`mixnode_epochs_answer`]).
+pub fn mixnode_epochs_url(
+    rpc: &str,
+    contract: &str,
+    mix_id: u32,
+    start_after: Option<u64>,
+    limit: u32,
+) -> String {
+    query_url(
+        rpc,
+        contract,
+        &QueryMsg::MixnodeRewards {
+            mix_id,
+            start_after,
+            limit: Some(limit),
+        },
+    )
+}
+
 /// The URL of the chain's `/status` (answer: [`chain_id_answer`]).
 pub fn status_url(rpc: &str) -> String {
     format!("{}/status", rpc.trim_end_matches('/'))
@@ -206,6 +233,16 @@ fn smart_query_answer<T: DeserializeOwned>(answer: &str) -> Result<T, RpcError> 
 
 /// The contract's record in an [`epoch_record_url`] answer; `None` when it holds none.
 pub fn epoch_record_answer(answer: &str) -> Result<Option<EpochRewardsResponse>, RpcError> {
+    smart_query_answer(answer)
+}
+
+/// The contract's answer to [`latest_epoch_url`].
+pub fn latest_epoch_answer(answer: &str) -> Result<LatestEpochResponse, RpcError> {
+    smart_query_answer(answer)
+}
+
+/// The contract's answer to [`mixnode_epochs_url`].
+pub fn mixnode_epochs_answer(answer: &str) -> Result<MixnodeRewardsResponse, RpcError> {
     smart_query_answer(answer)
 }
 

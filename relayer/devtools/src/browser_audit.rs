@@ -35,6 +35,8 @@ pub enum Tamper {
     OtherChain,
     /// Its status names another contract.
     OtherContract,
+    /// It has no copy of the epoch (404).
+    Omit,
 }
 
 struct Proxy {
@@ -92,6 +94,9 @@ impl TamperingNode {
 async fn forward(State(proxy): State<Arc<Proxy>>, uri: Uri) -> Response {
     let path = uri.path();
     let rewards_path = format!("/v1/epochs/{}/rewards", proxy.epoch);
+    if proxy.tamper == Tamper::Omit && path == rewards_path {
+        return (StatusCode::NOT_FOUND, "no official data").into_response();
+    }
     let upstream = match proxy.tamper {
         Tamper::OtherEpoch(other) if path == rewards_path => {
             format!("{}/v1/epochs/{other}/rewards", proxy.honest)
@@ -197,6 +202,23 @@ impl Seen {
             check: check.into(),
         }
     }
+}
+
+/// The rows of a rendered mixnode history (the `history` table only): epoch and whether it
+/// verified.
+fn history_rows(dom: &str) -> Vec<(u64, bool)> {
+    let history = dom
+        .split_once("class=\"history\"")
+        .map_or("", |(_, rest)| rest);
+    history
+        .split("<tr data-epoch=\"")
+        .skip(1)
+        .filter_map(|row| {
+            let (epoch, rest) = row.split_once('"')?;
+            let verified = rest.trim_start().starts_with("data-verified=\"true\"");
+            Some((epoch.parse().ok()?, verified))
+        })
+        .collect()
 }
 
 /// What a `relayer verify` or `verify-proof` run printed: `OK, ...` or `FAILED [check]: ...`.
@@ -353,24 +375,49 @@ impl BrowserAudit {
             .first()
             .map(|reward| reward.mix_id)
             .unwrap_or(1);
+        // Epochs up to `other_epoch` were final on every node before this step; a later one
+        // may be on chain before the node stores it.
+        let settled = |rows: &[(u64, bool)]| -> Vec<(u64, bool)> {
+            rows.iter()
+                .copied()
+                .filter(|(epoch, _)| *epoch <= self.other_epoch)
+                .collect()
+        };
         let dom = self
             .page(
                 self.audit_link(&self.api, &format!("mixnode={mix_id}")),
                 Some("audit-history.png"),
             )
             .await?;
-        let verified = dom.matches("data-verified=\"true\"").count();
-        let unverified = dom.matches("data-verified=\"false\"").count();
-        if !dom.contains(&format!("class=\"history\" data-mix-id=\"{mix_id}\""))
-            || verified < 2
-            || unverified > 0
-        {
+        let honest = settled(&history_rows(&dom));
+        if honest.len() < 2 || honest.iter().any(|(_, verified)| !verified) {
             return Err(DevError::Invalid(format!(
-                "mixnode {mix_id}'s history: {verified} epochs verified, {unverified} not (want at least 2 and none):\n{dom}"
+                "mixnode {mix_id}'s history on the honest node: {honest:?} (want at least 2 settled epochs, all verified):\n{dom}"
+            )));
+        }
+        // A node that leaves an epoch out: the list comes from the chain, so it shows.
+        let liar =
+            TamperingNode::start(&self.api, self.epoch, Tamper::Omit, self.http.clone()).await?;
+        let dom = self
+            .page(
+                self.audit_link(&liar.url, &format!("mixnode={mix_id}")),
+                None,
+            )
+            .await?;
+        let omitted = settled(&history_rows(&dom));
+        let expected: Vec<(u64, bool)> = honest
+            .iter()
+            .map(|(epoch, _)| (*epoch, *epoch != self.epoch))
+            .collect();
+        if omitted != expected {
+            return Err(DevError::Invalid(format!(
+                "mixnode {mix_id}'s history on a node omitting epoch {}: {omitted:?}, want {expected:?}:\n{dom}",
+                self.epoch
             )));
         }
         Ok(format!(
-            "browser-audit: mixnode {mix_id}'s history: {verified} epochs verified"
+            "browser-audit: mixnode {mix_id}'s history: {} epochs verified; the epoch a node omits shows as not verified",
+            honest.len()
         ))
     }
 
@@ -480,6 +527,13 @@ mod tests {
             Seen::failed("certified.invalid_signature")
         );
         assert_eq!(seen_in_cli("").outcome, "error");
+    }
+
+    #[test]
+    fn history_rows_are_read_from_the_history_table_only() {
+        let dom = r#"<tr data-epoch="9"><td>9</td></tr><table class="history" data-mix-id="1"><tbody><tr data-epoch="4" data-verified="true" class="ok"><td>4</td></tr><tr data-epoch="5" data-verified="false" class="bad"></tr></tbody></table>"#;
+        assert_eq!(history_rows(dom), [(4, true), (5, false)]);
+        assert!(history_rows("<tr data-epoch=\"4\" data-verified=\"true\">").is_empty());
     }
 
     #[test]
