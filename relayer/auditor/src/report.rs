@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use nym_rewards::digest::epoch_digest;
 use nym_rewards::msg::{EpochRewardsResponse, MixnodeReward, SignerSetResponse};
-use relayer_protocol::{ChainContext, OfficialEpoch, SignedData, SignerSet, Verdict};
+use relayer_protocol::{
+    ChainContext, OfficialEpoch, SignedData, SignerSet, Verdict, verify_signature,
+};
 use serde::Serialize;
 
 use crate::audit::{AuditError, audit_copy, check_deployment};
@@ -47,7 +49,8 @@ pub struct Report {
 pub struct SignatureCheck {
     /// Signer index in the set.
     pub index: u16,
-    /// Whether it verifies over the digest with that member's key (cosmwasm-crypto).
+    /// Whether it verifies over the digest with that member's key
+    /// ([`relayer_protocol::verify_signature`], the chain's own ed25519 code).
     pub valid: bool,
 }
 
@@ -179,10 +182,10 @@ fn signature_checks(
         .map(|signature| {
             let key = set.as_ref().and_then(|set| set.key(signature.index));
             let valid = match (digest, key) {
-                (Some(digest), Some(key)) => matches!(
-                    cosmwasm_crypto::ed25519_verify(digest, signature.signature.as_slice(), key),
-                    Ok(true)
-                ),
+                (Some(digest), Some(key)) => {
+                    verify_signature(digest, signature.signature.as_slice(), key)
+                        == relayer_protocol::SignatureCheck::Valid
+                }
                 _ => false,
             };
             SignatureCheck {

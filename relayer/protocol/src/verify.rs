@@ -17,6 +17,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::config::ChainContext;
+use crate::crypto::{SignatureCheck, verify_signature};
 use crate::official::OfficialEpoch;
 use crate::signer_set::SignerSet;
 
@@ -258,10 +259,7 @@ pub fn check_certified(
                 index: signature.index,
                 version: set.version,
             })?;
-        if !matches!(
-            cosmwasm_crypto::ed25519_verify(&digest, signature.signature.as_slice(), key),
-            Ok(true)
-        ) {
+        if verify_signature(&digest, signature.signature.as_slice(), key) != SignatureCheck::Valid {
             return Err(NotCertified::InvalidSignature {
                 index: signature.index,
             });
