@@ -365,11 +365,9 @@ impl BrowserAudit {
         Ok(lines)
     }
 
-    /// A mixnode's history on the honest node: every epoch listed is verified.
-    async fn history_case(&self) -> Result<String, DevError> {
-        let text = std::fs::read_to_string(&self.bundle)
-            .map_err(|err| DevError::io(format!("reading {}", self.bundle.display()), err))?;
-        let bundle: ProofBundle = serde_json::from_str(&text)?;
+    /// A mixnode of `bundle`'s history, from the chain: every settled epoch verified on the
+    /// honest node, and the epoch a tampering node omits not verified.
+    async fn history_case(&self, bundle: &ProofBundle) -> Result<String, DevError> {
         let mix_id = bundle
             .rewards
             .first()
@@ -423,10 +421,11 @@ impl BrowserAudit {
 
     /// The standalone page on the exported bundle and on a modified copy, against the chain
     /// and against a pinned signer-set hash.
-    async fn standalone_cases(&self) -> Result<Vec<String>, DevError> {
-        let text = std::fs::read(&self.bundle)
-            .map_err(|err| DevError::io(format!("reading {}", self.bundle.display()), err))?;
-        let bundle: ProofBundle = serde_json::from_slice(&text)?;
+    async fn standalone_cases(
+        &self,
+        text: &[u8],
+        bundle: &ProofBundle,
+    ) -> Result<Vec<String>, DevError> {
         let pin = hex::encode(signer_set_hash(
             &bundle.chain_id,
             &bundle.contract,
@@ -441,15 +440,15 @@ impl BrowserAudit {
             };
         }
         let modified_file = self.out.join("proof-modified.json");
-        std::fs::write(&modified_file, serde_json::to_vec_pretty(&modified)?)
-            .map_err(|err| DevError::io(format!("writing {}", modified_file.display()), err))?;
         let modified_text = serde_json::to_vec_pretty(&modified)?;
+        std::fs::write(&modified_file, &modified_text)
+            .map_err(|err| DevError::io(format!("writing {}", modified_file.display()), err))?;
         let files = [
-            ("exported bundle", &self.bundle, &text, Seen::verified()),
+            ("exported bundle", &self.bundle, text, Seen::verified()),
             (
                 "modified bundle",
                 &modified_file,
-                &modified_text,
+                modified_text.as_slice(),
                 Seen::failed("certified.data_hash_mismatch"),
             ),
         ];
@@ -502,8 +501,11 @@ impl BrowserAudit {
         std::fs::create_dir_all(&self.out)
             .map_err(|err| DevError::io(format!("creating {}", self.out.display()), err))?;
         let mut lines = self.dashboard_cases().await?;
-        lines.push(self.history_case().await?);
-        lines.extend(self.standalone_cases().await?);
+        let text = std::fs::read(&self.bundle)
+            .map_err(|err| DevError::io(format!("reading {}", self.bundle.display()), err))?;
+        let bundle: ProofBundle = serde_json::from_slice(&text)?;
+        lines.push(self.history_case(&bundle).await?);
+        lines.extend(self.standalone_cases(&text, &bundle).await?);
         Ok(lines)
     }
 }
