@@ -63,7 +63,10 @@ pub struct ProtocolConfig {
     pub clock: EpochClock,
     /// How long to wait for more observations once `k` are held.
     pub observation_grace_ms: u64,
-    /// Spacing of staggered submission slots.
+    /// Spacing of staggered submission slots (rank `r` submits `r` slots after it is
+    /// certified) and of the later proposer groups (group `g` from `g (f + 1)` slots after
+    /// the epoch end). Longer than the chain's block time plus the time a transaction takes to
+    /// be seen, so a later rank finds the earlier one's transaction on chain.
     pub submit_slot_ms: u64,
     /// How often unfinished epochs are re-sent and re-queried; also the pause before a failed
     /// submission is retried.

@@ -86,7 +86,8 @@ pub enum Timer {
         /// The epoch.
         epoch: u64,
     },
-    /// This member's staggered submission slot for an epoch has come.
+    /// This member's staggered submission slot for an epoch has come (armed when it was
+    /// certified).
     SubmitSlot {
         /// The epoch.
         epoch: u64,

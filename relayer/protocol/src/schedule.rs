@@ -1,5 +1,5 @@
 //! The per-epoch schedule: each epoch ranks members by `sha256(epoch || key)`. The member of
-//! rank `r` submits from `epoch_end + r * submit_slot` (staggered submission), and proposes in
+//! rank `r` submits `r * submit_slot` after it is certified (staggered submission), and proposes in
 //! groups of `f + 1` ranks: group 0 at once, each later group from the submission slot of its
 //! first rank, that is once every earlier proposer's slot has passed, if the member has not
 //! seen the epoch on chain by then (its last chain read). Ranks rotate per epoch, so no member pays every epoch's fee, only one transaction
@@ -28,9 +28,10 @@ pub fn submission_rank<'a>(
         .count()
 }
 
-/// When the member of `rank` may submit: `epoch_end_ms + rank * slot_ms`.
-pub fn submission_slot_ms(epoch_end_ms: u64, rank: usize, slot_ms: u64) -> u64 {
-    epoch_end_ms.saturating_add((rank as u64).saturating_mul(slot_ms))
+/// The slot of `rank` counted from `from_ms`: `from_ms + rank * slot_ms`. Submission counts
+/// from the member's certification, the proposer groups from the epoch end.
+pub fn submission_slot_ms(from_ms: u64, rank: usize, slot_ms: u64) -> u64 {
+    from_ms.saturating_add((rank as u64).saturating_mul(slot_ms))
 }
 
 /// From when the member of `rank` may propose: ranks come in groups of `group_size` (f + 1);

@@ -1138,27 +1138,55 @@ fn a_proposer_serves_only_what_its_block_references_and_not_twice_in_a_row() {
     assert_eq!(served(&receive(&mut node0, T0, 3, request(unknown))), 0);
 }
 
+/// The staggered slot counts from the member's certification, not from the epoch end: a
+/// network certifying late (under load) would otherwise find several ranks' slots passed and
+/// submit them all at once. Rank 0 reads the chain as soon as it is certified; rank 1 one
+/// slot later. Neither has an observation of its own: a proposer still submits.
 #[test]
-fn a_proposer_without_an_observation_of_its_own_still_gets_its_submission_slot() {
-    let mut node0 = node(4, 0, SubmitPolicy::Staggered);
-    assert_eq!(
-        rejections(&feed_measured(&mut node0, T0, 0, None)),
-        [Rejection::NoMeasurements { epoch: 0 }]
-    );
-    give_observations(&mut node0, &[1, 2, 3]);
-    let grace_over = node0.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
-    let id = persist_id(&grace_over).expect("proposes with the three others' observations");
-    let actions = node0.handle(T0 + 200, Input::Persisted { id });
-    assert!(
-        actions.iter().any(|a| matches!(
-            a,
+fn a_staggered_slot_counts_from_the_members_certification() {
+    let slot = config(4, SubmitPolicy::Staggered).submit_slot_ms;
+    let certified_at = T0 + 5 * slot;
+    for member in [0usize, 1] {
+        let mut node = node(4, member, SubmitPolicy::Staggered);
+        assert_eq!(
+            rejections(&feed_measured(&mut node, T0, 0, None)),
+            [Rejection::NoMeasurements { epoch: 0 }]
+        );
+        let others: Vec<usize> = (0..4).filter(|&i| i != member).collect();
+        give_observations(&mut node, &others);
+        let digest = proposed_at_grace_end(&mut node);
+        let mut actions = Vec::new();
+        for &echoer in &others[..2] {
+            let echo = Echo {
+                proposer: member as u16,
+                ..echo_of(echoer, digest.data_hash)
+            };
+            actions = receive(&mut node, certified_at, echoer as u16, Message::Echo(echo));
+        }
+        assert!(
+            node.certificate(0).is_some(),
+            "member {member}: {actions:?}"
+        );
+        let slot_timer = actions.iter().find_map(|action| match action {
             Action::SetTimer {
+                at_ms,
                 timer: Timer::SubmitSlot { epoch: 0 },
-                ..
-            }
-        )),
-        "{actions:?}"
-    );
+            } => Some(*at_ms),
+            _ => None,
+        });
+        let reads = actions
+            .iter()
+            .filter(|action| matches!(action, Action::ReadChain { epoch: 0 }))
+            .count();
+        match member {
+            0 => assert_eq!((slot_timer, reads), (None, 1), "{actions:?}"),
+            _ => assert_eq!(
+                (slot_timer, reads),
+                (Some(certified_at + slot), 0),
+                "{actions:?}"
+            ),
+        }
+    }
 }
 
 #[test]
@@ -1260,6 +1288,63 @@ fn a_block_with_an_equivocators_third_version_is_fetched_and_echoed() {
     assert!(
         actions.iter().any(|a| matches!(a, Action::Persist { .. })),
         "the block is checked once its version arrives: {actions:?}"
+    );
+}
+
+/// A block whose proposer went silent after sending it is not parked for good: at the
+/// re-send round its missing observation is asked of the proposer and of the observation's
+/// author, which serves its own, and the block is then checked.
+#[test]
+fn a_parked_blocks_missing_observation_is_pulled_from_its_author_too() {
+    let (mut node1, honest) = node1_holding(&[0, 1]);
+    let author_2 = signed_observation(4, 2, 0, values(2));
+    let block = block_of(0, &[&honest[0], &honest[1], &author_2]);
+    let actions = receive(&mut node1, T0, 0, Message::Block(block));
+    let asked = |actions: &[Action]| -> Vec<u16> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send {
+                    to,
+                    message: Message::ObservationRequest { reference, .. },
+                } if reference.author == 2 => Some(*to),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(asked(&actions), [0], "first from the proposer");
+    let round = node1.handle(T0 + 5_000, Input::Timer(Timer::Resend));
+    assert_eq!(asked(&round), [0, 2], "then from the author as well");
+    // The author answers with its own observation: the block is checked and echoed.
+    let mut author = node(4, 2, SubmitPolicy::Race);
+    measured(&mut author, T0, 0, values(2));
+    let request = Message::ObservationRequest {
+        epoch: 0,
+        reference: relayer_protocol::ObservationRef {
+            author: 2,
+            digest: observation_digest(&config(4, SubmitPolicy::Race), 0, &values(2)),
+        },
+    };
+    let served: Vec<Observation> = receive(&mut author, T0 + 5_000, 1, request)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                to: 1,
+                message: Message::Observation(observation),
+            } => Some(observation),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(served.len(), 1, "the author serves its own observation");
+    let actions = receive(
+        &mut node1,
+        T0 + 5_000,
+        2,
+        Message::Observation(served[0].clone()),
+    );
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Persist { .. })),
+        "the block is checked once the observation arrives: {actions:?}"
     );
 }
 

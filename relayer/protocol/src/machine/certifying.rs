@@ -9,7 +9,7 @@ use super::*;
 const SUBMIT_BACKOFF_DOUBLINGS: u32 = 4;
 
 impl Protocol {
-    pub(super) fn on_echo(&mut self, from: MemberIndex, echo: Echo, out: &mut Out) {
+    pub(super) fn on_echo(&mut self, now_ms: u64, from: MemberIndex, echo: Echo, out: &mut Out) {
         let me = self.me;
         let known = self
             .epochs
@@ -38,10 +38,12 @@ impl Protocol {
         {
             proposal.echoes.insert(from, echo.signature);
         }
-        self.check_certificate(echo.epoch, out);
+        self.check_certificate(now_ms, echo.epoch, out);
     }
 
-    pub(super) fn check_certificate(&mut self, epoch: u64, out: &mut Out) {
+    /// Forms the certificate once t echoes are held, and submits it by the policy: at once
+    /// (race), or at this member's staggered slot, counted from the certification.
+    pub(super) fn check_certificate(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
         let threshold = self.config.threshold();
         let version = self.config.signer_set.version;
         let Some(state) = self.epochs.get_mut(&epoch) else {
@@ -69,10 +71,31 @@ impl Protocol {
         out.push(Action::Certified { certificate });
         match self.config.policy {
             SubmitPolicy::Race => self.submit(epoch, out),
-            SubmitPolicy::Staggered if state.submission.slot_reached() => {
-                out.push(Action::ReadChain { epoch })
-            }
-            SubmitPolicy::Staggered => {}
+            SubmitPolicy::Staggered => self.arm_submit_slot(now_ms, epoch, out),
+        }
+    }
+
+    /// Arms this member's staggered submission slot for `epoch`, counted from its
+    /// certification (`now_ms`, never before the epoch end): rank `r` waits `r` slots. Slots
+    /// counted from the epoch end passed while a loaded network was still certifying, so the
+    /// first ranks all submitted at once (3.6 transactions per epoch at n = 64); counted from
+    /// certification, which the first proposers reach within moments of each other, the
+    /// earlier rank's transaction has landed before the next slot. Rank 0 reads the chain at
+    /// once.
+    fn arm_submit_slot(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
+        let from_ms = now_ms.max(self.config.epoch_end_ms(epoch));
+        let at_ms = submission_slot_ms(from_ms, self.rank(epoch), self.config.submit_slot_ms);
+        let Some(state) = self.epochs.get_mut(&epoch) else {
+            return;
+        };
+        if at_ms <= now_ms {
+            state.submission.reach_slot();
+            out.push(Action::ReadChain { epoch });
+        } else {
+            out.push(Action::SetTimer {
+                at_ms,
+                timer: Timer::SubmitSlot { epoch },
+            });
         }
     }
 

@@ -515,7 +515,7 @@ impl Protocol {
             Message::Block(block) => self.on_send(from, block, out),
             Message::BlockDigest(digest) => self.on_block_digest(now_ms, from, digest, out),
             Message::BlockRequest { epoch } => self.on_block_request(now_ms, from, epoch, out),
-            Message::Echo(echo) => self.on_echo(from, echo, out),
+            Message::Echo(echo) => self.on_echo(now_ms, from, echo, out),
             Message::ObservationRequest { epoch, reference } => {
                 self.on_observation_request(from, epoch, reference, now_ms, out)
             }
@@ -562,7 +562,7 @@ impl Protocol {
                 rewards,
             }) => {
                 if self.governs(epoch) {
-                    self.on_own_block_stored(epoch, block, rewards, out)
+                    self.on_own_block_stored(now_ms, epoch, block, rewards, out)
                 } else {
                     self.echo_decisions
                         .insert((epoch, self.me), block.data_hash);

@@ -104,8 +104,8 @@ impl Protocol {
         self.persist(record, Pending::OwnObservation { observation }, out);
     }
 
-    /// Sends this member's (stored) observation and takes it as its own: held, the
-    /// submission slot armed, a proposal considered.
+    /// Sends this member's (stored) observation and takes it as its own: held, and a
+    /// proposal considered.
     pub(super) fn send_own(&mut self, now_ms: u64, observation: Observation, out: &mut Out) {
         let epoch = observation.epoch;
         if !self.governs(epoch) {
@@ -122,7 +122,6 @@ impl Protocol {
             slot.insert((digest, observation));
             self.metrics.observations_accepted += 1;
         }
-        self.arm_submit_slot(epoch, out);
         self.maybe_propose(now_ms, epoch, out);
     }
 

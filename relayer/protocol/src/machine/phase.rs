@@ -77,11 +77,6 @@ impl Submission {
         }
     }
 
-    /// Whether the staggered slot has come (or a submission was made).
-    pub(crate) fn slot_reached(&self) -> bool {
-        *self != Submission::BeforeSlot
-    }
-
     /// Whether a submission is in flight.
     pub(crate) fn in_flight(&self) -> bool {
         matches!(self, Submission::InFlight { .. })
@@ -113,7 +108,7 @@ mod tests {
     #[test]
     fn a_submission_moves_through_slot_flight_and_backoff() {
         let mut submission = Submission::default();
-        assert!(!submission.slot_reached() && !submission.may_submit(false, 0));
+        assert!(!submission.may_submit(false, 0));
         assert!(
             submission.may_submit(true, 0),
             "race does not wait for a slot"

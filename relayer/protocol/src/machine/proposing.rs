@@ -157,6 +157,7 @@ impl Protocol {
     /// count its own echo.
     pub(super) fn on_own_block_stored(
         &mut self,
+        now_ms: u64,
         epoch: u64,
         block: Block,
         rewards: Vec<MixnodeReward>,
@@ -166,7 +167,6 @@ impl Protocol {
             .insert((epoch, self.me), block.data_hash);
         let own_signature = self.echo_signature(epoch, block.data_hash);
         self.metrics.blocks_proposed += 1;
-        self.arm_submit_slot(epoch, out);
         out.push(Action::Broadcast {
             message: Message::BlockDigest(block.digest(self.config.n())),
         });
@@ -180,7 +180,7 @@ impl Protocol {
                 certificate: None,
             }));
         }
-        self.check_certificate(epoch, out);
+        self.check_certificate(now_ms, epoch, out);
     }
 
     /// Looks up the observations of `refs` and returns their aggregate and its data hash,
@@ -206,23 +206,5 @@ impl Protocol {
             .aggregates
             .insert(set_hash, (rewards.clone(), data_hash));
         Some((rewards, data_hash))
-    }
-
-    /// Arms this member's staggered submission slot for `epoch` (when it sends its
-    /// observation, and when it proposes: a proposer without an observation of its own must
-    /// still submit its certificate). Arming it twice only reads the chain once more.
-    pub(super) fn arm_submit_slot(&self, epoch: u64, out: &mut Out) {
-        if self.config.policy != SubmitPolicy::Staggered {
-            return;
-        }
-        let at_ms = submission_slot_ms(
-            self.config.epoch_end_ms(epoch),
-            self.rank(epoch),
-            self.config.submit_slot_ms,
-        );
-        out.push(Action::SetTimer {
-            at_ms,
-            timer: Timer::SubmitSlot { epoch },
-        });
     }
 }

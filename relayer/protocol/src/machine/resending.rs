@@ -40,11 +40,19 @@ impl Protocol {
                     message: Message::BlockDigest(proposal.block.digest(self.config.n())),
                 });
             }
+            // A parked block's missing observations are asked of its proposer again, and of
+            // their authors (each serves its own): a proposer that went down after sending
+            // its digest, or that withholds, leaves an honest block to be finished from them.
             for (&proposer, block) in &state.parked {
                 for reference in &block.observations {
-                    if find_observation(state, reference).is_none() {
+                    if find_observation(state, reference).is_some() {
+                        continue;
+                    }
+                    let author = reference.author;
+                    let from_author = (author != proposer && author != self.me).then_some(author);
+                    for to in std::iter::once(proposer).chain(from_author) {
                         out.push(Action::Send {
-                            to: proposer,
+                            to,
                             message: Message::ObservationRequest {
                                 epoch,
                                 reference: *reference,
