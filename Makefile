@@ -107,6 +107,10 @@ bench: bench-gas bench-network bench-micro ## Every benchmark: contract gas, net
 bench-network: ## relayer-dev bench (release build): n in {4,16,64} x both policies, M = 1000 -> bench/results/ JSON + SVG
 	cargo run --release -q -p relayer-devtools -- bench --sizes 4,16,64 --policies staggered,race --mixnodes 1000 --epochs 5 --out bench/results
 
+.PHONY: bench-compare
+bench-compare: ## Protocol v1 (tag protocol-v1, built from it) beside v2 in one run, and v2 with chain blocks 1 s and 5 s apart -> bench/results/{network.json,v1/,blocks/,compare.md}
+	scripts/bench-compare.sh
+
 .PHONY: bench-network-wan
 bench-network-wan: ## relayer-dev bench (release) with emulated WAN delays (5 regions, 5-150 ms one way) -> bench/results/wan/
 	cargo run --release -q -p relayer-devtools -- bench --wan --sizes 4,16,64 --policies staggered --mixnodes 1000 --epochs 5 --out bench/results/wan

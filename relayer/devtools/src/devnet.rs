@@ -50,8 +50,11 @@ pub struct DevnetOptions {
     pub metrics_interval_ms: u64,
     /// Grace period for more observations.
     pub observation_grace_ms: u64,
-    /// Staggered slot spacing.
+    /// Staggered slot spacing (longer than `block_interval_ms`, as an operator sets it).
     pub submit_slot_ms: u64,
+    /// Time between the embedded chain's blocks; 0: instant blocks (each transaction is a
+    /// block at once).
+    pub block_interval_ms: u64,
     /// Re-send interval.
     pub resend_interval_ms: u64,
     /// Catch-up window.
@@ -90,6 +93,7 @@ impl DevnetOptions {
             metrics_interval_ms: 200,
             observation_grace_ms: 200,
             submit_slot_ms: 300,
+            block_interval_ms: 0,
             resend_interval_ms: 1_000,
             catch_up_epochs: 3,
             data_dir,
@@ -277,7 +281,9 @@ impl Devnet {
             max_mixnodes_per_epoch: options.mixnodes.max(1),
             min_rotation_delay_epochs: None,
         };
-        let chain = Arc::new(EmbeddedChain::start(msg, admin.address())?);
+        let block_interval = (options.block_interval_ms > 0)
+            .then(|| Duration::from_millis(options.block_interval_ms));
+        let chain = Arc::new(EmbeddedChain::start(msg, admin.address(), block_interval)?);
         let mut devnet = Self {
             chain,
             clock,

@@ -1,9 +1,12 @@
 //! The embedded chain: the real contract code in a cw-multi-test `App` on its own thread,
-//! reached through a channel. Before every call the block time is set from the wall clock
-//! (never backwards), and every transaction gets a new height.
+//! reached through a channel. By default blocks are instant: before every call the block time
+//! is set from the wall clock (never backwards), and every transaction gets a new height. With
+//! a block interval it behaves as a real chain does: transactions wait in a mempool for the
+//! next block (its time is the wall clock when it is made), and queries see the last block.
 
 use std::sync::mpsc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use cosmwasm_std::{Addr, Timestamp};
@@ -59,7 +62,12 @@ fn advance_clock(app: &mut EmbeddedApp, new_block: bool) {
 
 impl EmbeddedChain {
     /// Starts the chain thread, stores the contract and instantiates it with `msg` from `admin`.
-    pub fn start(msg: InstantiateMsg, admin: &str) -> Result<Self, ChainError> {
+    /// `block_interval`: none for instant blocks, else the time between blocks.
+    pub fn start(
+        msg: InstantiateMsg,
+        admin: &str,
+        block_interval: Option<Duration>,
+    ) -> Result<Self, ChainError> {
         let (requests, receiver) = mpsc::channel();
         let (ready_tx, ready) = mpsc::channel();
         let admin = Addr::unchecked(admin);
@@ -68,7 +76,14 @@ impl EmbeddedChain {
             .spawn(move || match boot(&msg, &admin) {
                 Ok((app, contract)) => {
                     let _ = ready_tx.send(Ok(contract.to_string()));
-                    serve(app, receiver, contract);
+                    Server {
+                        app,
+                        contract,
+                        block_interval,
+                        mempool: Vec::new(),
+                        transactions: 0,
+                    }
+                    .serve(receiver);
                 }
                 Err(err) => {
                     let _ = ready_tx.send(Err(err));
@@ -119,14 +134,65 @@ fn boot(msg: &InstantiateMsg, admin: &Addr) -> Result<(EmbeddedApp, Addr), Chain
     Ok((app, contract))
 }
 
-fn serve(mut app: EmbeddedApp, requests: mpsc::Receiver<Request>, contract: Addr) {
-    while let Ok(request) = requests.recv() {
+/// A transaction waiting for the next block.
+struct Pending {
+    sender: String,
+    msg: ExecuteMsg,
+    reply: oneshot::Sender<Result<TxRef, ChainError>>,
+}
+
+/// The chain thread's state.
+struct Server {
+    app: EmbeddedApp,
+    contract: Addr,
+    /// None: instant blocks.
+    block_interval: Option<Duration>,
+    mempool: Vec<Pending>,
+    /// Transactions executed, to name each one.
+    transactions: u64,
+}
+
+impl Server {
+    fn serve(mut self, requests: mpsc::Receiver<Request>) {
+        let mut next_block = self
+            .block_interval
+            .map(|interval| Instant::now() + interval);
+        loop {
+            let request = match (next_block, self.block_interval) {
+                (Some(at), Some(interval)) => {
+                    match requests.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                        Ok(request) => request,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            self.make_block();
+                            next_block = Some(at + interval);
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                _ => match requests.recv() {
+                    Ok(request) => request,
+                    Err(_) => return,
+                },
+            };
+            self.handle(request);
+        }
+    }
+
+    fn instant_blocks(&self) -> bool {
+        self.block_interval.is_none()
+    }
+
+    fn handle(&mut self, request: Request) {
         match request {
             Request::Query { msg, reply } => {
-                advance_clock(&mut app, false);
-                let result = app
+                if self.instant_blocks() {
+                    advance_clock(&mut self.app, false);
+                }
+                let result = self
+                    .app
                     .wrap()
-                    .query_wasm_smart::<serde_json::Value>(contract.clone(), &msg)
+                    .query_wasm_smart::<serde_json::Value>(self.contract.clone(), &msg)
                     .map_err(|err| ChainError::Refused(err.to_string()))
                     .and_then(|value| {
                         serde_json::to_vec(&value)
@@ -135,23 +201,47 @@ fn serve(mut app: EmbeddedApp, requests: mpsc::Receiver<Request>, contract: Addr
                 let _ = reply.send(result);
             }
             Request::Execute { sender, msg, reply } => {
-                advance_clock(&mut app, true);
-                let height = app.block_info().height;
-                let result = app
-                    .execute_contract(Addr::unchecked(sender), contract.clone(), &msg, &[])
-                    .map(|_| TxRef {
-                        tx_hash: format!("embedded-{height}"),
-                        height,
-                    })
-                    .map_err(|err| ChainError::Refused(err.to_string()));
-                let _ = reply.send(result);
+                let pending = Pending { sender, msg, reply };
+                if self.instant_blocks() {
+                    advance_clock(&mut self.app, true);
+                    self.execute(pending);
+                } else {
+                    self.mempool.push(pending);
+                }
             }
             Request::Block { reply } => {
-                advance_clock(&mut app, false);
-                let block = app.block_info();
+                if self.instant_blocks() {
+                    advance_clock(&mut self.app, false);
+                }
+                let block = self.app.block_info();
                 let _ = reply.send((block.height, block.time.seconds()));
             }
         }
+    }
+
+    /// A new block at the wall clock's time with every transaction of the mempool, in order.
+    fn make_block(&mut self) {
+        advance_clock(&mut self.app, true);
+        for pending in std::mem::take(&mut self.mempool) {
+            self.execute(pending);
+        }
+    }
+
+    fn execute(&mut self, pending: Pending) {
+        let height = self.app.block_info().height;
+        self.transactions += 1;
+        let tx_hash = format!("embedded-{height}-{}", self.transactions);
+        let result = self
+            .app
+            .execute_contract(
+                Addr::unchecked(pending.sender),
+                self.contract.clone(),
+                &pending.msg,
+                &[],
+            )
+            .map(|_| TxRef { tx_hash, height })
+            .map_err(|err| ChainError::Refused(err.to_string()));
+        let _ = pending.reply.send(result);
     }
 }
 
@@ -190,5 +280,78 @@ impl Chain for EmbeddedChain {
             catching_up: false,
             balance: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cosmwasm_std::HexBinary;
+    use nym_rewards::msg::{EpochClock, MemberInput};
+    use relayer_protocol::Keypair;
+
+    use super::*;
+
+    fn instantiate_msg() -> InstantiateMsg {
+        let members = (1..=4u8)
+            .map(|i| MemberInput {
+                ed25519_pubkey: HexBinary::from(Keypair::from_seed(&[i; 32]).public()),
+                address: ChainAccount::from_secret(&[i; 32], DEFAULT_ACCOUNT_PREFIX)
+                    .unwrap()
+                    .address()
+                    .to_string(),
+                api_url: format!("http://127.0.0.1:{}", 8000 + u16::from(i)),
+                p2p_multiaddr: format!("/ip4/127.0.0.1/tcp/{}", 9000 + u16::from(i)),
+            })
+            .collect();
+        InstantiateMsg {
+            admin: None,
+            clock: EpochClock {
+                genesis_time: relayer_node::now_ms() / 1_000,
+                epoch_length_secs: 60,
+            },
+            members,
+            threshold: None,
+            max_mixnodes_per_epoch: 100,
+            min_rotation_delay_epochs: None,
+        }
+    }
+
+    fn update_config(max: u32) -> ExecuteMsg {
+        ExecuteMsg::UpdateConfig {
+            max_mixnodes_per_epoch: Some(max),
+            min_rotation_delay_epochs: None,
+        }
+    }
+
+    /// With a block interval, transactions wait for the next block and share it, and the
+    /// chain's height and time move only when a block is made.
+    #[tokio::test]
+    async fn with_a_block_interval_transactions_wait_for_the_next_block() {
+        let admin = ChainAccount::from_secret(&[9; 32], DEFAULT_ACCOUNT_PREFIX).unwrap();
+        let interval = Duration::from_millis(400);
+        let chain =
+            EmbeddedChain::start(instantiate_msg(), admin.address(), Some(interval)).unwrap();
+        let before = chain.health("").await.unwrap();
+        let sent = Instant::now();
+        let (msg_a, msg_b) = (update_config(200), update_config(300));
+        let (first, second) =
+            tokio::join!(chain.execute(&admin, &msg_a), chain.execute(&admin, &msg_b));
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert!(sent.elapsed() <= interval + Duration::from_millis(300));
+        assert_eq!(first.height, before.height + 1, "the next block");
+        assert_eq!(first.height, second.height, "one block holds both");
+        assert_ne!(first.tx_hash, second.tx_hash);
+        let after = chain.health("").await.unwrap();
+        assert_eq!(after.height, first.height, "queries make no block");
+    }
+
+    /// Without one, every transaction is a block of its own at once.
+    #[tokio::test]
+    async fn instant_blocks_give_each_transaction_its_own_height() {
+        let admin = ChainAccount::from_secret(&[9; 32], DEFAULT_ACCOUNT_PREFIX).unwrap();
+        let chain = EmbeddedChain::start(instantiate_msg(), admin.address(), None).unwrap();
+        let first = chain.execute(&admin, &update_config(200)).await.unwrap();
+        let second = chain.execute(&admin, &update_config(300)).await.unwrap();
+        assert_eq!(second.height, first.height + 1);
     }
 }

@@ -43,6 +43,33 @@ pub struct BenchOptions {
     pub api_flood: usize,
     /// Emulate a wide-area network on the real stack (see `DevnetOptions::wan`).
     pub wan: bool,
+    /// Time between the embedded chain's blocks, one case each (0: instant blocks).
+    pub block_intervals_ms: Vec<u64>,
+}
+
+impl BenchOptions {
+    /// Every (size, policy, block interval) combination, in that nesting order; instant
+    /// blocks when no interval is given.
+    pub fn cases(&self) -> Vec<Case> {
+        let intervals = if self.block_intervals_ms.is_empty() {
+            vec![0]
+        } else {
+            self.block_intervals_ms.clone()
+        };
+        let mut cases = Vec::new();
+        for &nodes in &self.sizes {
+            for &policy in &self.policies {
+                for &block_ms in &intervals {
+                    cases.push(Case {
+                        nodes,
+                        policy,
+                        block_ms,
+                    });
+                }
+            }
+        }
+        cases
+    }
 }
 
 /// Nearest-rank percentiles of a sample, ms.
@@ -120,6 +147,12 @@ pub struct CaseResult {
     /// Whether the links had the emulated wide-area delays (the targets are for loopback).
     #[serde(default)]
     pub wan: bool,
+    /// Time between the chain's blocks (0: instant blocks).
+    #[serde(default)]
+    pub block_ms: u64,
+    /// Staggered slot spacing used.
+    #[serde(default)]
+    pub submit_slot_ms: u64,
     /// Measured epochs.
     pub epochs: u64,
     /// Epoch end -> contract accepts (block time).
@@ -142,18 +175,20 @@ pub struct CaseResult {
 
 impl CaseResult {
     /// A case that could not be measured, and why.
-    fn failed(options: &BenchOptions, nodes: usize, policy: SubmitPolicy, error: String) -> Self {
+    fn failed(options: &BenchOptions, case: Case, error: String) -> Self {
         Self {
-            nodes,
-            policy,
+            nodes: case.nodes,
+            policy: case.policy,
             mixnodes: options.mixnodes,
-            epoch_secs: epoch_secs_for(nodes),
+            epoch_secs: epoch_secs_for(case.nodes),
             wan: options.wan,
+            block_ms: case.block_ms,
+            submit_slot_ms: submit_slot_ms_for(case.block_ms),
             epochs: 0,
             accepted_ms: Percentiles::default(),
             all_official_ms: Percentiles::default(),
             per_epoch: PerEpoch::default(),
-            n_squared: (nodes * nodes) as u64,
+            n_squared: (case.nodes * case.nodes) as u64,
             targets: Vec::new(),
             api_flood: None,
             error: Some(error),
@@ -213,6 +248,23 @@ impl Totals {
     }
 }
 
+/// One (size, policy, block interval) combination.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    /// Members.
+    pub nodes: usize,
+    /// Submission policy.
+    pub policy: SubmitPolicy,
+    /// Time between the chain's blocks (0: instant).
+    pub block_ms: u64,
+}
+
+/// Staggered slot spacing for a chain whose blocks are `block_ms` apart: the block time plus
+/// 300 ms, so the next rank finds the earlier rank's transaction on chain.
+pub fn submit_slot_ms_for(block_ms: u64) -> u64 {
+    block_ms + 300
+}
+
 /// Epoch length for `n` members: long enough that an epoch's work ends before the next.
 pub fn epoch_secs_for(nodes: usize) -> u64 {
     (nodes as u64 / 8).max(3)
@@ -234,28 +286,52 @@ fn target(name: &str, bound: f64, measured: f64) -> TargetCheck {
     }
 }
 
+/// The protocol-v2 issue's loopback targets: p50 and p95 epoch end to acceptance (n = 16, 64,
+/// 128), bytes per epoch (n = 64), staggered transactions per epoch, and the last node
+/// holding official data within 100 ms of acceptance (p50, n <= 64). Latency targets are for
+/// instant blocks; a chain with block times adds them.
 fn targets_for(result: &CaseResult) -> Vec<TargetCheck> {
     let mut targets = Vec::new();
     if result.wan {
         return targets; // the targets are loopback ones
     }
-    let latency_bound = match result.nodes {
-        0..=4 => Some(50.0),
-        5..=16 => Some(150.0),
-        17..=64 => Some(1_500.0),
+    let latency_bounds = match result.nodes {
+        16 => Some((60.0, 120.0)),
+        64 => Some((600.0, 1_000.0)),
+        128 => Some((2_000.0, 3_500.0)),
         _ => None,
     };
-    if let Some(bound) = latency_bound {
+    if let (Some((p50, p95)), 0) = (latency_bounds, result.block_ms) {
+        let accepted = &result.accepted_ms;
         targets.push(target(
             "p50 epoch end -> accepted, ms",
-            bound,
-            result.accepted_ms.p50 as f64,
+            p50,
+            accepted.p50 as f64,
+        ));
+        targets.push(target(
+            "p95 epoch end -> accepted, ms",
+            p95,
+            accepted.p95 as f64,
+        ));
+    }
+    if result.nodes == 64 {
+        targets.push(target("MB per epoch", 10.0, result.per_epoch.bytes / 1e6));
+    }
+    if result.nodes <= 64 {
+        let after = result
+            .all_official_ms
+            .p50
+            .saturating_sub(result.accepted_ms.p50);
+        targets.push(target(
+            "p50 acceptance -> every node holds the data, ms",
+            100.0,
+            after as f64,
         ));
     }
     if result.policy == SubmitPolicy::Staggered {
         targets.push(target(
             "chain txs per epoch (staggered)",
-            1.1,
+            1.05,
             result.per_epoch.chain_txs,
         ));
     }
@@ -263,14 +339,16 @@ fn targets_for(result: &CaseResult) -> Vec<TargetCheck> {
 }
 
 /// Runs one case: a devnet of `nodes`, one warm-up epoch, then `epochs` measured ones.
-pub async fn run_case(
-    options: &BenchOptions,
-    nodes: usize,
-    policy: SubmitPolicy,
-) -> Result<CaseResult, DevError> {
+pub async fn run_case(options: &BenchOptions, case: Case) -> Result<CaseResult, DevError> {
+    let Case {
+        nodes,
+        policy,
+        block_ms,
+    } = case;
     let dir =
         tempfile::tempdir().map_err(|err| DevError::io("creating a temporary directory", err))?;
-    let epoch_secs = epoch_secs_for(nodes);
+    // At least two blocks per epoch, so an epoch's transaction lands before the next ends.
+    let epoch_secs = epoch_secs_for(nodes).max(2 * block_ms.div_ceil(1_000));
     let mut devnet_options = DevnetOptions::new(nodes, dir.path().to_path_buf());
     devnet_options.mixnodes = options.mixnodes;
     devnet_options.epoch_secs = epoch_secs;
@@ -278,10 +356,17 @@ pub async fn run_case(
     devnet_options.metrics_interval_ms = options.metrics_interval_ms;
     devnet_options.resend_interval_ms = resend_interval_ms_for(nodes);
     devnet_options.wan = options.wan;
+    devnet_options.block_interval_ms = block_ms;
+    devnet_options.submit_slot_ms = submit_slot_ms_for(block_ms);
     let devnet = Devnet::start(devnet_options).await?;
     let timeout = Duration::from_secs(epoch_secs * 4 + 10);
     let warm_up = devnet.current_epoch() + 1;
-    tracing::info!(nodes, ?policy, "warming up until epoch {warm_up} is final");
+    tracing::info!(
+        nodes,
+        ?policy,
+        block_ms,
+        "warming up until epoch {warm_up} is final"
+    );
     devnet.wait_until_stored(warm_up, timeout).await?;
     let flood = match (
         options.api_flood,
@@ -312,6 +397,8 @@ pub async fn run_case(
         mixnodes: options.mixnodes,
         epoch_secs,
         wan: options.wan,
+        block_ms,
+        submit_slot_ms: submit_slot_ms_for(block_ms),
         epochs: options.epochs,
         accepted_ms: Percentiles::of(&accepted),
         all_official_ms: Percentiles::of(&all_official),
@@ -351,17 +438,15 @@ pub async fn run_bench(options: &BenchOptions) -> Result<BenchReport, DevError> 
     let largest = options.sizes.iter().copied().max().unwrap_or(0);
     raise_open_files_limit(open_files_needed(largest))?;
     let mut cases = Vec::new();
-    for &nodes in &options.sizes {
-        for &policy in &options.policies {
-            let case = match run_case(options, nodes, policy).await {
-                Ok(case) => case,
-                Err(err) => {
-                    tracing::error!(nodes, ?policy, "case failed: {err}");
-                    CaseResult::failed(options, nodes, policy, err.to_string())
-                }
-            };
-            cases.push(case);
-        }
+    for case in options.cases() {
+        let result = match run_case(options, case).await {
+            Ok(result) => result,
+            Err(err) => {
+                tracing::error!(?case, "case failed: {err}");
+                CaseResult::failed(options, case, err.to_string())
+            }
+        };
+        cases.push(result);
     }
     let report = BenchReport {
         generated_at: relayer_node::now_ms() / 1_000,
@@ -404,35 +489,85 @@ mod tests {
     #[test]
     fn targets_follow_the_issue() {
         let mut result = CaseResult {
-            nodes: 16,
+            nodes: 64,
             policy: SubmitPolicy::Staggered,
             mixnodes: 1_000,
-            epoch_secs: 3,
+            epoch_secs: 8,
             wan: false,
+            block_ms: 0,
+            submit_slot_ms: 300,
             epochs: 5,
             accepted_ms: Percentiles {
-                p50: 151,
-                p95: 200,
-                max: 210,
+                p50: 590,
+                p95: 1_200,
+                max: 1_300,
             },
-            all_official_ms: Percentiles::default(),
+            all_official_ms: Percentiles {
+                p50: 650,
+                ..Percentiles::default()
+            },
             per_epoch: PerEpoch {
-                chain_txs: 1.0,
+                chain_txs: 1.2,
+                bytes: 9e6,
                 ..PerEpoch::default()
             },
-            n_squared: 256,
+            n_squared: 4_096,
             targets: vec![],
             api_flood: None,
             error: None,
         };
-        let met: Vec<bool> = targets_for(&result).iter().map(|t| t.met).collect();
-        assert_eq!(met, [false, true]);
-        result.policy = SubmitPolicy::Race;
-        assert_eq!(targets_for(&result).len(), 1, "no tx target for the race");
-        result.wan = true;
-        assert!(
-            targets_for(&result).is_empty(),
-            "the targets are loopback ones"
+        let checks = |result: &CaseResult| -> Vec<(String, bool)> {
+            targets_for(result)
+                .into_iter()
+                .map(|t| (t.name, t.met))
+                .collect()
+        };
+        let named = |pairs: &[(&str, bool)]| -> Vec<(String, bool)> {
+            pairs.iter().map(|(n, m)| (n.to_string(), *m)).collect()
+        };
+        assert_eq!(
+            checks(&result),
+            named(&[
+                ("p50 epoch end -> accepted, ms", true),
+                ("p95 epoch end -> accepted, ms", false),
+                ("MB per epoch", true),
+                ("p50 acceptance -> every node holds the data, ms", true),
+                ("chain txs per epoch (staggered)", false),
+            ])
         );
+        result.block_ms = 1_000;
+        result.policy = SubmitPolicy::Race;
+        assert_eq!(
+            checks(&result),
+            named(&[
+                ("MB per epoch", true),
+                ("p50 acceptance -> every node holds the data, ms", true),
+            ]),
+            "latency targets are for instant blocks, the tx target for staggered"
+        );
+        result.wan = true;
+        assert!(checks(&result).is_empty(), "the targets are loopback ones");
+    }
+
+    #[test]
+    fn cases_nest_sizes_policies_and_block_intervals() {
+        let options = BenchOptions {
+            sizes: vec![4, 16],
+            policies: vec![SubmitPolicy::Staggered],
+            mixnodes: 10,
+            epochs: 1,
+            metrics_interval_ms: 1_000,
+            out_dir: PathBuf::new(),
+            api_flood: 0,
+            wan: false,
+            block_intervals_ms: vec![0, 5_000],
+        };
+        let cases: Vec<(usize, u64)> = options
+            .cases()
+            .iter()
+            .map(|c| (c.nodes, c.block_ms))
+            .collect();
+        assert_eq!(cases, [(4, 0), (4, 5_000), (16, 0), (16, 5_000)]);
+        assert_eq!(submit_slot_ms_for(5_000), 5_300);
     }
 }

@@ -9,11 +9,13 @@ use relayer_protocol::SubmitPolicy;
 
 use super::{BenchReport, CaseResult};
 
-fn cases(report: &BenchReport, policy: SubmitPolicy) -> Vec<&CaseResult> {
+/// The measured cases of `policy` on a chain with blocks `block_ms` apart (0: instant).
+fn cases(report: &BenchReport, policy: SubmitPolicy, block_ms: u64) -> Vec<&CaseResult> {
     report
         .cases
         .iter()
-        .filter(|case| case.policy == policy && case.error.is_none())
+        .filter(|case| case.policy == policy && case.block_ms == block_ms)
+        .filter(|case| case.error.is_none())
         .collect()
 }
 
@@ -21,7 +23,7 @@ fn cases_of_any_policy(report: &BenchReport) -> Vec<&CaseResult> {
     report
         .cases
         .iter()
-        .filter(|case| case.error.is_none())
+        .filter(|case| case.error.is_none() && case.block_ms == 0)
         .collect()
 }
 
@@ -110,14 +112,15 @@ pub(crate) const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-/// Latency from epoch end to acceptance (p50, p95) vs n, per policy.
+/// Latency from epoch end to acceptance (p50, p95) vs n, per policy with instant blocks, and
+/// the staggered p50 with each block interval measured.
 pub fn latency(report: &BenchReport, path: &Path) -> Result<(), DevError> {
     let mut series = Vec::new();
     for (i, policy) in [SubmitPolicy::Staggered, SubmitPolicy::Race]
         .into_iter()
         .enumerate()
     {
-        let cases = cases(report, policy);
+        let cases = cases(report, policy, 0);
         if cases.is_empty() {
             continue;
         }
@@ -131,6 +134,21 @@ pub fn latency(report: &BenchReport, path: &Path) -> Result<(), DevError> {
         series.push((format!("{name} p50"), COLORS[2 * i], p50.collect()));
         series.push((format!("{name} p95"), COLORS[2 * i + 1], p95.collect()));
     }
+    let mut intervals: Vec<u64> = report.cases.iter().map(|c| c.block_ms).collect();
+    intervals.sort_unstable();
+    intervals.dedup();
+    for (block_ms, color) in intervals
+        .into_iter()
+        .filter(|&ms| ms > 0)
+        .zip(COLORS[4..].iter())
+    {
+        let points = cases(report, SubmitPolicy::Staggered, block_ms)
+            .iter()
+            .map(|c| (c.nodes as f64, c.accepted_ms.p50.max(1) as f64))
+            .collect();
+        let label = format!("staggered p50, blocks {block_ms} ms apart");
+        series.push((label, *color, points));
+    }
     let axes = Axes {
         title: "Epoch end -> contract accepts",
         x_desc: NODES,
@@ -141,7 +159,7 @@ pub fn latency(report: &BenchReport, path: &Path) -> Result<(), DevError> {
 
 /// Messages and signature verifications per epoch (network-wide) vs n, with n^2.
 pub fn work(report: &BenchReport, path: &Path) -> Result<(), DevError> {
-    let cases = cases(report, SubmitPolicy::Staggered);
+    let cases = cases(report, SubmitPolicy::Staggered, 0);
     let cases = if cases.is_empty() {
         cases_of_any_policy(report)
     } else {

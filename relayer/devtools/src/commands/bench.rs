@@ -29,6 +29,11 @@ pub struct Args {
     /// Output directory for network.json, latency.svg and messages.svg.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
+    /// Time between the embedded chain's blocks, comma-separated, one case each (0: instant
+    /// blocks). The staggered slot spacing is this plus 300 ms, as an operator sets it above
+    /// the block time.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    block_ms: Vec<u64>,
     /// Concurrent clients flooding node 0's public API while epochs are measured.
     #[arg(long, default_value_t = 0)]
     api_flood: usize,
@@ -52,6 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         out_dir: args.out,
         api_flood: args.api_flood,
         wan: args.wan,
+        block_intervals_ms: args.block_ms,
     };
     let report = run_bench(&options).await?;
     for case in &report.cases {
@@ -66,9 +72,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .map(|target| target.name.as_str())
             .collect();
         println!(
-            "n={:<3} {:<9} accepted p50 {:>5} ms p95 {:>5} ms | all nodes p50 {:>5} ms | {:.2} txs, {:.0} msgs, {:.0} KiB, {:.0} verifications, {:.2} CPU s per epoch{}",
+            "n={:<3} {:<9} blocks {:>4} ms | accepted p50 {:>5} ms p95 {:>5} ms | all nodes p50 {:>5} ms | {:.2} txs, {:.0} msgs, {:.0} KiB, {:.0} verifications, {:.2} CPU s per epoch{}",
             case.nodes,
             case.policy,
+            case.block_ms,
             case.accepted_ms.p50,
             case.accepted_ms.p95,
             case.all_official_ms.p50,
