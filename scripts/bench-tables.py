@@ -58,7 +58,7 @@ def main():
             print(row("v1", v1_by_case[key(case)]))
         print(row("v2", case))
     if blocks:
-        print("\nv2 on a chain with blocks 1 s and 5 s apart (staggered slot = block time + 300 ms):\n")
+        print("\nv2 on a chain with blocks 1 s and 5 s apart (staggered slot = 2 x block time + 300 ms):\n")
         print(HEADER.replace("| protocol |", "| blocks |"))
         for case in blocks:
             print(row("{} s".format(case.get("block_ms", 0) / 1000), case))

@@ -179,7 +179,9 @@ pub struct ProtocolSection {
     /// Wait for more observations once k are held.
     #[serde(deserialize_with = "crate::duration_ms::deserialize")]
     pub observation_grace_ms: u64,
-    /// Spacing of staggered submission slots; at least the time a tx needs to be included.
+    /// Spacing of staggered submission slots, counted from certification; above twice the
+    /// chain's block time (a submission waits for a block after the epoch end, then for the
+    /// block including it).
     #[serde(deserialize_with = "crate::duration_ms::deserialize")]
     pub submit_slot_ms: u64,
     /// Re-send interval for unfinished epochs.

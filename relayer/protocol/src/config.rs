@@ -65,8 +65,9 @@ pub struct ProtocolConfig {
     pub observation_grace_ms: u64,
     /// Spacing of staggered submission slots (rank `r` submits `r` slots after it is
     /// certified) and of the later proposer groups (group `g` from `g (f + 1)` slots after
-    /// the epoch end). Longer than the chain's block time plus the time a transaction takes to
-    /// be seen, so a later rank finds the earlier one's transaction on chain.
+    /// the epoch end). Longer than two of the chain's block times (a submission waits for a
+    /// block after the epoch end, then for the block including it) plus the time a
+    /// transaction takes to be seen, so a later rank finds the earlier one's on chain.
     pub submit_slot_ms: u64,
     /// How often unfinished epochs are re-sent and re-queried; also the pause before a failed
     /// submission is retried.

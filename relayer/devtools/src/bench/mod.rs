@@ -259,10 +259,13 @@ pub struct Case {
     pub block_ms: u64,
 }
 
-/// Staggered slot spacing for a chain whose blocks are `block_ms` apart: the block time plus
-/// 300 ms, so the next rank finds the earlier rank's transaction on chain.
+/// Staggered slot spacing for a chain whose blocks are `block_ms` apart: two block times plus
+/// 300 ms, so the next rank finds the earlier rank's transaction on chain. A submission waits
+/// for a block after the epoch end (the contract refuses an epoch its block time has not
+/// ended), then for the block that includes it: with one block time per slot, rank 1 still
+/// submitted (2 transactions per epoch at 1 s and 5 s blocks).
 pub fn submit_slot_ms_for(block_ms: u64) -> u64 {
-    block_ms + 300
+    2 * block_ms + 300
 }
 
 /// Epoch length for `n` members: long enough that an epoch's work ends before the next.
@@ -568,6 +571,6 @@ mod tests {
             .map(|c| (c.nodes, c.block_ms))
             .collect();
         assert_eq!(cases, [(4, 0), (4, 5_000), (16, 0), (16, 5_000)]);
-        assert_eq!(submit_slot_ms_for(5_000), 5_300);
+        assert_eq!(submit_slot_ms_for(5_000), 10_300);
     }
 }

@@ -30,8 +30,8 @@ pub struct Args {
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
     /// Time between the embedded chain's blocks, comma-separated, one case each (0: instant
-    /// blocks). The staggered slot spacing is this plus 300 ms, as an operator sets it above
-    /// the block time.
+    /// blocks). The staggered slot spacing is twice this plus 300 ms, as an operator sets it
+    /// (a submission waits for a block after the epoch end, then for the block including it).
     #[arg(long, value_delimiter = ',', default_value = "0")]
     block_ms: Vec<u64>,
     /// Concurrent clients flooding node 0's public API while epochs are measured.
