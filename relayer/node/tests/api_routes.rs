@@ -166,9 +166,14 @@ async fn past_the_concurrency_limit_requests_get_503_at_once() {
     let (entered_tx, mut entered_rx) = tokio::sync::mpsc::unbounded_channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let release_rx = Mutex::new(release_rx);
+    // The wait is announced to tokio (`block_in_place`): a worker blocked without it keeps the
+    // tasks in its queue (its LIFO slot cannot be stolen), and the second request then never
+    // reached the server (a CI rehearsal hung here).
     let peers = Box::new(move || {
         let _ = entered_tx.send(());
-        let _ = release_rx.lock().unwrap().recv();
+        tokio::task::block_in_place(|| {
+            let _ = release_rx.lock().unwrap().recv();
+        });
         vec![[1; 32]]
     });
     let limits = ApiLimits {
