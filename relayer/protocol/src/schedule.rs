@@ -1,10 +1,11 @@
 //! The per-epoch schedule: each epoch ranks members by `sha256(epoch || key)`. The member of
 //! rank `r` submits `r * submit_slot` after it is certified (staggered submission), and proposes in
-//! groups of `f + 1` ranks: group 0 at once, each later group from the submission slot of its
-//! first rank, that is once every earlier proposer's slot has passed, if the member has not
-//! seen the epoch on chain by then (its last chain read). Ranks rotate per epoch, so no member pays every epoch's fee, only one transaction
-//! per epoch is expected, and without faults only `f + 1` blocks are proposed (one of them by
-//! an honest member, since at most `f` members are faulty).
+//! groups of `f + 1` ranks: group 0 at once, each later group from the slot of its first rank
+//! counted from the epoch end (not from anyone's certification, which peers could misreport),
+//! if the member has not seen the epoch on chain by then (its last chain read). Ranks rotate
+//! per epoch, so no member pays every epoch's fee, only one transaction per epoch is expected,
+//! and without faults only `f + 1` blocks are proposed (one of them by an honest member, since
+//! at most `f` members are faulty).
 
 use sha2::{Digest, Sha256};
 

@@ -1300,21 +1300,13 @@ fn a_parked_blocks_missing_observation_is_pulled_from_its_author_too() {
     let author_2 = signed_observation(4, 2, 0, values(2));
     let block = block_of(0, &[&honest[0], &honest[1], &author_2]);
     let actions = receive(&mut node1, T0, 0, Message::Block(block));
-    let asked = |actions: &[Action]| -> Vec<u16> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send {
-                    to,
-                    message: Message::ObservationRequest { reference, .. },
-                } if reference.author == 2 => Some(*to),
-                _ => None,
-            })
-            .collect()
-    };
-    assert_eq!(asked(&actions), [0], "first from the proposer");
+    assert_eq!(asked_for_author_2(&actions), [0], "first from the proposer");
     let round = node1.handle(T0 + 5_000, Input::Timer(Timer::Resend));
-    assert_eq!(asked(&round), [0, 2], "then from the author as well");
+    assert_eq!(
+        asked_for_author_2(&round),
+        [0, 2],
+        "then from the author as well"
+    );
     // The author answers with its own observation: the block is checked and echoed.
     let mut author = node(4, 2, SubmitPolicy::Race);
     measured(&mut author, T0, 0, values(2));
@@ -1345,6 +1337,70 @@ fn a_parked_blocks_missing_observation_is_pulled_from_its_author_too() {
     assert!(
         actions.iter().any(|a| matches!(a, Action::Persist { .. })),
         "the block is checked once the observation arrives: {actions:?}"
+    );
+}
+
+/// The requests for author 2's observation among `actions`, by recipient.
+fn asked_for_author_2(actions: &[Action]) -> Vec<u16> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                to,
+                message: Message::ObservationRequest { reference, .. },
+            } if reference.author == 2 => Some(*to),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two parked blocks naming the same missing observation make one request to its author per
+/// round (the author answers once anyway), and a block for an epoch still running is asked
+/// of its proposer only: no honest proposer sends one, so a byzantine one cannot have this
+/// member pester honest authors with made-up references.
+#[test]
+fn a_missing_observation_is_asked_of_its_author_once_a_round_and_only_once_ended() {
+    let (mut node1, honest) = node1_holding(&[0, 1]);
+    let author_2 = signed_observation(4, 2, 0, values(2));
+    receive(
+        &mut node1,
+        T0,
+        0,
+        Message::Block(block_of(0, &[&honest[0], &honest[1], &author_2])),
+    );
+    // Rank 3 proposes once group 1's turn has come (two slots after the end).
+    receive(
+        &mut node1,
+        T0 + 2_000,
+        3,
+        Message::Block(block_of(3, &[&honest[0], &honest[1], &author_2])),
+    );
+    let round = node1.handle(T0 + 5_000, Input::Timer(Timer::Resend));
+    assert_eq!(asked_for_author_2(&round), [0, 2, 3]);
+
+    // Epoch 1 is running at T0: its block is parked, but only its proposer is asked.
+    let mut node1 = node(4, 1, SubmitPolicy::Race);
+    let running: Vec<Observation> = [0u16, 1, 2]
+        .iter()
+        .map(|&a| signed_observation(4, usize::from(a), 1, values(a)))
+        .collect();
+    receive(&mut node1, T0, 0, Message::Observation(running[0].clone()));
+    receive(&mut node1, T0, 1, Message::Observation(running[1].clone()));
+    let block = Block {
+        epoch: 1,
+        ..honest_block(&running)
+    };
+    let first = receive(&mut node1, T0, 0, Message::Block(block));
+    assert_eq!(
+        asked_for_author_2(&first),
+        [0],
+        "parked, asked of its proposer"
+    );
+    let round = node1.handle(T0 + 5_000, Input::Timer(Timer::Resend));
+    assert_eq!(
+        asked_for_author_2(&round),
+        [0],
+        "never of the author while running"
     );
 }
 

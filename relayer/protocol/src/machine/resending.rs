@@ -40,26 +40,31 @@ impl Protocol {
                     message: Message::BlockDigest(proposal.block.digest(self.config.n())),
                 });
             }
-            // A parked block's missing observations are asked of its proposer again, and of
-            // their authors (each serves its own): a proposer that went down after sending
-            // its digest, or that withholds, leaves an honest block to be finished from them.
+            // A parked block's missing observations are asked of its proposer again, and,
+            // once the epoch has ended, of their authors (each serves its own): a proposer
+            // that went down after sending its digest, or that withholds, leaves an honest
+            // block to be finished from them. Each (peer, reference) is asked once per round
+            // however many parked blocks name it, and a block for a running epoch (no honest
+            // proposer sends one) cannot make this member pester honest authors with it.
+            let mut requests = BTreeSet::new();
             for (&proposer, block) in &state.parked {
                 for reference in &block.observations {
                     if find_observation(state, reference).is_some() {
                         continue;
                     }
                     let author = reference.author;
-                    let from_author = (author != proposer && author != self.me).then_some(author);
+                    let from_author = (epoch < current && author != proposer && author != self.me)
+                        .then_some(author);
                     for to in std::iter::once(proposer).chain(from_author) {
-                        out.push(Action::Send {
-                            to,
-                            message: Message::ObservationRequest {
-                                epoch,
-                                reference: *reference,
-                            },
-                        });
+                        requests.insert((to, *reference));
                     }
                 }
+            }
+            for (to, reference) in requests {
+                out.push(Action::Send {
+                    to,
+                    message: Message::ObservationRequest { epoch, reference },
+                });
             }
         }
         let unproposed: Vec<u64> = self
