@@ -9,6 +9,7 @@ pub mod auditor_assets;
 pub mod chain;
 pub mod cluster;
 pub mod config;
+pub mod connections;
 pub mod dashboard;
 pub mod db;
 mod driver;

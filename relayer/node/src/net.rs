@@ -18,12 +18,14 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::allow_block_list::{self, AllowedPeers};
 use libp2p::connection_limits;
 use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
 use relayer_protocol::{Message, PeerIndex};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
+use crate::connections::PeerConnections;
 use crate::inbox::{InboxReceiver, InboxSender, QueueLimits, inbox};
 use crate::metrics::NodeMetrics;
 use crate::outbox::{Batch, FRAME_HEADER_BYTES, MAX_BATCH_BYTES, Outbox, split_batch};
@@ -44,6 +46,11 @@ const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 /// [`crate::outbox`]), so more are a peer holding this node's memory open.
 const MAX_STREAMS_PER_CONNECTION: usize = 16;
 const REDIAL_MIN: Duration = Duration::from_millis(250);
+/// How long the member with the larger peer id waits before its first dial to a peer, so
+/// that the smaller one (which dials at once) usually connects them: one connection per
+/// pair instead of two when both dial at the same moment (n = 128 in one process needs half
+/// the file descriptors). Either side still connects them if the other is down.
+const YIELD_TO_SMALLER_ID: Duration = Duration::from_secs(1);
 /// Messages an emulated link delay may hold back at once (benchmarks and tests); more are
 /// dropped and counted, as a full outbox drops them.
 const MAX_DELAYED: usize = 1 << 18;
@@ -181,6 +188,15 @@ impl NetHandle {
 }
 
 /// Sleeps until `at` (for ever when `None`).
+/// How long `me` waits before its first dial to `peer` (see [`YIELD_TO_SMALLER_ID`]).
+fn first_dial_delay(me: &PeerId, peer: &PeerId) -> Duration {
+    if me < peer {
+        Duration::ZERO
+    } else {
+        YIELD_TO_SMALLER_ID
+    }
+}
+
 fn sleep_until(at: Option<Instant>) -> tokio::time::Sleep {
     let far = Instant::now() + Duration::from_secs(86_400);
     tokio::time::sleep_until(tokio::time::Instant::from_std(at.unwrap_or(far)))
@@ -401,6 +417,7 @@ impl BoundNet {
             addrs: HashMap::new(),
             active: HashSet::new(),
             connected_peers: HashSet::new(),
+            connections: PeerConnections::default(),
             other_versions: HashSet::new(),
             connected: connected.clone(),
             budgets: HashMap::new(),
@@ -504,6 +521,8 @@ struct SwarmTask {
     delayed: Delayed,
     delayed_seq: u64,
     connected_peers: HashSet<PeerId>,
+    /// Each peer's open connections, to close the second of two simultaneous ones.
+    connections: PeerConnections<PeerId, ConnectionId>,
     /// Connected peers found speaking another protocol version or mixnode set (one warning
     /// each; forgotten at the peer's next connection).
     other_versions: HashSet<PeerId>,
@@ -737,9 +756,16 @@ impl SwarmTask {
             if self.connected_peers.contains(peer) {
                 continue;
             }
-            let (next, backoff) = self.redial.entry(*peer).or_insert((now, REDIAL_MIN));
+            let first = now + first_dial_delay(&self.me, peer);
+            let (next, backoff) = self.redial.entry(*peer).or_insert((first, REDIAL_MIN));
             if *next <= now {
-                let _ = self.swarm.dial(addr.clone());
+                // Not while a dial to it is under way: under load a handshake can outlast the
+                // backoff, and a second dial would open a second connection.
+                let opts = DialOpts::peer_id(*peer)
+                    .addresses(vec![addr.clone()])
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                let _ = self.swarm.dial(opts);
                 *next = now + *backoff;
                 *backoff = (*backoff * 2).min(REDIAL_MAX);
             }
@@ -748,7 +774,23 @@ impl SwarmTask {
 
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                let duplicate = self.connections.established(
+                    &self.me,
+                    peer_id,
+                    connection_id,
+                    endpoint.is_dialer(),
+                    Instant::now(),
+                );
+                if let Some(duplicate) = duplicate {
+                    tracing::debug!(%peer_id, "closing the second of two simultaneous connections");
+                    self.swarm.close_connection(duplicate);
+                }
                 self.connected_peers.insert(peer_id);
                 // A new connection may come from an upgraded peer: asked afresh.
                 self.other_versions.remove(&peer_id);
@@ -758,11 +800,15 @@ impl SwarmTask {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
-                self.connected_peers.remove(&peer_id);
-                self.publish_connected();
+                self.connections.closed(&peer_id, connection_id);
+                if num_established == 0 {
+                    self.connected_peers.remove(&peer_id);
+                    self.publish_connected();
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Messages(request_response::Event::Message {
                 peer,
@@ -1059,6 +1105,23 @@ mod tests {
         assert_eq!(arrived.message, echo);
         assert!(!flood.is_finished(), "the flood was still going");
         flood.abort();
+    }
+
+    #[test]
+    fn of_two_members_exactly_one_dials_at_once() {
+        let ids: Vec<PeerId> = (1..=8u8)
+            .map(|seed| peer_id_of(&relayer_protocol::Keypair::from_seed(&[seed; 32]).public()))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for a in &ids {
+            for b in ids.iter().filter(|b| *b != a) {
+                let at_once = [first_dial_delay(a, b), first_dial_delay(b, a)]
+                    .iter()
+                    .filter(|delay| delay.is_zero())
+                    .count();
+                assert_eq!(at_once, 1, "{a} and {b}");
+            }
+        }
     }
 
     #[test]
