@@ -132,7 +132,7 @@ fn sqlite(c: &mut Criterion) {
 
 fn aggregation(c: &mut Criterion) {
     let mut group = c.benchmark_group("aggregate");
-    for n in [4usize, 16, 64] {
+    for n in [4usize, 16, 64, 128] {
         let observations: Vec<Vec<MixnodeReward>> = (0..n as u32).map(|i| values(i, M)).collect();
         let columns: Vec<&[MixnodeReward]> = observations.iter().map(Vec::as_slice).collect();
         group.throughput(Throughput::Elements(M as u64));

@@ -1404,6 +1404,36 @@ fn a_missing_observation_is_asked_of_its_author_once_a_round_and_only_once_ended
     );
 }
 
+/// A proposer in its grace period that decides to echo an earlier proposer's block over
+/// observations it holds proposes that block's set at once, not at the end of its grace (it
+/// would propose the same set then; waiting only lets the others give up on the block).
+#[test]
+fn a_proposer_in_its_grace_period_adopts_a_checked_block_at_once() {
+    let (mut node1, honest) = node1_holding(&[0, 2, 3]);
+    let block = block_of(0, &[&honest[0], &honest[1], &honest[2]]);
+    let actions = receive(&mut node1, T0 + 50, 0, Message::Block(block.clone()));
+    let decisions: Vec<(u16, [u8; 32])> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Persist {
+                record:
+                    PersistRecord::EchoDecision {
+                        proposer,
+                        data_hash,
+                        ..
+                    },
+                ..
+            } => Some((*proposer, *data_hash)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [(0, block.data_hash), (1, block.data_hash)],
+        "the echo of proposer 0's block, then this member's own block over the same set"
+    );
+}
+
 #[test]
 fn an_equivocator_cannot_make_a_member_hold_unbounded_versions() {
     // A byzantine proposer (author 3 too) sends block after block, each over a new version

@@ -123,6 +123,10 @@ pub struct PerEpoch {
     pub chain_txs: f64,
     /// Messages sent by all nodes.
     pub messages: f64,
+    /// Messages dropped by all nodes (full or expired outbound queues, rate limits, links
+    /// down): each costs a re-send round.
+    #[serde(default)]
+    pub messages_dropped: f64,
     /// Bytes sent by all nodes.
     pub bytes: f64,
     /// ed25519 verifications by all nodes.
@@ -211,6 +215,7 @@ pub struct BenchReport {
 #[derive(Debug, Clone, Copy, Default)]
 struct Totals {
     messages: u64,
+    dropped: u64,
     bytes: u64,
     chain_txs: u64,
     verifications: u64,
@@ -227,6 +232,7 @@ impl Totals {
         for node in devnet.running() {
             let protocol = node.metrics.protocol();
             totals.messages += NodeMetrics::get(&node.metrics.messages_sent);
+            totals.dropped += NodeMetrics::get(&node.metrics.messages_dropped);
             totals.bytes += NodeMetrics::get(&node.metrics.bytes_sent);
             totals.chain_txs += NodeMetrics::get(&node.metrics.chain_txs);
             totals.verifications += protocol.signature_verifications;
@@ -240,6 +246,7 @@ impl Totals {
         PerEpoch {
             chain_txs: per(self.chain_txs, before.chain_txs),
             messages: per(self.messages, before.messages),
+            messages_dropped: per(self.dropped, before.dropped),
             bytes: per(self.bytes, before.bytes),
             signature_verifications: per(self.verifications, before.verifications),
             aggregates: per(self.aggregates, before.aggregates),

@@ -72,7 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .map(|target| target.name.as_str())
             .collect();
         println!(
-            "n={:<3} {:<9} blocks {:>4} ms | accepted p50 {:>5} ms p95 {:>5} ms | all nodes p50 {:>5} ms | {:.2} txs, {:.0} msgs, {:.0} KiB, {:.0} verifications, {:.2} CPU s per epoch{}",
+            "n={:<3} {:<9} blocks {:>4} ms | accepted p50 {:>5} ms p95 {:>5} ms | all nodes p50 {:>5} ms | {:.2} txs, {:.0} msgs ({:.0} dropped), {:.0} KiB, {:.0} verifications, {:.0} medians, {:.2} CPU s per epoch{}",
             case.nodes,
             case.policy,
             case.block_ms,
@@ -81,8 +81,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             case.all_official_ms.p50,
             case.per_epoch.chain_txs,
             case.per_epoch.messages,
+            case.per_epoch.messages_dropped,
             case.per_epoch.bytes / 1024.0,
             case.per_epoch.signature_verifications,
+            case.per_epoch.aggregates,
             case.per_epoch.cpu_secs,
             if missed.is_empty() {
                 String::new()

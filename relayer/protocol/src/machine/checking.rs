@@ -266,6 +266,7 @@ impl Protocol {
                     },
                     out,
                 );
+                self.propose_adopting_early(epoch, out);
             }
             _ => {
                 // An honest proposer's hash always matches (the aggregate is deterministic):

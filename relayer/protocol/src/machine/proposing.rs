@@ -98,15 +98,7 @@ impl Protocol {
         let Some(state) = self.epochs.get(&epoch) else {
             return;
         };
-        let own: Vec<ObservationRef> = state
-            .observations
-            .iter()
-            .filter(|(author, _)| !state.equivocators.contains(author))
-            .map(|(&author, (digest, _))| ObservationRef {
-                author,
-                digest: *digest,
-            })
-            .collect();
+        let own = own_refs(state);
         // A block this member already checked and echoed is proposed again over the same
         // observations: every member then has its aggregate cached (one median per epoch, not
         // one per proposer, whatever subsets the proposers held), and the echo signature too.
@@ -114,9 +106,11 @@ impl Protocol {
         // are never dropped, so this member can always serve them, and members rebuild such
         // blocks from digests. Validity is that of any block a member echoes (at least k
         // checked observations).
-        let adoptable =
-            |refs: &&Vec<ObservationRef>| refs.iter().all(|reference| own.contains(reference));
-        let refs = match state.echoed_refs.as_ref().filter(adoptable) {
+        let refs = match state
+            .echoed_refs
+            .as_ref()
+            .filter(|refs| adoptable(refs, &own))
+        {
             Some(echoed) => echoed.clone(),
             None => own,
         };
@@ -151,6 +145,28 @@ impl Protocol {
             rewards,
         };
         self.persist(record, pending, out);
+    }
+
+    /// A proposer still in its grace period that has just decided to echo another proposer's
+    /// block proposes at once when it can adopt that block: at the end of its grace it would
+    /// propose the same one (the first block it echoed), and every moment it waits is one in
+    /// which members may give up on that block and compute another median (n = 128 computed
+    /// 41 per member and epoch).
+    pub(super) fn propose_adopting_early(&mut self, epoch: u64, out: &mut Out) {
+        let Some(state) = self.epochs.get(&epoch) else {
+            return;
+        };
+        if !matches!(state.proposing, Proposing::Grace) {
+            return;
+        }
+        let own = own_refs(state);
+        if state
+            .echoed_refs
+            .as_ref()
+            .is_some_and(|refs| adoptable(refs, &own))
+        {
+            self.propose(epoch, out);
+        }
     }
 
     /// The decision to sign this member's own block is durable: broadcast the block and
@@ -207,4 +223,24 @@ impl Protocol {
             .insert(set_hash, (rewards.clone(), data_hash));
         Some((rewards, data_hash))
     }
+}
+
+/// The references of the observations this member holds first-hand from non-equivocators: a
+/// proposal's own set.
+fn own_refs(state: &EpochState) -> Vec<ObservationRef> {
+    state
+        .observations
+        .iter()
+        .filter(|(author, _)| !state.equivocators.contains(author))
+        .map(|(&author, (digest, _))| ObservationRef {
+            author,
+            digest: *digest,
+        })
+        .collect()
+}
+
+/// Whether a block over `refs` can be proposed again by this member: all of them are in its
+/// `own` set (never dropped, so it can serve them).
+fn adoptable(refs: &[ObservationRef], own: &[ObservationRef]) -> bool {
+    refs.iter().all(|reference| own.contains(reference))
 }
