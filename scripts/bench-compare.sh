@@ -5,7 +5,10 @@
 # settings, and then this tree's staggered cases on a chain with blocks 1 s and 5 s apart.
 #
 #   V1_REF      git ref of v1 (default protocol-v1)
-#   SIZES       network sizes (default 4,16,64)
+#   SIZES       network sizes of v2 with instant blocks (default 4,16,64,128)
+#   V1_SIZES    network sizes of v1 (default 4,16,64: v1 opens two connections per pair, and
+#               n = 128 in one process needs more files than the usual hard limit of 20,000)
+#   BLOCK_SIZES network sizes with 1 s and 5 s blocks (default 4,16,64)
 #   EPOCHS      measured epochs per case (default 5)
 #   OUT         where the results go (default bench/results): OUT/network.json (v2),
 #               OUT/v1/network.json, OUT/blocks/network.json, each with its plots, and
@@ -13,7 +16,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 V1_REF=${V1_REF:-protocol-v1}
-SIZES=${SIZES:-4,16,64}
+SIZES=${SIZES:-4,16,64,128}
+V1_SIZES=${V1_SIZES:-4,16,64}
+BLOCK_SIZES=${BLOCK_SIZES:-4,16,64}
 EPOCHS=${EPOCHS:-5}
 OUT=${OUT:-bench/results}
 V1_DIR=target/v1
@@ -35,13 +40,13 @@ fi
 step "building v2"
 cargo build --release -q --locked -p relayer-devtools
 
-common=(--sizes "$SIZES" --mixnodes 1000 --epochs "$EPOCHS")
-step "v1: instant blocks, both policies"
-"$V1_DIR/target/release/relayer-dev" bench "${common[@]}" --policies staggered,race --out "$OUT/v1"
-step "v2: instant blocks, both policies"
-target/release/relayer-dev bench "${common[@]}" --policies staggered,race --out "$OUT"
-step "v2: blocks 1 s and 5 s apart, staggered"
-target/release/relayer-dev bench "${common[@]}" --policies staggered --block-ms 1000,5000 --out "$OUT/blocks"
+common=(--mixnodes 1000 --epochs "$EPOCHS")
+step "v1: instant blocks, both policies, n = $V1_SIZES"
+"$V1_DIR/target/release/relayer-dev" bench "${common[@]}" --sizes "$V1_SIZES" --policies staggered,race --out "$OUT/v1"
+step "v2: instant blocks, both policies, n = $SIZES"
+target/release/relayer-dev bench "${common[@]}" --sizes "$SIZES" --policies staggered,race --out "$OUT"
+step "v2: blocks 1 s and 5 s apart, staggered, n = $BLOCK_SIZES"
+target/release/relayer-dev bench "${common[@]}" --sizes "$BLOCK_SIZES" --policies staggered --block-ms 1000,5000 --out "$OUT/blocks"
 scripts/bench-tables.py "$OUT" > "$OUT/compare.md"
 step "done: $OUT/compare.md"
 cat "$OUT/compare.md"
