@@ -477,21 +477,7 @@ fn a_proposer_that_echoed_a_block_proposes_over_the_same_observations() {
     receive(&mut node1, T0, 0, Message::Block(block.clone()));
     let before = node1.metrics().aggregates_computed;
     let actions = give_observations(&mut node1, &[3]);
-    let decided: Vec<(u16, [u8; 32])> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Persist {
-                record:
-                    PersistRecord::EchoDecision {
-                        proposer,
-                        data_hash,
-                        ..
-                    },
-                ..
-            } => Some((*proposer, *data_hash)),
-            _ => None,
-        })
-        .collect();
+    let decided = echo_decisions(&actions);
     assert_eq!(decided, [(0, block.data_hash), (1, block.data_hash)]);
     assert_eq!(
         node1.metrics().aggregates_computed,
@@ -1247,6 +1233,25 @@ fn bitmaps_of_the_wrong_length_or_naming_non_members_are_refused() {
     }
 }
 
+/// The echo decisions (proposer, data hash) `actions` persist, in order.
+fn echo_decisions(actions: &[Action]) -> Vec<(u16, [u8; 32])> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Persist {
+                record:
+                    PersistRecord::EchoDecision {
+                        proposer,
+                        data_hash,
+                        ..
+                    },
+                ..
+            } => Some((*proposer, *data_hash)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The block of `proposer` over `observations`, with its correct data hash.
 fn block_of(proposer: u16, observations: &[&Observation]) -> Block {
     let owned: Vec<Observation> = observations.iter().map(|o| (*o).clone()).collect();
@@ -1412,21 +1417,7 @@ fn a_proposer_in_its_grace_period_adopts_a_checked_block_at_once() {
     let (mut node1, honest) = node1_holding(&[0, 2, 3]);
     let block = block_of(0, &[&honest[0], &honest[1], &honest[2]]);
     let actions = receive(&mut node1, T0 + 50, 0, Message::Block(block.clone()));
-    let decisions: Vec<(u16, [u8; 32])> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Persist {
-                record:
-                    PersistRecord::EchoDecision {
-                        proposer,
-                        data_hash,
-                        ..
-                    },
-                ..
-            } => Some((*proposer, *data_hash)),
-            _ => None,
-        })
-        .collect();
+    let decisions = echo_decisions(&actions);
     assert_eq!(
         decisions,
         [(0, block.data_hash), (1, block.data_hash)],

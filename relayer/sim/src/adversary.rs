@@ -96,9 +96,15 @@ const VERSIONS_KEPT: usize = 4;
 /// A byzantine member's state beside its protocol instance.
 pub(crate) struct Adversary {
     pub(crate) behaviour: Behaviour,
+    /// This member's node index (what a [`Target`] names).
+    node: MemberIndex,
+    /// Its signer index in the version it acts under (`config`).
     me: MemberIndex,
     key: Keypair,
+    /// The settings of the signer-set version it acts under, and that version's members by
+    /// node index: it follows the version of each epoch it sends for (see [`Self::follow`]).
     config: ProtocolConfig,
+    members: Vec<MemberIndex>,
     /// Sends so far per epoch (versions and flooded blocks differ from round to round).
     rounds: BTreeMap<u64, usize>,
     /// Observations seen, per epoch and author.
@@ -114,15 +120,18 @@ pub(crate) struct Adversary {
 impl Adversary {
     pub(crate) fn new(
         behaviour: Behaviour,
-        me: MemberIndex,
+        node: MemberIndex,
         key: Keypair,
         config: ProtocolConfig,
     ) -> Self {
+        let members = (0..config.n() as MemberIndex).collect();
         Self {
             behaviour,
-            me,
+            node,
+            me: node,
             key,
             config,
+            members,
             rounds: BTreeMap::new(),
             seen: BTreeMap::new(),
             history: Vec::new(),
@@ -130,6 +139,28 @@ impl Adversary {
             versions: BTreeMap::new(),
             sent: BTreeMap::new(),
         }
+    }
+
+    /// Acts under the signer-set version of `config` from now on, where this member has signer
+    /// index `me` and the members are the nodes `members` (in signer-index order): what it
+    /// sends for an epoch is signed, addressed and sized by that epoch's version, so it stays
+    /// as dangerous after a rotation as before.
+    pub(crate) fn follow(
+        &mut self,
+        config: &ProtocolConfig,
+        me: MemberIndex,
+        members: Vec<MemberIndex>,
+    ) {
+        if config.signer_set.version != self.config.signer_set.version {
+            self.config = config.clone();
+        }
+        self.me = me;
+        self.members = members;
+    }
+
+    /// The signer-set version it acts under.
+    pub(crate) fn version(&self) -> u32 {
+        self.config.signer_set.version
     }
 
     /// Remembers what arrives (observations for equivocation, anything for replay).
@@ -197,7 +228,7 @@ impl Adversary {
             }
             (Behaviour::Withhold, Message::Observation(_) | Message::Echo(_)) => vec![],
             (Behaviour::EquivocateObservations, Message::Observation(observation))
-                if target != Target::One(self.me) && observation.author == self.me =>
+                if target != Target::One(self.node) && observation.author == self.me =>
             {
                 let round = self.next_round(observation.epoch);
                 self.observation_versions(&observation, target, VERSIONS_PER_RECIPIENT, round)
@@ -245,10 +276,12 @@ impl Adversary {
         round
     }
 
-    /// Every member but this one.
+    /// Every member but this one, by node index.
     fn others(&self) -> Vec<MemberIndex> {
-        (0..self.config.n() as MemberIndex)
-            .filter(|&member| member != self.me)
+        self.members
+            .iter()
+            .copied()
+            .filter(|&node| node != self.node)
             .collect()
     }
 

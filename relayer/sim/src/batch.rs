@@ -34,7 +34,7 @@ pub struct BatchConfig {
     pub policies: Vec<SubmitPolicy>,
     /// A planted bug for every run.
     pub planted_bug: Option<PlantedBug>,
-    /// Rotate the signer set in every run whose profile has no byzantine members.
+    /// Rotate the signer set in every run (byzantine members follow each version).
     #[serde(default)]
     pub rotate: bool,
     /// Wide-area network delays in every run.
@@ -99,7 +99,7 @@ impl BatchConfig {
             policy,
             planted_bug: self.planted_bug,
             behaviour: None,
-            rotate: self.rotate && SimConfig::may_rotate(faults),
+            rotate: self.rotate,
             wan: self.wan,
         }
     }

@@ -130,9 +130,6 @@ pub enum SimError {
         /// The value.
         got: u64,
     },
-    /// Rotation with byzantine members: the adversaries act under the first version only.
-    #[error("--rotate runs without byzantine members; profile {0} has some")]
-    RotationWithByzantine(FaultProfile),
     /// A planted bug was asked for in a build without the `planted-bugs` feature.
     #[error("planted bug {0} needs a build with the `planted-bugs` feature (debug builds only)")]
     PlantedBugsUnavailable(PlantedBug),
@@ -179,11 +176,6 @@ impl SimConfig {
         }
     }
 
-    /// Whether runs under `faults` may rotate: only without byzantine members.
-    pub fn may_rotate(faults: FaultProfile) -> bool {
-        !faults.byzantine() && faults != FaultProfile::Equivocation
-    }
-
     /// Every node of the run: the first version's members, and those joining later.
     pub fn total_nodes(&self) -> usize {
         self.nodes + if self.rotate { EXTRA_NODES } else { 0 }
@@ -207,9 +199,6 @@ impl SimConfig {
         check_range("epochs", self.epochs, 1, 100_000)?;
         if self.rotate {
             check_range("epochs", self.epochs, LAST_SWITCH + 2, 100_000)?;
-            if !Self::may_rotate(self.faults) {
-                return Err(SimError::RotationWithByzantine(self.faults));
-            }
         }
         check_range("mixnodes", self.mixnodes as u64, 1, 1_000)
     }

@@ -16,6 +16,7 @@ const DOWN_AFTER_ECHO_MS: (u64, u64) = (10, 60);
 impl World {
     /// Sends what the protocol asked for, through the adversary's hands if byzantine.
     pub(crate) fn send(&mut self, node: usize, target: Target, message: Message) {
+        self.steer_adversary(node, message.epoch());
         let sim = &mut self.nodes[node];
         let outgoing = match sim.adversary.as_mut() {
             Some(adversary) => {

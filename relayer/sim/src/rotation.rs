@@ -151,6 +151,39 @@ impl World {
         }
     }
 
+    /// Points byzantine `node`'s adversary at the signer-set version governing `epoch` (its
+    /// engine's instance for it), so that what it forges is valid under that version.
+    pub(crate) fn steer_adversary(&mut self, node: usize, epoch: u64) {
+        let sim = &self.nodes[node];
+        let (Some(adversary), Some(protocol)) = (
+            sim.adversary.as_ref(),
+            sim.engine
+                .as_ref()
+                .and_then(|engine| engine.instance(epoch)),
+        ) else {
+            return;
+        };
+        let config = protocol.config();
+        if adversary.version() == config.signer_set.version {
+            return;
+        }
+        let me = protocol.me();
+        let members: Vec<MemberIndex> = config
+            .signer_set
+            .members
+            .iter()
+            .filter_map(|signer| self.node_of_key.get(&signer.key))
+            .map(|&member| member as MemberIndex)
+            .collect();
+        let config = config.clone();
+        if let Some(adversary) = self.nodes[node].adversary.as_mut() {
+            adversary.follow(&config, me, members);
+        }
+        if config.signer_set.version > 1 {
+            self.count_fault("adversary_under_later_version");
+        }
+    }
+
     /// The node index of `node`'s peer `peer` (a position in its engine's roster).
     pub(crate) fn node_of_peer(&self, node: usize, peer: MemberIndex) -> Option<usize> {
         let engine = self.nodes[node].engine.as_ref()?;

@@ -436,6 +436,7 @@ impl World {
             return;
         }
         if self.nodes[node].engine.is_some() {
+            self.steer_adversary(node, epoch);
             let mut rng = ChaCha8Rng::seed_from_u64(self.rng.r#gen());
             let messages = match self.nodes[node].adversary.as_mut() {
                 Some(adversary) => adversary.tick(&mut rng, epoch),

@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long)]
     planted_bug: Option<PlantedBug>,
     /// Rotate the signer set while running (a member added, one removed, one replaced) in
-    /// each run whose fault profile has no byzantine members; needs at least 9 epochs.
+    /// every run (byzantine members act under each version); needs at least 9 epochs.
     #[arg(long)]
     rotate: bool,
     /// Wide-area delays: members over five regions, 5-150 ms one way with lognormal jitter,
