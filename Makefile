@@ -101,11 +101,11 @@ bench-wasmd: dev-bin ## Real wasmd gas: SubmitEpoch for n in {4,16,64} x M in {1
 	@RELAYER_DEV=$(DEV) scripts/bench-wasmd.sh
 
 .PHONY: bench
-bench: bench-gas bench-network bench-micro ## Every benchmark: contract gas, network (n = 4, 16, 64), micro
+bench: bench-gas bench-network bench-micro ## Every benchmark: contract gas, network (n = 4, 16, 64, 128), micro
 
 .PHONY: bench-network
-bench-network: ## relayer-dev bench (release build): n in {4,16,64} x both policies, M = 1000 -> bench/results/ JSON + SVG
-	cargo run --release -q -p relayer-devtools -- bench --sizes 4,16,64 --policies staggered,race --mixnodes 1000 --epochs 5 --out bench/results
+bench-network: ## relayer-dev bench (release build): n in {4,16,64,128} x both policies, M = 1000 -> bench/results/ JSON + SVG
+	cargo run --release -q -p relayer-devtools -- bench --sizes 4,16,64,128 --policies staggered,race --mixnodes 1000 --epochs 5 --out bench/results
 
 .PHONY: bench-compare
 bench-compare: ## Protocol v1 (tag protocol-v1, built from it) beside v2 in one run, and v2 with chain blocks 1 s and 5 s apart -> bench/results/{network.json,v1/,blocks/,compare.md}
