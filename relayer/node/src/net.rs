@@ -187,7 +187,6 @@ impl NetHandle {
     }
 }
 
-/// Sleeps until `at` (for ever when `None`).
 /// How long `me` waits before its first dial to `peer` (see [`YIELD_TO_SMALLER_ID`]).
 fn first_dial_delay(me: &PeerId, peer: &PeerId) -> Duration {
     if me < peer {
@@ -197,6 +196,7 @@ fn first_dial_delay(me: &PeerId, peer: &PeerId) -> Duration {
     }
 }
 
+/// Sleeps until `at` (for ever when `None`).
 fn sleep_until(at: Option<Instant>) -> tokio::time::Sleep {
     let far = Instant::now() + Duration::from_secs(86_400);
     tokio::time::sleep_until(tokio::time::Instant::from_std(at.unwrap_or(far)))
