@@ -1043,6 +1043,9 @@ mod tests {
             }
         };
         hostile.behaviour_mut().allow.allow_peer(a_peer);
+        // Known, so that its requests redial member 0 whenever member 0 drops a connection
+        // (too many streams, or the second of two simultaneous ones), as an attacker would.
+        hostile.add_peer_address(a_peer, a_addr.clone());
         hostile.dial(a_addr).unwrap();
         let flood = tokio::spawn(async move {
             let mut round = 0;
