@@ -147,13 +147,11 @@ impl Adversary {
     /// as dangerous after a rotation as before.
     pub(crate) fn follow(
         &mut self,
-        config: &ProtocolConfig,
+        config: ProtocolConfig,
         me: MemberIndex,
         members: Vec<MemberIndex>,
     ) {
-        if config.signer_set.version != self.config.signer_set.version {
-            self.config = config.clone();
-        }
+        self.config = config;
         self.me = me;
         self.members = members;
     }

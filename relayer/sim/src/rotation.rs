@@ -175,11 +175,11 @@ impl World {
             .filter_map(|signer| self.node_of_key.get(&signer.key))
             .map(|&member| member as MemberIndex)
             .collect();
-        let config = config.clone();
+        let (config, version) = (config.clone(), config.signer_set.version);
         if let Some(adversary) = self.nodes[node].adversary.as_mut() {
-            adversary.follow(&config, me, members);
+            adversary.follow(config, me, members);
         }
-        if config.signer_set.version > 1 {
+        if version > 1 {
             self.count_fault("adversary_under_later_version");
         }
     }
