@@ -86,6 +86,12 @@ pub enum Timer {
         /// The epoch.
         epoch: u64,
     },
+    /// A backup proposer's wait for its group's lead is over (see
+    /// [`crate::schedule`]): unless the epoch is on chain, it proposes.
+    Standby {
+        /// The epoch.
+        epoch: u64,
+    },
     /// This member's staggered submission slot for an epoch has come (armed when it was
     /// certified).
     SubmitSlot {
@@ -107,6 +113,7 @@ impl Timer {
         match *self {
             Timer::EpochEnd { epoch }
             | Timer::Grace { epoch }
+            | Timer::Standby { epoch }
             | Timer::SubmitSlot { epoch }
             | Timer::SubmitRetry { epoch } => Some(epoch),
             Timer::Resend => None,

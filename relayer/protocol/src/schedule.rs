@@ -2,10 +2,11 @@
 //! rank `r` submits `r * submit_slot` after it is certified (staggered submission), and proposes in
 //! groups of `f + 1` ranks: group 0 at once, each later group from the slot of its first rank
 //! counted from the epoch end (not from anyone's certification, which peers could misreport),
-//! if the member has not seen the epoch on chain by then (its last chain read). Ranks rotate
-//! per epoch, so no member pays every epoch's fee, only one transaction per epoch is expected,
-//! and without faults only `f + 1` blocks are proposed (one of them by an honest member, since
-//! at most `f` members are faulty).
+//! if the member has not seen the epoch on chain by then (its last chain read). Within group 0
+//! rank 0 leads: the others are its backups and propose only if the epoch is not on chain
+//! after a wait (see `machine/proposing.rs`). Ranks rotate per epoch, so no member pays every
+//! epoch's fee, only one transaction per epoch is expected, and without faults one block is
+//! proposed (at most `f + 1`: group 0 holds an honest member, since at most `f` are faulty).
 
 use sha2::{Digest, Sha256};
 
@@ -42,6 +43,12 @@ pub fn proposing_from_ms(epoch_end_ms: u64, rank: usize, group_size: usize, slot
     submission_slot_ms(epoch_end_ms, first_of_group, slot_ms)
 }
 
+/// Whether the member of `rank` is a backup of the epoch's lead (rank 0): the rest of
+/// proposer group 0, which proposes only once the lead had its time.
+pub fn is_backup_proposer(rank: usize, group_size: usize) -> bool {
+    rank > 0 && rank < group_size
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +81,16 @@ mod tests {
             proposing_from_ms(1_000, 5, 0, 250),
             2_250,
             "a zero group is one rank"
+        );
+    }
+
+    #[test]
+    fn the_rest_of_group_0_backs_up_the_lead() {
+        let backups: Vec<usize> = (0..7).filter(|&rank| is_backup_proposer(rank, 3)).collect();
+        assert_eq!(backups, [1, 2], "n = 7, f = 2");
+        assert!(
+            !is_backup_proposer(0, 1) && !is_backup_proposer(1, 1),
+            "f = 0: no backups"
         );
     }
 

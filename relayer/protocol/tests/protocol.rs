@@ -452,14 +452,25 @@ fn four_honest_nodes_certify_and_exactly_one_submission_lands_staggered() {
 }
 
 #[test]
-fn race_policy_has_every_proposer_submit() {
-    let mut net = Net::new(4, SubmitPolicy::Race);
-    net.end_epoch(0);
-    net.run_until(T0 + 1_000);
-    // f + 1 = 2 members propose, and each certificate holder submits at once.
-    let submitters: BTreeSet<usize> = net.submissions.iter().map(|(i, _)| *i).collect();
-    assert_eq!(submitters, BTreeSet::from([0, 1]));
-    assert_eq!(net.chain.len(), 1);
+fn race_policy_has_a_certified_backup_submit_at_once() {
+    // Lead (node 0) silent: its backup (node 1, rank 1) proposes after its wait and, under
+    // race, submits when certified, without waiting for its staggered slot.
+    for (policy, expected) in [
+        (SubmitPolicy::Race, vec![(1, 0)]),
+        (SubmitPolicy::Staggered, vec![]),
+    ] {
+        let mut net = Net::new(4, policy);
+        net.down[0] = true;
+        net.end_epoch(0);
+        let slot = config(4, policy).submit_slot_ms;
+        // Grace (200 ms) then the backup's wait (1 s), just before its staggered slot.
+        net.run_until(T0 + 200 + slot + slot / 2);
+        assert_eq!(net.submissions, expected, "{policy:?}");
+        let proposers: Vec<u64> = (1..4)
+            .map(|i| net.nodes[i].metrics().blocks_proposed)
+            .collect();
+        assert_eq!(proposers, [1, 0, 0], "{policy:?}: the backup alone");
+    }
 }
 
 #[test]
@@ -477,8 +488,44 @@ fn a_proposer_that_echoed_a_block_proposes_over_the_same_observations() {
     receive(&mut node1, T0, 0, Message::Block(block.clone()));
     let before = node1.metrics().aggregates_computed;
     let actions = give_observations(&mut node1, &[3]);
-    let decided = echo_decisions(&actions);
-    assert_eq!(decided, [(0, block.data_hash), (1, block.data_hash)]);
+    assert_eq!(echo_decisions(&actions), [(0, block.data_hash)]);
+    let stored = node1.handle(
+        T0,
+        Input::Persisted {
+            id: persist_id(&actions).expect("echoed"),
+        },
+    );
+    // A backup of the lead holding every observation stands by at once, twice the slot
+    // since it echoed a block; then it proposes the same block.
+    let until = standby_until(&actions).or(standby_until(&stored));
+    assert_eq!(until, Some(T0 + 2_000));
+    let read = node1.handle(T0 + 2_000, Input::Timer(Timer::Standby { epoch: 0 }));
+    assert_eq!(read, [Action::ReadChain { epoch: 0 }]);
+    let actions = node1.handle(
+        T0 + 2_000,
+        Input::ChainRecord {
+            epoch: 0,
+            record: None,
+        },
+    );
+    assert_eq!(echo_decisions(&actions), [(1, block.data_hash)]);
+    let stored = node1.handle(
+        T0 + 2_000,
+        Input::Persisted {
+            id: persist_id(&actions).expect("proposes"),
+        },
+    );
+    let digest = stored
+        .into_iter()
+        .find_map(|action| match action {
+            Action::Broadcast {
+                message: Message::BlockDigest(digest),
+            } => Some(digest),
+            _ => None,
+        })
+        .expect("its block is sent");
+    assert_eq!(digest.data_hash, block.data_hash);
+    assert_eq!(digest.refs_hash, block.refs_hash());
     assert_eq!(
         node1.metrics().aggregates_computed,
         before + 1,
@@ -511,44 +558,98 @@ fn a_checked_block_referencing_an_equivocators_other_version_is_not_adopted() {
 }
 
 #[test]
-fn within_the_proposer_group_each_rank_waits_one_grace_period_more() {
-    // Rank 0 waits one grace period (200 ms) for the last observation, rank 1 two.
-    for (member, expected) in [(0, T0 + 200), (1, T0 + 400)] {
-        let mut member_node = node(4, member, SubmitPolicy::Race);
+fn a_backup_proposes_only_after_its_wait_and_only_if_the_epoch_is_not_on_chain() {
+    // n = 4: rank 0 leads, rank 1 backs it up. Both wait one grace period for the last
+    // observation; then the lead proposes and the backup stands by for max(slot, time since
+    // the epoch end) = 1 s.
+    let slot = config(4, SubmitPolicy::Staggered).submit_slot_ms;
+    for (member, standby) in [(0, None), (1, Some(T0 + 200 + slot))] {
+        let mut node = node(4, member, SubmitPolicy::Staggered);
         let others: Vec<usize> = (0..3).filter(|&a| a != member).collect();
-        measured(&mut member_node, T0, 0, values(member as u16));
-        let actions = give_observations(&mut member_node, &others);
-        let grace = actions.iter().find_map(|a| match a {
-            Action::SetTimer {
-                at_ms,
-                timer: Timer::Grace { epoch: 0 },
-            } => Some(*at_ms),
-            _ => None,
-        });
-        assert_eq!(grace, Some(expected), "member {member}");
+        measured(&mut node, T0, 0, values(member as u16));
+        let actions = give_observations(&mut node, &others);
+        assert!(
+            actions.iter().any(|a| matches!(a, Action::SetTimer { at_ms, timer: Timer::Grace { epoch: 0 } } if *at_ms == T0 + 200)),
+            "member {member}: {actions:?}"
+        );
+        let actions = node.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
+        assert_eq!(standby_until(&actions), standby, "member {member}");
+        assert_eq!(persist_id(&actions).is_some(), member == 0, "{actions:?}");
     }
-    // n = 19, f = 6: rank 6 would wait 7 grace periods; it waits at most 4.
-    let mut rank6 = node(19, 6, SubmitPolicy::Race);
-    measured(&mut rank6, T0, 0, values(6));
-    let mut armed = None;
-    for author in (0..13).filter(|&a| a != 6) {
-        let observation = signed_observation(19, author, 0, values(author as u16));
-        for action in receive(
-            &mut rank6,
-            T0,
-            author as u16,
-            Message::Observation(observation),
-        ) {
-            if let Action::SetTimer {
-                at_ms,
-                timer: Timer::Grace { .. },
-            } = action
-            {
-                armed = Some(at_ms);
-            }
-        }
-    }
-    assert_eq!(armed, Some(T0 + 4 * 200));
+    // The backup's timer: a chain read; the epoch on chain means no block.
+    let (mut backup, _) = node1_holding(&[0, 2, 3]);
+    let until = standby_until(&backup.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 })))
+        .expect("stands by");
+    assert!(
+        backup
+            .handle(until - 1, Input::Timer(Timer::Standby { epoch: 0 }))
+            .is_empty()
+    );
+    let read = backup.handle(until, Input::Timer(Timer::Standby { epoch: 0 }));
+    assert_eq!(read, [Action::ReadChain { epoch: 0 }]);
+    let certificate = Certificate {
+        epoch: 0,
+        signer_set_version: 1,
+        data_hash: [7; 32],
+        rewards: values(0),
+        signatures: Vec::new(),
+    };
+    let on_chain = backup.handle(
+        until,
+        Input::ChainRecord {
+            epoch: 0,
+            record: Some(Box::new(record_of(&certificate, 0))),
+        },
+    );
+    assert!(
+        echo_decisions(&on_chain).is_empty() && backup.own_block(0).is_none(),
+        "{on_chain:?}"
+    );
+}
+
+#[test]
+fn a_backup_that_echoed_a_block_waits_twice_as_long_again_once() {
+    // Node 1 (rank 1) stands by until T0 + 200 + 1 s. Proposer 0's block, echoed at T0 + 700,
+    // moves its wait to T0 + 700 + 2 s; a second proposer's block echoed later does not move it
+    // again (f byzantine proposers cannot keep it waiting).
+    let (mut node1, honest) = node1_holding(&[0, 2, 3]);
+    let until = standby_until(&node1.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 })));
+    assert_eq!(until, Some(T0 + 1_200));
+    let block = block_of(0, &[&honest[0], &honest[1], &honest[2]]);
+    let actions = receive(&mut node1, T0 + 700, 0, Message::Block(block.clone()));
+    assert_eq!(
+        echo_decisions(&actions),
+        [(0, block.data_hash)],
+        "no block of its own"
+    );
+    let stored = node1.handle(
+        T0 + 700,
+        Input::Persisted {
+            id: persist_id(&actions).expect("echoed"),
+        },
+    );
+    assert_eq!(standby_until(&stored), Some(T0 + 2_700));
+    let second = Block {
+        proposer: 3,
+        ..block.clone()
+    };
+    let actions = receive(&mut node1, T0 + 2_000, 3, Message::Block(second));
+    let stored = node1.handle(
+        T0 + 2_000,
+        Input::Persisted {
+            id: persist_id(&actions).expect("echoed"),
+        },
+    );
+    assert_eq!(standby_until(&stored), None, "extended once only");
+    assert!(
+        node1
+            .handle(T0 + 1_200, Input::Timer(Timer::Standby { epoch: 0 }))
+            .is_empty()
+    );
+    assert_eq!(
+        node1.handle(T0 + 2_700, Input::Timer(Timer::Standby { epoch: 0 })),
+        [Action::ReadChain { epoch: 0 }]
+    );
 }
 
 #[test]
@@ -602,7 +703,7 @@ fn a_restarted_proposer_re_proposes_its_decided_block_over_another_proposers_ref
 }
 
 #[test]
-fn only_the_first_f_plus_one_ranks_propose_without_faults() {
+fn only_the_lead_proposes_without_faults() {
     let mut net = Net::new(7, SubmitPolicy::Staggered);
     net.end_epoch(0);
     net.run_until(T0 + 9_000);
@@ -610,8 +711,9 @@ fn only_the_first_f_plus_one_ranks_propose_without_faults() {
     let proposers: Vec<usize> = (0..7)
         .filter(|&i| net.nodes[i].metrics().blocks_proposed > 0)
         .collect();
-    // n = 7, f = 2: ranks 0, 1 and 2 of epoch 0 (members are listed in that order).
-    assert_eq!(proposers, [0, 1, 2]);
+    // n = 7, f = 2: rank 0 of epoch 0 (members are listed in that order) leads; its block is
+    // certified and on chain before its backups' wait is over.
+    assert_eq!(proposers, [0]);
 }
 
 #[test]
@@ -759,12 +861,26 @@ fn give_observations(node: &mut Protocol, authors: &[usize]) -> Vec<Action> {
     actions
 }
 
-/// Ends `node`'s grace period for epoch 0 (at `T0 + 200`), acknowledges the write of its
-/// proposal, and returns the block digest it then broadcasts.
+/// Ends `node`'s grace period for epoch 0 (at `T0 + 200`); a backup of the lead then stands
+/// by until its timer fires and the chain (read then) does not hold the epoch. Acknowledges
+/// the write of its proposal and returns the block digest it then broadcasts.
 fn proposed_at_grace_end(node: &mut Protocol) -> relayer_protocol::BlockDigest {
-    let grace_over = node.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 }));
-    let id = persist_id(&grace_over).expect("proposes");
-    let stored = node.handle(T0 + 200, Input::Persisted { id });
+    let mut now = T0 + 200;
+    let mut actions = node.handle(now, Input::Timer(Timer::Grace { epoch: 0 }));
+    if let Some(until) = standby_until(&actions) {
+        now = until;
+        let read = node.handle(now, Input::Timer(Timer::Standby { epoch: 0 }));
+        assert!(read.contains(&Action::ReadChain { epoch: 0 }), "{read:?}");
+        actions = node.handle(
+            now,
+            Input::ChainRecord {
+                epoch: 0,
+                record: None,
+            },
+        );
+    }
+    let id = persist_id(&actions).expect("proposes");
+    let stored = node.handle(now, Input::Persisted { id });
     stored
         .into_iter()
         .find_map(|action| match action {
@@ -774,6 +890,17 @@ fn proposed_at_grace_end(node: &mut Protocol) -> relayer_protocol::BlockDigest {
             _ => None,
         })
         .expect("its block is sent")
+}
+
+/// When a backup's standby timer for epoch 0 is set to fire, if `actions` set it.
+fn standby_until(actions: &[Action]) -> Option<u64> {
+    actions.iter().find_map(|action| match action {
+        Action::SetTimer {
+            at_ms,
+            timer: Timer::Standby { epoch: 0 },
+        } => Some(*at_ms),
+        _ => None,
+    })
 }
 
 /// Node 0's block over all four observations of epoch 0 (what [`proposer`] proposes).
@@ -1411,16 +1538,42 @@ fn a_missing_observation_is_asked_of_its_author_once_a_round_and_only_once_ended
 
 /// A proposer in its grace period that decides to echo an earlier proposer's block over
 /// observations it holds proposes that block's set at once, not at the end of its grace (it
-/// would propose the same set then; waiting only lets the others give up on the block).
+/// would propose the same set then; waiting only lets the others give up on the block). A
+/// backup of the lead does not: it stands by.
 #[test]
 fn a_proposer_in_its_grace_period_adopts_a_checked_block_at_once() {
     let (mut node1, honest) = node1_holding(&[0, 2, 3]);
     let block = block_of(0, &[&honest[0], &honest[1], &honest[2]]);
     let actions = receive(&mut node1, T0 + 50, 0, Message::Block(block.clone()));
-    let decisions = echo_decisions(&actions);
     assert_eq!(
-        decisions,
-        [(0, block.data_hash), (1, block.data_hash)],
+        echo_decisions(&actions),
+        [(0, block.data_hash)],
+        "the backup"
+    );
+    // n = 4: rank 2 proposes from its group's start, two slots after the epoch end.
+    let mut node2 = node(4, 2, SubmitPolicy::Race);
+    give_observations(&mut node2, &[0, 2, 3]);
+    let group_start = T0 + 2 * config(4, SubmitPolicy::Race).submit_slot_ms;
+    let round = node2.handle(group_start, Input::Timer(Timer::Resend));
+    assert!(
+        round.iter().any(|a| matches!(
+            a,
+            Action::SetTimer {
+                timer: Timer::Grace { epoch: 0 },
+                ..
+            }
+        )),
+        "{round:?}"
+    );
+    let actions = receive(
+        &mut node2,
+        group_start + 50,
+        0,
+        Message::Block(block.clone()),
+    );
+    assert_eq!(
+        echo_decisions(&actions),
+        [(0, block.data_hash), (2, block.data_hash)],
         "the echo of proposer 0's block, then this member's own block over the same set"
     );
 }
@@ -1857,7 +2010,22 @@ fn an_observation_is_re_sent_only_to_a_member_that_lacks_it() {
             message: Message::Observation(_)
         }
     )));
+    let asks = |actions: &[Action]| {
+        actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Broadcast {
+                    message: Message::Holding { .. }
+                }
+            )
+        })
+    };
     assert!(round.iter().any(|a| matches!(a, Action::Broadcast { message: Message::Holding { epoch: 0, authors } } if relayer_protocol::holds(authors, 0))));
+    // With k = 3 usable observations it can propose: it asks for no more.
+    give_observations(&mut node0, &[1, 2]);
+    assert!(!asks(
+        &node0.handle(T0 + 10_000, Input::Timer(Timer::Resend))
+    ));
 }
 
 #[test]

@@ -115,9 +115,11 @@ impl Protocol {
         out.push(Action::Submit { certificate });
     }
 
-    /// The epoch is not on chain: submit if this member holds a certificate, may submit
-    /// now (its staggered slot has come, or the race policy) and is not backing off.
+    /// The epoch is not on chain: a backup whose wait is over proposes; submit if this
+    /// member holds a certificate, may submit now (its staggered slot has come, or the race
+    /// policy) and is not backing off.
     pub(crate) fn on_not_on_chain(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
+        self.propose_unless_on_chain(now_ms, epoch, out);
         let race = self.config.policy == SubmitPolicy::Race;
         let Some(state) = self.epochs.get(&epoch) else {
             return;

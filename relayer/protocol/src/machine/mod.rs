@@ -27,7 +27,7 @@ use crate::messages::{
 };
 use crate::official::OfficialSource;
 use crate::planted::PlantedBug;
-use crate::schedule::{proposing_from_ms, submission_rank, submission_slot_ms};
+use crate::schedule::{is_backup_proposer, proposing_from_ms, submission_rank, submission_slot_ms};
 use crate::{Hash, MemberIndex, MixnodeReward, ProtocolConfig, SubmitPolicy};
 use nym_rewards::rules::faulty_tolerated;
 use phase::{Proposing, Submission};
@@ -155,6 +155,15 @@ pub(crate) struct EpochState {
 impl EpochState {
     pub(crate) fn certificate(&self) -> Option<&Certificate> {
         self.proposing.proposal()?.certificate.as_ref()
+    }
+
+    /// Authors whose first observation is held and who did not equivocate: what a proposal
+    /// can use.
+    pub(crate) fn usable_observations(&self) -> usize {
+        self.observations
+            .keys()
+            .filter(|author| !self.equivocators.contains(author))
+            .count()
     }
 
     /// The aggregate computed in this epoch whose data hash is `data_hash`, if any.
@@ -554,6 +563,7 @@ impl Protocol {
                 // Nothing more is sent for an epoch the next version took over meanwhile.
                 if self.governs(epoch) {
                     self.send_echo(epoch, proposer, data_hash, out);
+                    self.extend_standby(now_ms, epoch, out);
                 }
             }
             Some(Pending::OwnBlock {
@@ -585,7 +595,7 @@ impl Protocol {
             }
             Some(Pending::OwnBlock { epoch, .. }) => {
                 if let Some(state) = self.epochs.get_mut(&epoch) {
-                    state.proposing = Proposing::GraceOver;
+                    state.proposing = Proposing::Due;
                 }
             }
             Some(Pending::Official { epoch, .. }) => self.on_official_not_stored(epoch, out),
@@ -597,13 +607,16 @@ impl Protocol {
         match timer {
             Timer::EpochEnd { epoch } => self.on_epoch_end(epoch, out),
             Timer::Grace { epoch } => {
-                if let Some(state) = self.epochs.get_mut(&epoch)
-                    && matches!(state.proposing, Proposing::Grace)
+                if self
+                    .epochs
+                    .get(&epoch)
+                    .is_some_and(|state| matches!(state.proposing, Proposing::Grace))
                 {
-                    state.proposing = Proposing::GraceOver;
+                    self.end_grace(now_ms, epoch, self.rank(epoch), out);
                 }
                 self.maybe_propose(now_ms, epoch, out);
             }
+            Timer::Standby { epoch } => self.on_standby_over(now_ms, epoch, out),
             Timer::SubmitSlot { epoch } => {
                 let Some(state) = self.epochs.get_mut(&epoch) else {
                     return;

@@ -13,10 +13,25 @@ pub(crate) enum Proposing {
     Gathering,
     /// k observations held; more are awaited until the grace timer fires.
     Grace,
-    /// The grace period is over: it proposes as soon as it may.
-    GraceOver,
-    /// The decision to sign its block is being stored (back to `GraceOver` if the write
-    /// fails).
+    /// A backup proposer whose grace is over waits for its group's lead: it proposes only if
+    /// the epoch is not on chain at `until_ms`. The first block it decides to echo moves
+    /// `until_ms` to `2 x wait_ms` after that decision (its proposer needs time to certify and
+    /// submit), once.
+    Standby {
+        /// When the wait is over.
+        until_ms: u64,
+        /// The wait's length, kept for the extension.
+        wait_ms: u64,
+        /// Whether the extension was made.
+        extended: bool,
+    },
+    /// A backup's wait is over and the chain is being read: if the epoch is not there, it
+    /// proposes.
+    CheckingChain,
+    /// Its turn has come (grace over, or a backup's wait over with the epoch not on chain): it
+    /// proposes as soon as it may.
+    Due,
+    /// The decision to sign its block is being stored (back to `Due` if the write fails).
     Storing,
     /// Proposed: echoes gather into a certificate (boxed: the other phases are empty).
     Proposed(Box<Proposal>),

@@ -1,13 +1,8 @@
-//! Proposing: who may propose when (the per-epoch proposer groups), the proposal over the
-//! observations held, its aggregate computed once per observation set, and this member's
-//! submission slot.
+//! Proposing: who may propose when (the per-epoch proposer groups, and group 0's lead and its
+//! backups), the proposal over the observations held, its aggregate computed once per
+//! observation set, and this member's submission slot.
 
 use super::*;
-
-/// A proposer waits at most this many grace periods (its place in its group plus one): one
-/// earlier honest block is all adoption needs, and more would only delay a race-policy epoch
-/// whose first ranks are silent.
-const MAX_GRACE_STEPS: u64 = 4;
 
 impl Protocol {
     /// This member's rank in `epoch`'s order (submission slot and proposer group).
@@ -50,11 +45,7 @@ impl Protocol {
         if state.proposing.started() {
             return;
         }
-        let usable = state
-            .observations
-            .keys()
-            .filter(|author| !state.equivocators.contains(author))
-            .count();
+        let usable = state.usable_observations();
         if usable < k {
             return;
         }
@@ -62,7 +53,6 @@ impl Protocol {
         if !self.may_propose_at_rank(now_ms, epoch, rank) {
             return;
         }
-        let grace = self.grace_ms(rank);
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
@@ -70,27 +60,112 @@ impl Protocol {
             Proposing::Gathering if usable < n => {
                 state.proposing = Proposing::Grace;
                 out.push(Action::SetTimer {
-                    at_ms: now_ms + grace,
+                    at_ms: now_ms + self.config.observation_grace_ms,
                     timer: Timer::Grace { epoch },
                 });
-                return;
             }
-            Proposing::Grace if usable < n => return,
+            Proposing::Gathering => self.end_grace(now_ms, epoch, rank, out),
+            Proposing::Grace if usable == n => self.end_grace(now_ms, epoch, rank, out),
             _ => {}
         }
-        self.propose(epoch, out);
+        if self
+            .epochs
+            .get(&epoch)
+            .is_some_and(|state| matches!(state.proposing, Proposing::Due))
+        {
+            self.propose(epoch, out);
+        }
     }
 
-    /// How long the member of `rank` waits for the last observations once it holds k. Within
-    /// its group, rank i waits i + 1 grace periods (at most MAX_GRACE_STEPS, and never past
-    /// the submission slot spacing): the first proposer's block usually arrives first, is
-    /// checked, and its references are adopted (one median per epoch at every member); if
-    /// that proposer is silent, the next follows one grace period later.
-    fn grace_ms(&self, rank: usize) -> u64 {
-        let place_in_group = (rank % self.proposer_group_size()) as u64;
-        let base = self.config.observation_grace_ms;
-        base.saturating_mul((place_in_group + 1).min(MAX_GRACE_STEPS))
-            .min(self.config.submit_slot_ms.max(base))
+    /// The grace period is over (or every observation is held): the member proposes now, or,
+    /// as a backup of its group's lead, stands by for `max(slot, time since the epoch end)`.
+    /// The lead had as long as this member to gather observations; it gets as long again, and
+    /// at least one submission slot, to have its block echoed.
+    pub(super) fn end_grace(&mut self, now_ms: u64, epoch: u64, rank: usize, out: &mut Out) {
+        // One that signed its block in an earlier run sends it again at once: nothing new.
+        let backup = is_backup_proposer(rank, self.proposer_group_size())
+            && self.echo_decision(epoch, self.me).is_none();
+        let since_end = now_ms.saturating_sub(self.config.epoch_end_ms(epoch));
+        let wait_ms = self.config.submit_slot_ms.max(since_end);
+        let Some(state) = self.epochs.get_mut(&epoch) else {
+            return;
+        };
+        if !matches!(state.proposing, Proposing::Gathering | Proposing::Grace) {
+            return;
+        }
+        if !backup {
+            state.proposing = Proposing::Due;
+            return;
+        }
+        let until_ms = now_ms.saturating_add(wait_ms);
+        let extended = state.echoed_refs.is_some();
+        // A block already echoed: its proposer gets the extended wait from now.
+        let until_ms = if extended {
+            now_ms.saturating_add(wait_ms.saturating_mul(2))
+        } else {
+            until_ms
+        };
+        state.proposing = Proposing::Standby {
+            until_ms,
+            wait_ms,
+            extended,
+        };
+        out.push(Action::SetTimer {
+            at_ms: until_ms,
+            timer: Timer::Standby { epoch },
+        });
+    }
+
+    /// A backup standing by has stored its decision to echo a block (the first of the epoch): its
+    /// proposer needs time to gather echoes and submit, so the wait ends `2 x wait` from now
+    /// (once: later blocks do not move it again, so f byzantine proposers cannot keep an
+    /// honest backup waiting by sending valid blocks one after another).
+    pub(super) fn extend_standby(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
+        let Some(state) = self.epochs.get_mut(&epoch) else {
+            return;
+        };
+        if let Proposing::Standby {
+            until_ms,
+            wait_ms,
+            extended: false,
+        } = state.proposing
+        {
+            let until_ms = until_ms.max(now_ms.saturating_add(wait_ms.saturating_mul(2)));
+            state.proposing = Proposing::Standby {
+                until_ms,
+                wait_ms,
+                extended: true,
+            };
+            out.push(Action::SetTimer {
+                at_ms: until_ms,
+                timer: Timer::Standby { epoch },
+            });
+        }
+    }
+
+    /// A backup's wait may be over: read the chain; if the epoch is not there, it proposes
+    /// (see [`Self::on_not_on_chain`]). A timer armed before the wait was extended finds it
+    /// not over and does nothing.
+    pub(super) fn on_standby_over(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
+        let Some(state) = self.epochs.get_mut(&epoch) else {
+            return;
+        };
+        if let Proposing::Standby { until_ms, .. } = state.proposing
+            && now_ms >= until_ms
+        {
+            state.proposing = Proposing::CheckingChain;
+            out.push(Action::ReadChain { epoch });
+        }
+    }
+
+    /// The chain does not hold `epoch`: a backup that was checking proposes.
+    pub(super) fn propose_unless_on_chain(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
+        if let Some(state) = self.epochs.get_mut(&epoch)
+            && matches!(state.proposing, Proposing::CheckingChain)
+        {
+            state.proposing = Proposing::Due;
+            self.maybe_propose(now_ms, epoch, out);
+        }
     }
 
     pub(super) fn propose(&mut self, epoch: u64, out: &mut Out) {
@@ -156,8 +231,10 @@ impl Protocol {
         let Some(state) = self.epochs.get(&epoch) else {
             return;
         };
-        if !matches!(state.proposing, Proposing::Grace) {
-            return;
+        if !matches!(state.proposing, Proposing::Grace)
+            || is_backup_proposer(self.rank(epoch), self.proposer_group_size())
+        {
+            return; // a backup stands by instead (see `end_grace`)
         }
         let own = own_refs(state);
         if state
