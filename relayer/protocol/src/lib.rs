@@ -59,7 +59,9 @@ pub use nym_rewards::rules::{self, default_threshold, faulty_tolerated};
 pub use official::{OfficialEpoch, OfficialSource};
 pub use planted::{PLANTED_BUGS_AVAILABLE, PlantedBug};
 pub use rotation::{Engine, PeerIndex};
-pub use schedule::{is_backup_proposer, proposing_from_ms, submission_rank, submission_slot_ms};
+pub use schedule::{
+    is_backup_proposer, lead_position, proposing_from_ms, submission_rank, submission_slot_ms,
+};
 pub use signer_set::{Signer, SignerSet, SignerSetError};
 pub use verify::{
     Certified, NotAccepted, NotCertified, SignedData, Verdict, VerifyError, check_accepted,

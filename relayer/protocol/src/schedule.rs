@@ -16,17 +16,11 @@ pub fn submission_rank<'a>(
     key: &[u8; 32],
     members: impl IntoIterator<Item = &'a [u8; 32]>,
 ) -> usize {
-    let score = |member: &[u8; 32]| -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        hasher.update(epoch.to_be_bytes());
-        hasher.update(member);
-        hasher.finalize().into()
-    };
-    let own = score(key);
+    let own = rank_score(epoch, key);
     members
         .into_iter()
         .filter(|member| *member != key)
-        .filter(|member| (score(member), *member) < (own, key))
+        .filter(|member| (rank_score(epoch, member), *member) < (own, key))
         .count()
 }
 
@@ -41,6 +35,26 @@ pub fn submission_slot_ms(from_ms: u64, rank: usize, slot_ms: u64) -> u64 {
 pub fn proposing_from_ms(epoch_end_ms: u64, rank: usize, group_size: usize, slot_ms: u64) -> u64 {
     let first_of_group = rank - rank % group_size.max(1);
     submission_slot_ms(epoch_end_ms, first_of_group, slot_ms)
+}
+
+/// The position in `members` of `epoch`'s lead (rank 0), if there are members: the one with
+/// the least `sha256(epoch || key)` (ties, impossible between distinct keys, by key).
+pub fn lead_position<'a>(
+    epoch: u64,
+    members: impl IntoIterator<Item = &'a [u8; 32]>,
+) -> Option<usize> {
+    members
+        .into_iter()
+        .enumerate()
+        .min_by_key(|(_, key)| (rank_score(epoch, key), **key))
+        .map(|(position, _)| position)
+}
+
+fn rank_score(epoch: u64, member: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(epoch.to_be_bytes());
+    hasher.update(member);
+    hasher.finalize().into()
 }
 
 /// Whether the member of `rank` is a backup of the epoch's lead (rank 0): the rest of
@@ -64,6 +78,7 @@ mod tests {
                 .collect();
             let first = ranks.iter().position(|&r| r == 0).unwrap();
             seen_first.insert(first);
+            assert_eq!(lead_position(epoch, &members), Some(first));
             ranks.sort_unstable();
             assert_eq!(ranks, (0..7).collect::<Vec<_>>());
         }

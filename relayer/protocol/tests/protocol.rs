@@ -495,10 +495,11 @@ fn a_proposer_that_echoed_a_block_proposes_over_the_same_observations() {
             id: persist_id(&actions).expect("echoed"),
         },
     );
-    // A backup of the lead holding every observation stands by at once, twice the slot
-    // since it echoed a block; then it proposes the same block.
-    let until = standby_until(&actions).or(standby_until(&stored));
-    assert_eq!(until, Some(T0 + 2_000));
+    // A backup of the lead holding every observation stands by at once, for a slot; once its
+    // echo of the lead's block is stored, for twice the slot from then. Then it proposes the
+    // same block.
+    assert_eq!(standby_until(&actions), Some(T0 + 1_000));
+    assert_eq!(standby_until(&stored), Some(T0 + 2_000));
     let read = node1.handle(T0 + 2_000, Input::Timer(Timer::Standby { epoch: 0 }));
     assert_eq!(read, [Action::ReadChain { epoch: 0 }]);
     let actions = node1.handle(
@@ -607,40 +608,44 @@ fn a_backup_proposes_only_after_its_wait_and_only_if_the_epoch_is_not_on_chain()
     );
 }
 
+/// Stores node 1's decision to echo `block` from `proposer` at `now`; returns the actions of
+/// the write's acknowledgement.
+fn echo_stored(node1: &mut Protocol, now: u64, block: &Block) -> Vec<Action> {
+    let actions = receive(node1, now, block.proposer, Message::Block(block.clone()));
+    assert_eq!(
+        echo_decisions(&actions),
+        [(block.proposer, block.data_hash)],
+        "an echo, no block of its own"
+    );
+    node1.handle(
+        now,
+        Input::Persisted {
+            id: persist_id(&actions).expect("echoed"),
+        },
+    )
+}
+
 #[test]
-fn a_backup_that_echoed_a_block_waits_twice_as_long_again_once() {
-    // Node 1 (rank 1) stands by until T0 + 200 + 1 s. Proposer 0's block, echoed at T0 + 700,
-    // moves its wait to T0 + 700 + 2 s; a second proposer's block echoed later does not move it
-    // again (f byzantine proposers cannot keep it waiting).
+fn a_backup_that_echoed_the_leads_block_waits_twice_as_long_again_once() {
+    // Node 1 (rank 1) stands by until T0 + 200 + 1 s. Member 3's valid block, echoed first,
+    // moves nothing (a byzantine member's block must not keep a backup waiting while the lead
+    // is silent); the lead's block, echoed at T0 + 700, moves the wait to T0 + 700 + 2 s, once.
     let (mut node1, honest) = node1_holding(&[0, 2, 3]);
     let until = standby_until(&node1.handle(T0 + 200, Input::Timer(Timer::Grace { epoch: 0 })));
     assert_eq!(until, Some(T0 + 1_200));
-    let block = block_of(0, &[&honest[0], &honest[1], &honest[2]]);
-    let actions = receive(&mut node1, T0 + 700, 0, Message::Block(block.clone()));
-    assert_eq!(
-        echo_decisions(&actions),
-        [(0, block.data_hash)],
-        "no block of its own"
-    );
-    let stored = node1.handle(
-        T0 + 700,
-        Input::Persisted {
-            id: persist_id(&actions).expect("echoed"),
-        },
-    );
-    assert_eq!(standby_until(&stored), Some(T0 + 2_700));
-    let second = Block {
+    let lead_block = block_of(0, &[&honest[0], &honest[1], &honest[2]]);
+    let other = Block {
         proposer: 3,
-        ..block.clone()
+        ..lead_block.clone()
     };
-    let actions = receive(&mut node1, T0 + 2_000, 3, Message::Block(second));
-    let stored = node1.handle(
-        T0 + 2_000,
-        Input::Persisted {
-            id: persist_id(&actions).expect("echoed"),
-        },
+    assert_eq!(
+        standby_until(&echo_stored(&mut node1, T0 + 300, &other)),
+        None
     );
-    assert_eq!(standby_until(&stored), None, "extended once only");
+    assert_eq!(
+        standby_until(&echo_stored(&mut node1, T0 + 700, &lead_block)),
+        Some(T0 + 2_700)
+    );
     assert!(
         node1
             .handle(T0 + 1_200, Input::Timer(Timer::Standby { epoch: 0 }))
@@ -649,6 +654,34 @@ fn a_backup_that_echoed_a_block_waits_twice_as_long_again_once() {
     assert_eq!(
         node1.handle(T0 + 2_700, Input::Timer(Timer::Standby { epoch: 0 })),
         [Action::ReadChain { epoch: 0 }]
+    );
+}
+
+#[test]
+fn a_backups_wait_is_capped_and_a_lost_standby_timer_ends_at_a_re_send_round() {
+    // Catching up 15 s after the epoch end, a backup waits the f + 1 = 2 slots after which
+    // group 1 may propose anyway, not 15 s.
+    let (mut node1, _) = node1_holding(&[0, 2, 3]);
+    let late = T0 + 15_000;
+    let until = standby_until(&node1.handle(late, Input::Timer(Timer::Grace { epoch: 0 })));
+    assert_eq!(until, Some(late + 2_000));
+    // Its timer never fires (lost): the first re-send round after the wait ends it.
+    let early_round = node1.handle(late + 1_000, Input::Timer(Timer::Resend));
+    assert_eq!(persist_id(&early_round), None);
+    let round = node1.handle(late + 2_000, Input::Timer(Timer::Resend));
+    assert!(round.contains(&Action::ReadChain { epoch: 0 }), "{round:?}");
+    let actions = node1.handle(
+        late + 2_000,
+        Input::ChainRecord {
+            epoch: 0,
+            record: None,
+        },
+    );
+    assert!(
+        echo_decisions(&actions)
+            .iter()
+            .any(|(proposer, _)| *proposer == 1),
+        "proposes: {actions:?}"
     );
 }
 

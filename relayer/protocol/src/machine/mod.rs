@@ -27,7 +27,9 @@ use crate::messages::{
 };
 use crate::official::OfficialSource;
 use crate::planted::PlantedBug;
-use crate::schedule::{is_backup_proposer, proposing_from_ms, submission_rank, submission_slot_ms};
+use crate::schedule::{
+    is_backup_proposer, lead_position, proposing_from_ms, submission_rank, submission_slot_ms,
+};
 use crate::{Hash, MemberIndex, MixnodeReward, ProtocolConfig, SubmitPolicy};
 use nym_rewards::rules::faulty_tolerated;
 use phase::{Proposing, Submission};
@@ -563,7 +565,7 @@ impl Protocol {
                 // Nothing more is sent for an epoch the next version took over meanwhile.
                 if self.governs(epoch) {
                     self.send_echo(epoch, proposer, data_hash, out);
-                    self.extend_standby(now_ms, epoch, out);
+                    self.extend_standby(now_ms, epoch, proposer, out);
                 }
             }
             Some(Pending::OwnBlock {

@@ -78,15 +78,20 @@ impl Protocol {
     }
 
     /// The grace period is over (or every observation is held): the member proposes now, or,
-    /// as a backup of its group's lead, stands by for `max(slot, time since the epoch end)`.
-    /// The lead had as long as this member to gather observations; it gets as long again, and
-    /// at least one submission slot, to have its block echoed.
+    /// as a backup of the lead, stands by for `max(slot, time since the epoch end)`, at most
+    /// the `f + 1` slots after which group 1 may propose anyway (a node catching up on an old
+    /// epoch does not wait for as long as it was away). The lead had as long as this member to
+    /// gather observations; it gets as long again, and at least one submission slot, to have
+    /// its block echoed.
     pub(super) fn end_grace(&mut self, now_ms: u64, epoch: u64, rank: usize, out: &mut Out) {
         // One that signed its block in an earlier run sends it again at once: nothing new.
         let backup = is_backup_proposer(rank, self.proposer_group_size())
             && self.echo_decision(epoch, self.me).is_none();
+        let slot = self.config.submit_slot_ms;
         let since_end = now_ms.saturating_sub(self.config.epoch_end_ms(epoch));
-        let wait_ms = self.config.submit_slot_ms.max(since_end);
+        let longest = slot.saturating_mul(self.proposer_group_size() as u64);
+        let wait_ms = since_end.clamp(slot, longest.max(slot));
+        let lead_echoed = self.lead_echoed(epoch);
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };
@@ -97,14 +102,9 @@ impl Protocol {
             state.proposing = Proposing::Due;
             return;
         }
-        let until_ms = now_ms.saturating_add(wait_ms);
-        let extended = state.echoed_refs.is_some();
-        // A block already echoed: its proposer gets the extended wait from now.
-        let until_ms = if extended {
-            now_ms.saturating_add(wait_ms.saturating_mul(2))
-        } else {
-            until_ms
-        };
+        // The lead's block already echoed: the lead gets the extended wait from now.
+        let extended = lead_echoed;
+        let until_ms = now_ms.saturating_add(wait_ms.saturating_mul(if extended { 2 } else { 1 }));
         state.proposing = Proposing::Standby {
             until_ms,
             wait_ms,
@@ -116,11 +116,28 @@ impl Protocol {
         });
     }
 
-    /// A backup standing by has stored its decision to echo a block (the first of the epoch): its
-    /// proposer needs time to gather echoes and submit, so the wait ends `2 x wait` from now
-    /// (once: later blocks do not move it again, so f byzantine proposers cannot keep an
-    /// honest backup waiting by sending valid blocks one after another).
-    pub(super) fn extend_standby(&mut self, now_ms: u64, epoch: u64, out: &mut Out) {
+    /// Whether this member stored a decision to echo the lead's block of `epoch`.
+    fn lead_echoed(&self, epoch: u64) -> bool {
+        lead_position(epoch, self.config.signer_set.keys())
+            .and_then(|position| MemberIndex::try_from(position).ok())
+            .is_some_and(|lead| self.echo_decision(epoch, lead).is_some())
+    }
+
+    /// A backup standing by has stored its decision to echo `proposer`'s block. If that is the
+    /// lead, it now needs time to gather echoes and submit: the wait ends `2 x wait` from now,
+    /// once. Another proposer's block moves nothing, so a byzantine member's valid block
+    /// cannot keep an honest backup waiting while the lead is silent.
+    pub(super) fn extend_standby(
+        &mut self,
+        now_ms: u64,
+        epoch: u64,
+        proposer: MemberIndex,
+        out: &mut Out,
+    ) {
+        let lead = lead_position(epoch, self.config.signer_set.keys());
+        if lead != Some(usize::from(proposer)) {
+            return;
+        }
         let Some(state) = self.epochs.get_mut(&epoch) else {
             return;
         };

@@ -26,6 +26,17 @@ impl Protocol {
             .chain(ended_with_state)
             .filter(|&epoch| !self.is_settled(epoch))
             .collect();
+        // A standby whose timer was lost (a clock stepping back between firing and handling)
+        // still ends.
+        let standing_by: Vec<u64> = self
+            .epochs
+            .iter()
+            .filter(|(_, state)| matches!(state.proposing, Proposing::Standby { .. }))
+            .map(|(&epoch, _)| epoch)
+            .collect();
+        for epoch in standing_by {
+            self.on_standby_over(now_ms, epoch, out);
+        }
         for epoch in unknown {
             out.push(Action::ReadChain { epoch });
             self.ask_for_missing_observations(now_ms, epoch, out);
