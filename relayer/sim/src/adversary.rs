@@ -62,6 +62,11 @@ pub enum Behaviour {
     /// each, and the same one again on every re-send: no member holds two, so none detects the
     /// equivocation, and a block over another member's version needs it fetched.
     SplitObservations,
+    /// Proposes whenever it likes, whatever its rank: on every tick a block with made-up
+    /// references and hash for the running epoch (no honest member sends one), and a valid
+    /// block over the first k observations it saw of the last ended epoch, whose echoes it
+    /// never gathers (a block honest backups echo but that is never certified).
+    OutOfTurnBlocks,
 }
 
 relayer_protocol::derived_names!(Behaviour, "byzantine behaviour");
@@ -72,7 +77,10 @@ impl Behaviour {
 
     /// Whether the behaviour acts on a periodic tick (not only on what the protocol sends).
     pub(crate) fn ticks(self) -> bool {
-        matches!(self, Behaviour::Replay | Behaviour::Flood)
+        matches!(
+            self,
+            Behaviour::Replay | Behaviour::Flood | Behaviour::OutOfTurnBlocks
+        )
     }
 }
 
@@ -456,8 +464,44 @@ impl Adversary {
             Behaviour::Flood => (0..8)
                 .map(|_| (Target::All, self.garbage(rng, epoch)))
                 .collect(),
+            Behaviour::OutOfTurnBlocks => self.out_of_turn_blocks(rng, epoch),
             _ => vec![],
         }
+    }
+
+    /// A block for the running `epoch` over made-up references (honest members can only park
+    /// it and ask this member, never its named authors), and a valid block for the epoch
+    /// before, over the first k observations seen of it, proposed out of turn.
+    fn out_of_turn_blocks(&self, rng: &mut ChaCha8Rng, epoch: u64) -> Vec<(Target, Message)> {
+        let k = self.config.observation_threshold;
+        let made_up = Block {
+            epoch,
+            signer_set_version: self.config.signer_set.version,
+            proposer: self.me,
+            observations: (0..k as MemberIndex)
+                .map(|author| ObservationRef {
+                    author,
+                    digest: rng.r#gen(),
+                })
+                .collect(),
+            data_hash: rng.r#gen(),
+        };
+        let mut out = vec![(Target::All, Message::Block(made_up.clone()))];
+        let Some(ended) = epoch.checked_sub(1) else {
+            return out;
+        };
+        let Some(held) = self.seen.get(&ended).filter(|held| held.len() >= k) else {
+            return out;
+        };
+        let observations: Vec<&Observation> = held.values().take(k).collect();
+        let template = Block {
+            epoch: ended,
+            ..made_up
+        };
+        if let Some(block) = self.block_over(&template, &observations) {
+            out.push((Target::All, Message::Block(block)));
+        }
+        out
     }
 
     /// A well-formed message with nonsense content: random epochs, authors, hashes,

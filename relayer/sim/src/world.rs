@@ -444,6 +444,7 @@ impl World {
             };
             let kind = match self.nodes[node].adversary.as_ref().map(|a| a.behaviour) {
                 Some(crate::Behaviour::Replay) => "replayed_message",
+                Some(crate::Behaviour::OutOfTurnBlocks) => "out_of_turn_block",
                 _ => "garbage_message",
             };
             for (target, message) in messages {

@@ -209,8 +209,10 @@ fn encoded_block_digest_bytes(authors: u16) -> u64 {
 
 /// The adversaries of the protocol-v2 review, each a deterministic regression test: per
 /// recipient observation versions (two per send, more on every re-send), a proposer flooding
-/// blocks over other observation subsets with right and wrong hashes, and a proposer that
-/// withholds its certificate. No epoch may stall, no honest node may do more than one
+/// blocks over other observation subsets with right and wrong hashes, a proposer that
+/// withholds its certificate, and one proposing out of turn (made-up blocks for the running
+/// epoch, valid ones it never certifies for the last ended epoch, which keep honest backups of
+/// the lead standing by longer). No epoch may stall, no honest node may do more than one
 /// aggregate per proposer and epoch, and every other invariant holds.
 #[test]
 fn protocol_v2_adversaries_neither_stall_an_epoch_nor_inflate_work() {
@@ -219,6 +221,7 @@ fn protocol_v2_adversaries_neither_stall_an_epoch_nor_inflate_work() {
         Behaviour::FloodBlocks,
         Behaviour::WithholdCertificate,
         Behaviour::SplitObservations,
+        Behaviour::OutOfTurnBlocks,
     ] {
         for nodes in [4, 7] {
             for seed in 1..=6 {
@@ -234,6 +237,13 @@ fn protocol_v2_adversaries_neither_stall_an_epoch_nor_inflate_work() {
                 );
                 assert_eq!(report.epochs_final, 4);
                 assert!(report.byzantine.values().all(|b| *b == behaviour));
+                if behaviour == Behaviour::OutOfTurnBlocks {
+                    assert!(
+                        report.faults.get("out_of_turn_block") > Some(&0),
+                        "n = {nodes}, seed {seed}: {:?}",
+                        report.faults
+                    );
+                }
             }
         }
     }
