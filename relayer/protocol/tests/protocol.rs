@@ -516,15 +516,7 @@ fn a_proposer_that_echoed_a_block_proposes_over_the_same_observations() {
             id: persist_id(&actions).expect("proposes"),
         },
     );
-    let digest = stored
-        .into_iter()
-        .find_map(|action| match action {
-            Action::Broadcast {
-                message: Message::BlockDigest(digest),
-            } => Some(digest),
-            _ => None,
-        })
-        .expect("its block is sent");
+    let digest = broadcast_digest(stored);
     assert_eq!(digest.data_hash, block.data_hash);
     assert_eq!(digest.refs_hash, block.refs_hash());
     assert_eq!(
@@ -913,8 +905,12 @@ fn proposed_at_grace_end(node: &mut Protocol) -> relayer_protocol::BlockDigest {
         );
     }
     let id = persist_id(&actions).expect("proposes");
-    let stored = node.handle(now, Input::Persisted { id });
-    stored
+    broadcast_digest(node.handle(now, Input::Persisted { id }))
+}
+
+/// The block digest `actions` broadcast (a proposal sent once its decision is stored).
+fn broadcast_digest(actions: Vec<Action>) -> relayer_protocol::BlockDigest {
+    actions
         .into_iter()
         .find_map(|action| match action {
             Action::Broadcast {

@@ -62,10 +62,11 @@ pub enum Behaviour {
     /// each, and the same one again on every re-send: no member holds two, so none detects the
     /// equivocation, and a block over another member's version needs it fetched.
     SplitObservations,
-    /// Proposes whenever it likes, whatever its rank: on every tick a block with made-up
-    /// references and hash for the running epoch (no honest member sends one), and a valid
-    /// block over the first k observations it saw of the last ended epoch, whose echoes it
-    /// never gathers (a block honest backups echo but that is never certified).
+    /// Proposes whenever it likes, whatever its rank: on every tick one block per epoch with
+    /// made-up references and hash for the running epoch (no honest member sends one), and
+    /// one valid block for the last ended epoch, over the k lowest authors it holds
+    /// observations of, whose echoes it never gathers (honest members echo it, but it is never
+    /// certified: it must not keep the lead's backups standing by).
     OutOfTurnBlocks,
 }
 
@@ -123,6 +124,9 @@ pub(crate) struct Adversary {
     versions: BTreeMap<u64, (Block, Block)>,
     /// Which version each member last got, per epoch.
     sent: BTreeMap<(u64, MemberIndex), Block>,
+    /// The out-of-turn blocks of each epoch, made-up (`false`) and valid (`true`), once made
+    /// (the same ones on every tick: another would refute this member and spare it the echoes).
+    out_of_turn: BTreeMap<(u64, bool), Block>,
 }
 
 impl Adversary {
@@ -146,6 +150,7 @@ impl Adversary {
             swap: false,
             versions: BTreeMap::new(),
             sent: BTreeMap::new(),
+            out_of_turn: BTreeMap::new(),
         }
     }
 
@@ -464,20 +469,20 @@ impl Adversary {
             Behaviour::Flood => (0..8)
                 .map(|_| (Target::All, self.garbage(rng, epoch)))
                 .collect(),
-            Behaviour::OutOfTurnBlocks => self.out_of_turn_blocks(rng, epoch),
+            Behaviour::OutOfTurnBlocks => self.made_up_block(rng, epoch),
             _ => vec![],
         }
     }
 
-    /// A block for the running `epoch` over made-up references (honest members can only park
-    /// it and ask this member, never its named authors), and a valid block for the epoch
-    /// before, over the first k observations seen of it, proposed out of turn.
-    fn out_of_turn_blocks(&self, rng: &mut ChaCha8Rng, epoch: u64) -> Vec<(Target, Message)> {
+    /// The block with made-up references and hash for the running `epoch` (honest members can
+    /// only park it and ask this member, never its named authors).
+    fn made_up_block(&mut self, rng: &mut ChaCha8Rng, epoch: u64) -> Vec<(Target, Message)> {
         let k = self.config.observation_threshold;
-        let made_up = Block {
+        let (version, me) = (self.config.signer_set.version, self.me);
+        let block = self.remember_out_of_turn((epoch, false), || Block {
             epoch,
-            signer_set_version: self.config.signer_set.version,
-            proposer: self.me,
+            signer_set_version: version,
+            proposer: me,
             observations: (0..k as MemberIndex)
                 .map(|author| ObservationRef {
                     author,
@@ -485,23 +490,68 @@ impl Adversary {
                 })
                 .collect(),
             data_hash: rng.r#gen(),
-        };
-        let mut out = vec![(Target::All, Message::Block(made_up.clone()))];
-        let Some(ended) = epoch.checked_sub(1) else {
-            return out;
-        };
-        let Some(held) = self.seen.get(&ended).filter(|held| held.len() >= k) else {
-            return out;
+        });
+        vec![(Target::All, Message::Block(block))]
+    }
+
+    /// A valid block for the ended `epoch`, over the k lowest authors whose observations it
+    /// holds, proposed out of turn (under the version it follows for `epoch`; see
+    /// `World::steer_adversary`).
+    /// Sent again on every tick; first as soon as it holds k observations (see
+    /// [`Self::first_out_of_turn_block`]).
+    pub(crate) fn out_of_turn_block(&mut self, epoch: u64) -> Vec<(Target, Message)> {
+        if self.behaviour != Behaviour::OutOfTurnBlocks {
+            return vec![];
+        }
+        if let Some(block) = self.out_of_turn.get(&(epoch, true)) {
+            return vec![(Target::All, Message::Block(block.clone()))];
+        }
+        self.first_out_of_turn_block(epoch)
+    }
+
+    /// The valid out-of-turn block for the ended `epoch` if it can be made now and was not
+    /// before: sent when the k-th observation arrives, before the lead's block could have been
+    /// certified.
+    pub(crate) fn first_out_of_turn_block(&mut self, epoch: u64) -> Vec<(Target, Message)> {
+        if self.behaviour != Behaviour::OutOfTurnBlocks
+            || self.out_of_turn.contains_key(&(epoch, true))
+        {
+            return vec![];
+        }
+        let k = self.config.observation_threshold;
+        let Some(held) = self.seen.get(&epoch).filter(|held| held.len() >= k) else {
+            return vec![];
         };
         let observations: Vec<&Observation> = held.values().take(k).collect();
         let template = Block {
-            epoch: ended,
-            ..made_up
+            epoch,
+            signer_set_version: self.config.signer_set.version,
+            proposer: self.me,
+            observations: Vec::new(),
+            data_hash: [0; 32],
         };
-        if let Some(block) = self.block_over(&template, &observations) {
-            out.push((Target::All, Message::Block(block)));
+        let Some(block) = self.block_over(&template, &observations) else {
+            return vec![];
+        };
+        let block = self.remember_out_of_turn((epoch, true), || block);
+        vec![(Target::All, Message::Block(block))]
+    }
+
+    /// Whether it proposed a block with `data_hash` for `epoch` out of turn.
+    pub(crate) fn proposed_out_of_turn(&self, epoch: u64, data_hash: &[u8; 32]) -> bool {
+        self.out_of_turn
+            .get(&(epoch, true))
+            .is_some_and(|block| block.data_hash == *data_hash)
+    }
+
+    /// The out-of-turn block of `key` (epoch, valid): the one made before, or `make`'s (the
+    /// oldest epochs are forgotten).
+    fn remember_out_of_turn(&mut self, key: (u64, bool), make: impl FnOnce() -> Block) -> Block {
+        let block = self.out_of_turn.entry(key).or_insert_with(make).clone();
+        while self.out_of_turn.len() > 2 * VERSIONS_KEPT {
+            self.out_of_turn.pop_first();
         }
-        out
+        block
     }
 
     /// A well-formed message with nonsense content: random epochs, authors, hashes,

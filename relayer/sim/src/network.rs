@@ -163,6 +163,18 @@ impl World {
         self.messages.delivered += 1;
         if let Some(adversary) = self.nodes[to].adversary.as_mut() {
             adversary.observe(&message);
+            let out_of_turn = match &message {
+                Message::Echo(echo) => adversary.proposed_out_of_turn(echo.epoch, &echo.data_hash),
+                _ => false,
+            };
+            if out_of_turn && self.nodes[from].adversary.is_none() {
+                // An honest member echoed a block proposed out of turn: the path a test must
+                // see taken.
+                self.count_fault("echo_of_out_of_turn_block");
+            }
+            if let Message::Observation(observation) = &message {
+                self.propose_out_of_turn(to, observation.epoch);
+            }
         }
         // The sender as the receiver's engine names it; a key it does not work with now is
         // refused by the transport, as a node's allow list refuses it.
@@ -176,6 +188,20 @@ impl World {
             return;
         };
         self.feed(to, relayer_protocol::Input::Message { from, message });
+    }
+
+    /// An adversary proposing out of turn sends its valid block for `epoch` as soon as it
+    /// holds k observations of it (under the version governing the epoch).
+    fn propose_out_of_turn(&mut self, node: usize, epoch: u64) {
+        self.steer_adversary(node, epoch);
+        let messages = match self.nodes[node].adversary.as_mut() {
+            Some(adversary) => adversary.first_out_of_turn_block(epoch),
+            None => return,
+        };
+        for (target, message) in messages {
+            self.count_fault("out_of_turn_block");
+            self.transmit_to(node, target, message);
+        }
     }
 
     /// Whom `from`'s broadcast of a message of `epoch` reaches: the other members of the

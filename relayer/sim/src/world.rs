@@ -438,10 +438,17 @@ impl World {
         if self.nodes[node].engine.is_some() {
             self.steer_adversary(node, epoch);
             let mut rng = ChaCha8Rng::seed_from_u64(self.rng.r#gen());
-            let messages = match self.nodes[node].adversary.as_mut() {
+            let mut messages = match self.nodes[node].adversary.as_mut() {
                 Some(adversary) => adversary.tick(&mut rng, epoch),
                 None => vec![],
             };
+            // An out-of-turn block for the epoch before, under that epoch's version.
+            if let Some(ended) = epoch.checked_sub(1) {
+                self.steer_adversary(node, ended);
+                if let Some(adversary) = self.nodes[node].adversary.as_mut() {
+                    messages.extend(adversary.out_of_turn_block(ended));
+                }
+            }
             let kind = match self.nodes[node].adversary.as_ref().map(|a| a.behaviour) {
                 Some(crate::Behaviour::Replay) => "replayed_message",
                 Some(crate::Behaviour::OutOfTurnBlocks) => "out_of_turn_block",

@@ -13,10 +13,10 @@ pub(crate) enum Proposing {
     Gathering,
     /// k observations held; more are awaited until the grace timer fires.
     Grace,
-    /// A backup proposer whose grace is over waits for its group's lead: it proposes only if
-    /// the epoch is not on chain at `until_ms`. The first block it decides to echo moves
-    /// `until_ms` to `2 x wait_ms` after that decision (its proposer needs time to certify and
-    /// submit), once.
+    /// A backup proposer whose grace is over waits for the lead: it proposes only if the
+    /// epoch is not on chain at `until_ms`. Storing its decision to echo the lead's block moves
+    /// `until_ms` to `2 x wait_ms` after that decision (the lead needs time to certify and
+    /// submit), once; so does such a decision stored before the standby began.
     Standby {
         /// When the wait is over.
         until_ms: u64,
