@@ -165,12 +165,17 @@ async fn race_every_proposer_submits_one_wins_the_others_keep_their_own_aggregat
     let dir = tempfile::tempdir().unwrap();
     let mut options = options(&dir, 4);
     options.policy = SubmitPolicy::Race;
+    // Blocks a second apart and 50 ms slots: the lead's transaction waits for a block, so its
+    // backup's wait (at most f + 1 = 2 slots) ends with the epoch not on chain yet, and the
+    // backup proposes and submits too.
+    options.block_interval_ms = 1_000;
+    options.submit_slot_ms = 50;
     let devnet = Devnet::start(options).await.unwrap();
     let epoch = devnet.current_epoch();
     let report = devnet.wait_for_final(epoch, TIMEOUT).await.unwrap();
     assert!(report.auditor_verified, "{:?}", report.audit_failures);
-    // n = 4, f = 1: the first two ranks propose, and each submits its certificate.
-    assert_eq!(report.txs_submitted, 2, "race: every proposer submits");
+    // Race: every certified proposer submits at once (the lead and at least its backup).
+    assert!(report.txs_submitted >= 2, "{report:?}");
     let mut accepted = 0;
     for i in 0..4 {
         let node = devnet.node(i).unwrap();
@@ -198,8 +203,8 @@ async fn race_every_proposer_submits_one_wins_the_others_keep_their_own_aggregat
     assert_eq!(stats.iter().map(|s| s.accepted).sum::<u64>(), 1);
     assert_eq!(
         stats.iter().map(|s| s.lost).sum::<u64>(),
-        1,
-        "the other proposer found the epoch taken"
+        report.txs_submitted - 1,
+        "the other proposers found the epoch taken"
     );
     assert_identical_official_data(&devnet, &[0, 1, 2, 3], epoch).await;
     devnet.stop().await;
