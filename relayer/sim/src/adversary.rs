@@ -270,6 +270,12 @@ impl Adversary {
         )
     }
 
+    /// Whether this member proposes out of turn (and so is steered to ended epochs' versions
+    /// for it).
+    pub(crate) fn proposes_out_of_turn(&self) -> bool {
+        self.behaviour == Behaviour::OutOfTurnBlocks
+    }
+
     /// Whether this member keeps its certificates to itself.
     pub(crate) fn withholds_certificates(&self) -> bool {
         self.behaviour == Behaviour::WithholdCertificate
@@ -500,7 +506,7 @@ impl Adversary {
     /// Sent again on every tick; first as soon as it holds k observations (see
     /// [`Self::first_out_of_turn_block`]).
     pub(crate) fn out_of_turn_block(&mut self, epoch: u64) -> Vec<(Target, Message)> {
-        if self.behaviour != Behaviour::OutOfTurnBlocks {
+        if !self.proposes_out_of_turn() {
             return vec![];
         }
         if let Some(block) = self.out_of_turn.get(&(epoch, true)) {
@@ -513,9 +519,7 @@ impl Adversary {
     /// before: sent when the k-th observation arrives, before the lead's block could have been
     /// certified.
     pub(crate) fn first_out_of_turn_block(&mut self, epoch: u64) -> Vec<(Target, Message)> {
-        if self.behaviour != Behaviour::OutOfTurnBlocks
-            || self.out_of_turn.contains_key(&(epoch, true))
-        {
+        if !self.proposes_out_of_turn() || self.out_of_turn.contains_key(&(epoch, true)) {
             return vec![];
         }
         let k = self.config.observation_threshold;

@@ -5,7 +5,7 @@
 use rand::Rng;
 use relayer_protocol::Message;
 
-use crate::adversary::Target;
+use crate::adversary::{Adversary, Target};
 use crate::events::Event;
 use crate::world::World;
 
@@ -193,6 +193,13 @@ impl World {
     /// An adversary proposing out of turn sends its valid block for `epoch` as soon as it
     /// holds k observations of it (under the version governing the epoch).
     fn propose_out_of_turn(&mut self, node: usize, epoch: u64) {
+        if !self.nodes[node]
+            .adversary
+            .as_ref()
+            .is_some_and(Adversary::proposes_out_of_turn)
+        {
+            return; // no other adversary is steered to the epoch for nothing
+        }
         self.steer_adversary(node, epoch);
         let messages = match self.nodes[node].adversary.as_mut() {
             Some(adversary) => adversary.first_out_of_turn_block(epoch),

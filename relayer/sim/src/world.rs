@@ -443,7 +443,11 @@ impl World {
                 None => vec![],
             };
             // An out-of-turn block for the epoch before, under that epoch's version.
-            if let Some(ended) = epoch.checked_sub(1) {
+            let out_of_turn = self.nodes[node]
+                .adversary
+                .as_ref()
+                .is_some_and(Adversary::proposes_out_of_turn);
+            if let Some(ended) = epoch.checked_sub(1).filter(|_| out_of_turn) {
                 self.steer_adversary(node, ended);
                 if let Some(adversary) = self.nodes[node].adversary.as_mut() {
                     messages.extend(adversary.out_of_turn_block(ended));

@@ -159,13 +159,17 @@ impl EpochState {
         self.proposing.proposal()?.certificate.as_ref()
     }
 
-    /// Authors whose first observation is held and who did not equivocate: what a proposal
-    /// can use.
-    pub(crate) fn usable_observations(&self) -> usize {
+    /// The first observations held of authors who did not equivocate (with their digests):
+    /// what a proposal can use.
+    pub(crate) fn usable(&self) -> impl Iterator<Item = (&MemberIndex, &(Hash, Observation))> {
         self.observations
-            .keys()
-            .filter(|author| !self.equivocators.contains(author))
-            .count()
+            .iter()
+            .filter(|(author, _)| !self.equivocators.contains(author))
+    }
+
+    /// How many authors a proposal can use (see [`Self::usable`]).
+    pub(crate) fn usable_observations(&self) -> usize {
+        self.usable().count()
     }
 
     /// The aggregate computed in this epoch whose data hash is `data_hash`, if any.

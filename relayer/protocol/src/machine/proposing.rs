@@ -323,9 +323,7 @@ impl Protocol {
 /// proposal's own set.
 fn own_refs(state: &EpochState) -> Vec<ObservationRef> {
     state
-        .observations
-        .iter()
-        .filter(|(author, _)| !state.equivocators.contains(author))
+        .usable()
         .map(|(&author, (digest, _))| ObservationRef {
             author,
             digest: *digest,
