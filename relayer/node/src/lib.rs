@@ -24,6 +24,7 @@ pub mod mixnode_set;
 pub mod monitor;
 pub mod net;
 pub mod outbox;
+pub mod peer_streams;
 pub mod process;
 pub mod runtime;
 pub mod sample_source;

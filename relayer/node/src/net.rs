@@ -1,5 +1,5 @@
-//! libp2p networking: TCP + noise + yamux, one request-response protocol carrying encoded
-//! [`relayer_protocol::Message`]s. The libp2p identity IS the member's ed25519 key, and only
+//! libp2p networking: TCP + noise + yamux, and one persistent stream per pair of members and
+//! direction carrying encoded [`relayer_protocol::Message`]s (see [`crate::peer_streams`]). The libp2p identity IS the member's ed25519 key, and only
 //! the members of the signer sets the node works under are allowed to connect (allow list,
 //! updated as versions come and go), so every message processed comes from an authenticated
 //! member. Peers are named by their position in the protocol engine's roster. Message sizes
@@ -8,43 +8,40 @@
 //! message back by its link's one-way delay (the kernel here has no netem).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::io;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::StreamExt;
 use libp2p::allow_block_list::{self, AllowedPeers};
 use libp2p::connection_limits;
-use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol, Swarm, identity, noise, tcp, yamux};
+use libp2p_stream::{Control, IncomingStreams};
 use relayer_protocol::{Message, PeerIndex};
 use thiserror::Error;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::connections::PeerConnections;
-use crate::inbox::{InboxReceiver, InboxSender, QueueLimits, inbox};
+use crate::inbox::{InboxReceiver, QueueLimits, inbox};
 use crate::metrics::NodeMetrics;
-use crate::outbox::{Batch, FRAME_HEADER_BYTES, MAX_BATCH_BYTES, Outbox, split_batch};
+use crate::outbox::Outbox;
+use crate::peer_streams::{
+    InboundPeer, ReaderContext, WriterContext, WriterEnded, WriterSignal, lock_outbox, read_stream,
+    write_to_peer,
+};
 use relayer_protocol::wire::Codec;
 
-/// Messages a peer may burst before rate limiting starts.
-const RATE_BURST: f64 = 4_096.0;
-/// Sustained messages per second per peer.
-const RATE_PER_SEC: f64 = 2_048.0;
-/// Encoded bytes a peer may burst, and sustain per second: far above what an honest member
-/// sends (its observation to each member, and the observations its block references to those
-/// that ask), far below what would let one peer fill the node's memory or time.
-const BYTES_BURST: f64 = 32.0 * 1024.0 * 1024.0;
-const BYTES_PER_SEC: f64 = 8.0 * 1024.0 * 1024.0;
 /// Connections one peer may hold to this node (a reconnect may briefly overlap the old one).
 const MAX_CONNECTIONS_PER_PEER: u32 = 2;
-/// Substreams per connection, both ways: a member keeps at most 4 requests in flight (see
-/// [`crate::outbox`]), so more are a peer holding this node's memory open.
+/// Substreams per connection, both ways: a member keeps one message stream each way (two
+/// while one replaces another), so more are a peer holding this node's memory open.
 const MAX_STREAMS_PER_CONNECTION: usize = 16;
+/// Inbound streams read at once per peer: its stream, and the one replacing it (a reconnect
+/// or a second connection); a newer stream ends the oldest reader.
+const MAX_READERS_PER_PEER: usize = 2;
 const REDIAL_MIN: Duration = Duration::from_millis(250);
 /// How long the member with the larger peer id waits before its first dial to a peer, so
 /// that the smaller one (which dials at once) usually connects them: one connection per
@@ -209,90 +206,11 @@ pub fn peer_id_of(public_key: &[u8; 32]) -> Result<PeerId, NetError> {
     Ok(identity::PublicKey::from(key).to_peer_id())
 }
 
-/// One length-prefixed batch of frames per request (see [`crate::outbox`]), with a size limit;
-/// splitting and decoding happen in the swarm task.
-#[derive(Debug, Clone, Default)]
-pub struct WireCodec;
-
-async fn read_frame<T: futures::AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    io.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_BATCH_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes exceeds the limit"),
-        ));
-    }
-    // Grown as bytes arrive, not allocated at the claimed length: a peer must send what it
-    // claims before it costs this node the memory.
-    let mut bytes = Vec::new();
-    io.take(len as u64).read_to_end(&mut bytes).await?;
-    if bytes.len() != len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("frame of {len} bytes ended after {}", bytes.len()),
-        ));
-    }
-    Ok(bytes)
-}
-
-async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(
-    io: &mut T,
-    bytes: &[u8],
-) -> io::Result<()> {
-    io.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
-    io.write_all(bytes).await?;
-    io.close().await
-}
-
-#[async_trait]
-impl request_response::Codec for WireCodec {
-    type Protocol = StreamProtocol;
-    type Request = Arc<Vec<u8>>;
-    type Response = ();
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Arc<Vec<u8>>>
-    where
-        T: futures::AsyncRead + Unpin + Send,
-    {
-        read_frame(io).await.map(Arc::new)
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<()>
-    where
-        T: futures::AsyncRead + Unpin + Send,
-    {
-        let mut ack = [0u8; 1];
-        io.read_exact(&mut ack).await
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        request: Arc<Vec<u8>>,
-    ) -> io::Result<()>
-    where
-        T: futures::AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, &request).await
-    }
-
-    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, _: ()) -> io::Result<()>
-    where
-        T: futures::AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&[1]).await?;
-        io.close().await
-    }
-}
-
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     allow: allow_block_list::Behaviour<AllowedPeers>,
     limits: connection_limits::Behaviour,
-    messages: request_response::Behaviour<WireCodec>,
+    streams: libp2p_stream::Behaviour,
 }
 
 /// The keys of the members connected, as the swarm task last published them.
@@ -301,6 +219,12 @@ type ConnectedMembers = Arc<std::sync::Mutex<Vec<[u8; 32]>>>;
 /// A swarm listening on its address, not yet told who the members are.
 pub struct BoundNet {
     swarm: Swarm<Behaviour>,
+    /// Opens message streams.
+    control: Control,
+    /// The message streams peers open to this node.
+    incoming: IncomingStreams,
+    /// The message protocol (its version and the mixnode set's id).
+    protocol: StreamProtocol,
     link_delay: Option<LinkDelay>,
     /// The address it listens on (with the real port when 0 was asked for).
     pub listen_addr: Multiaddr,
@@ -340,12 +264,7 @@ impl BoundNet {
                     connection_limits::ConnectionLimits::default()
                         .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
                 ),
-                messages: request_response::Behaviour::new(
-                    [(protocol, ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(10))
-                        .with_max_concurrent_streams(MAX_STREAMS_PER_CONNECTION),
-                ),
+                streams: libp2p_stream::Behaviour::new(),
             })
             .map_err(|err| NetError::Invalid(err.to_string()))?
             .with_swarm_config(|config| {
@@ -371,8 +290,15 @@ impl BoundNet {
                 _ => {}
             }
         };
+        let mut control = swarm.behaviour().streams.new_control();
+        let incoming = control
+            .accept(protocol.clone())
+            .map_err(|err| NetError::Invalid(format!("{protocol}: {err}")))?;
         Ok(Self {
             swarm,
+            control,
+            incoming,
+            protocol,
             link_delay: None,
             listen_addr,
             peer_id,
@@ -404,8 +330,26 @@ impl BoundNet {
         let (inbound_tx, inbound) = inbox(peers.len(), QueueLimits::default());
         let connected = ConnectedMembers::default();
         let codec = self.codec;
+        let (writer_ended, writer_ended_rx) = mpsc::unbounded_channel();
+        let outbox = Arc::new(std::sync::Mutex::new(Outbox::default()));
         let mut task = SwarmTask {
             swarm: self.swarm,
+            incoming: self.incoming,
+            writer: WriterContext {
+                control: self.control,
+                protocol: self.protocol,
+                outbox: outbox.clone(),
+                metrics: metrics.clone(),
+                ended: writer_ended,
+            },
+            reader: ReaderContext {
+                codec: codec.clone(),
+                inbox: Arc::new(inbound_tx),
+                metrics: metrics.clone(),
+            },
+            writers: HashMap::new(),
+            readers: HashMap::new(),
+            inbound_peers: HashMap::new(),
             me: self.peer_id,
             index_of: HashMap::new(),
             link_delay: self.link_delay,
@@ -420,20 +364,16 @@ impl BoundNet {
             connections: PeerConnections::default(),
             other_versions: HashSet::new(),
             connected: connected.clone(),
-            budgets: HashMap::new(),
-            outbox: Outbox::default(),
-            in_flight: HashMap::new(),
-            malformed_from: HashSet::new(),
+            outbox,
             redial: HashMap::new(),
             metrics: metrics.clone(),
-            inbound: inbound_tx,
             codec: codec.clone(),
         };
         if let Err(err) = task.set_peers(peers) {
             // Only that member is affected (see `set_peers`): the node starts anyway.
             tracing::warn!("a signer set names a peer that cannot be used: {err}");
         }
-        tokio::spawn(task.run(command_rx, shutdown));
+        tokio::spawn(task.run(command_rx, writer_ended_rx, shutdown));
         Ok((
             NetHandle {
                 codec,
@@ -446,65 +386,20 @@ impl BoundNet {
     }
 }
 
-/// Tokens refilled at `rate` per second up to `burst`.
-#[derive(Debug, Clone, Copy)]
-struct TokenBucket {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-}
-
-impl TokenBucket {
-    fn full(rate: f64, burst: f64) -> Self {
-        Self {
-            tokens: burst,
-            rate,
-            burst,
-        }
-    }
-
-    fn refill(&mut self, elapsed_secs: f64) {
-        self.tokens = (self.tokens + elapsed_secs * self.rate).min(self.burst);
-    }
-}
-
-/// What one peer may still send: a message count and a byte budget, both refilled over time.
-/// A message is admitted only if both allow it.
-#[derive(Debug, Clone, Copy)]
-struct PeerBudget {
-    messages: TokenBucket,
-    bytes: TokenBucket,
-    updated: Instant,
-}
-
-impl PeerBudget {
-    fn new(now: Instant) -> Self {
-        Self {
-            messages: TokenBucket::full(RATE_PER_SEC, RATE_BURST),
-            bytes: TokenBucket::full(BYTES_PER_SEC, BYTES_BURST),
-            updated: now,
-        }
-    }
-
-    /// Admits a message of `bytes`, spending from both budgets, or refuses it spending
-    /// nothing.
-    fn admit(&mut self, now: Instant, bytes: usize) -> bool {
-        let elapsed = now.duration_since(self.updated).as_secs_f64();
-        self.updated = now;
-        self.messages.refill(elapsed);
-        self.bytes.refill(elapsed);
-        let cost = bytes as f64;
-        if self.messages.tokens < 1.0 || self.bytes.tokens < cost {
-            return false;
-        }
-        self.messages.tokens -= 1.0;
-        self.bytes.tokens -= cost;
-        true
-    }
-}
-
 struct SwarmTask {
     swarm: Swarm<Behaviour>,
+    /// The message streams peers open to this node.
+    incoming: IncomingStreams,
+    /// What each writer task is given.
+    writer: WriterContext,
+    /// What each reader task is given.
+    reader: ReaderContext,
+    /// The writer of each connected peer, with its signal.
+    writers: HashMap<PeerId, (Arc<WriterSignal>, JoinHandle<()>)>,
+    /// The readers of each peer's inbound streams, oldest first.
+    readers: HashMap<PeerId, VecDeque<JoinHandle<()>>>,
+    /// Each peer's budget and warning state, shared by its readers and kept across streams.
+    inbound_peers: HashMap<PeerId, Arc<InboundPeer>>,
     me: PeerId,
     /// The roster, by peer index (`None` for a key that is no ed25519 public key).
     peers: Vec<Option<PeerId>>,
@@ -527,15 +422,10 @@ struct SwarmTask {
     /// each; forgotten at the peer's next connection).
     other_versions: HashSet<PeerId>,
     connected: ConnectedMembers,
-    budgets: HashMap<PeerId, PeerBudget>,
-    outbox: Outbox<PeerId>,
-    /// Peers already warned about for malformed input.
-    malformed_from: HashSet<PeerId>,
-    /// The batches of the requests in flight, until they end.
-    in_flight: HashMap<request_response::OutboundRequestId, Batch>,
+    /// What waits for each peer, shared with the writers.
+    outbox: Arc<std::sync::Mutex<Outbox<PeerId>>>,
     redial: HashMap<PeerId, (Instant, Duration)>,
     metrics: Arc<NodeMetrics>,
-    inbound: InboxSender,
     codec: Codec,
 }
 
@@ -543,6 +433,7 @@ impl SwarmTask {
     async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
+        mut writer_ended: mpsc::UnboundedReceiver<WriterEnded>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut redial_tick = tokio::time::interval(REDIAL_MIN);
@@ -559,13 +450,27 @@ impl SwarmTask {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.on_event(event),
-                _ = redial_tick.tick() => self.redial(),
+                Some((peer, stream)) = self.incoming.next() => self.on_stream(peer, stream),
+                Some(WriterEnded::OtherVersion(peer)) = writer_ended.recv() => {
+                    self.on_other_version(peer);
+                }
+                _ = redial_tick.tick() => {
+                    self.redial();
+                    self.count_dropped();
+                }
                 _ = sleep_until(next_release), if next_release.is_some() => self.release_delayed(),
                 _ = shutdown.changed() => break,
             }
             // The swarm is not a tokio resource: under a flood it is always ready, and without
             // this the loop would never give its worker thread back to the other tasks.
             tokio::task::consume_budget().await;
+        }
+        for (signal, writer) in self.writers.values() {
+            signal.stop();
+            writer.abort();
+        }
+        for reader in self.readers.values().flatten() {
+            reader.abort();
         }
         tracing::debug!("network task stopped");
     }
@@ -595,7 +500,10 @@ impl SwarmTask {
             let Some(peer) = peer else {
                 continue;
             };
-            self.index_of.insert(peer, index);
+            if self.index_of.insert(peer, index) != Some(index) {
+                // Its readers' budget names the position it had.
+                self.inbound_peers.remove(&peer);
+            }
             match entry.addr.parse::<Multiaddr>() {
                 Ok(addr) => {
                     self.addrs.insert(peer, addr);
@@ -619,11 +527,15 @@ impl SwarmTask {
                 }
             } else if self.active.remove(&peer) {
                 self.swarm.behaviour_mut().allow.disallow_peer(peer);
-                self.outbox.forget(peer);
+                lock_outbox(&self.outbox).forget(peer);
+                self.stop_writer(&peer);
+                for reader in self.readers.remove(&peer).into_iter().flatten() {
+                    reader.abort();
+                }
                 tracing::info!(%peer, "no longer a member of a signer set this node works under; disconnected");
             }
         }
-        self.inbound.grow(self.peers.len());
+        self.reader.inbox.grow(self.peers.len());
         self.publish_connected();
         first_error.map_or(Ok(()), Err)
     }
@@ -671,7 +583,9 @@ impl SwarmTask {
         }
     }
 
-    /// Queues `bytes` for peer `to` and sends what its queue allows (see [`crate::outbox`]).
+    /// Queues `bytes` for peer `to` and wakes its writer (see [`crate::outbox`]). Messages
+    /// for a peer not connected wait (up to their age limit) for the redial loop, which keeps
+    /// its backoff, to connect it; a writer starts once it is.
     fn send(&mut self, to: PeerIndex, bytes: Arc<Vec<u8>>) {
         let Some(peer) = self
             .peers
@@ -682,66 +596,76 @@ impl SwarmTask {
         else {
             return;
         };
-        if !self.outbox.queue(peer, bytes, Instant::now()) {
+        if !lock_outbox(&self.outbox).queue(peer, bytes, Instant::now()) {
             NodeMetrics::inc(&self.metrics.messages_dropped);
             tracing::debug!(%peer, "its outbound queue is full; message dropped");
         }
-        self.flush(peer);
+        if let Some((signal, _)) = self.writers.get(&peer) {
+            signal.wake();
+        }
     }
 
-    /// Sends `peer` batches of its queued messages while it has room for requests in flight.
-    /// Nothing goes to a peer that speaks another protocol version, nor to one not connected:
-    /// its messages wait (up to their age limit) for the redial loop, which keeps its backoff,
-    /// to connect it (sending would dial at once).
-    fn flush(&mut self, peer: PeerId) {
-        if self.other_versions.contains(&peer) || !self.connected_peers.contains(&peer) {
+    /// Starts a writer for `peer` unless one runs: only for an active member that is connected
+    /// and speaks this node's protocol (a writer dials a peer not connected).
+    fn ensure_writer(&mut self, peer: PeerId) {
+        let wanted = self.active.contains(&peer)
+            && self.connected_peers.contains(&peer)
+            && !self.other_versions.contains(&peer);
+        let running = self
+            .writers
+            .get(&peer)
+            .is_some_and(|(_, writer)| !writer.is_finished());
+        if !wanted || running {
             return;
         }
-        let now = Instant::now();
-        while let Some(mut batch) = self.outbox.next_batch(peer, now) {
-            let bytes = std::mem::take(&mut batch.bytes);
-            let request = self
-                .swarm
-                .behaviour_mut()
-                .messages
-                .send_request(&peer, Arc::new(bytes));
-            self.in_flight.insert(request, batch);
+        let signal = Arc::new(WriterSignal::default());
+        let writer = tokio::spawn(write_to_peer(peer, signal.clone(), self.writer.clone()));
+        if let Some((old, _)) = self.writers.insert(peer, (signal, writer)) {
+            old.stop();
         }
-        self.count_dropped();
     }
 
-    /// A request to `peer` is over: send more (a peer that is down gets its queue when it is
-    /// back).
-    fn request_over(&mut self, peer: PeerId, request: request_response::OutboundRequestId) {
-        if let Some(batch) = self.in_flight.remove(&request) {
-            self.outbox.done(peer, &batch);
+    /// Tells `peer`'s writer to stop (it ends once its write under way, if any, is over).
+    fn stop_writer(&mut self, peer: &PeerId) {
+        if let Some((signal, _)) = self.writers.remove(peer) {
+            signal.stop();
         }
-        self.flush(peer);
     }
 
-    /// A request to `peer` failed: its batch is queued again (see [`Outbox::failed`]), or
-    /// dropped when the peer speaks another version.
-    fn request_failed(
-        &mut self,
-        peer: PeerId,
-        request: request_response::OutboundRequestId,
-        other_version: bool,
-    ) {
-        match self.in_flight.remove(&request) {
-            Some(batch) if !other_version => self.outbox.failed(peer, batch, Instant::now()),
-            Some(batch) => {
-                NodeMetrics::add(&self.metrics.messages_dropped, batch.len() as u64);
-                self.outbox.done(peer, &batch);
+    /// A message stream `peer` opened: read in a task of its own, unless the peer is no
+    /// active member. A peer's third stream ends the reader of its oldest.
+    fn on_stream(&mut self, peer: PeerId, stream: Stream) {
+        let Some(&from) = self
+            .index_of
+            .get(&peer)
+            .filter(|_| self.active.contains(&peer))
+        else {
+            NodeMetrics::inc(&self.metrics.messages_dropped);
+            return;
+        };
+        let inbound = self
+            .inbound_peers
+            .entry(peer)
+            .or_insert_with(|| Arc::new(InboundPeer::new(from)))
+            .clone();
+        let readers = self.readers.entry(peer).or_default();
+        readers.retain(|reader| !reader.is_finished());
+        while readers.len() >= MAX_READERS_PER_PEER {
+            if let Some(oldest) = readers.pop_front() {
+                oldest.abort();
             }
-            None => {}
         }
-        self.count_dropped();
-        self.flush(peer);
+        readers.push_back(tokio::spawn(read_stream(
+            peer,
+            inbound,
+            stream,
+            self.reader.clone(),
+        )));
     }
 
     /// Adds the messages the outbox dropped (too old, or failed twice) to the metrics.
     fn count_dropped(&mut self) {
-        let dropped = self.outbox.take_dropped();
+        let dropped = lock_outbox(&self.outbox).take_dropped();
         if dropped > 0 {
             NodeMetrics::add(&self.metrics.messages_dropped, dropped);
         }
@@ -796,7 +720,7 @@ impl SwarmTask {
                 self.other_versions.remove(&peer_id);
                 self.redial.remove(&peer_id);
                 self.publish_connected();
-                self.flush(peer_id);
+                self.ensure_writer(peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -807,58 +731,8 @@ impl SwarmTask {
                 self.connections.closed(&peer_id, connection_id);
                 if num_established == 0 {
                     self.connected_peers.remove(&peer_id);
+                    self.stop_writer(&peer_id);
                     self.publish_connected();
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Messages(request_response::Event::Message {
-                peer,
-                message:
-                    request_response::Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            })) => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .messages
-                    .send_response(channel, ());
-                self.on_request(peer, &request);
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Messages(request_response::Event::Message {
-                peer,
-                message: request_response::Message::Response { request_id, .. },
-                ..
-            })) => self.request_over(peer, request_id),
-            SwarmEvent::Behaviour(BehaviourEvent::Messages(
-                request_response::Event::OutboundFailure {
-                    peer,
-                    error,
-                    request_id,
-                    ..
-                },
-            )) => {
-                let other_version = matches!(
-                    error,
-                    request_response::OutboundFailure::UnsupportedProtocols
-                );
-                if other_version {
-                    self.on_other_version(peer);
-                } else {
-                    NodeMetrics::inc(&self.metrics.batches_failed);
-                    tracing::debug!(%peer, "a batch was not delivered (queued again): {error}");
-                }
-                self.request_failed(peer, request_id, other_version);
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Messages(
-                request_response::Event::InboundFailure { peer, error, .. },
-            )) => {
-                NodeMetrics::inc(&self.metrics.messages_dropped);
-                if matches!(
-                    error,
-                    request_response::InboundFailure::UnsupportedProtocols
-                ) {
-                    self.on_other_version(peer);
                 }
             }
             _ => {}
@@ -899,104 +773,21 @@ impl SwarmTask {
             *published = keys;
         }
     }
-
-    /// A batch from `peer`: each of its messages is admitted, decoded and queued on its own.
-    fn on_request(&mut self, peer: PeerId, batch: &[u8]) {
-        NodeMetrics::add(&self.metrics.bytes_received, batch.len() as u64);
-        let Some(&from) = self
-            .index_of
-            .get(&peer)
-            .filter(|_| self.active.contains(&peer))
-        else {
-            NodeMetrics::inc(&self.metrics.messages_dropped);
-            return;
-        };
-        let frames = match split_batch(batch) {
-            Ok(frames) => frames,
-            Err(err) => {
-                NodeMetrics::inc(&self.metrics.messages_dropped);
-                self.report_malformed(peer, "dropped a malformed batch", &err);
-                return;
-            }
-        };
-        let now = Instant::now();
-        let budget = self
-            .budgets
-            .entry(peer)
-            .or_insert_with(|| PeerBudget::new(now));
-        let count = frames.len();
-        // The budget is charged per frame, its length prefix included; the first frame over
-        // it ends the batch (the rest is dropped unread).
-        let admitted = frames
-            .iter()
-            .take_while(|frame| budget.admit(now, frame.len() + FRAME_HEADER_BYTES))
-            .count();
-        NodeMetrics::add(&self.metrics.messages_received, count as u64);
-        if admitted < count {
-            let dropped = count - admitted;
-            NodeMetrics::add(&self.metrics.messages_dropped, dropped as u64);
-            tracing::debug!(%peer, "over its message or byte budget; {dropped} messages dropped");
-        }
-        for frame in &frames[..admitted] {
-            self.on_message(peer, from, frame);
-        }
-    }
-
-    fn on_message(&mut self, peer: PeerId, from: PeerIndex, bytes: &[u8]) {
-        match self.codec.decode(bytes) {
-            Ok(message) => {
-                if !self.inbound.push(from, message, bytes.len()) {
-                    NodeMetrics::inc(&self.metrics.messages_dropped);
-                    tracing::debug!(peer = %peer, "its inbox queue is full; message dropped");
-                }
-            }
-            Err(err) => {
-                NodeMetrics::inc(&self.metrics.messages_dropped);
-                self.report_malformed(peer, "dropped a message", &err);
-            }
-        }
-    }
-
-    /// Says that `peer` sent something malformed: at warn level the first time, then at
-    /// debug level, so a hostile member cannot flood the log (the drop counter counts all).
-    /// Nothing is formatted unless it is logged: under a flood this runs per frame.
-    fn report_malformed(&mut self, peer: PeerId, what: &str, err: &dyn std::fmt::Display) {
-        if self.malformed_from.insert(peer) {
-            tracing::warn!(%peer, "{what}: {err} (further malformed input from this peer is logged at debug level)");
-        } else {
-            tracing::debug!(%peer, "{what}: {err}");
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_peer_is_held_to_its_byte_budget_as_well_as_its_message_count() {
-        let start = Instant::now();
-        let mut budget = PeerBudget::new(start);
-        let large = (BYTES_BURST / 4.0) as usize + 1;
-        let admitted = (0..10).filter(|_| budget.admit(start, large)).count();
-        assert_eq!(
-            admitted, 3,
-            "the byte burst, not the message burst, stops it"
-        );
-        assert!(budget.admit(start, 100), "a small message fits the rest");
-        assert!(!budget.admit(start, large), "refused, spending nothing");
-        // A second later 8 MiB more are allowed: one more large message, not two.
-        let later = start + Duration::from_secs(1);
-        assert!(budget.admit(later, large));
-        assert!(!budget.admit(later, large));
-    }
-
-    /// Member 1 is hostile: a raw swarm speaking the protocol that keeps 16 requests in flight
-    /// to member 0, each a batch of thousands of undecodable frames, a batch that does not
-    /// split, or one of the largest frames of junk. Member 2's message still reaches member 0
+    /// Member 1 is hostile: a raw swarm speaking the protocol that opens up to 16 message
+    /// streams at once to member 0 and writes into each, as fast as it is read, thousands of
+    /// undecodable frames, a frame longer than any message, or the largest frames of junk,
+    /// opening new streams as member 0 ends them. Member 2's message still reaches member 0
     /// while the flood goes on, and nothing of the flood is delivered.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_hostile_member_flooding_junk_does_not_keep_another_members_message_out() {
+        use futures::AsyncWriteExt;
+
         let codec = Codec::new(&[1, 2, 3]);
         let secrets = [[31u8; 32], [32u8; 32], [33u8; 32]];
         let mut bound = Vec::new();
@@ -1023,7 +814,8 @@ mod tests {
         let (_a_net, mut a_inbox) = a
             .run(roster.clone(), a_metrics.clone(), shutdown.clone())
             .unwrap();
-        let mut hostile = bound.next().unwrap().swarm;
+        let hostile = bound.next().unwrap();
+        let (mut swarm, control, protocol) = (hostile.swarm, hostile.control, hostile.protocol);
         let (b_net, _b_inbox) = bound
             .next()
             .unwrap()
@@ -1037,47 +829,38 @@ mod tests {
                 _ => {
                     let largest = relayer_protocol::wire::MAX_MESSAGE_BYTES;
                     let mut frame = (largest as u32).to_be_bytes().to_vec();
-                    frame.resize(FRAME_HEADER_BYTES + largest, 0x5a);
+                    frame.resize(4 + largest, 0x5a);
                     frame
                 }
             }
         };
-        hostile.behaviour_mut().allow.allow_peer(a_peer);
-        // Known, so that its requests redial member 0 whenever member 0 drops a connection
-        // (too many streams, or the second of two simultaneous ones), as an attacker would.
-        hostile.add_peer_address(a_peer, a_addr.clone());
-        hostile.dial(a_addr).unwrap();
-        let flood = tokio::spawn(async move {
-            let mut round = 0;
+        swarm.behaviour_mut().allow.allow_peer(a_peer);
+        // Known, so that its streams redial member 0 whenever member 0 drops a connection (the
+        // second of two simultaneous ones), as an attacker would.
+        swarm.add_peer_address(a_peer, a_addr.clone());
+        swarm.dial(a_addr).unwrap();
+        let driver = tokio::spawn(async move {
             loop {
-                match hostile.select_next_some().await {
-                    SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == a_peer => {
-                        for _ in 0..16 {
-                            round += 1;
-                            hostile
-                                .behaviour_mut()
-                                .messages
-                                .send_request(&a_peer, Arc::new(junk(round)));
-                        }
-                    }
-                    SwarmEvent::Behaviour(BehaviourEvent::Messages(
-                        request_response::Event::Message {
-                            message: request_response::Message::Response { .. },
-                            ..
-                        }
-                        | request_response::Event::OutboundFailure { .. },
-                    )) => {
-                        tokio::task::consume_budget().await;
-                        round += 1;
-                        hostile
-                            .behaviour_mut()
-                            .messages
-                            .send_request(&a_peer, Arc::new(junk(round)));
-                    }
-                    _ => {}
-                }
+                swarm.select_next_some().await;
             }
         });
+        let mut flooders = Vec::new();
+        for first in 0..16 {
+            let (mut control, protocol) = (control.clone(), protocol.clone());
+            flooders.push(tokio::spawn(async move {
+                let mut round = first;
+                loop {
+                    let Ok(mut stream) = control.open_stream(a_peer, protocol.clone()).await else {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    };
+                    while stream.write_all(&junk(round)).await.is_ok() {
+                        round += 1;
+                    }
+                    round += 1;
+                }
+            }));
+        }
         let dropped = || {
             a_metrics
                 .messages_dropped
@@ -1091,7 +874,7 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // Sent once: it waits in member 2's queue until connected, and a failed batch is
+        // Sent once: it waits in member 2's queue until connected, and a failed write is
         // queued again, so nothing needs re-sending.
         let echo = Message::Echo(relayer_protocol::Echo {
             epoch: 5,
@@ -1106,8 +889,14 @@ mod tests {
             .unwrap();
         assert_eq!(arrived.from, 2, "nothing of the flood was delivered");
         assert_eq!(arrived.message, echo);
-        assert!(!flood.is_finished(), "the flood was still going");
-        flood.abort();
+        assert!(
+            flooders.iter().all(|flooder| !flooder.is_finished()),
+            "the flood was still going"
+        );
+        for flooder in flooders {
+            flooder.abort();
+        }
+        driver.abort();
     }
 
     #[test]
@@ -1125,13 +914,5 @@ mod tests {
                 assert_eq!(at_once, 1, "{a} and {b}");
             }
         }
-    }
-
-    #[test]
-    fn a_peer_is_held_to_its_message_count_whatever_their_size() {
-        let start = Instant::now();
-        let mut budget = PeerBudget::new(start);
-        let admitted = (0..10_000).filter(|_| budget.admit(start, 1)).count();
-        assert_eq!(admitted, RATE_BURST as usize);
     }
 }

@@ -1,10 +1,9 @@
-//! Outbound batching: messages for one peer wait in its queue while a few requests to it are
-//! in flight, and leave together as one batch (one libp2p substream) when a request completes.
-//! Under load this turns thousands of substreams into a handful, and no peer ever has more
-//! than [`MAX_IN_FLIGHT`] open (yamux refuses streams past 512 per connection, so a burst of
-//! single-message substreams lost messages). A batch is a sequence of frames, each a u32
-//! big-endian length and an encoded message. A batch whose request fails is queued again
-//! (once), and messages waiting longer than [`MAX_QUEUE_AGE`] are dropped.
+//! Outbound batching: messages for one peer wait in its queue while its writer (see
+//! [`crate::peer_streams`]) writes, and leave together as one batch, one write on the peer's
+//! stream, when the write under way completes. Under load this turns thousands of writes
+//! into a handful. A batch is a sequence of frames, each a u32 big-endian length and an
+//! encoded message. A batch whose write fails is queued again (once), and messages waiting
+//! longer than [`MAX_QUEUE_AGE`] are dropped.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -14,7 +13,8 @@ use std::time::{Duration, Instant};
 use relayer_protocol::wire::MAX_MESSAGE_BYTES;
 use thiserror::Error;
 
-/// Requests in flight to one peer at most.
+/// Batches being written to one peer at most (one per writer; a writer being replaced may
+/// still finish its write).
 pub const MAX_IN_FLIGHT: usize = 4;
 /// The length prefix of each frame in a batch.
 pub const FRAME_HEADER_BYTES: usize = 4;
@@ -90,8 +90,8 @@ struct Queued {
     failures: u8,
 }
 
-/// A batch on its way to a peer: its bytes (one request; the sender may take them) and the
-/// messages it holds, kept until the request ends so a failed batch can be queued again.
+/// A batch on its way to a peer: its bytes (one write) and the messages it holds, kept until
+/// the write ends so a failed batch can be queued again.
 #[derive(Debug)]
 pub struct Batch {
     /// The frames, as sent.
@@ -189,7 +189,7 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
     }
 
     /// The next batch for `peer` at `now`, if it has messages waiting and fewer than
-    /// [`MAX_IN_FLIGHT`] requests in flight (counted from here until [`Self::done`] or
+    /// [`MAX_IN_FLIGHT`] batches being written (counted from here until [`Self::done`] or
     /// [`Self::failed`]). Messages older than [`MAX_QUEUE_AGE`] are dropped first.
     pub fn next_batch(&mut self, peer: Peer, now: Instant) -> Option<Batch> {
         let queue = self.queues.get_mut(&peer)?;
@@ -232,14 +232,14 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
             .filter(|queue| queue.generation == batch.generation)
     }
 
-    /// The request carrying `batch` to `peer` completed.
+    /// The write carrying `batch` to `peer` completed.
     pub fn done(&mut self, peer: Peer, batch: &Batch) {
         if let Some(queue) = Self::queue_of(&mut self.queues, peer, batch) {
             queue.in_flight = queue.in_flight.saturating_sub(1);
         }
     }
 
-    /// A request to `peer` failed: its messages go back to the front of the queue, in order,
+    /// A write to `peer` failed: its messages go back to the front of the queue, in order,
     /// unless they already failed [`MAX_FAILURES`] times, are too old, or no longer fit (those
     /// are dropped). A peer that was forgotten meanwhile gets nothing back, even when it is
     /// queued for again.
@@ -263,7 +263,7 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
         }
     }
 
-    /// Drops what waits for `peer` (it left the signer sets); requests in flight end as
+    /// Drops what waits for `peer` (it left the signer sets); writes under way end as
     /// they will.
     pub fn forget(&mut self, peer: Peer) {
         self.queues.remove(&peer);

@@ -365,8 +365,8 @@ async fn a_member_running_another_mixnode_set_is_refused_not_misread() {
         )
         .unwrap();
     // The two connect (same signer set), but B's message protocol names another set: A
-    // never speaks it, so B's message fails as unsupported instead of reaching A.
-    connected(&b_net, 1).await;
+    // never speaks it, so B's first stream to A is refused as unsupported (at connection,
+    // before any message), and B's message never reaches A.
     b_net.send(0, &echo(3));
     poll_until(Duration::from_secs(20), || {
         b_metrics

@@ -15,9 +15,10 @@ use crate::messages::{Message, Observation};
 use nym_rewards::msg::MixnodeReward;
 
 /// The libp2p protocol id of this encoding and message set, before the mixnode set's id
-/// ([`Codec::protocol_id`]). A peer speaking another version is refused: bump the number
-/// with any change to [`Message`] or its encoding.
-pub const PROTOCOL_ID: &str = "/nym-rewards/msg/2";
+/// ([`Codec::protocol_id`]): one persistent stream per pair and direction, each message a
+/// u32 big-endian length and its encoding. A peer speaking another version is refused: bump
+/// the number with any change to [`Message`], its encoding or the framing.
+pub const PROTOCOL_ID: &str = "/nym-rewards/msg-stream/2";
 
 /// A short id of a mixnode set (16 hex digits of a domain-separated SHA-256 of its ids in
 /// order), so members running different sets tell each other apart instead of refusing

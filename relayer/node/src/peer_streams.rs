@@ -1,0 +1,683 @@
+//! The persistent message streams between two members: one libp2p stream each way per pair,
+//! carrying length-prefixed frames (a u32 big-endian length, then one encoded message), opened
+//! once per connection instead of a substream, a protocol negotiation, a response and a timer
+//! per batch. Timelines at n = 64 showed that per-batch overhead, not the protocol, as most
+//! of an epoch's CPU.
+//!
+//! - A **writer** task per connected peer takes batches from the peer's queue in the shared
+//!   [`Outbox`] (everything queued since its last write, as one write), writes and flushes
+//!   them, and waits for the next message. A failed write puts its batch back (once, see
+//!   [`Outbox::failed`]) and the stream is opened again after a backoff; a peer that does not
+//!   speak the protocol ends the writer, and the network task is told.
+//! - A **reader** task per inbound stream charges the peer's [`PeerBudget`] before it reads a
+//!   frame's body, and *waits* while the budget is spent: a flooding peer is slowed to its
+//!   budget at the cost of its own stream (yamux's per-stream window stops its writes), never
+//!   read ahead of it, and the other members' readers run as before. Each message is decoded
+//!   and queued in the fair [`crate::inbox`]; a frame that cannot be a message (empty, or over
+//!   the size limit) ends the stream.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::{PeerId, StreamProtocol};
+use libp2p_stream::{Control, OpenStreamError};
+use relayer_protocol::PeerIndex;
+use relayer_protocol::wire::{Codec, MAX_MESSAGE_BYTES};
+use tokio::sync::{Notify, mpsc};
+
+use crate::inbox::InboxSender;
+use crate::metrics::NodeMetrics;
+use crate::outbox::{FRAME_HEADER_BYTES, Outbox};
+
+/// Messages a peer may burst before its reader waits.
+pub const RATE_BURST: f64 = 4_096.0;
+/// Sustained messages per second per peer.
+pub const RATE_PER_SEC: f64 = 2_048.0;
+/// Encoded bytes a peer may burst, and sustain per second: far above what an honest member
+/// sends (its observation to each member, and the observations its block references to those
+/// that ask), far below what would let one peer fill the node's memory or time.
+pub const BYTES_BURST: f64 = 32.0 * 1024.0 * 1024.0;
+/// Sustained bytes per second per peer.
+pub const BYTES_PER_SEC: f64 = 8.0 * 1024.0 * 1024.0;
+/// The first wait before a writer opens its stream again after a failure; it doubles up to
+/// [`REOPEN_MAX`] while the stream keeps failing, and starts again after a successful write.
+const REOPEN_MIN: Duration = Duration::from_millis(10);
+const REOPEN_MAX: Duration = Duration::from_secs(1);
+/// The byte a reader sends once it has taken a stream: libp2p hands an inbound stream to the
+/// node through a channel of one slot and drops it when the slot is taken, and a writer
+/// would otherwise write into a stream nobody reads. A writer writes only once it has it.
+pub const ACCEPTED: u8 = 1;
+/// How long a writer waits for [`ACCEPTED`] before it opens another stream.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tokens refilled at `rate` per second up to `burst`.
+#[derive(Debug, Clone, Copy)]
+struct TokenBucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+}
+
+impl TokenBucket {
+    fn full(rate: f64, burst: f64) -> Self {
+        Self {
+            tokens: burst,
+            rate,
+            burst,
+        }
+    }
+
+    fn refill(&mut self, elapsed_secs: f64) {
+        self.tokens = (self.tokens + elapsed_secs * self.rate).min(self.burst);
+    }
+
+    /// How long until it holds `cost` tokens (zero if it does; `cost` above the burst is
+    /// treated as the burst).
+    fn wait_for(&self, cost: f64) -> Duration {
+        let missing = cost.min(self.burst) - self.tokens;
+        if missing <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(missing / self.rate)
+        }
+    }
+}
+
+/// What one peer may still send: a message count and a byte budget, both refilled over time.
+/// A message is admitted only if both allow it.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerBudget {
+    messages: TokenBucket,
+    bytes: TokenBucket,
+    updated: Instant,
+}
+
+impl PeerBudget {
+    /// A full budget at `now`.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            messages: TokenBucket::full(RATE_PER_SEC, RATE_BURST),
+            bytes: TokenBucket::full(BYTES_PER_SEC, BYTES_BURST),
+            updated: now,
+        }
+    }
+
+    /// Admits a message of `bytes`, spending from both budgets, or refuses it spending
+    /// nothing and says how long until it would be admitted.
+    pub fn admit(&mut self, now: Instant, bytes: usize) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.updated = now.max(self.updated);
+        self.messages.refill(elapsed);
+        self.bytes.refill(elapsed);
+        let cost = (bytes as f64).min(self.bytes.burst);
+        let wait = self.messages.wait_for(1.0).max(self.bytes.wait_for(cost));
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        self.messages.tokens -= 1.0;
+        self.bytes.tokens -= cost;
+        Ok(())
+    }
+}
+
+/// What the readers of one peer's streams share: its budget, and whether it was already warned
+/// about for malformed input (kept across its streams and connections).
+pub struct InboundPeer {
+    /// Its position in the roster.
+    pub from: PeerIndex,
+    budget: Mutex<PeerBudget>,
+    warned: AtomicBool,
+}
+
+impl InboundPeer {
+    /// A peer at roster position `from` with a full budget.
+    pub fn new(from: PeerIndex) -> Self {
+        Self {
+            from,
+            budget: Mutex::new(PeerBudget::new(Instant::now())),
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    fn budget(&self) -> MutexGuard<'_, PeerBudget> {
+        // A panic while holding the lock leaves a plain budget behind: still usable.
+        self.budget
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until the budget admits a message of `bytes`, and spends it.
+    async fn spend(&self, bytes: usize) {
+        loop {
+            let admitted = self.budget().admit(Instant::now(), bytes);
+            match admitted {
+                Ok(()) => return,
+                Err(wait) => tokio::time::sleep(wait.max(Duration::from_millis(1))).await,
+            }
+        }
+    }
+
+    /// Says that the peer sent something malformed: at warn level the first time, then at
+    /// debug level, so a hostile member cannot flood the log (the drop counter counts all).
+    fn report_malformed(&self, peer: &PeerId, what: &str, err: &dyn std::fmt::Display) {
+        if self.warned.swap(true, Ordering::Relaxed) {
+            tracing::debug!(%peer, "{what}: {err}");
+        } else {
+            tracing::warn!(%peer, "{what}: {err} (further malformed input from this peer is logged at debug level)");
+        }
+    }
+}
+
+/// What a reader needs besides its stream.
+#[derive(Clone)]
+pub struct ReaderContext {
+    /// Decodes the frames.
+    pub codec: Codec,
+    /// Where messages go.
+    pub inbox: Arc<InboxSender>,
+    /// Counts bytes, messages and drops.
+    pub metrics: Arc<NodeMetrics>,
+}
+
+/// Why a frame's length cannot be a message's.
+fn check_frame_len(len: usize) -> Result<(), String> {
+    if len == 0 {
+        Err("an empty frame".to_string())
+    } else if len > MAX_MESSAGE_BYTES {
+        Err(format!("a frame of {len} bytes exceeds the message limit"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads one frame's body of `len` bytes, grown as the bytes arrive rather than allocated at
+/// the claimed length (a peer must send what it claims before it costs this node the memory).
+async fn read_body<T: AsyncRead + Unpin>(io: &mut T, len: usize) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    (&mut *io).take(len as u64).read_to_end(&mut body).await?;
+    if body.len() != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("a frame of {len} bytes ended after {}", body.len()),
+        ));
+    }
+    Ok(body)
+}
+
+/// Reads `peer`'s inbound stream until it ends or sends a frame that cannot be a message. The
+/// stream itself is charged as one message, so opening streams is no cheaper than sending,
+/// and is acknowledged with [`ACCEPTED`] (see [`write_to_peer`]).
+pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
+    peer: PeerId,
+    inbound: Arc<InboundPeer>,
+    mut stream: T,
+    context: ReaderContext,
+) {
+    inbound.spend(0).await;
+    let accepted = async {
+        stream.write_all(&[ACCEPTED]).await?;
+        stream.flush().await
+    }
+    .await;
+    if let Err(err) = accepted {
+        tracing::debug!(%peer, "inbound stream ended before it was accepted: {err}");
+        return;
+    }
+    loop {
+        let mut len = [0u8; FRAME_HEADER_BYTES];
+        if let Err(err) = stream.read_exact(&mut len).await {
+            tracing::debug!(%peer, "inbound stream ended: {err}");
+            return;
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        if let Err(err) = check_frame_len(len) {
+            NodeMetrics::inc(&context.metrics.messages_dropped);
+            inbound.report_malformed(&peer, "closed its stream", &err);
+            return;
+        }
+        inbound.spend(len + FRAME_HEADER_BYTES).await;
+        let body = match read_body(&mut stream, len).await {
+            Ok(body) => body,
+            Err(err) => {
+                tracing::debug!(%peer, "inbound stream ended inside a frame: {err}");
+                return;
+            }
+        };
+        NodeMetrics::inc(&context.metrics.messages_received);
+        NodeMetrics::add(
+            &context.metrics.bytes_received,
+            (len + FRAME_HEADER_BYTES) as u64,
+        );
+        match context.codec.decode(&body) {
+            Ok(message) => {
+                if !context.inbox.push(inbound.from, message, len) {
+                    NodeMetrics::inc(&context.metrics.messages_dropped);
+                    tracing::debug!(%peer, "its inbox queue is full; message dropped");
+                }
+            }
+            Err(err) => {
+                NodeMetrics::inc(&context.metrics.messages_dropped);
+                inbound.report_malformed(&peer, "dropped a message", &err);
+            }
+        }
+        // A peer whose frames are always ready would otherwise keep this worker thread.
+        tokio::task::consume_budget().await;
+    }
+}
+
+/// Wakes a writer when messages are queued for its peer, or tells it to stop.
+#[derive(Default)]
+pub struct WriterSignal {
+    wake: Notify,
+    stopped: AtomicBool,
+}
+
+impl WriterSignal {
+    /// Messages were queued.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The peer is gone: the writer ends once its write under way, if any, is over.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a writer ended on its own (it is told to stop otherwise).
+#[derive(Debug)]
+pub enum WriterEnded {
+    /// The peer does not speak this node's message protocol.
+    OtherVersion(PeerId),
+}
+
+/// What a writer needs besides its peer.
+#[derive(Clone)]
+pub struct WriterContext {
+    /// Opens streams (dialling a peer not connected, which is why a writer runs only while
+    /// its peer is).
+    pub control: Control,
+    /// The message protocol.
+    pub protocol: StreamProtocol,
+    /// The queues the network task fills.
+    pub outbox: Arc<Mutex<Outbox<PeerId>>>,
+    /// Counts failed writes.
+    pub metrics: Arc<NodeMetrics>,
+    /// Where a writer says why it ended.
+    pub ended: mpsc::UnboundedSender<WriterEnded>,
+}
+
+/// Locks an outbox shared with writers.
+pub fn lock_outbox(outbox: &Mutex<Outbox<PeerId>>) -> MutexGuard<'_, Outbox<PeerId>> {
+    // A panic while holding the lock leaves plain queues behind: still usable.
+    outbox
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sends `peer` what is queued for it, on one stream at a time, until told to stop or the peer
+/// turns out to speak another protocol.
+pub async fn write_to_peer(peer: PeerId, signal: Arc<WriterSignal>, mut context: WriterContext) {
+    let mut backoff = REOPEN_MIN;
+    while !signal.is_stopped() {
+        match context
+            .control
+            .open_stream(peer, context.protocol.clone())
+            .await
+        {
+            Ok(mut stream) => match accepted(&mut stream).await {
+                Ok(()) => {
+                    if write_batches(peer, stream, &signal, &context).await {
+                        backoff = REOPEN_MIN;
+                    }
+                }
+                Err(err) => tracing::debug!(%peer, "message stream not accepted: {err}"),
+            },
+            Err(OpenStreamError::UnsupportedProtocol(_)) => {
+                let _ = context.ended.send(WriterEnded::OtherVersion(peer));
+                return;
+            }
+            Err(err) => tracing::debug!(%peer, "cannot open a message stream: {err}"),
+        }
+        if signal.is_stopped() {
+            break;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(REOPEN_MAX);
+    }
+}
+
+/// Waits for the reader's [`ACCEPTED`] on a stream just opened.
+async fn accepted<T: AsyncRead + Unpin>(stream: &mut T) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(ACCEPT_TIMEOUT, stream.read_exact(&mut byte))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer"))??;
+    if byte[0] != ACCEPTED {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("answered {:#04x}", byte[0]),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes batches on `stream` until a write fails, the reader ends the stream (it sends
+/// nothing after [`ACCEPTED`], so anything read means it is gone) or the writer is stopped;
+/// whether any write succeeded.
+async fn write_batches<T: AsyncRead + AsyncWrite + Unpin>(
+    peer: PeerId,
+    stream: T,
+    signal: &WriterSignal,
+    context: &WriterContext,
+) -> bool {
+    let (mut from_reader, mut stream) = stream.split();
+    let mut wrote = false;
+    loop {
+        let batch = loop {
+            if signal.is_stopped() {
+                let _ = stream.close().await;
+                return wrote;
+            }
+            if let Some(batch) = lock_outbox(&context.outbox).next_batch(peer, Instant::now()) {
+                break batch;
+            }
+            let mut byte = [0u8; 1];
+            tokio::select! {
+                _ = signal.wake.notified() => {}
+                _ = from_reader.read(&mut byte) => {
+                    tracing::debug!(%peer, "the peer ended its end of the message stream");
+                    return wrote;
+                }
+            }
+        };
+        let written = async {
+            stream.write_all(&batch.bytes).await?;
+            stream.flush().await
+        }
+        .await;
+        let mut outbox = lock_outbox(&context.outbox);
+        match written {
+            Ok(()) => {
+                outbox.done(peer, &batch);
+                wrote = true;
+            }
+            Err(err) => {
+                outbox.failed(peer, batch, Instant::now());
+                drop(outbox);
+                NodeMetrics::inc(&context.metrics.batches_failed);
+                tracing::debug!(%peer, "a batch was not written (queued again): {err}");
+                return wrote;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// A stream that reads `input` and keeps what is written to it.
+    struct Duplex {
+        input: futures::io::Cursor<Vec<u8>>,
+        written: Vec<u8>,
+    }
+
+    impl Duplex {
+        fn new(input: Vec<u8>) -> Self {
+            Self {
+                input: futures::io::Cursor::new(input),
+                written: Vec::new(),
+            }
+        }
+    }
+
+    impl AsyncRead for Duplex {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.input).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Duplex {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.written.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_peer_is_held_to_its_byte_budget_as_well_as_its_message_count() {
+        let start = Instant::now();
+        let mut budget = PeerBudget::new(start);
+        let large = (BYTES_BURST / 4.0) as usize + 1;
+        let admitted = (0..10)
+            .filter(|_| budget.admit(start, large).is_ok())
+            .count();
+        assert_eq!(
+            admitted, 3,
+            "the byte burst, not the message burst, stops it"
+        );
+        assert!(
+            budget.admit(start, 100).is_ok(),
+            "a small message fits the rest"
+        );
+        let wait = budget
+            .admit(start, large)
+            .expect_err("refused, spending nothing");
+        assert!(
+            !wait.is_zero() && wait < Duration::from_millis(1),
+            "only the refill of the bytes missing is waited for: {wait:?}"
+        );
+        // A second later 8 MiB more are allowed: one more large message, not two.
+        let later = start + Duration::from_secs(1);
+        assert!(budget.admit(later, large).is_ok());
+        assert!(budget.admit(later, large).is_err());
+
+        let mut budget = PeerBudget::new(start);
+        assert!(budget.admit(start, BYTES_BURST as usize).is_ok());
+        let wait = budget
+            .admit(start, BYTES_PER_SEC as usize)
+            .expect_err("the byte burst is spent");
+        assert!(
+            wait > Duration::from_millis(999) && wait <= Duration::from_secs(1),
+            "a second of refill is missing: {wait:?}"
+        );
+    }
+
+    #[test]
+    fn a_peer_is_held_to_its_message_count_whatever_their_size() {
+        let start = Instant::now();
+        let mut budget = PeerBudget::new(start);
+        let admitted = (0..10_000)
+            .filter(|_| budget.admit(start, 1).is_ok())
+            .count();
+        assert_eq!(admitted, RATE_BURST as usize);
+        let wait = budget.admit(start, 1).expect_err("the burst is spent");
+        assert!(
+            wait <= Duration::from_millis(1),
+            "one message refills fast: {wait:?}"
+        );
+    }
+
+    #[test]
+    fn frames_that_cannot_be_messages_are_refused() {
+        assert!(check_frame_len(0).is_err());
+        assert!(check_frame_len(MAX_MESSAGE_BYTES + 1).is_err());
+        assert!(check_frame_len(1).is_ok());
+        assert!(check_frame_len(MAX_MESSAGE_BYTES).is_ok());
+    }
+
+    /// A reader over an in-memory stream: frames are decoded and queued in order, a frame of
+    /// junk is dropped without ending the stream, and an oversized length ends it.
+    #[tokio::test]
+    async fn a_reader_queues_messages_drops_junk_and_stops_at_an_impossible_frame() {
+        use crate::inbox::{QueueLimits, inbox};
+        use relayer_protocol::{Echo, Message};
+
+        let codec = Codec::new(&[1, 2, 3]);
+        let echo = |epoch| {
+            Message::Echo(Echo {
+                epoch,
+                proposer: 0,
+                data_hash: [1; 32],
+                signature: vec![2; 64],
+            })
+        };
+        let mut bytes = Vec::new();
+        let frame = |body: &[u8], bytes: &mut Vec<u8>| {
+            bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(body);
+        };
+        frame(&codec.encode(&echo(1)).unwrap(), &mut bytes);
+        frame(&[0xff; 3], &mut bytes);
+        frame(&codec.encode(&echo(2)).unwrap(), &mut bytes);
+        bytes.extend_from_slice(&((MAX_MESSAGE_BYTES + 1) as u32).to_be_bytes());
+        frame(&codec.encode(&echo(3)).unwrap(), &mut bytes);
+
+        let (sender, mut receiver) = inbox(2, QueueLimits::default());
+        let metrics = Arc::new(NodeMetrics::default());
+        let context = ReaderContext {
+            codec: codec.clone(),
+            inbox: Arc::new(sender),
+            metrics: metrics.clone(),
+        };
+        let peer = PeerId::random();
+        let mut stream = Duplex::new(bytes);
+        read_stream(peer, Arc::new(InboundPeer::new(1)), &mut stream, context).await;
+        assert_eq!(stream.written, [ACCEPTED], "the stream was accepted, once");
+
+        assert_eq!(receiver.queued(), 2, "two messages, the junk dropped");
+        for epoch in [1, 2] {
+            let inbound = receiver.recv().await.unwrap();
+            assert_eq!(inbound.from, 1);
+            assert_eq!(inbound.message, echo(epoch));
+        }
+        assert_eq!(NodeMetrics::get(&metrics.messages_received), 3);
+        assert_eq!(
+            NodeMetrics::get(&metrics.messages_dropped),
+            2,
+            "the junk frame and the impossible one; nothing after it was read"
+        );
+    }
+
+    /// A reader waits for its peer's budget instead of reading ahead: with the message burst
+    /// spent, the next frames arrive at the sustained rate.
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_over_budget_waits_instead_of_reading_on() {
+        use crate::inbox::{QueueLimits, inbox};
+        use relayer_protocol::{Echo, Message};
+
+        let codec = Codec::new(&[1]);
+        let body = codec
+            .encode(&Message::Echo(Echo {
+                epoch: 1,
+                proposer: 0,
+                data_hash: [1; 32],
+                signature: vec![2; 64],
+            }))
+            .unwrap();
+        let frames = 1_024;
+        let mut bytes = Vec::new();
+        for _ in 0..frames {
+            bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(&body);
+        }
+        let (sender, receiver) = inbox(
+            1,
+            QueueLimits {
+                messages: 100_000,
+                bytes: 1 << 30,
+            },
+        );
+        let inbound = Arc::new(InboundPeer::new(0));
+        // Spend the burst but for 25 messages (the stream itself costs one).
+        for _ in 0..(RATE_BURST as usize - 25) {
+            inbound.spend(1).await;
+        }
+        let context = ReaderContext {
+            codec,
+            inbox: Arc::new(sender),
+            metrics: Arc::new(NodeMetrics::default()),
+        };
+        let start = tokio::time::Instant::now();
+        read_stream(PeerId::random(), inbound, Duplex::new(bytes), context).await;
+        let took = start.elapsed();
+        assert_eq!(
+            receiver.queued(),
+            frames,
+            "nothing dropped: the reader waited"
+        );
+        let expected = (frames - 24) as f64 / RATE_PER_SEC;
+        assert!(
+            took.as_secs_f64() >= expected * 0.9,
+            "{frames} frames over budget took {took:?}, expected about {expected} s"
+        );
+    }
+
+    /// A writer sends everything queued as one write, and ends when the reader has gone (it
+    /// reads the end of the stream) instead of writing on into it.
+    #[tokio::test]
+    async fn a_writer_sends_the_queue_in_one_write_and_stops_when_the_reader_is_gone() {
+        let peer = PeerId::random();
+        let outbox = Arc::new(Mutex::new(Outbox::default()));
+        for byte in 1..=3u8 {
+            assert!(lock_outbox(&outbox).queue(peer, Arc::new(vec![byte; 2]), Instant::now()));
+        }
+        let (ended, _ended_rx) = mpsc::unbounded_channel();
+        let context = WriterContext {
+            control: libp2p_stream::Behaviour::new().new_control(),
+            protocol: StreamProtocol::new("/test"),
+            outbox: outbox.clone(),
+            metrics: Arc::new(NodeMetrics::default()),
+            ended,
+        };
+        let signal = WriterSignal::default();
+        let mut stream = Duplex::new(Vec::new());
+        let wrote = write_batches(peer, &mut stream, &signal, &context).await;
+        assert!(wrote);
+        let frames = crate::outbox::split_batch(&stream.written).unwrap();
+        assert_eq!(frames, [&[1, 1][..], &[2, 2], &[3, 3]]);
+        assert_eq!(lock_outbox(&outbox).waiting(peer), 0);
+        // Nothing is in flight any more: the next batch leaves at once.
+        assert!(lock_outbox(&outbox).queue(peer, Arc::new(vec![4]), Instant::now()));
+        assert!(
+            lock_outbox(&outbox)
+                .next_batch(peer, Instant::now())
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_used_only_once_the_reader_accepted_it() {
+        assert!(accepted(&mut Duplex::new(vec![ACCEPTED])).await.is_ok());
+        assert!(accepted(&mut Duplex::new(vec![7])).await.is_err());
+        assert!(accepted(&mut Duplex::new(Vec::new())).await.is_err());
+    }
+}
