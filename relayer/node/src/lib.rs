@@ -30,6 +30,7 @@ pub mod runtime;
 pub mod sample_source;
 pub mod sampling;
 pub mod signer_sets;
+pub mod stream_behaviour;
 mod text_serde;
 pub mod tls;
 

@@ -18,7 +18,6 @@ use libp2p::connection_limits;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol, Swarm, identity, noise, tcp, yamux};
-use libp2p_stream::{Control, IncomingStreams};
 use relayer_protocol::{Message, PeerIndex};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -32,6 +31,7 @@ use crate::peer_streams::{
     InboundPeer, ReaderContext, WriterContext, WriterEnded, WriterSignal, lock_outbox, read_stream,
     write_to_peer,
 };
+use crate::stream_behaviour::{self, InboundStream, OpenReply};
 use relayer_protocol::wire::Codec;
 
 /// Connections one peer may hold to this node (a reconnect may briefly overlap the old one).
@@ -210,7 +210,7 @@ pub fn peer_id_of(public_key: &[u8; 32]) -> Result<PeerId, NetError> {
 struct Behaviour {
     allow: allow_block_list::Behaviour<AllowedPeers>,
     limits: connection_limits::Behaviour,
-    streams: libp2p_stream::Behaviour,
+    streams: stream_behaviour::Behaviour,
 }
 
 /// The keys of the members connected, as the swarm task last published them.
@@ -219,12 +219,6 @@ type ConnectedMembers = Arc<std::sync::Mutex<Vec<[u8; 32]>>>;
 /// A swarm listening on its address, not yet told who the members are.
 pub struct BoundNet {
     swarm: Swarm<Behaviour>,
-    /// Opens message streams.
-    control: Control,
-    /// The message streams peers open to this node.
-    incoming: IncomingStreams,
-    /// The message protocol (its version and the mixnode set's id).
-    protocol: StreamProtocol,
     link_delay: Option<LinkDelay>,
     /// The address it listens on (with the real port when 0 was asked for).
     pub listen_addr: Multiaddr,
@@ -264,7 +258,7 @@ impl BoundNet {
                     connection_limits::ConnectionLimits::default()
                         .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
                 ),
-                streams: libp2p_stream::Behaviour::new(),
+                streams: stream_behaviour::Behaviour::new(protocol),
             })
             .map_err(|err| NetError::Invalid(err.to_string()))?
             .with_swarm_config(|config| {
@@ -290,15 +284,8 @@ impl BoundNet {
                 _ => {}
             }
         };
-        let mut control = swarm.behaviour().streams.new_control();
-        let incoming = control
-            .accept(protocol.clone())
-            .map_err(|err| NetError::Invalid(format!("{protocol}: {err}")))?;
         Ok(Self {
             swarm,
-            control,
-            incoming,
-            protocol,
             link_delay: None,
             listen_addr,
             peer_id,
@@ -331,13 +318,12 @@ impl BoundNet {
         let connected = ConnectedMembers::default();
         let codec = self.codec;
         let (writer_ended, writer_ended_rx) = mpsc::unbounded_channel();
+        let (open, open_rx) = mpsc::unbounded_channel();
         let outbox = Arc::new(std::sync::Mutex::new(Outbox::default()));
         let mut task = SwarmTask {
             swarm: self.swarm,
-            incoming: self.incoming,
             writer: WriterContext {
-                control: self.control,
-                protocol: self.protocol,
+                open,
                 outbox: outbox.clone(),
                 metrics: metrics.clone(),
                 ended: writer_ended,
@@ -373,7 +359,7 @@ impl BoundNet {
             // Only that member is affected (see `set_peers`): the node starts anyway.
             tracing::warn!("a signer set names a peer that cannot be used: {err}");
         }
-        tokio::spawn(task.run(command_rx, writer_ended_rx, shutdown));
+        tokio::spawn(task.run(command_rx, open_rx, writer_ended_rx, shutdown));
         Ok((
             NetHandle {
                 codec,
@@ -388,8 +374,6 @@ impl BoundNet {
 
 struct SwarmTask {
     swarm: Swarm<Behaviour>,
-    /// The message streams peers open to this node.
-    incoming: IncomingStreams,
     /// What each writer task is given.
     writer: WriterContext,
     /// What each reader task is given.
@@ -433,6 +417,7 @@ impl SwarmTask {
     async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
+        mut open_requests: mpsc::UnboundedReceiver<(PeerId, OpenReply)>,
         mut writer_ended: mpsc::UnboundedReceiver<WriterEnded>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
@@ -450,7 +435,9 @@ impl SwarmTask {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.on_event(event),
-                Some((peer, stream)) = self.incoming.next() => self.on_stream(peer, stream),
+                Some((peer, reply)) = open_requests.recv() => {
+                    self.swarm.behaviour_mut().streams.open(peer, reply);
+                }
                 Some(WriterEnded::OtherVersion(peer)) = writer_ended.recv() => {
                     self.on_other_version(peer);
                 }
@@ -735,6 +722,9 @@ impl SwarmTask {
                     self.publish_connected();
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Streams(InboundStream { peer, stream })) => {
+                self.on_stream(peer, stream);
+            }
             _ => {}
         }
     }
@@ -779,10 +769,10 @@ impl SwarmTask {
 mod tests {
     use super::*;
 
-    /// Member 1 is hostile: a raw swarm speaking the protocol that opens up to 16 message
-    /// streams at once to member 0 and writes into each, as fast as it is read, thousands of
-    /// undecodable frames, a frame longer than any message, or the largest frames of junk,
-    /// opening new streams as member 0 ends them. Member 2's message still reaches member 0
+    /// Member 1 is hostile: a raw swarm speaking the protocol that opens 6 message streams
+    /// to member 0 and writes into each, as fast as it is read, thousands of undecodable
+    /// frames, a frame longer than any message, or the largest frames of junk, opening a new
+    /// stream whenever member 0 ends one. Member 2's message still reaches member 0
     /// while the flood goes on, and nothing of the flood is delivered.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_hostile_member_flooding_junk_does_not_keep_another_members_message_out() {
@@ -814,8 +804,7 @@ mod tests {
         let (_a_net, mut a_inbox) = a
             .run(roster.clone(), a_metrics.clone(), shutdown.clone())
             .unwrap();
-        let hostile = bound.next().unwrap();
-        let (mut swarm, control, protocol) = (hostile.swarm, hostile.control, hostile.protocol);
+        let mut hostile = bound.next().unwrap().swarm;
         let (b_net, _b_inbox) = bound
             .next()
             .unwrap()
@@ -834,33 +823,54 @@ mod tests {
                 }
             }
         };
-        swarm.behaviour_mut().allow.allow_peer(a_peer);
-        // Known, so that its streams redial member 0 whenever member 0 drops a connection (the
-        // second of two simultaneous ones), as an attacker would.
-        swarm.add_peer_address(a_peer, a_addr.clone());
-        swarm.dial(a_addr).unwrap();
-        let driver = tokio::spawn(async move {
+        hostile.behaviour_mut().allow.allow_peer(a_peer);
+        // Known, so that it redials member 0 whenever member 0 drops a connection (the second
+        // of two simultaneous ones), as an attacker would.
+        hostile.add_peer_address(a_peer, a_addr.clone());
+        hostile.dial(a_addr).unwrap();
+        // Every stream that ends is replaced at once; each connection it dials gets 6.
+        const STREAMS: usize = 6;
+        let (ended, mut to_replace) = mpsc::unbounded_channel::<()>();
+        let flood = tokio::spawn(async move {
+            let mut round = 0;
+            let open = |hostile: &mut Swarm<Behaviour>, round: usize| {
+                let (reply, opened) = tokio::sync::oneshot::channel();
+                hostile.behaviour_mut().streams.open(a_peer, reply);
+                let ended = ended.clone();
+                tokio::spawn(async move {
+                    if let Ok(Ok(mut stream)) = opened.await {
+                        let mut round = round;
+                        while stream.write_all(&junk(round)).await.is_ok() {
+                            round += 3;
+                        }
+                    }
+                    let _ = ended.send(());
+                });
+            };
             loop {
-                swarm.select_next_some().await;
+                tokio::select! {
+                    event = hostile.select_next_some() => {
+                        if let SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } = event
+                            && peer_id == a_peer
+                            && endpoint.is_dialer()
+                        {
+                            // Well below yamux's 16 streams per connection (more close it),
+                            // streams being replaced included; member 0 reads only its 2
+                            // newest anyway.
+                            for _ in 0..STREAMS {
+                                round += 1;
+                                open(&mut hostile, round);
+                            }
+                        }
+                    }
+                    Some(()) = to_replace.recv() => {
+                        tokio::task::consume_budget().await;
+                        round += 1;
+                        open(&mut hostile, round);
+                    }
+                }
             }
         });
-        let mut flooders = Vec::new();
-        for first in 0..16 {
-            let (mut control, protocol) = (control.clone(), protocol.clone());
-            flooders.push(tokio::spawn(async move {
-                let mut round = first;
-                loop {
-                    let Ok(mut stream) = control.open_stream(a_peer, protocol.clone()).await else {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                        continue;
-                    };
-                    while stream.write_all(&junk(round)).await.is_ok() {
-                        round += 1;
-                    }
-                    round += 1;
-                }
-            }));
-        }
         let dropped = || {
             a_metrics
                 .messages_dropped
@@ -889,14 +899,8 @@ mod tests {
             .unwrap();
         assert_eq!(arrived.from, 2, "nothing of the flood was delivered");
         assert_eq!(arrived.message, echo);
-        assert!(
-            flooders.iter().all(|flooder| !flooder.is_finished()),
-            "the flood was still going"
-        );
-        for flooder in flooders {
-            flooder.abort();
-        }
-        driver.abort();
+        assert!(!flood.is_finished(), "the flood was still going");
+        flood.abort();
     }
 
     #[test]

@@ -22,15 +22,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p::{PeerId, StreamProtocol};
-use libp2p_stream::{Control, OpenStreamError};
+use libp2p::{PeerId, Stream};
 use relayer_protocol::PeerIndex;
 use relayer_protocol::wire::{Codec, MAX_MESSAGE_BYTES};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::inbox::InboxSender;
 use crate::metrics::NodeMetrics;
 use crate::outbox::{FRAME_HEADER_BYTES, Outbox};
+use crate::stream_behaviour::{OpenError, OpenReply};
 
 /// Messages a peer may burst before its reader waits.
 pub const RATE_BURST: f64 = 4_096.0;
@@ -302,11 +302,8 @@ pub enum WriterEnded {
 /// What a writer needs besides its peer.
 #[derive(Clone)]
 pub struct WriterContext {
-    /// Opens streams (dialling a peer not connected, which is why a writer runs only while
-    /// its peer is).
-    pub control: Control,
-    /// The message protocol.
-    pub protocol: StreamProtocol,
+    /// Asks the network task to open a stream to a peer (never dialling it).
+    pub open: mpsc::UnboundedSender<(PeerId, OpenReply)>,
     /// The queues the network task fills.
     pub outbox: Arc<Mutex<Outbox<PeerId>>>,
     /// Counts failed writes.
@@ -325,14 +322,10 @@ pub fn lock_outbox(outbox: &Mutex<Outbox<PeerId>>) -> MutexGuard<'_, Outbox<Peer
 
 /// Sends `peer` what is queued for it, on one stream at a time, until told to stop or the peer
 /// turns out to speak another protocol.
-pub async fn write_to_peer(peer: PeerId, signal: Arc<WriterSignal>, mut context: WriterContext) {
+pub async fn write_to_peer(peer: PeerId, signal: Arc<WriterSignal>, context: WriterContext) {
     let mut backoff = REOPEN_MIN;
     while !signal.is_stopped() {
-        match context
-            .control
-            .open_stream(peer, context.protocol.clone())
-            .await
-        {
+        match open_stream(peer, &context).await {
             Ok(mut stream) => match accepted(&mut stream).await {
                 Ok(()) => {
                     if write_batches(peer, stream, &signal, &context).await {
@@ -341,7 +334,7 @@ pub async fn write_to_peer(peer: PeerId, signal: Arc<WriterSignal>, mut context:
                 }
                 Err(err) => tracing::debug!(%peer, "message stream not accepted: {err}"),
             },
-            Err(OpenStreamError::UnsupportedProtocol(_)) => {
+            Err(OpenError::Unsupported(_)) => {
                 let _ = context.ended.send(WriterEnded::OtherVersion(peer));
                 return;
             }
@@ -353,6 +346,18 @@ pub async fn write_to_peer(peer: PeerId, signal: Arc<WriterSignal>, mut context:
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(REOPEN_MAX);
     }
+}
+
+/// A stream to `peer`, opened by the network task.
+async fn open_stream(peer: PeerId, context: &WriterContext) -> Result<Stream, OpenError> {
+    let (reply, opened) = oneshot::channel();
+    context
+        .open
+        .send((peer, reply))
+        .map_err(|_| OpenError::Failed("the network task has stopped".to_string()))?;
+    opened
+        .await
+        .map_err(|_| OpenError::Failed("no connection to the peer".to_string()))?
 }
 
 /// Waits for the reader's [`ACCEPTED`] on a stream just opened.
@@ -651,9 +656,9 @@ mod tests {
             assert!(lock_outbox(&outbox).queue(peer, Arc::new(vec![byte; 2]), Instant::now()));
         }
         let (ended, _ended_rx) = mpsc::unbounded_channel();
+        let (open, _open_rx) = mpsc::unbounded_channel();
         let context = WriterContext {
-            control: libp2p_stream::Behaviour::new().new_control(),
-            protocol: StreamProtocol::new("/test"),
+            open,
             outbox: outbox.clone(),
             metrics: Arc::new(NodeMetrics::default()),
             ended,
