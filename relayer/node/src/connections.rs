@@ -19,6 +19,8 @@ struct Open<C> {
     id: C,
     dialled_by_smaller: bool,
     since: Instant,
+    /// It was returned as the one of a simultaneous pair to close.
+    closing: bool,
 }
 
 /// The open connections to each peer (`P` a peer id, `C` a connection id).
@@ -52,14 +54,29 @@ impl<P: Hash + Eq + Ord + Copy, C: Eq + Copy> PeerConnections<P, C> {
             id,
             dialled_by_smaller,
             since: now,
+            closing: false,
         });
         let fresh = |c: &&Open<C>| now.saturating_duration_since(c.since) < SIMULTANEOUS;
         let kept = open.iter().filter(fresh).find(|c| c.dialled_by_smaller)?;
+        let kept = kept.id;
         let closed = open
-            .iter()
-            .filter(fresh)
-            .find(|c| !c.dialled_by_smaller && c.id != kept.id)?;
+            .iter_mut()
+            .filter(|c| now.saturating_duration_since(c.since) < SIMULTANEOUS)
+            .find(|c| !c.dialled_by_smaller && c.id != kept)?;
+        closed.closing = true;
         Some(closed.id)
+    }
+
+    /// The newest connection to `peer` that is not being closed: where a stream opened now
+    /// should go (an older one may be the half of a simultaneous pair going away, or one the
+    /// peer reconnected to replace).
+    pub fn newest(&self, peer: &P) -> Option<C> {
+        self.open
+            .get(peer)?
+            .iter()
+            .rev()
+            .find(|c| !c.closing)
+            .map(|c| c.id)
     }
 
     /// Forgets connection `id` to `peer` (closed).
@@ -136,5 +153,37 @@ mod tests {
         small.closed(&LARGE, 1);
         assert_eq!(small.count(&LARGE), 0);
         assert!(small.open.is_empty());
+    }
+
+    #[test]
+    fn streams_go_to_the_newest_connection_not_being_closed() {
+        let now = Instant::now();
+        let mut connections = PeerConnections::default();
+        assert_eq!(connections.newest(&LARGE), None);
+        // The smaller id dials (kept), then the larger id's dial arrives: it is closed.
+        assert_eq!(connections.established(&SMALL, LARGE, 1, true, now), None);
+        assert_eq!(
+            connections.established(&SMALL, LARGE, 2, false, now),
+            Some(2)
+        );
+        assert_eq!(
+            connections.newest(&LARGE),
+            Some(1),
+            "not the one being closed"
+        );
+        // The larger id dials first, then the smaller one: the first is closed.
+        assert_eq!(connections.established(&SMALL, 3, 4, false, now), None);
+        assert_eq!(connections.newest(&3), Some(4));
+        assert_eq!(connections.established(&SMALL, 3, 5, true, now), Some(4));
+        assert_eq!(connections.newest(&3), Some(5));
+        // A reconnect long after: the newer connection takes new streams.
+        let later = now + SIMULTANEOUS * 2;
+        assert_eq!(
+            connections.established(&SMALL, LARGE, 6, false, later),
+            None
+        );
+        assert_eq!(connections.newest(&LARGE), Some(6));
+        connections.closed(&LARGE, 6);
+        assert_eq!(connections.newest(&LARGE), Some(1));
     }
 }

@@ -29,7 +29,7 @@ use crate::metrics::NodeMetrics;
 use crate::outbox::Outbox;
 use crate::peer_streams::{
     InboundPeer, ReaderContext, WriterContext, WriterEnded, WriterSignal, lock_outbox, read_stream,
-    write_to_peer,
+    sleep_until, write_to_peer,
 };
 use crate::stream_behaviour::{self, InboundStream, OpenReply};
 use relayer_protocol::wire::Codec;
@@ -191,12 +191,6 @@ fn first_dial_delay(me: &PeerId, peer: &PeerId) -> Duration {
     } else {
         YIELD_TO_SMALLER_ID
     }
-}
-
-/// Sleeps until `at` (for ever when `None`).
-fn sleep_until(at: Option<Instant>) -> tokio::time::Sleep {
-    let far = Instant::now() + Duration::from_secs(86_400);
-    tokio::time::sleep_until(tokio::time::Instant::from_std(at.unwrap_or(far)))
 }
 
 /// The libp2p PeerId of an ed25519 public key.
@@ -436,7 +430,8 @@ impl SwarmTask {
                 },
                 event = self.swarm.select_next_some() => self.on_event(event),
                 Some((peer, reply)) = open_requests.recv() => {
-                    self.swarm.behaviour_mut().streams.open(peer, reply);
+                    let connection = self.connections.newest(&peer);
+                    self.swarm.behaviour_mut().streams.open(peer, connection, reply);
                 }
                 Some(WriterEnded::OtherVersion(peer)) = writer_ended.recv() => {
                     self.on_other_version(peer);
@@ -593,7 +588,7 @@ impl SwarmTask {
     }
 
     /// Starts a writer for `peer` unless one runs: only for an active member that is connected
-    /// and speaks this node's protocol (a writer dials a peer not connected).
+    /// and speaks this node's protocol.
     fn ensure_writer(&mut self, peer: PeerId) {
         let wanted = self.active.contains(&peer)
             && self.connected_peers.contains(&peer)
@@ -620,7 +615,8 @@ impl SwarmTask {
     }
 
     /// A message stream `peer` opened: read in a task of its own, unless the peer is no
-    /// active member. A peer's third stream ends the reader of its oldest.
+    /// active member or opens streams faster than its stream budget allows (refused at once,
+    /// before a task is spent on it). A peer's third stream ends the reader of its oldest.
     fn on_stream(&mut self, peer: PeerId, stream: Stream) {
         let Some(&from) = self
             .index_of
@@ -635,6 +631,10 @@ impl SwarmTask {
             .entry(peer)
             .or_insert_with(|| Arc::new(InboundPeer::new(from)))
             .clone();
+        if !inbound.admit_stream() {
+            tracing::debug!(%peer, "opens streams faster than its budget allows; stream refused");
+            return;
+        }
         let readers = self.readers.entry(peer).or_default();
         readers.retain(|reader| !reader.is_finished());
         while readers.len() >= MAX_READERS_PER_PEER {
@@ -833,9 +833,15 @@ mod tests {
         let (ended, mut to_replace) = mpsc::unbounded_channel::<()>();
         let flood = tokio::spawn(async move {
             let mut round = 0;
-            let open = |hostile: &mut Swarm<Behaviour>, round: usize| {
+            // Its open connections to member 0, newest last: member 0 may close one of two
+            // simultaneous ones.
+            let mut connections = Vec::new();
+            let open = |hostile: &mut Swarm<Behaviour>, connection, round: usize| {
                 let (reply, opened) = tokio::sync::oneshot::channel();
-                hostile.behaviour_mut().streams.open(a_peer, reply);
+                hostile
+                    .behaviour_mut()
+                    .streams
+                    .open(a_peer, connection, reply);
                 let ended = ended.clone();
                 tokio::spawn(async move {
                     if let Ok(Ok(mut stream)) = opened.await {
@@ -850,23 +856,31 @@ mod tests {
             loop {
                 tokio::select! {
                     event = hostile.select_next_some() => {
-                        if let SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } = event
+                        if let SwarmEvent::ConnectionClosed { connection_id, .. } = event {
+                            connections.retain(|open| *open != connection_id);
+                        }
+                        if let SwarmEvent::ConnectionEstablished {
+                            peer_id, endpoint, connection_id, ..
+                        } = event
                             && peer_id == a_peer
-                            && endpoint.is_dialer()
                         {
+                            connections.push(connection_id);
+                            if !endpoint.is_dialer() {
+                                continue;
+                            }
                             // Well below yamux's 16 streams per connection (more close it),
                             // streams being replaced included; member 0 reads only its 2
                             // newest anyway.
                             for _ in 0..STREAMS {
                                 round += 1;
-                                open(&mut hostile, round);
+                                open(&mut hostile, connections.last().copied(), round);
                             }
                         }
                     }
                     Some(()) = to_replace.recv() => {
                         tokio::task::consume_budget().await;
                         round += 1;
-                        open(&mut hostile, round);
+                        open(&mut hostile, connections.last().copied(), round);
                     }
                 }
             }

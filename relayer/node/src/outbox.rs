@@ -94,14 +94,28 @@ struct Queued {
 /// the write ends so a failed batch can be queued again.
 #[derive(Debug)]
 pub struct Batch {
-    /// The frames, as sent.
-    pub bytes: Vec<u8>,
     messages: Vec<Queued>,
     /// The generation of the queue it left (see [`PeerQueue::generation`]).
     generation: u64,
 }
 
 impl Batch {
+    /// Its frames, as written: built by the writer, not under the lock of the outbox that
+    /// every writer and the network task share.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let len = self
+            .messages
+            .iter()
+            .map(|message| message.bytes.len() + FRAME_HEADER_BYTES)
+            .sum();
+        let mut bytes = Vec::with_capacity(len);
+        for message in &self.messages {
+            bytes.extend_from_slice(&(message.bytes.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(&message.bytes);
+        }
+        bytes
+    }
+
     /// The messages it holds.
     pub fn len(&self) -> usize {
         self.messages.len()
@@ -197,17 +211,15 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
         if queue.in_flight >= MAX_IN_FLIGHT || queue.messages.is_empty() {
             return None;
         }
-        let mut bytes = Vec::new();
+        let mut bytes = 0;
         let mut messages = Vec::new();
         while let Some(message) = queue.messages.front() {
             let framed = message.bytes.len() + FRAME_HEADER_BYTES;
-            let full =
-                bytes.len() + framed > MAX_BATCH_BYTES || messages.len() == MAX_FRAMES_PER_BATCH;
-            if !bytes.is_empty() && full {
+            let full = bytes + framed > MAX_BATCH_BYTES || messages.len() == MAX_FRAMES_PER_BATCH;
+            if !messages.is_empty() && full {
                 break;
             }
-            bytes.extend_from_slice(&(message.bytes.len() as u32).to_be_bytes());
-            bytes.extend_from_slice(&message.bytes);
+            bytes += framed;
             queue.bytes -= message.bytes.len();
             if let Some(message) = queue.messages.pop_front() {
                 messages.push(message);
@@ -215,7 +227,6 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
         }
         queue.in_flight += 1;
         Some(Batch {
-            bytes,
             messages,
             generation: queue.generation,
         })
@@ -298,7 +309,7 @@ mod tests {
 
     /// The first byte of each message in `batch`.
     fn firsts(batch: &Batch) -> Vec<u8> {
-        split_batch(&batch.bytes)
+        split_batch(&batch.to_bytes())
             .unwrap()
             .iter()
             .map(|frame| frame[0])
@@ -324,7 +335,8 @@ mod tests {
         );
         outbox.done(7, &sent[0]);
         let batch = outbox.next_batch(7, now()).expect("a request completed");
-        let frames = split_batch(&batch.bytes).unwrap();
+        let bytes = batch.to_bytes();
+        let frames = split_batch(&bytes).unwrap();
         assert_eq!(frames.len(), 100);
         assert!(frames.iter().enumerate().all(|(i, f)| f == &[i as u8; 10]));
         assert_eq!(outbox.waiting(7), 0);
@@ -341,8 +353,8 @@ mod tests {
             assert!(outbox.queue(1, message(1, MAX_MESSAGE_BYTES), now()));
         }
         let first = outbox.next_batch(1, now()).unwrap();
-        assert!(first.bytes.len() <= MAX_BATCH_BYTES);
-        assert_eq!(split_batch(&first.bytes).unwrap().len(), 4);
+        assert!(first.to_bytes().len() <= MAX_BATCH_BYTES);
+        assert_eq!(split_batch(&first.to_bytes()).unwrap().len(), 4);
         assert_eq!(first.len(), 4);
         assert_eq!(outbox.waiting(1), 2);
         assert!(

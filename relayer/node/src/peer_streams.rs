@@ -5,23 +5,32 @@
 //! of an epoch's CPU.
 //!
 //! - A **writer** task per connected peer takes batches from the peer's queue in the shared
-//!   [`Outbox`] (everything queued since its last write, as one write), writes and flushes
-//!   them, and waits for the next message. A failed write puts its batch back (once, see
-//!   [`Outbox::failed`]) and the stream is opened again after a backoff; a peer that does not
-//!   speak the protocol ends the writer, and the network task is told.
+//!   [`Outbox`] (everything queued since its last write, as one write) and writes them, up to
+//!   [`crate::outbox::MAX_IN_FLIGHT`] ahead of the reader's acknowledgements. A batch counts as
+//!   delivered only once acknowledged: when the stream ends, a write fails or takes longer than
+//!   [`WRITE_TIMEOUT`], or no acknowledgement comes for [`ACK_TIMEOUT`] (a half-open
+//!   connection), every batch not acknowledged goes back to the queue (once, see
+//!   [`Outbox::failed`]) and a stream is opened again after a backoff, on the peer's newest
+//!   connection. A peer that does not speak the protocol ends the writer, and the network task
+//!   is told.
 //! - A **reader** task per inbound stream charges the peer's [`PeerBudget`] before it reads a
 //!   frame's body, and *waits* while the budget is spent: a flooding peer is slowed to its
 //!   budget at the cost of its own stream (yamux's per-stream window stops its writes), never
 //!   read ahead of it, and the other members' readers run as before. Each message is decoded
-//!   and queued in the fair [`crate::inbox`]; a frame that cannot be a message (empty, or over
-//!   the size limit) ends the stream.
+//!   and queued in the fair [`crate::inbox`]; whenever it has read all that arrived, it
+//!   acknowledges the frames read so far (a u64 count, so one acknowledgement per burst, not
+//!   per frame). A frame that cannot be a message (empty, or over the size limit) ends the
+//!   stream.
+//! - Opening streams has a budget of its own per peer ([`PeerBudget::admit_stream`]), checked
+//!   by the network task before it spawns a reader.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::io::BufReader;
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream};
 use relayer_protocol::PeerIndex;
 use relayer_protocol::wire::{Codec, MAX_MESSAGE_BYTES};
@@ -29,7 +38,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::inbox::InboxSender;
 use crate::metrics::NodeMetrics;
-use crate::outbox::{FRAME_HEADER_BYTES, Outbox};
+use crate::outbox::{Batch, FRAME_HEADER_BYTES, Outbox};
 use crate::stream_behaviour::{OpenError, OpenReply};
 
 /// Messages a peer may burst before its reader waits.
@@ -46,12 +55,25 @@ pub const BYTES_PER_SEC: f64 = 8.0 * 1024.0 * 1024.0;
 /// [`REOPEN_MAX`] while the stream keeps failing, and starts again after a successful write.
 const REOPEN_MIN: Duration = Duration::from_millis(10);
 const REOPEN_MAX: Duration = Duration::from_secs(1);
-/// The byte a reader sends once it has taken a stream: libp2p hands an inbound stream to the
-/// node through a channel of one slot and drops it when the slot is taken, and a writer
-/// would otherwise write into a stream nobody reads. A writer writes only once it has it.
+/// Streams a peer may open at once, and per second after that: an honest member opens one
+/// per connection, and another after a failure with a backoff of at least 10 ms; a stream
+/// costs the network task a negotiation and a task, so churning streams is refused early.
+pub const STREAM_BURST: f64 = 8.0;
+/// Streams per second per peer, sustained.
+pub const STREAMS_PER_SEC: f64 = 2.0;
+/// The byte a reader sends once it has taken a stream. A stream can be refused (over its
+/// peer's stream budget, or ended by a newer one), and a writer writes only into one a reader
+/// took.
 pub const ACCEPTED: u8 = 1;
 /// How long a writer waits for [`ACCEPTED`] before it opens another stream.
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a write may take: longer, the stream counts as failed.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a written batch may wait for its acknowledgement: longer, the stream counts as
+/// failed (a peer gone without closing its connection).
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a reader reads from its stream at once.
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Tokens refilled at `rate` per second up to `burst`.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +114,7 @@ impl TokenBucket {
 pub struct PeerBudget {
     messages: TokenBucket,
     bytes: TokenBucket,
+    streams: TokenBucket,
     updated: Instant,
 }
 
@@ -101,17 +124,34 @@ impl PeerBudget {
         Self {
             messages: TokenBucket::full(RATE_PER_SEC, RATE_BURST),
             bytes: TokenBucket::full(BYTES_PER_SEC, BYTES_BURST),
+            streams: TokenBucket::full(STREAMS_PER_SEC, STREAM_BURST),
             updated: now,
         }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.updated = now.max(self.updated);
+        self.messages.refill(elapsed);
+        self.bytes.refill(elapsed);
+        self.streams.refill(elapsed);
+    }
+
+    /// Admits a new stream, spending from the stream budget, or refuses it (at once: the
+    /// stream is dropped, and the peer's writer opens another after its backoff).
+    pub fn admit_stream(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.streams.tokens < 1.0 {
+            return false;
+        }
+        self.streams.tokens -= 1.0;
+        true
     }
 
     /// Admits a message of `bytes`, spending from both budgets, or refuses it spending
     /// nothing and says how long until it would be admitted.
     pub fn admit(&mut self, now: Instant, bytes: usize) -> Result<(), Duration> {
-        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.updated = now.max(self.updated);
-        self.messages.refill(elapsed);
-        self.bytes.refill(elapsed);
+        self.refill(now);
         let cost = (bytes as f64).min(self.bytes.burst);
         let wait = self.messages.wait_for(1.0).max(self.bytes.wait_for(cost));
         if !wait.is_zero() {
@@ -149,10 +189,17 @@ impl InboundPeer {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Whether the peer may open another stream now (see [`PeerBudget::admit_stream`]).
+    pub fn admit_stream(&self) -> bool {
+        self.budget().admit_stream(Instant::now())
+    }
+
     /// Waits until the budget admits a message of `bytes`, and spends it.
     async fn spend(&self, bytes: usize) {
         loop {
-            let admitted = self.budget().admit(Instant::now(), bytes);
+            // By tokio's clock, so a test with paused time sees the budget refill.
+            let now = tokio::time::Instant::now().into_std();
+            let admitted = self.budget().admit(now, bytes);
             match admitted {
                 Ok(()) => return,
                 Err(wait) => tokio::time::sleep(wait.max(Duration::from_millis(1))).await,
@@ -207,28 +254,25 @@ async fn read_body<T: AsyncRead + Unpin>(io: &mut T, len: usize) -> io::Result<V
     Ok(body)
 }
 
-/// Reads `peer`'s inbound stream until it ends or sends a frame that cannot be a message. The
-/// stream itself is charged as one message, so opening streams is no cheaper than sending,
-/// and is acknowledged with [`ACCEPTED`] (see [`write_to_peer`]).
+/// Reads `peer`'s inbound stream until it ends or sends a frame that cannot be a message,
+/// after acknowledging the stream with [`ACCEPTED`], and acknowledges the frames read (see the
+/// module documentation).
 pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
     peer: PeerId,
     inbound: Arc<InboundPeer>,
-    mut stream: T,
+    stream: T,
     context: ReaderContext,
 ) {
-    inbound.spend(0).await;
-    let accepted = async {
-        stream.write_all(&[ACCEPTED]).await?;
-        stream.flush().await
-    }
-    .await;
-    if let Err(err) = accepted {
+    let (frames, mut acks) = stream.split();
+    let mut frames = BufReader::with_capacity(READ_BUFFER, frames);
+    if let Err(err) = write_flushed(&mut acks, &[ACCEPTED]).await {
         tracing::debug!(%peer, "inbound stream ended before it was accepted: {err}");
         return;
     }
+    let mut read: u64 = 0;
     loop {
         let mut len = [0u8; FRAME_HEADER_BYTES];
-        if let Err(err) = stream.read_exact(&mut len).await {
+        if let Err(err) = frames.read_exact(&mut len).await {
             tracing::debug!(%peer, "inbound stream ended: {err}");
             return;
         }
@@ -239,33 +283,52 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
         inbound.spend(len + FRAME_HEADER_BYTES).await;
-        let body = match read_body(&mut stream, len).await {
+        let body = match read_body(&mut frames, len).await {
             Ok(body) => body,
             Err(err) => {
                 tracing::debug!(%peer, "inbound stream ended inside a frame: {err}");
                 return;
             }
         };
+        read += 1;
         NodeMetrics::inc(&context.metrics.messages_received);
         NodeMetrics::add(
             &context.metrics.bytes_received,
             (len + FRAME_HEADER_BYTES) as u64,
         );
-        match context.codec.decode(&body) {
-            Ok(message) => {
-                if !context.inbox.push(inbound.from, message, len) {
-                    NodeMetrics::inc(&context.metrics.messages_dropped);
-                    tracing::debug!(%peer, "its inbox queue is full; message dropped");
-                }
-            }
-            Err(err) => {
-                NodeMetrics::inc(&context.metrics.messages_dropped);
-                inbound.report_malformed(&peer, "dropped a message", &err);
-            }
+        queue(&peer, &inbound, &context, &body);
+        // All that arrived is read: acknowledge it before waiting for more.
+        if frames.buffer().is_empty()
+            && let Err(err) = write_flushed(&mut acks, &read.to_be_bytes()).await
+        {
+            tracing::debug!(%peer, "inbound stream ended: {err}");
+            return;
         }
         // A peer whose frames are always ready would otherwise keep this worker thread.
         tokio::task::consume_budget().await;
     }
+}
+
+/// Decodes a frame from `peer` and queues it in the inbox, or drops it, counted.
+fn queue(peer: &PeerId, inbound: &InboundPeer, context: &ReaderContext, body: &[u8]) {
+    match context.codec.decode(body) {
+        Ok(message) => {
+            if !context.inbox.push(inbound.from, message, body.len()) {
+                NodeMetrics::inc(&context.metrics.messages_dropped);
+                tracing::debug!(%peer, "its inbox queue is full; message dropped");
+            }
+        }
+        Err(err) => {
+            NodeMetrics::inc(&context.metrics.messages_dropped);
+            inbound.report_malformed(peer, "dropped a message", &err);
+        }
+    }
+}
+
+/// Writes `bytes` and flushes them.
+async fn write_flushed<T: AsyncWrite + Unpin>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(bytes).await?;
+    io.flush().await
 }
 
 /// Wakes a writer when messages are queued for its peer, or tells it to stop.
@@ -281,7 +344,8 @@ impl WriterSignal {
         self.wake.notify_one();
     }
 
-    /// The peer is gone: the writer ends once its write under way, if any, is over.
+    /// The peer is gone: the writer ends once its write under way, if any, is over (within
+    /// [`WRITE_TIMEOUT`]), and puts back what was not acknowledged.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
         self.wake.notify_one();
@@ -375,54 +439,133 @@ async fn accepted<T: AsyncRead + Unpin>(stream: &mut T) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes batches on `stream` until a write fails, the reader ends the stream (it sends
-/// nothing after [`ACCEPTED`], so anything read means it is gone) or the writer is stopped;
-/// whether any write succeeded.
+/// Batches written on a stream and not yet acknowledged, oldest first.
+#[derive(Default)]
+struct Unacknowledged {
+    /// Each batch with the count of frames written up to and including it, and when it was
+    /// written.
+    batches: std::collections::VecDeque<(u64, Batch, Instant)>,
+    /// Frames written on the stream.
+    written: u64,
+}
+
+impl Unacknowledged {
+    fn push(&mut self, batch: Batch, now: Instant) {
+        self.written += batch.len() as u64;
+        self.batches.push_back((self.written, batch, now));
+    }
+
+    /// The batches the reader acknowledged with `count` frames read, or `None` when it claims
+    /// more than was written (it is not a reader of this protocol).
+    fn acknowledge(&mut self, count: u64) -> Option<Vec<Batch>> {
+        if count > self.written {
+            return None;
+        }
+        let mut done = Vec::new();
+        while self.batches.front().is_some_and(|(end, ..)| *end <= count) {
+            done.extend(self.batches.pop_front().map(|(_, batch, _)| batch));
+        }
+        Some(done)
+    }
+
+    /// When the oldest batch's acknowledgement is overdue.
+    fn deadline(&self) -> Option<Instant> {
+        self.batches.front().map(|(_, _, at)| *at + ACK_TIMEOUT)
+    }
+}
+
+/// Why a stream's writing ended.
+#[derive(Debug, PartialEq, Eq)]
+enum StreamEnd {
+    /// The writer was told to stop.
+    Stopped,
+    /// The reader ended the stream, or it broke.
+    Closed,
+    /// A write failed or took too long.
+    WriteFailed,
+    /// An acknowledgement is overdue.
+    AckOverdue,
+    /// The reader acknowledged more than was written.
+    BadAck,
+}
+
+/// Writes batches on `stream` while the reader acknowledges them, until the stream ends (see
+/// [`StreamEnd`]); every batch not acknowledged then goes back to the queue. Whether any batch
+/// was delivered.
 async fn write_batches<T: AsyncRead + AsyncWrite + Unpin>(
     peer: PeerId,
     stream: T,
     signal: &WriterSignal,
     context: &WriterContext,
 ) -> bool {
-    let (mut from_reader, mut stream) = stream.split();
-    let mut wrote = false;
-    loop {
-        let batch = loop {
-            if signal.is_stopped() {
-                let _ = stream.close().await;
-                return wrote;
-            }
-            if let Some(batch) = lock_outbox(&context.outbox).next_batch(peer, Instant::now()) {
-                break batch;
-            }
-            let mut byte = [0u8; 1];
-            tokio::select! {
-                _ = signal.wake.notified() => {}
-                _ = from_reader.read(&mut byte) => {
-                    tracing::debug!(%peer, "the peer ended its end of the message stream");
-                    return wrote;
+    let (from_reader, mut stream) = stream.split();
+    // A stream of the reader's counts: polling it again resumes a partly read count, so it
+    // can sit in a `select!` beside the other events.
+    let acks = futures::stream::unfold(from_reader, |mut reader| async move {
+        let mut count = [0u8; 8];
+        reader.read_exact(&mut count).await.ok()?;
+        Some((u64::from_be_bytes(count), reader))
+    });
+    let mut acks = std::pin::pin!(acks);
+    let mut unacknowledged = Unacknowledged::default();
+    let mut delivered = false;
+    let end = loop {
+        if signal.is_stopped() {
+            break StreamEnd::Stopped;
+        }
+        let next = lock_outbox(&context.outbox).next_batch(peer, Instant::now());
+        if let Some(batch) = next {
+            let bytes = batch.to_bytes();
+            unacknowledged.push(batch, Instant::now());
+            match tokio::time::timeout(WRITE_TIMEOUT, write_flushed(&mut stream, &bytes)).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(err)) => tracing::debug!(%peer, "a batch was not written: {err}"),
+                Err(_) => {
+                    tracing::debug!(%peer, "a batch was not written within {WRITE_TIMEOUT:?}")
                 }
             }
-        };
-        let written = async {
-            stream.write_all(&batch.bytes).await?;
-            stream.flush().await
+            break StreamEnd::WriteFailed;
         }
-        .await;
+        let overdue = sleep_until(unacknowledged.deadline());
+        tokio::select! {
+            _ = signal.wake.notified() => {}
+            ack = acks.next() => {
+                let Some(count) = ack else {
+                    break StreamEnd::Closed;
+                };
+                let Some(done) = unacknowledged.acknowledge(count) else {
+                    break StreamEnd::BadAck;
+                };
+                let mut outbox = lock_outbox(&context.outbox);
+                for batch in &done {
+                    outbox.done(peer, batch);
+                }
+                delivered |= !done.is_empty();
+            }
+            _ = overdue => break StreamEnd::AckOverdue,
+        }
+    };
+    let requeued = unacknowledged.batches.len();
+    if requeued > 0 {
+        NodeMetrics::add(&context.metrics.batches_failed, requeued as u64);
+        let now = Instant::now();
         let mut outbox = lock_outbox(&context.outbox);
-        match written {
-            Ok(()) => {
-                outbox.done(peer, &batch);
-                wrote = true;
-            }
-            Err(err) => {
-                outbox.failed(peer, batch, Instant::now());
-                drop(outbox);
-                NodeMetrics::inc(&context.metrics.batches_failed);
-                tracing::debug!(%peer, "a batch was not written (queued again): {err}");
-                return wrote;
-            }
+        for (_, batch, _) in unacknowledged.batches {
+            outbox.failed(peer, batch, now);
         }
+    }
+    tracing::debug!(%peer, ?end, requeued, "message stream ended");
+    if end == StreamEnd::Stopped {
+        let _ = stream.close().await;
+    }
+    delivered
+}
+
+/// Sleeps until `at` (for ever when `None`).
+pub async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -445,6 +588,37 @@ mod tests {
                 input: futures::io::Cursor::new(input),
                 written: Vec::new(),
             }
+        }
+    }
+
+    /// A stream whose reader never answers nor ends it.
+    struct Silent;
+
+    impl AsyncRead for Silent {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Silent {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
         }
     }
 
@@ -532,6 +706,21 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_opening_streams_fast_is_refused_past_its_stream_burst() {
+        let start = Instant::now();
+        let mut budget = PeerBudget::new(start);
+        let admitted = (0..100).filter(|_| budget.admit_stream(start)).count();
+        assert_eq!(admitted, STREAM_BURST as usize);
+        let later = start + Duration::from_secs_f64(1.0 / STREAMS_PER_SEC);
+        assert!(budget.admit_stream(later), "one more once refilled");
+        assert!(!budget.admit_stream(later));
+        assert!(
+            budget.admit(later, 100).is_ok(),
+            "messages have a budget of their own"
+        );
+    }
+
+    #[test]
     fn frames_that_cannot_be_messages_are_refused() {
         assert!(check_frame_len(0).is_err());
         assert!(check_frame_len(MAX_MESSAGE_BYTES + 1).is_err());
@@ -576,7 +765,11 @@ mod tests {
         let peer = PeerId::random();
         let mut stream = Duplex::new(bytes);
         read_stream(peer, Arc::new(InboundPeer::new(1)), &mut stream, context).await;
-        assert_eq!(stream.written, [ACCEPTED], "the stream was accepted, once");
+        assert_eq!(
+            stream.written,
+            [ACCEPTED],
+            "accepted once; nothing acknowledged while more was waiting to be read"
+        );
 
         assert_eq!(receiver.queued(), 2, "two messages, the junk dropped");
         for epoch in [1, 2] {
@@ -646,15 +839,112 @@ mod tests {
         );
     }
 
-    /// A writer sends everything queued as one write, and ends when the reader has gone (it
-    /// reads the end of the stream) instead of writing on into it.
+    /// The frames of `bodies`, as a writer writes them.
+    fn frames(bodies: &[Vec<u8>]) -> Vec<u8> {
+        bodies
+            .iter()
+            .flat_map(|body| {
+                let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+                frame.extend_from_slice(body);
+                frame
+            })
+            .collect()
+    }
+
+    /// A reader acknowledges what it read once it has read all that arrived: one count for
+    /// the three frames that came together.
     #[tokio::test]
-    async fn a_writer_sends_the_queue_in_one_write_and_stops_when_the_reader_is_gone() {
+    async fn a_reader_acknowledges_what_it_read_once_nothing_more_is_waiting() {
+        use crate::inbox::{QueueLimits, inbox};
+        use relayer_protocol::{Echo, Message};
+
+        let codec = Codec::new(&[1]);
+        let body = codec
+            .encode(&Message::Echo(Echo {
+                epoch: 1,
+                proposer: 0,
+                data_hash: [1; 32],
+                signature: vec![2; 64],
+            }))
+            .unwrap();
+        let (sender, receiver) = inbox(1, QueueLimits::default());
+        let context = ReaderContext {
+            codec,
+            inbox: Arc::new(sender),
+            metrics: Arc::new(NodeMetrics::default()),
+        };
+        let mut stream = Duplex::new(frames(&[body.clone(), body.clone(), body]));
+        read_stream(
+            PeerId::random(),
+            Arc::new(InboundPeer::new(0)),
+            &mut stream,
+            context,
+        )
+        .await;
+        assert_eq!(receiver.queued(), 3);
+        let mut expected = vec![ACCEPTED];
+        expected.extend_from_slice(&3u64.to_be_bytes());
+        assert_eq!(stream.written, expected);
+    }
+
+    /// A writer with `queued` messages for one peer, over a stream whose reader sends `acks`
+    /// and then ends it: what it wrote, whether it delivered anything, and what waits again.
+    async fn write_over(acks: &[u64]) -> (Vec<u8>, bool, usize, u64) {
         let peer = PeerId::random();
         let outbox = Arc::new(Mutex::new(Outbox::default()));
         for byte in 1..=3u8 {
             assert!(lock_outbox(&outbox).queue(peer, Arc::new(vec![byte; 2]), Instant::now()));
         }
+        let (ended, _ended_rx) = mpsc::unbounded_channel();
+        let (open, _open_rx) = mpsc::unbounded_channel();
+        let metrics = Arc::new(NodeMetrics::default());
+        let context = WriterContext {
+            open,
+            outbox: outbox.clone(),
+            metrics: metrics.clone(),
+            ended,
+        };
+        let signal = WriterSignal::default();
+        let input = acks.iter().flat_map(|ack| ack.to_be_bytes()).collect();
+        let mut stream = Duplex::new(input);
+        let delivered = write_batches(peer, &mut stream, &signal, &context).await;
+        let waiting = lock_outbox(&outbox).waiting(peer);
+        (
+            stream.written,
+            delivered,
+            waiting,
+            NodeMetrics::get(&metrics.batches_failed),
+        )
+    }
+
+    /// A writer sends everything queued as one write; acknowledged, it is done with it.
+    #[tokio::test]
+    async fn an_acknowledged_batch_is_delivered() {
+        let (written, delivered, waiting, failed) = write_over(&[3]).await;
+        assert_eq!(written, frames(&[vec![1, 1], vec![2, 2], vec![3, 3]]));
+        assert!(delivered);
+        assert_eq!((waiting, failed), (0, 0));
+    }
+
+    /// A batch the reader never acknowledged, because the stream ended or because its count
+    /// cannot be right, goes back to the queue for the next stream.
+    #[tokio::test]
+    async fn a_batch_not_acknowledged_goes_back_to_the_queue() {
+        for acks in [&[][..], &[2], &[4]] {
+            let (written, delivered, waiting, failed) = write_over(acks).await;
+            assert_eq!(written.len(), 3 * (FRAME_HEADER_BYTES + 2), "{acks:?}");
+            assert!(!delivered, "{acks:?}");
+            assert_eq!((waiting, failed), (3, 1), "{acks:?}");
+        }
+    }
+
+    /// An acknowledgement overdue (a peer gone without closing its connection) ends the
+    /// stream and puts the batch back.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_whose_acknowledgement_is_overdue_goes_back_to_the_queue() {
+        let peer = PeerId::random();
+        let outbox = Arc::new(Mutex::new(Outbox::default()));
+        assert!(lock_outbox(&outbox).queue(peer, Arc::new(vec![9]), Instant::now()));
         let (ended, _ended_rx) = mpsc::unbounded_channel();
         let (open, _open_rx) = mpsc::unbounded_channel();
         let context = WriterContext {
@@ -664,19 +954,10 @@ mod tests {
             ended,
         };
         let signal = WriterSignal::default();
-        let mut stream = Duplex::new(Vec::new());
-        let wrote = write_batches(peer, &mut stream, &signal, &context).await;
-        assert!(wrote);
-        let frames = crate::outbox::split_batch(&stream.written).unwrap();
-        assert_eq!(frames, [&[1, 1][..], &[2, 2], &[3, 3]]);
-        assert_eq!(lock_outbox(&outbox).waiting(peer), 0);
-        // Nothing is in flight any more: the next batch leaves at once.
-        assert!(lock_outbox(&outbox).queue(peer, Arc::new(vec![4]), Instant::now()));
-        assert!(
-            lock_outbox(&outbox)
-                .next_batch(peer, Instant::now())
-                .is_some()
-        );
+        let started = tokio::time::Instant::now();
+        assert!(!write_batches(peer, Silent, &signal, &context).await);
+        assert!(started.elapsed() >= ACK_TIMEOUT);
+        assert_eq!(lock_outbox(&outbox).waiting(peer), 1);
     }
 
     #[tokio::test]

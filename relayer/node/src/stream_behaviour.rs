@@ -64,14 +64,16 @@ impl Behaviour {
         }
     }
 
-    /// Opens a stream to `peer` on one of its connections; `reply` gets the stream, or is
-    /// dropped unanswered when the peer has no connection.
-    pub fn open(&mut self, peer: PeerId, reply: OpenReply) {
-        self.events.push_back(ToSwarm::NotifyHandler {
-            peer_id: peer,
-            handler: NotifyHandler::Any,
-            event: reply,
-        });
+    /// Opens a stream to `peer` on `connection`; `reply` gets the stream, or is dropped
+    /// unanswered when there is no such connection (any more).
+    pub fn open(&mut self, peer: PeerId, connection: Option<ConnectionId>, reply: OpenReply) {
+        if let Some(connection) = connection {
+            self.events.push_back(ToSwarm::NotifyHandler {
+                peer_id: peer,
+                handler: NotifyHandler::One(connection),
+                event: reply,
+            });
+        }
     }
 }
 
