@@ -433,9 +433,14 @@ impl SwarmTask {
                     let connection = self.connections.newest(&peer);
                     self.swarm.behaviour_mut().streams.open(peer, connection, reply);
                 }
-                Some(WriterEnded::OtherVersion(peer)) = writer_ended.recv() => {
-                    self.on_other_version(peer);
-                }
+                Some(ended) = writer_ended.recv() => match ended {
+                    WriterEnded::OtherVersion(peer) => self.on_other_version(peer),
+                    WriterEnded::Requeued(peer) => {
+                        if let Some((signal, _)) = self.writers.get(&peer) {
+                            signal.wake();
+                        }
+                    }
+                },
                 _ = redial_tick.tick() => {
                     self.redial();
                     self.count_dropped();

@@ -2,7 +2,7 @@
 //! [`crate::peer_streams`]) writes, and leave together as one batch, one write on the peer's
 //! stream, when the write under way completes. Under load this turns thousands of writes
 //! into a handful. A batch is a sequence of frames, each a u32 big-endian length and an
-//! encoded message. A batch whose write fails is queued again (once), and messages waiting
+//! encoded message. A batch not acknowledged is queued again (once), and messages waiting
 //! longer than [`MAX_QUEUE_AGE`] are dropped.
 
 use std::collections::{HashMap, VecDeque};
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use relayer_protocol::wire::MAX_MESSAGE_BYTES;
 use thiserror::Error;
 
-/// Batches being written to one peer at most (one per writer; a writer being replaced may
-/// still finish its write).
+/// Batches written to one peer and not yet acknowledged, at most, shared by its writers (a
+/// writer being replaced may still hold some until it puts them back).
 pub const MAX_IN_FLIGHT: usize = 4;
 /// The length prefix of each frame in a batch.
 pub const FRAME_HEADER_BYTES: usize = 4;

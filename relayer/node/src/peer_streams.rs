@@ -67,13 +67,24 @@ pub const STREAMS_PER_SEC: f64 = 2.0;
 pub const ACCEPTED: u8 = 1;
 /// How long a writer waits for [`ACCEPTED`] before it opens another stream.
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest a write may take: longer, the stream counts as failed.
+/// Least time a write is given (a larger batch gets more, see [`WRITE_RATE`]): longer, the
+/// stream counts as failed.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a written batch may wait for its acknowledgement: longer, the stream counts as
-/// failed (a peer gone without closing its connection).
+/// Longest a writer waits for an acknowledgement while batches are written and not
+/// acknowledged, counted from the later of the last acknowledgement and the oldest such
+/// batch's write: longer, the stream counts as failed (a peer gone without closing its
+/// connection). Also the longest a reader waits to write an acknowledgement.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a reader reads from its stream at once.
 const READ_BUFFER: usize = 64 * 1024;
+/// Frames a reader reads at most between two acknowledgements.
+const ACK_EVERY: u64 = 256;
+/// The slowest link a write is allowed, in bytes per second, on top of [`WRITE_TIMEOUT`] (a
+/// 4 MiB batch gets 74 s).
+const WRITE_RATE: u64 = 64 * 1024;
+/// A stream that lived this long resets the writer's backoff: a reader that takes one batch
+/// and resets its stream every time does not make the writer reopen at once.
+const STREAM_LIVED: Duration = Duration::from_secs(1);
 
 /// Tokens refilled at `rate` per second up to `burst`.
 #[derive(Debug, Clone, Copy)]
@@ -194,16 +205,17 @@ impl InboundPeer {
         self.budget().admit_stream(Instant::now())
     }
 
+    /// Spends a message of `bytes` from the budget now, or says how long until it could.
+    fn try_spend(&self, bytes: usize) -> Result<(), Duration> {
+        // By tokio's clock, so a test with paused time sees the budget refill.
+        let now = tokio::time::Instant::now().into_std();
+        self.budget().admit(now, bytes)
+    }
+
     /// Waits until the budget admits a message of `bytes`, and spends it.
     async fn spend(&self, bytes: usize) {
-        loop {
-            // By tokio's clock, so a test with paused time sees the budget refill.
-            let now = tokio::time::Instant::now().into_std();
-            let admitted = self.budget().admit(now, bytes);
-            match admitted {
-                Ok(()) => return,
-                Err(wait) => tokio::time::sleep(wait.max(Duration::from_millis(1))).await,
-            }
+        while let Err(wait) = self.try_spend(bytes) {
+            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
         }
     }
 
@@ -269,7 +281,7 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
         tracing::debug!(%peer, "inbound stream ended before it was accepted: {err}");
         return;
     }
-    let mut read: u64 = 0;
+    let (mut read, mut acknowledged) = (0u64, 0u64);
     loop {
         let mut len = [0u8; FRAME_HEADER_BYTES];
         if let Err(err) = frames.read_exact(&mut len).await {
@@ -282,7 +294,15 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
             inbound.report_malformed(&peer, "closed its stream", &err);
             return;
         }
-        inbound.spend(len + FRAME_HEADER_BYTES).await;
+        if inbound.try_spend(len + FRAME_HEADER_BYTES).is_err() {
+            // Throttled: what was read is acknowledged before the wait, so the writer does not
+            // take a slow reader for a dead one.
+            if let Err(err) = acknowledge(&mut acks, read, &mut acknowledged).await {
+                tracing::debug!(%peer, "inbound stream ended: {err}");
+                return;
+            }
+            inbound.spend(len + FRAME_HEADER_BYTES).await;
+        }
         let body = match read_body(&mut frames, len).await {
             Ok(body) => body,
             Err(err) => {
@@ -297,10 +317,10 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
             (len + FRAME_HEADER_BYTES) as u64,
         );
         queue(&peer, &inbound, &context, &body);
-        // All that arrived is read: acknowledge it before waiting for more.
-        if frames.buffer().is_empty()
-            && let Err(err) = write_flushed(&mut acks, &read.to_be_bytes()).await
-        {
+        // All that arrived in this node's buffer is read, or many frames were: acknowledge
+        // before reading on.
+        let due = frames.buffer().is_empty() || read - acknowledged >= ACK_EVERY;
+        if due && let Err(err) = acknowledge(&mut acks, read, &mut acknowledged).await {
             tracing::debug!(%peer, "inbound stream ended: {err}");
             return;
         }
@@ -323,6 +343,23 @@ fn queue(peer: &PeerId, inbound: &InboundPeer, context: &ReaderContext, body: &[
             inbound.report_malformed(peer, "dropped a message", &err);
         }
     }
+}
+
+/// Acknowledges `read` frames unless already done, within [`ACK_TIMEOUT`] (a writer that
+/// never reads its acknowledgements stalls only its own stream, and not for ever).
+async fn acknowledge<T: AsyncWrite + Unpin>(
+    acks: &mut T,
+    read: u64,
+    acknowledged: &mut u64,
+) -> io::Result<()> {
+    if read == *acknowledged {
+        return Ok(());
+    }
+    tokio::time::timeout(ACK_TIMEOUT, write_flushed(acks, &read.to_be_bytes()))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "acknowledgement not taken"))??;
+    *acknowledged = read;
+    Ok(())
 }
 
 /// Writes `bytes` and flushes them.
@@ -356,11 +393,14 @@ impl WriterSignal {
     }
 }
 
-/// Why a writer ended on its own (it is told to stop otherwise).
+/// What a writer tells the network task: why it ended on its own (it is told to stop
+/// otherwise), or that messages wait again.
 #[derive(Debug)]
 pub enum WriterEnded {
     /// The peer does not speak this node's message protocol.
     OtherVersion(PeerId),
+    /// A stream's batches not acknowledged went back to the peer's queue.
+    Requeued(PeerId),
 }
 
 /// What a writer needs besides its peer.
@@ -392,7 +432,9 @@ pub async fn write_to_peer(peer: PeerId, signal: Arc<WriterSignal>, context: Wri
         match open_stream(peer, &context).await {
             Ok(mut stream) => match accepted(&mut stream).await {
                 Ok(()) => {
-                    if write_batches(peer, stream, &signal, &context).await {
+                    let opened = Instant::now();
+                    let delivered = write_batches(peer, stream, &signal, &context).await;
+                    if delivered && opened.elapsed() >= STREAM_LIVED {
                         backoff = REOPEN_MIN;
                     }
                 }
@@ -447,6 +489,9 @@ struct Unacknowledged {
     batches: std::collections::VecDeque<(u64, Batch, Instant)>,
     /// Frames written on the stream.
     written: u64,
+    /// The last count acknowledged, and when.
+    acknowledged: u64,
+    acknowledged_at: Option<Instant>,
 }
 
 impl Unacknowledged {
@@ -455,12 +500,22 @@ impl Unacknowledged {
         self.batches.push_back((self.written, batch, now));
     }
 
-    /// The batches the reader acknowledged with `count` frames read, or `None` when it claims
-    /// more than was written (it is not a reader of this protocol).
-    fn acknowledge(&mut self, count: u64) -> Option<Vec<Batch>> {
-        if count > self.written {
+    /// The newest batch was written whole at `now`.
+    fn written_at(&mut self, now: Instant) {
+        if let Some((_, _, at)) = self.batches.back_mut() {
+            *at = now;
+        }
+    }
+
+    /// The batches the reader acknowledged with `count` frames read at `now`, or `None` when
+    /// the count is no more than the last or more than was written (an honest reader's counts
+    /// only rise, so a reader repeating them to keep this node busy has its stream ended).
+    fn acknowledge(&mut self, count: u64, now: Instant) -> Option<Vec<Batch>> {
+        if count <= self.acknowledged || count > self.written {
             return None;
         }
+        self.acknowledged = count;
+        self.acknowledged_at = Some(now);
         let mut done = Vec::new();
         while self.batches.front().is_some_and(|(end, ..)| *end <= count) {
             done.extend(self.batches.pop_front().map(|(_, batch, _)| batch));
@@ -468,9 +523,12 @@ impl Unacknowledged {
         Some(done)
     }
 
-    /// When the oldest batch's acknowledgement is overdue.
+    /// When an acknowledgement is overdue: [`ACK_TIMEOUT`] after the later of the last one and
+    /// the oldest batch not acknowledged being written.
     fn deadline(&self) -> Option<Instant> {
-        self.batches.front().map(|(_, _, at)| *at + ACK_TIMEOUT)
+        let (_, _, written) = self.batches.front()?;
+        let since = self.acknowledged_at.map_or(*written, |at| at.max(*written));
+        Some(since + ACK_TIMEOUT)
     }
 }
 
@@ -517,42 +575,54 @@ async fn write_batches<T: AsyncRead + AsyncWrite + Unpin>(
         if let Some(batch) = next {
             let bytes = batch.to_bytes();
             unacknowledged.push(batch, Instant::now());
-            match tokio::time::timeout(WRITE_TIMEOUT, write_flushed(&mut stream, &bytes)).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(err)) => tracing::debug!(%peer, "a batch was not written: {err}"),
-                Err(_) => {
-                    tracing::debug!(%peer, "a batch was not written within {WRITE_TIMEOUT:?}")
+            let limit = WRITE_TIMEOUT + Duration::from_secs(bytes.len() as u64 / WRITE_RATE);
+            match tokio::time::timeout(limit, write_flushed(&mut stream, &bytes)).await {
+                Ok(Ok(())) => {
+                    unacknowledged.written_at(Instant::now());
+                    continue;
                 }
+                Ok(Err(err)) => tracing::debug!(%peer, "a batch was not written: {err}"),
+                Err(_) => tracing::debug!(%peer, "a batch was not written within {limit:?}"),
             }
             break StreamEnd::WriteFailed;
         }
         let overdue = sleep_until(unacknowledged.deadline());
+        // Acknowledgements first: one that arrived is taken even when the deadline passed too.
         tokio::select! {
-            _ = signal.wake.notified() => {}
+            biased;
             ack = acks.next() => {
                 let Some(count) = ack else {
                     break StreamEnd::Closed;
                 };
-                let Some(done) = unacknowledged.acknowledge(count) else {
+                let Some(done) = unacknowledged.acknowledge(count, Instant::now()) else {
                     break StreamEnd::BadAck;
                 };
-                let mut outbox = lock_outbox(&context.outbox);
-                for batch in &done {
-                    outbox.done(peer, batch);
+                if !done.is_empty() {
+                    let mut outbox = lock_outbox(&context.outbox);
+                    for batch in &done {
+                        outbox.done(peer, batch);
+                    }
+                    delivered = true;
                 }
-                delivered |= !done.is_empty();
             }
+            _ = signal.wake.notified() => {}
             _ = overdue => break StreamEnd::AckOverdue,
         }
+        // Acknowledgements that are always ready would otherwise keep this worker thread.
+        tokio::task::consume_budget().await;
     };
     let requeued = unacknowledged.batches.len();
     if requeued > 0 {
         NodeMetrics::add(&context.metrics.batches_failed, requeued as u64);
         let now = Instant::now();
         let mut outbox = lock_outbox(&context.outbox);
-        for (_, batch, _) in unacknowledged.batches {
+        // Newest first: each goes to the front of the queue, so they end up in order.
+        for (_, batch, _) in unacknowledged.batches.into_iter().rev() {
             outbox.failed(peer, batch, now);
         }
+        drop(outbox);
+        // The peer's next writer may be waiting for the slots these batches held.
+        let _ = context.ended.send(WriterEnded::Requeued(peer));
     }
     tracing::debug!(%peer, ?end, requeued, "message stream ended");
     if end == StreamEnd::Stopped {
@@ -815,8 +885,8 @@ mod tests {
             },
         );
         let inbound = Arc::new(InboundPeer::new(0));
-        // Spend the burst but for 25 messages (the stream itself costs one).
-        for _ in 0..(RATE_BURST as usize - 25) {
+        // Spend the burst but for 24 messages.
+        for _ in 0..(RATE_BURST as usize - 24) {
             inbound.spend(1).await;
         }
         let context = ReaderContext {
@@ -825,12 +895,18 @@ mod tests {
             metrics: Arc::new(NodeMetrics::default()),
         };
         let start = tokio::time::Instant::now();
-        read_stream(PeerId::random(), inbound, Duplex::new(bytes), context).await;
+        let mut stream = Duplex::new(bytes);
+        read_stream(PeerId::random(), inbound, &mut stream, context).await;
         let took = start.elapsed();
         assert_eq!(
             receiver.queued(),
             frames,
             "nothing dropped: the reader waited"
+        );
+        assert_eq!(
+            stream.written[1..9],
+            24u64.to_be_bytes(),
+            "what was read is acknowledged before the first wait"
         );
         let expected = (frames - 24) as f64 / RATE_PER_SEC;
         assert!(
@@ -927,10 +1003,11 @@ mod tests {
     }
 
     /// A batch the reader never acknowledged, because the stream ended or because its count
-    /// cannot be right, goes back to the queue for the next stream.
+    /// cannot be right (more than was written, or not above the last one), goes back to the
+    /// queue for the next stream.
     #[tokio::test]
     async fn a_batch_not_acknowledged_goes_back_to_the_queue() {
-        for acks in [&[][..], &[2], &[4]] {
+        for acks in [&[][..], &[2], &[4], &[2, 2], &[2, 1]] {
             let (written, delivered, waiting, failed) = write_over(acks).await;
             assert_eq!(written.len(), 3 * (FRAME_HEADER_BYTES + 2), "{acks:?}");
             assert!(!delivered, "{acks:?}");
