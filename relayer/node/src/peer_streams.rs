@@ -646,6 +646,16 @@ mod tests {
 
     use super::*;
 
+    /// An echo of `epoch`: a small valid message.
+    fn echo(epoch: u64) -> relayer_protocol::Message {
+        relayer_protocol::Message::Echo(relayer_protocol::Echo {
+            epoch,
+            proposer: 0,
+            data_hash: [1; 32],
+            signature: vec![2; 64],
+        })
+    }
+
     /// A stream that reads `input` and keeps what is written to it.
     struct Duplex {
         input: futures::io::Cursor<Vec<u8>>,
@@ -803,17 +813,8 @@ mod tests {
     #[tokio::test]
     async fn a_reader_queues_messages_drops_junk_and_stops_at_an_impossible_frame() {
         use crate::inbox::{QueueLimits, inbox};
-        use relayer_protocol::{Echo, Message};
 
         let codec = Codec::new(&[1, 2, 3]);
-        let echo = |epoch| {
-            Message::Echo(Echo {
-                epoch,
-                proposer: 0,
-                data_hash: [1; 32],
-                signature: vec![2; 64],
-            })
-        };
         let mut bytes = Vec::new();
         let frame = |body: &[u8], bytes: &mut Vec<u8>| {
             bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -860,17 +861,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_reader_over_budget_waits_instead_of_reading_on() {
         use crate::inbox::{QueueLimits, inbox};
-        use relayer_protocol::{Echo, Message};
 
         let codec = Codec::new(&[1]);
-        let body = codec
-            .encode(&Message::Echo(Echo {
-                epoch: 1,
-                proposer: 0,
-                data_hash: [1; 32],
-                signature: vec![2; 64],
-            }))
-            .unwrap();
+        let body = codec.encode(&echo(1)).unwrap();
         let frames = 1_024;
         let mut bytes = Vec::new();
         for _ in 0..frames {
@@ -932,17 +925,9 @@ mod tests {
     #[tokio::test]
     async fn a_reader_acknowledges_what_it_read_once_nothing_more_is_waiting() {
         use crate::inbox::{QueueLimits, inbox};
-        use relayer_protocol::{Echo, Message};
 
         let codec = Codec::new(&[1]);
-        let body = codec
-            .encode(&Message::Echo(Echo {
-                epoch: 1,
-                proposer: 0,
-                data_hash: [1; 32],
-                signature: vec![2; 64],
-            }))
-            .unwrap();
+        let body = codec.encode(&echo(1)).unwrap();
         let (sender, receiver) = inbox(1, QueueLimits::default());
         let context = ReaderContext {
             codec,
