@@ -435,7 +435,7 @@ impl SwarmTask {
                 }
                 Some(ended) = writer_ended.recv() => match ended {
                     WriterEnded::OtherVersion(peer) => self.on_other_version(peer),
-                    WriterEnded::Requeued(peer) => {
+                    WriterEnded::Released(peer) => {
                         if let Some((signal, _)) = self.writers.get(&peer) {
                             signal.wake();
                         }

@@ -103,17 +103,20 @@ impl Batch {
     /// Its frames, as written: built by the writer, not under the lock of the outbox that
     /// every writer and the network task share.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let len = self
-            .messages
-            .iter()
-            .map(|message| message.bytes.len() + FRAME_HEADER_BYTES)
-            .sum();
-        let mut bytes = Vec::with_capacity(len);
+        let mut bytes = Vec::with_capacity(self.wire_bytes());
         for message in &self.messages {
             bytes.extend_from_slice(&(message.bytes.len() as u32).to_be_bytes());
             bytes.extend_from_slice(&message.bytes);
         }
         bytes
+    }
+
+    /// Its encoded length, frame headers included.
+    pub fn wire_bytes(&self) -> usize {
+        self.messages
+            .iter()
+            .map(|message| message.bytes.len() + FRAME_HEADER_BYTES)
+            .sum()
     }
 
     /// The messages it holds.
@@ -243,14 +246,14 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
             .filter(|queue| queue.generation == batch.generation)
     }
 
-    /// The write carrying `batch` to `peer` completed.
+    /// `peer`'s reader acknowledged `batch`.
     pub fn done(&mut self, peer: Peer, batch: &Batch) {
         if let Some(queue) = Self::queue_of(&mut self.queues, peer, batch) {
             queue.in_flight = queue.in_flight.saturating_sub(1);
         }
     }
 
-    /// A write to `peer` failed: its messages go back to the front of the queue, in order,
+    /// `batch` was not acknowledged by `peer`'s reader (its stream ended): its messages go back to the front of the queue, in order,
     /// unless they already failed [`MAX_FAILURES`] times, are too old, or no longer fit (those
     /// are dropped). A peer that was forgotten meanwhile gets nothing back, even when it is
     /// queued for again.

@@ -7,19 +7,21 @@
 //! - A **writer** task per connected peer takes batches from the peer's queue in the shared
 //!   [`Outbox`] (everything queued since its last write, as one write) and writes them, up to
 //!   [`crate::outbox::MAX_IN_FLIGHT`] ahead of the reader's acknowledgements. A batch counts as
-//!   delivered only once acknowledged: when the stream ends, a write fails or takes longer than
-//!   [`WRITE_TIMEOUT`], or no acknowledgement comes for [`ACK_TIMEOUT`] (a half-open
-//!   connection), every batch not acknowledged goes back to the queue (once, see
-//!   [`Outbox::failed`]) and a stream is opened again after a backoff, on the peer's newest
+//!   delivered only once acknowledged: when the stream ends, a write fails or makes no
+//!   progress for [`WRITE_TIMEOUT`], no acknowledgement comes for [`ACK_TIMEOUT`] (plus the
+//!   time what is outstanding takes on the [`SLOWEST_LINK`]: a half-open connection), or a
+//!   count does not rise, every batch not acknowledged goes back to the queue (once, in order,
+//!   see [`Outbox::failed`]) and a stream is opened again after a backoff, on the peer's newest
 //!   connection. A peer that does not speak the protocol ends the writer, and the network task
 //!   is told.
 //! - A **reader** task per inbound stream charges the peer's [`PeerBudget`] before it reads a
 //!   frame's body, and *waits* while the budget is spent: a flooding peer is slowed to its
 //!   budget at the cost of its own stream (yamux's per-stream window stops its writes), never
 //!   read ahead of it, and the other members' readers run as before. Each message is decoded
-//!   and queued in the fair [`crate::inbox`]; whenever it has read all that arrived, it
-//!   acknowledges the frames read so far (a u64 count, so one acknowledgement per burst, not
-//!   per frame). A frame that cannot be a message (empty, or over the size limit) ends the
+//!   and queued in the fair [`crate::inbox`]; whenever it has read all that its buffer holds,
+//!   every [`ACK_EVERY`] frames, and (at most once a second) before it waits for the budget,
+//!   it acknowledges the frames read so far (a u64 count, so about one acknowledgement per
+//!   burst, not per frame). A frame that cannot be a message (empty, or over the size limit) ends the
 //!   stream.
 //! - Opening streams has a budget of its own per peer ([`PeerBudget::admit_stream`]), checked
 //!   by the network task before it spawns a reader.
@@ -52,7 +54,8 @@ pub const BYTES_BURST: f64 = 32.0 * 1024.0 * 1024.0;
 /// Sustained bytes per second per peer.
 pub const BYTES_PER_SEC: f64 = 8.0 * 1024.0 * 1024.0;
 /// The first wait before a writer opens its stream again after a failure; it doubles up to
-/// [`REOPEN_MAX`] while the stream keeps failing, and starts again after a successful write.
+/// [`REOPEN_MAX`] while streams keep failing, and starts again after a stream that delivered
+/// a batch and lived [`STREAM_LIVED`].
 const REOPEN_MIN: Duration = Duration::from_millis(10);
 const REOPEN_MAX: Duration = Duration::from_secs(1);
 /// Streams a peer may open at once, and per second after that: an honest member opens one
@@ -67,8 +70,7 @@ pub const STREAMS_PER_SEC: f64 = 2.0;
 pub const ACCEPTED: u8 = 1;
 /// How long a writer waits for [`ACCEPTED`] before it opens another stream.
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Least time a write is given (a larger batch gets more, see [`WRITE_RATE`]): longer, the
-/// stream counts as failed.
+/// Longest a part of a write ([`WRITE_CHUNK`]) may take: longer, the stream counts as failed.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a writer waits for an acknowledgement while batches are written and not
 /// acknowledged, counted from the later of the last acknowledgement and the oldest such
@@ -79,9 +81,13 @@ pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUFFER: usize = 64 * 1024;
 /// Frames a reader reads at most between two acknowledgements.
 const ACK_EVERY: u64 = 256;
-/// The slowest link a write is allowed, in bytes per second, on top of [`WRITE_TIMEOUT`] (a
-/// 4 MiB batch gets 74 s).
-const WRITE_RATE: u64 = 64 * 1024;
+/// How often a reader waiting for its peer's budget acknowledges, at most.
+const THROTTLED_ACK: Duration = Duration::from_secs(1);
+/// What a writer writes at once: each part gets [`WRITE_TIMEOUT`].
+const WRITE_CHUNK: usize = 64 * 1024;
+/// The slowest link a stream is kept on, in bytes per second: the reader can acknowledge only
+/// at the end of a frame, so a frame's bytes in transit extend the deadline at this rate.
+const SLOWEST_LINK: u64 = 16 * 1024;
 /// A stream that lived this long resets the writer's backoff: a reader that takes one batch
 /// and resets its stream every time does not make the writer reopen at once.
 const STREAM_LIVED: Duration = Duration::from_secs(1);
@@ -282,6 +288,7 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
         return;
     }
     let (mut read, mut acknowledged) = (0u64, 0u64);
+    let mut throttled_ack = None;
     loop {
         let mut len = [0u8; FRAME_HEADER_BYTES];
         if let Err(err) = frames.read_exact(&mut len).await {
@@ -295,11 +302,14 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
         if inbound.try_spend(len + FRAME_HEADER_BYTES).is_err() {
-            // Throttled: what was read is acknowledged before the wait, so the writer does not
-            // take a slow reader for a dead one.
-            if let Err(err) = acknowledge(&mut acks, read, &mut acknowledged).await {
-                tracing::debug!(%peer, "inbound stream ended: {err}");
-                return;
+            // Throttled: what was read is acknowledged before the wait (at most once a second),
+            // so the writer does not take a slow reader for a dead one.
+            if throttled_ack.is_none_or(|at: tokio::time::Instant| at.elapsed() >= THROTTLED_ACK) {
+                if let Err(err) = acknowledge(&mut acks, read, &mut acknowledged).await {
+                    tracing::debug!(%peer, "inbound stream ended: {err}");
+                    return;
+                }
+                throttled_ack = Some(tokio::time::Instant::now());
             }
             inbound.spend(len + FRAME_HEADER_BYTES).await;
         }
@@ -381,8 +391,8 @@ impl WriterSignal {
         self.wake.notify_one();
     }
 
-    /// The peer is gone: the writer ends once its write under way, if any, is over (within
-    /// [`WRITE_TIMEOUT`]), and puts back what was not acknowledged.
+    /// The peer is gone: the writer ends once its write under way, if any, is over (or makes
+    /// no progress for [`WRITE_TIMEOUT`]), and puts back what was not acknowledged.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
         self.wake.notify_one();
@@ -399,8 +409,9 @@ impl WriterSignal {
 pub enum WriterEnded {
     /// The peer does not speak this node's message protocol.
     OtherVersion(PeerId),
-    /// A stream's batches not acknowledged went back to the peer's queue.
-    Requeued(PeerId),
+    /// A stream ended having released slots of the peer's queue (batches acknowledged or put
+    /// back): its next writer may be waiting for them.
+    Released(PeerId),
 }
 
 /// What a writer needs besides its peer.
@@ -481,6 +492,20 @@ async fn accepted<T: AsyncRead + Unpin>(stream: &mut T) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` and flushes them, [`WRITE_CHUNK`] at a time, each within [`WRITE_TIMEOUT`]: a
+/// slow link keeps its stream while it makes progress, a dead one is found in 10 s.
+async fn write_making_progress<T: AsyncWrite + Unpin>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    let stalled = || io::Error::new(io::ErrorKind::TimedOut, "no progress for 10 s");
+    for chunk in bytes.chunks(WRITE_CHUNK) {
+        tokio::time::timeout(WRITE_TIMEOUT, io.write_all(chunk))
+            .await
+            .map_err(|_| stalled())??;
+    }
+    tokio::time::timeout(WRITE_TIMEOUT, io.flush())
+        .await
+        .map_err(|_| stalled())?
+}
+
 /// Batches written on a stream and not yet acknowledged, oldest first.
 #[derive(Default)]
 struct Unacknowledged {
@@ -489,14 +514,17 @@ struct Unacknowledged {
     batches: std::collections::VecDeque<(u64, Batch, Instant)>,
     /// Frames written on the stream.
     written: u64,
+    /// Encoded bytes of the batches not acknowledged.
+    bytes: u64,
     /// The last count acknowledged, and when.
     acknowledged: u64,
     acknowledged_at: Option<Instant>,
 }
 
 impl Unacknowledged {
-    fn push(&mut self, batch: Batch, now: Instant) {
+    fn push(&mut self, batch: Batch, bytes: usize, now: Instant) {
         self.written += batch.len() as u64;
+        self.bytes += bytes as u64;
         self.batches.push_back((self.written, batch, now));
     }
 
@@ -518,17 +546,21 @@ impl Unacknowledged {
         self.acknowledged_at = Some(now);
         let mut done = Vec::new();
         while self.batches.front().is_some_and(|(end, ..)| *end <= count) {
-            done.extend(self.batches.pop_front().map(|(_, batch, _)| batch));
+            if let Some((_, batch, _)) = self.batches.pop_front() {
+                self.bytes = self.bytes.saturating_sub(batch.wire_bytes() as u64);
+                done.push(batch);
+            }
         }
         Some(done)
     }
 
     /// When an acknowledgement is overdue: [`ACK_TIMEOUT`] after the later of the last one and
-    /// the oldest batch not acknowledged being written.
+    /// the oldest batch not acknowledged being written, plus the time the bytes not
+    /// acknowledged take on the [`SLOWEST_LINK`].
     fn deadline(&self) -> Option<Instant> {
         let (_, _, written) = self.batches.front()?;
         let since = self.acknowledged_at.map_or(*written, |at| at.max(*written));
-        Some(since + ACK_TIMEOUT)
+        Some(since + ACK_TIMEOUT + Duration::from_secs(self.bytes / SLOWEST_LINK))
     }
 }
 
@@ -543,7 +575,7 @@ enum StreamEnd {
     WriteFailed,
     /// An acknowledgement is overdue.
     AckOverdue,
-    /// The reader acknowledged more than was written.
+    /// The reader's count did not rise, or exceeds what was written.
     BadAck,
 }
 
@@ -567,6 +599,7 @@ async fn write_batches<T: AsyncRead + AsyncWrite + Unpin>(
     let mut acks = std::pin::pin!(acks);
     let mut unacknowledged = Unacknowledged::default();
     let mut delivered = false;
+    let mut released = false;
     let end = loop {
         if signal.is_stopped() {
             break StreamEnd::Stopped;
@@ -574,15 +607,13 @@ async fn write_batches<T: AsyncRead + AsyncWrite + Unpin>(
         let next = lock_outbox(&context.outbox).next_batch(peer, Instant::now());
         if let Some(batch) = next {
             let bytes = batch.to_bytes();
-            unacknowledged.push(batch, Instant::now());
-            let limit = WRITE_TIMEOUT + Duration::from_secs(bytes.len() as u64 / WRITE_RATE);
-            match tokio::time::timeout(limit, write_flushed(&mut stream, &bytes)).await {
-                Ok(Ok(())) => {
+            unacknowledged.push(batch, bytes.len(), Instant::now());
+            match write_making_progress(&mut stream, &bytes).await {
+                Ok(()) => {
                     unacknowledged.written_at(Instant::now());
                     continue;
                 }
-                Ok(Err(err)) => tracing::debug!(%peer, "a batch was not written: {err}"),
-                Err(_) => tracing::debug!(%peer, "a batch was not written within {limit:?}"),
+                Err(err) => tracing::debug!(%peer, "a batch was not written: {err}"),
             }
             break StreamEnd::WriteFailed;
         }
@@ -603,6 +634,7 @@ async fn write_batches<T: AsyncRead + AsyncWrite + Unpin>(
                         outbox.done(peer, batch);
                     }
                     delivered = true;
+                    released = true;
                 }
             }
             _ = signal.wake.notified() => {}
@@ -620,9 +652,11 @@ async fn write_batches<T: AsyncRead + AsyncWrite + Unpin>(
         for (_, batch, _) in unacknowledged.batches.into_iter().rev() {
             outbox.failed(peer, batch, now);
         }
-        drop(outbox);
-        // The peer's next writer may be waiting for the slots these batches held.
-        let _ = context.ended.send(WriterEnded::Requeued(peer));
+        released = true;
+    }
+    if released {
+        // The peer's next writer may be waiting for the slots this stream's batches held.
+        let _ = context.ended.send(WriterEnded::Released(peer));
     }
     tracing::debug!(%peer, ?end, requeued, "message stream ended");
     if end == StreamEnd::Stopped {
@@ -1027,5 +1061,99 @@ mod tests {
         assert!(accepted(&mut Duplex::new(vec![ACCEPTED])).await.is_ok());
         assert!(accepted(&mut Duplex::new(vec![7])).await.is_err());
         assert!(accepted(&mut Duplex::new(Vec::new())).await.is_err());
+    }
+
+    /// Takes at most one [`WRITE_CHUNK`] per write, each after `delay`.
+    struct Trickle {
+        delay: Duration,
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+        written: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let delay = self.delay;
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.sleep = None;
+            let taken = buf.len().min(WRITE_CHUNK);
+            self.written += taken;
+            Poll::Ready(Ok(taken))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A slow link keeps its stream while every part of a write makes progress within
+    /// [`WRITE_TIMEOUT`], however long the whole takes; a link that stalls fails in one.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_fails_on_a_stall_not_on_a_slow_link() {
+        let bytes = vec![7u8; 4 * WRITE_CHUNK];
+        let mut slow = Trickle {
+            delay: WRITE_TIMEOUT / 2,
+            sleep: None,
+            written: 0,
+        };
+        let started = tokio::time::Instant::now();
+        assert!(write_making_progress(&mut slow, &bytes).await.is_ok());
+        assert_eq!(slow.written, bytes.len());
+        assert!(
+            started.elapsed() >= WRITE_TIMEOUT * 2,
+            "longer than one limit in all"
+        );
+        let mut stalled = Trickle {
+            delay: WRITE_TIMEOUT * 2,
+            sleep: None,
+            written: 0,
+        };
+        let started = tokio::time::Instant::now();
+        let err = write_making_progress(&mut stalled, &bytes)
+            .await
+            .expect_err("no progress");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < WRITE_TIMEOUT * 2);
+    }
+
+    /// What is outstanding extends the acknowledgement deadline at the slowest link's rate, and
+    /// an acknowledgement restarts it.
+    #[test]
+    fn the_acknowledgement_deadline_allows_for_what_is_in_transit() {
+        let start = Instant::now();
+        let peer = PeerId::random();
+        let mut outbox = Outbox::default();
+        let mut unacknowledged = Unacknowledged::default();
+        assert_eq!(unacknowledged.deadline(), None);
+        for byte in [1u8, 2] {
+            assert!(outbox.queue(peer, Arc::new(vec![byte; 160 * 1024]), start));
+            let batch = outbox.next_batch(peer, start).unwrap();
+            let bytes = batch.wire_bytes();
+            unacknowledged.push(batch, bytes, start);
+        }
+        let in_transit = Duration::from_secs(2 * (160 * 1024 + 4) / SLOWEST_LINK);
+        assert_eq!(
+            unacknowledged.deadline(),
+            Some(start + ACK_TIMEOUT + in_transit)
+        );
+        let later = start + Duration::from_secs(3);
+        assert_eq!(
+            unacknowledged.acknowledge(1, later).map(|done| done.len()),
+            Some(1)
+        );
+        let one = Duration::from_secs((160 * 1024 + 4) / SLOWEST_LINK);
+        assert_eq!(unacknowledged.deadline(), Some(later + ACK_TIMEOUT + one));
     }
 }
