@@ -1,6 +1,7 @@
 //! Outbound batching: messages for one peer wait in its queue while its writer (see
 //! [`crate::peer_streams`]) writes, and leave together as one batch, one write on the peer's
-//! stream, when the write under way completes. Under load this turns thousands of writes
+//! stream, when a slot frees (up to [`MAX_IN_FLIGHT`] batches wait for the reader's
+//! acknowledgement). Under load this turns thousands of writes
 //! into a handful. A batch is a sequence of frames, each a u32 big-endian length and an
 //! encoded message. A batch not acknowledged is queued again (once), and messages waiting
 //! longer than [`MAX_QUEUE_AGE`] are dropped.
@@ -90,8 +91,8 @@ struct Queued {
     failures: u8,
 }
 
-/// A batch on its way to a peer: its bytes (one write) and the messages it holds, kept until
-/// the write ends so a failed batch can be queued again.
+/// A batch on its way to a peer: the messages of one write, kept until the reader
+/// acknowledges them, so a batch not acknowledged can be queued again.
 #[derive(Debug)]
 pub struct Batch {
     messages: Vec<Queued>,

@@ -7,10 +7,10 @@
 //! - A **writer** task per connected peer takes batches from the peer's queue in the shared
 //!   [`Outbox`] (everything queued since its last write, as one write) and writes them, up to
 //!   [`crate::outbox::MAX_IN_FLIGHT`] ahead of the reader's acknowledgements. A batch counts as
-//!   delivered only once acknowledged: when the stream ends, a write fails or makes no
-//!   progress for [`WRITE_TIMEOUT`], no acknowledgement comes for [`ACK_TIMEOUT`] (plus the
-//!   time what is outstanding takes on the [`SLOWEST_LINK`]: a half-open connection), or a
-//!   count does not rise, every batch not acknowledged goes back to the queue (once, in order,
+//!   delivered only once acknowledged: when the stream ends, a write fails or a 64 KiB part of
+//!   it takes over [`WRITE_TIMEOUT`], no acknowledgement comes for [`ACK_TIMEOUT`] (plus the
+//!   time one frame in transit takes on the [`SLOWEST_LINK`]: a half-open connection), or a
+//!   count does not rise or exceeds what was written, every batch not acknowledged goes back to the queue (once, in order,
 //!   see [`Outbox::failed`]) and a stream is opened again after a backoff, on the peer's newest
 //!   connection. A peer that does not speak the protocol ends the writer, and the network task
 //!   is told.
@@ -19,8 +19,8 @@
 //!   budget at the cost of its own stream (yamux's per-stream window stops its writes), never
 //!   read ahead of it, and the other members' readers run as before. Each message is decoded
 //!   and queued in the fair [`crate::inbox`]; whenever it has read all that its buffer holds,
-//!   every [`ACK_EVERY`] frames, and (at most once a second) before it waits for the budget,
-//!   it acknowledges the frames read so far (a u64 count, so about one acknowledgement per
+//!   every [`ACK_EVERY`] frames, at a frame's end a second after the last time, and (at most
+//!   once a second) before it waits for the budget, it acknowledges the frames read so far (a u64 count, so about one acknowledgement per
 //!   burst, not per frame). A frame that cannot be a message (empty, or over the size limit) ends the
 //!   stream.
 //! - Opening streams has a budget of its own per peer ([`PeerBudget::admit_stream`]), checked
@@ -81,8 +81,10 @@ pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUFFER: usize = 64 * 1024;
 /// Frames a reader reads at most between two acknowledgements.
 const ACK_EVERY: u64 = 256;
-/// How often a reader waiting for its peer's budget acknowledges, at most.
-const THROTTLED_ACK: Duration = Duration::from_secs(1);
+/// A reader acknowledges at a frame's end once this long has passed since it last did, and
+/// before it waits for its peer's budget only then (a writer can tell a slow reader from a
+/// dead one, and a throttled reader does not acknowledge every frame).
+const ACK_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
 /// What a writer writes at once: each part gets [`WRITE_TIMEOUT`].
 const WRITE_CHUNK: usize = 64 * 1024;
 /// The slowest link a stream is kept on, in bytes per second: the reader can acknowledge only
@@ -288,7 +290,7 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
         return;
     }
     let (mut read, mut acknowledged) = (0u64, 0u64);
-    let mut throttled_ack = None;
+    let mut last_ack = tokio::time::Instant::now();
     loop {
         let mut len = [0u8; FRAME_HEADER_BYTES];
         if let Err(err) = frames.read_exact(&mut len).await {
@@ -304,12 +306,12 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
         if inbound.try_spend(len + FRAME_HEADER_BYTES).is_err() {
             // Throttled: what was read is acknowledged before the wait (at most once a second),
             // so the writer does not take a slow reader for a dead one.
-            if throttled_ack.is_none_or(|at: tokio::time::Instant| at.elapsed() >= THROTTLED_ACK) {
+            if last_ack.elapsed() >= ACK_AT_LEAST_EVERY {
                 if let Err(err) = acknowledge(&mut acks, read, &mut acknowledged).await {
                     tracing::debug!(%peer, "inbound stream ended: {err}");
                     return;
                 }
-                throttled_ack = Some(tokio::time::Instant::now());
+                last_ack = tokio::time::Instant::now();
             }
             inbound.spend(len + FRAME_HEADER_BYTES).await;
         }
@@ -329,10 +331,15 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
         queue(&peer, &inbound, &context, &body);
         // All that arrived in this node's buffer is read, or many frames were: acknowledge
         // before reading on.
-        let due = frames.buffer().is_empty() || read - acknowledged >= ACK_EVERY;
-        if due && let Err(err) = acknowledge(&mut acks, read, &mut acknowledged).await {
-            tracing::debug!(%peer, "inbound stream ended: {err}");
-            return;
+        let due = frames.buffer().is_empty()
+            || read - acknowledged >= ACK_EVERY
+            || last_ack.elapsed() >= ACK_AT_LEAST_EVERY;
+        if due {
+            if let Err(err) = acknowledge(&mut acks, read, &mut acknowledged).await {
+                tracing::debug!(%peer, "inbound stream ended: {err}");
+                return;
+            }
+            last_ack = tokio::time::Instant::now();
         }
         // A peer whose frames are always ready would otherwise keep this worker thread.
         tokio::task::consume_budget().await;
@@ -556,11 +563,17 @@ impl Unacknowledged {
 
     /// When an acknowledgement is overdue: [`ACK_TIMEOUT`] after the later of the last one and
     /// the oldest batch not acknowledged being written, plus the time the bytes not
-    /// acknowledged take on the [`SLOWEST_LINK`].
+    /// acknowledged, at most one largest frame, take on the [`SLOWEST_LINK`].
     fn deadline(&self) -> Option<Instant> {
         let (_, _, written) = self.batches.front()?;
         let since = self.acknowledged_at.map_or(*written, |at| at.max(*written));
-        Some(since + ACK_TIMEOUT + Duration::from_secs(self.bytes / SLOWEST_LINK))
+        // A reader acknowledges at least once a second at a frame's end, so at most one frame
+        // is in transit unacknowledged for long: a dead peer is still found within about a
+        // minute, however much is outstanding.
+        let in_transit = self
+            .bytes
+            .min((MAX_MESSAGE_BYTES + FRAME_HEADER_BYTES) as u64);
+        Some(since + ACK_TIMEOUT + Duration::from_secs(in_transit / SLOWEST_LINK))
     }
 }
 
@@ -932,8 +945,8 @@ mod tests {
         );
         assert_eq!(
             stream.written[1..9],
-            24u64.to_be_bytes(),
-            "what was read is acknowledged before the first wait"
+            ACK_EVERY.to_be_bytes(),
+            "a throttled reader still acknowledges as it goes, not only at the end"
         );
         let expected = (frames - 24) as f64 / RATE_PER_SEC;
         assert!(
@@ -1155,5 +1168,17 @@ mod tests {
         );
         let one = Duration::from_secs((160 * 1024 + 4) / SLOWEST_LINK);
         assert_eq!(unacknowledged.deadline(), Some(later + ACK_TIMEOUT + one));
+        // However much is outstanding, at most one largest frame is counted in transit.
+        let mut large = Unacknowledged::default();
+        for byte in [3u8, 4, 5] {
+            assert!(outbox.queue(peer, Arc::new(vec![byte; MAX_MESSAGE_BYTES]), start));
+        }
+        let batch = outbox.next_batch(peer, start).unwrap();
+        assert_eq!(batch.len(), 3);
+        let bytes = batch.wire_bytes();
+        large.push(batch, bytes, start);
+        let largest =
+            Duration::from_secs((MAX_MESSAGE_BYTES + FRAME_HEADER_BYTES) as u64 / SLOWEST_LINK);
+        assert_eq!(large.deadline(), Some(start + ACK_TIMEOUT + largest));
     }
 }
