@@ -56,13 +56,11 @@ impl<P: Hash + Eq + Ord + Copy, C: Eq + Copy> PeerConnections<P, C> {
             since: now,
             closing: false,
         });
-        let fresh = |c: &&Open<C>| now.saturating_duration_since(c.since) < SIMULTANEOUS;
-        let kept = open.iter().filter(fresh).find(|c| c.dialled_by_smaller)?;
-        let kept = kept.id;
+        let fresh = |c: &Open<C>| now.saturating_duration_since(c.since) < SIMULTANEOUS;
+        let kept = open.iter().find(|c| fresh(c) && c.dialled_by_smaller)?.id;
         let closed = open
             .iter_mut()
-            .filter(|c| now.saturating_duration_since(c.since) < SIMULTANEOUS)
-            .find(|c| !c.dialled_by_smaller && c.id != kept)?;
+            .find(|c| fresh(c) && !c.dialled_by_smaller && c.id != kept)?;
         closed.closing = true;
         Some(closed.id)
     }

@@ -1,11 +1,12 @@
 //! libp2p networking: TCP + noise + yamux, and one persistent stream per pair of members and
-//! direction carrying encoded [`relayer_protocol::Message`]s (see [`crate::peer_streams`]). The libp2p identity IS the member's ed25519 key, and only
-//! the members of the signer sets the node works under are allowed to connect (allow list,
-//! updated as versions come and go), so every message processed comes from an authenticated
-//! member. Peers are named by their position in the protocol engine's roster. Message sizes
-//! are bounded, each peer is rate-limited, and disconnected members are redialled with
-//! exponential backoff. For benchmarks and tests only, a [`LinkDelay`] holds each outgoing
-//! message back by its link's one-way delay (the kernel here has no netem).
+//! direction carrying encoded [`relayer_protocol::Message`]s (see [`crate::peer_streams`]).
+//! The libp2p identity IS the member's ed25519 key, and only the members of the signer sets
+//! the node works under are allowed to connect (allow list, updated as versions come and go),
+//! so every message processed comes from an authenticated member. Peers are named by their
+//! position in the protocol engine's roster. Message sizes are bounded, each peer is
+//! rate-limited, and disconnected members are redialled with exponential backoff. For
+//! benchmarks and tests only, a [`LinkDelay`] holds each outgoing message back by its link's
+//! one-way delay (the kernel here has no netem).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -347,7 +348,6 @@ impl BoundNet {
             outbox,
             redial: HashMap::new(),
             metrics: metrics.clone(),
-            codec: codec.clone(),
         };
         if let Err(err) = task.set_peers(peers) {
             // Only that member is affected (see `set_peers`): the node starts anyway.
@@ -404,7 +404,6 @@ struct SwarmTask {
     outbox: Arc<std::sync::Mutex<Outbox<PeerId>>>,
     redial: HashMap<PeerId, (Instant, Duration)>,
     metrics: Arc<NodeMetrics>,
-    codec: Codec,
 }
 
 impl SwarmTask {
@@ -744,8 +743,8 @@ impl SwarmTask {
             tracing::warn!(
                 %peer,
                 ?member,
-                protocol = %self.codec.protocol_id(),
-                mixnodes = self.codec.mixnodes().len(),
+                protocol = %self.reader.codec.protocol_id(),
+                mixnodes = self.reader.codec.mixnodes().len(),
                 "peer does not speak this node's protocol: it runs another protocol version or \
                  another mixnode set (every member must measure the same set); its messages are \
                  refused and none are sent to it"

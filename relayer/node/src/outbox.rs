@@ -1,10 +1,10 @@
 //! Outbound batching: messages for one peer wait in its queue while its writer (see
 //! [`crate::peer_streams`]) writes, and leave together as one batch, one write on the peer's
 //! stream, when a slot frees (up to [`MAX_IN_FLIGHT`] batches wait for the reader's
-//! acknowledgement). Under load this turns thousands of writes
-//! into a handful. A batch is a sequence of frames, each a u32 big-endian length and an
-//! encoded message. A batch not acknowledged is queued again (once), and messages waiting
-//! longer than [`MAX_QUEUE_AGE`] are dropped.
+//! acknowledgement). Under load this turns thousands of writes into a handful. A batch is a
+//! sequence of frames, each a u32 big-endian length and an encoded message. A batch not
+//! acknowledged is queued again (once), and messages waiting longer than [`MAX_QUEUE_AGE`]
+//! are dropped.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -34,7 +34,7 @@ pub const MAX_QUEUE_AGE: Duration = Duration::from_secs(30);
 /// again once, so a dropped connection loses nothing).
 pub const MAX_FAILURES: u8 = 2;
 
-/// A batch that does not split into frames.
+/// A frame, or a batch, that cannot be read as messages.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum BatchError {
     /// A frame's length runs past the end of the batch.
@@ -54,20 +54,29 @@ pub enum BatchError {
     TooManyFrames,
 }
 
-/// The frames of a batch, in order.
-pub fn split_batch(mut batch: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
+/// Whether a frame's claimed length can be a message's: what a reader checks before it reads
+/// the frame's body.
+pub fn check_frame_len(len: usize) -> Result<(), BatchError> {
+    if len > MAX_MESSAGE_BYTES {
+        return Err(BatchError::TooLarge(len));
+    }
+    if len == 0 {
+        return Err(BatchError::Empty);
+    }
+    Ok(())
+}
+
+/// The frames of a batch, in order (a reader reads them one at a time from its stream; tests
+/// split what a writer wrote).
+#[cfg(test)]
+pub(crate) fn split_batch(mut batch: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
     let mut frames = Vec::new();
     while !batch.is_empty() {
         let Some((len, rest)) = batch.split_first_chunk::<4>() else {
             return Err(BatchError::Truncated { len: batch.len() });
         };
         let len = u32::from_be_bytes(*len) as usize;
-        if len > MAX_MESSAGE_BYTES {
-            return Err(BatchError::TooLarge(len));
-        }
-        if len == 0 {
-            return Err(BatchError::Empty);
-        }
+        check_frame_len(len)?;
         if frames.len() == MAX_FRAMES_PER_BATCH {
             return Err(BatchError::TooManyFrames);
         }
@@ -207,8 +216,8 @@ impl<Peer: Eq + Hash + Copy> Outbox<Peer> {
     }
 
     /// The next batch for `peer` at `now`, if it has messages waiting and fewer than
-    /// [`MAX_IN_FLIGHT`] batches being written (counted from here until [`Self::done`] or
-    /// [`Self::failed`]). Messages older than [`MAX_QUEUE_AGE`] are dropped first.
+    /// [`MAX_IN_FLIGHT`] batches not yet acknowledged (counted from here until [`Self::done`]
+    /// or [`Self::failed`]). Messages older than [`MAX_QUEUE_AGE`] are dropped first.
     pub fn next_batch(&mut self, peer: Peer, now: Instant) -> Option<Batch> {
         let queue = self.queues.get_mut(&peer)?;
         self.dropped += queue.expire(now) as u64;
@@ -476,6 +485,17 @@ mod tests {
             outbox.queue(4, message(0, per), now()),
             "other peers are not affected"
         );
+    }
+
+    #[test]
+    fn frames_that_cannot_be_messages_are_refused() {
+        assert_eq!(check_frame_len(0), Err(BatchError::Empty));
+        assert_eq!(
+            check_frame_len(MAX_MESSAGE_BYTES + 1),
+            Err(BatchError::TooLarge(MAX_MESSAGE_BYTES + 1))
+        );
+        assert!(check_frame_len(1).is_ok());
+        assert!(check_frame_len(MAX_MESSAGE_BYTES).is_ok());
     }
 
     #[test]

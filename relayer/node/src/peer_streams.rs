@@ -40,7 +40,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::inbox::InboxSender;
 use crate::metrics::NodeMetrics;
-use crate::outbox::{Batch, FRAME_HEADER_BYTES, Outbox};
+use crate::outbox::{Batch, FRAME_HEADER_BYTES, Outbox, check_frame_len};
 use crate::stream_behaviour::{OpenError, OpenReply};
 
 /// Messages a peer may burst before its reader waits.
@@ -249,17 +249,6 @@ pub struct ReaderContext {
     pub metrics: Arc<NodeMetrics>,
 }
 
-/// Why a frame's length cannot be a message's.
-fn check_frame_len(len: usize) -> Result<(), String> {
-    if len == 0 {
-        Err("an empty frame".to_string())
-    } else if len > MAX_MESSAGE_BYTES {
-        Err(format!("a frame of {len} bytes exceeds the message limit"))
-    } else {
-        Ok(())
-    }
-}
-
 /// Reads one frame's body of `len` bytes, grown as the bytes arrive rather than allocated at
 /// the claimed length (a peer must send what it claims before it costs this node the memory).
 async fn read_body<T: AsyncRead + Unpin>(io: &mut T, len: usize) -> io::Result<Vec<u8>> {
@@ -289,8 +278,7 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
         tracing::debug!(%peer, "inbound stream ended before it was accepted: {err}");
         return;
     }
-    let (mut read, mut acknowledged) = (0u64, 0u64);
-    let mut last_ack = tokio::time::Instant::now();
+    let mut acks = Acknowledgements::new(acks);
     loop {
         let mut len = [0u8; FRAME_HEADER_BYTES];
         if let Err(err) = frames.read_exact(&mut len).await {
@@ -306,12 +294,11 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
         if inbound.try_spend(len + FRAME_HEADER_BYTES).is_err() {
             // Throttled: what was read is acknowledged before the wait (at most once a second),
             // so the writer does not take a slow reader for a dead one.
-            if last_ack.elapsed() >= ACK_AT_LEAST_EVERY {
-                if let Err(err) = acknowledge(&mut acks, read, &mut acknowledged).await {
-                    tracing::debug!(%peer, "inbound stream ended: {err}");
-                    return;
-                }
-                last_ack = tokio::time::Instant::now();
+            if acks.overdue()
+                && let Err(err) = acks.send().await
+            {
+                tracing::debug!(%peer, "inbound stream ended: {err}");
+                return;
             }
             inbound.spend(len + FRAME_HEADER_BYTES).await;
         }
@@ -322,7 +309,7 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
         };
-        read += 1;
+        acks.read += 1;
         NodeMetrics::inc(&context.metrics.messages_received);
         NodeMetrics::add(
             &context.metrics.bytes_received,
@@ -332,14 +319,11 @@ pub async fn read_stream<T: AsyncRead + AsyncWrite + Unpin>(
         // All that arrived in this node's buffer is read, or many frames were: acknowledge
         // before reading on.
         let due = frames.buffer().is_empty()
-            || read - acknowledged >= ACK_EVERY
-            || last_ack.elapsed() >= ACK_AT_LEAST_EVERY;
-        if due {
-            if let Err(err) = acknowledge(&mut acks, read, &mut acknowledged).await {
-                tracing::debug!(%peer, "inbound stream ended: {err}");
-                return;
-            }
-            last_ack = tokio::time::Instant::now();
+            || acks.read - acks.acknowledged >= ACK_EVERY
+            || acks.overdue();
+        if due && let Err(err) = acks.send().await {
+            tracing::debug!(%peer, "inbound stream ended: {err}");
+            return;
         }
         // A peer whose frames are always ready would otherwise keep this worker thread.
         tokio::task::consume_budget().await;
@@ -362,21 +346,45 @@ fn queue(peer: &PeerId, inbound: &InboundPeer, context: &ReaderContext, body: &[
     }
 }
 
-/// Acknowledges `read` frames unless already done, within [`ACK_TIMEOUT`] (a writer that
-/// never reads its acknowledgements stalls only its own stream, and not for ever).
-async fn acknowledge<T: AsyncWrite + Unpin>(
-    acks: &mut T,
+/// A reader's side of the acknowledgements: the frames it read, those it acknowledged, and
+/// when it last did.
+struct Acknowledgements<W> {
+    stream: W,
     read: u64,
-    acknowledged: &mut u64,
-) -> io::Result<()> {
-    if read == *acknowledged {
-        return Ok(());
+    acknowledged: u64,
+    last: tokio::time::Instant,
+}
+
+impl<W: AsyncWrite + Unpin> Acknowledgements<W> {
+    fn new(stream: W) -> Self {
+        Self {
+            stream,
+            read: 0,
+            acknowledged: 0,
+            last: tokio::time::Instant::now(),
+        }
     }
-    tokio::time::timeout(ACK_TIMEOUT, write_flushed(acks, &read.to_be_bytes()))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "acknowledgement not taken"))??;
-    *acknowledged = read;
-    Ok(())
+
+    /// [`ACK_AT_LEAST_EVERY`] has passed since the last acknowledgement.
+    fn overdue(&self) -> bool {
+        self.last.elapsed() >= ACK_AT_LEAST_EVERY
+    }
+
+    /// Acknowledges the frames read unless already done, within [`ACK_TIMEOUT`] (a writer
+    /// that never reads its acknowledgements stalls only its own stream, and not for ever).
+    async fn send(&mut self) -> io::Result<()> {
+        if self.read != self.acknowledged {
+            let count = self.read.to_be_bytes();
+            tokio::time::timeout(ACK_TIMEOUT, write_flushed(&mut self.stream, &count))
+                .await
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "acknowledgement not taken")
+                })??;
+            self.acknowledged = self.read;
+        }
+        self.last = tokio::time::Instant::now();
+        Ok(())
+    }
 }
 
 /// Writes `bytes` and flushes them.
@@ -529,9 +537,9 @@ struct Unacknowledged {
 }
 
 impl Unacknowledged {
-    fn push(&mut self, batch: Batch, bytes: usize, now: Instant) {
+    fn push(&mut self, batch: Batch, now: Instant) {
         self.written += batch.len() as u64;
-        self.bytes += bytes as u64;
+        self.bytes += batch.wire_bytes() as u64;
         self.batches.push_back((self.written, batch, now));
     }
 
@@ -612,7 +620,6 @@ async fn write_batches<T: AsyncRead + AsyncWrite + Unpin>(
     let mut acks = std::pin::pin!(acks);
     let mut unacknowledged = Unacknowledged::default();
     let mut delivered = false;
-    let mut released = false;
     let end = loop {
         if signal.is_stopped() {
             break StreamEnd::Stopped;
@@ -620,7 +627,7 @@ async fn write_batches<T: AsyncRead + AsyncWrite + Unpin>(
         let next = lock_outbox(&context.outbox).next_batch(peer, Instant::now());
         if let Some(batch) = next {
             let bytes = batch.to_bytes();
-            unacknowledged.push(batch, bytes.len(), Instant::now());
+            unacknowledged.push(batch, Instant::now());
             match write_making_progress(&mut stream, &bytes).await {
                 Ok(()) => {
                     unacknowledged.written_at(Instant::now());
@@ -647,7 +654,6 @@ async fn write_batches<T: AsyncRead + AsyncWrite + Unpin>(
                         outbox.done(peer, batch);
                     }
                     delivered = true;
-                    released = true;
                 }
             }
             _ = signal.wake.notified() => {}
@@ -665,9 +671,8 @@ async fn write_batches<T: AsyncRead + AsyncWrite + Unpin>(
         for (_, batch, _) in unacknowledged.batches.into_iter().rev() {
             outbox.failed(peer, batch, now);
         }
-        released = true;
     }
-    if released {
+    if delivered || requeued > 0 {
         // The peer's next writer may be waiting for the slots this stream's batches held.
         let _ = context.ended.send(WriterEnded::Released(peer));
     }
@@ -845,14 +850,6 @@ mod tests {
             budget.admit(later, 100).is_ok(),
             "messages have a budget of their own"
         );
-    }
-
-    #[test]
-    fn frames_that_cannot_be_messages_are_refused() {
-        assert!(check_frame_len(0).is_err());
-        assert!(check_frame_len(MAX_MESSAGE_BYTES + 1).is_err());
-        assert!(check_frame_len(1).is_ok());
-        assert!(check_frame_len(MAX_MESSAGE_BYTES).is_ok());
     }
 
     /// A reader over an in-memory stream: frames are decoded and queued in order, a frame of
@@ -1153,8 +1150,7 @@ mod tests {
         for byte in [1u8, 2] {
             assert!(outbox.queue(peer, Arc::new(vec![byte; 160 * 1024]), start));
             let batch = outbox.next_batch(peer, start).unwrap();
-            let bytes = batch.wire_bytes();
-            unacknowledged.push(batch, bytes, start);
+            unacknowledged.push(batch, start);
         }
         let in_transit = Duration::from_secs(2 * (160 * 1024 + 4) / SLOWEST_LINK);
         assert_eq!(
@@ -1175,8 +1171,7 @@ mod tests {
         }
         let batch = outbox.next_batch(peer, start).unwrap();
         assert_eq!(batch.len(), 3);
-        let bytes = batch.wire_bytes();
-        large.push(batch, bytes, start);
+        large.push(batch, start);
         let largest =
             Duration::from_secs((MAX_MESSAGE_BYTES + FRAME_HEADER_BYTES) as u64 / SLOWEST_LINK);
         assert_eq!(large.deadline(), Some(start + ACK_TIMEOUT + largest));
